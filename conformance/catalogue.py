@@ -1,0 +1,203 @@
+"""The requirement catalogue of executor contract v1: the one place requirements live.
+
+Every test of the suite names the IDs it proves; the level (MUST, SHOULD, MAY) and the
+feature a requirement belongs to come from here, never from the test. The requirement
+table of ``docs/contract.md`` is generated from this module (``executor-conformance
+catalogue``) and a test keeps the two identical.
+
+This module must never import pytest or anything of the reference executor.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "FEATURES",
+    "REQUIREMENTS",
+    "Level",
+    "Requirement",
+    "UnknownRequirementError",
+    "get",
+    "markdown_table",
+]
+
+CONTRACT_VERSION = "1.0"
+
+
+class Level(enum.StrEnum):
+    """RFC 2119 level of a requirement."""
+
+    MUST = "MUST"
+    SHOULD = "SHOULD"
+    MAY = "MAY"
+
+
+#: Optional features an executor may declare in ``GET /info``. Requirements that belong
+#: to a feature are skipped-by-declaration when the executor (or the user) turns it off.
+#: The core (feature ``None``) can never be switched off.
+FEATURES: dict[str, str] = {
+    "mounted_code": "loads the .py files of WORKSPACE_FOLDER into the session",
+    "timeout_override": "honours a per-request `timeout`",
+    "rich_output": "returns display_data items with their MIME bundle",
+    "restart_status": "serves GET /restart-status",
+    "info": "serves GET /info",
+}
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One normative sentence of the contract."""
+
+    id: str
+    level: Level
+    area: str
+    title: str
+    feature: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"[{self.level.value} {self.id}]"
+
+
+def _r(id: str, level: str, area: str, title: str, feature: str | None = None) -> Requirement:
+    return Requirement(id, Level(level), area, title, feature)
+
+
+_ALL: tuple[Requirement, ...] = (
+    _r("HEALTH-1", "MUST", "health", 'GET /health answers 200 {"status": "ok"} while the HTTP process lives'),
+    _r("HEALTH-2", "MUST", "health", "GET /health answers within 1 s even while user code runs or the kernel restarts"),
+    _r("READY-1", "MUST", "ready", 'GET /ready answers 200 {"ready": true, ...} when ready'),
+    _r("READY-2", "MUST", "ready", "while not ready, `ready` is false and `reason` says why"),
+    _r("READY-3", "SHOULD", "ready", "not-ready answers use HTTP 503"),
+    _r("READY-4", "MUST", "ready", "ready only after mounted code has been loaded", "mounted_code"),
+    _r("EXEC-1", "MUST", "execute", "the execute response matches the schema; `status` is one of four values"),
+    _r("EXEC-2", "MUST", "execute", "stdout and stderr come back as `stream` items with the right name and exact text"),
+    _r("EXEC-3", "MUST", "execute", "the value of a trailing expression comes back as `execute_result`"),
+    _r(
+        "EXEC-4",
+        "SHOULD",
+        "execute",
+        "rich display output comes back as `display_data` with its MIME bundle",
+        "rich_output",
+    ),
+    _r("EXEC-5", "MUST", "execute", "every output item has `type` and a string `text`"),
+    _r(
+        "EXEC-6",
+        "MUST",
+        "execute",
+        "non-ASCII, emoji, NUL and ANSI control characters round-trip unchanged in valid JSON",
+    ),
+    _r("EXEC-7", "MUST", "execute", "empty or comment-only code gives `ok` with no outputs"),
+    _r("STATE-1", "MUST", "state", "variables, functions and imports persist between executes"),
+    _r("ERROR-1", "MUST", "errors", "an exception gives 200, `status: error` and an `error` item; never a 5xx"),
+    _r("ERROR-2", "MUST", "errors", "a SyntaxError is reported the same way; state defined before an error survives"),
+    _r("TIMEOUT-1", "MUST", "timeout", "code past its timeout ends with `status: timeout` within timeout + 5 s"),
+    _r("TIMEOUT-2", "MUST", "timeout", "output printed before the deadline is returned with the timeout"),
+    _r("TIMEOUT-3", "MUST", "timeout", "the next execute after a timeout runs normally and promptly"),
+    _r("TIMEOUT-4", "SHOULD", "timeout", "state survives a timeout of interruptible code (`restarted: false`)"),
+    _r(
+        "TIMEOUT-5", "MUST", "timeout", "code that ignores interruption is still ended by a restart (`restarted: true`)"
+    ),
+    _r("TIMEOUT-6", "SHOULD", "timeout", "a per-request `timeout` is honoured", "timeout_override"),
+    _r("TIMEOUT-7", "MUST", "timeout", "the default timeout is set by the EXECUTION_TIMEOUT environment variable"),
+    _r("RESTART-1", "MUST", "restart", 'POST /restart answers 200 {"status": "ok"|"restarting"}'),
+    _r("RESTART-2", "MUST", "restart", "once a restart has completed, earlier user state is gone"),
+    _r("RESTART-3", "MUST", "restart", "after a restart, mounted code is loaded again", "mounted_code"),
+    _r("RESTART-4", "MUST", "restart", "no execute accepted after /restart answered sees the old state"),
+    _r("RESTART-5", "MAY", "restart", 'GET /restart-status answers {"restarting": bool}', "restart_status"),
+    _r(
+        "CODE-1",
+        "MUST",
+        "code",
+        "every .py file of WORKSPACE_FOLDER runs at start-up in the session namespace",
+        "mounted_code",
+    ),
+    _r("CODE-2", "MUST", "code", "files run in sorted name order and can import their siblings", "mounted_code"),
+    _r("CODE-3", "MUST", "code", "what loading prints never appears in an execute response", "mounted_code"),
+    _r(
+        "CODE-4",
+        "SHOULD",
+        "code",
+        "a file that raises is logged and skipped; the executor still becomes ready",
+        "mounted_code",
+    ),
+    _r(
+        "CODE-5",
+        "MUST",
+        "code",
+        "WORKSPACE_FOLDER chooses the folder; a missing or empty folder is fine",
+        "mounted_code",
+    ),
+    _r(
+        "CONC-1",
+        "MUST",
+        "concurrency",
+        "concurrent executes never interleave: each response holds only its own outputs",
+    ),
+    _r("CONC-2", "MAY", "concurrency", "excess concurrent executes may get 429 or 503 with a JSON error"),
+    _r("INPUT-1", "MUST", "input", "malformed requests get a 4xx JSON error, never a 5xx; the executor stays usable"),
+    _r("INPUT-2", "SHOULD", "input", "a body over MAX_REQUEST_BYTES gets 413"),
+    _r("INPUT-3", "MUST", "input", "unknown paths get 404 and wrong methods 405"),
+    _r("INPUT-4", "MUST", "input", "unknown fields of an execute request are ignored"),
+    _r("OUTPUT-1", "MUST", "output", "huge output (50 MB) does not break the executor"),
+    _r(
+        "OUTPUT-2",
+        "SHOULD",
+        "output",
+        "output past MAX_OUTPUT_BYTES is cut, with `truncated: true` and a visible marker",
+    ),
+    _r("CRASH-1", "MUST", "crash", "a dying environment gives `status: crashed`, `restarted: true` within 10 s"),
+    _r("CRASH-2", "MUST", "crash", "the executor recovers by itself: ready again, mounted code reloaded"),
+    _r("CRASH-3", "SHOULD", "crash", "memory exhaustion by user code does not take down the HTTP server"),
+    _r("SEC-1", "SHOULD", "security", "user code runs as a non-root user"),
+    _r("SEC-2", "SHOULD", "security", "user code cannot kill or signal the HTTP server process"),
+    _r("SEC-3", "SHOULD", "security", "the mounted code folder is read-only to user code", "mounted_code"),
+    _r("SCHEMA-1", "MUST", "schema", "every response conforms to openapi.yaml; no generated request gets a 5xx"),
+    _r(
+        "SCHEMA-2", "SHOULD", "schema", "responses pass schemathesis' stricter checks (negative data rejected, headers)"
+    ),
+    _r("INFO-1", "MAY", "info", "GET /info describes the implementation, contract version and features", "info"),
+)
+
+
+class UnknownRequirementError(KeyError):
+    """Raised for a requirement ID that is not in the catalogue."""
+
+    def __init__(self, requirement_id: str) -> None:
+        valid = ", ".join(REQUIREMENTS)
+        super().__init__(f"unknown requirement ID {requirement_id!r}; valid IDs: {valid}")
+
+
+def _index(requirements: Iterable[Requirement]) -> dict[str, Requirement]:
+    index: dict[str, Requirement] = {}
+    for requirement in requirements:
+        if requirement.id in index:
+            raise ValueError(f"duplicate requirement ID {requirement.id!r} in the catalogue")
+        if requirement.feature is not None and requirement.feature not in FEATURES:
+            raise ValueError(f"{requirement.id}: unknown feature {requirement.feature!r}")
+        index[requirement.id] = requirement
+    return index
+
+
+REQUIREMENTS: dict[str, Requirement] = _index(_ALL)
+
+
+def get(requirement_id: str) -> Requirement:
+    """Return the requirement with this ID, or raise listing the valid ones."""
+    try:
+        return REQUIREMENTS[requirement_id]
+    except KeyError:
+        raise UnknownRequirementError(requirement_id) from None
+
+
+def markdown_table() -> str:
+    """The contract document's requirement table, generated from the catalogue."""
+    lines = ["| ID | Level | Feature | Requirement |", "| --- | --- | --- | --- |"]
+    for r in REQUIREMENTS.values():
+        title = r.title.replace("|", "\\|")
+        lines.append(f"| {r.id} | {r.level.value} | {r.feature or 'core'} | {title} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,143 @@
+"""The HTTP layer: FastAPI routes, request validation and error answers.
+
+Routes translate HTTP to calls on the ``ExecutionService`` and back. Every error answer is
+JSON ``{"detail": ...}`` with a 4xx (or 503 when no kernel is available); no request can
+produce a stack trace in a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import __version__
+from .config import Settings
+from .service import ExecutionService, NotReadyError
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("reference_executor.app")
+
+FEATURES = ["mounted_code", "timeout_override", "rich_output", "restart_status", "info"]
+
+
+class ExecuteRequest(BaseModel):
+    """Body of ``POST /execute``; unknown fields are ignored (INPUT-4)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    code: StrictStr
+    timeout: Annotated[StrictFloat | StrictInt, Field(gt=0, allow_inf_nan=False)] | None = None
+
+
+async def _json_body(request: Request, max_bytes: int) -> Any:
+    """The request body parsed as JSON, whatever its Content-Type; 413 past ``max_bytes``."""
+    too_large = HTTPException(413, f"request body larger than MAX_REQUEST_BYTES ({max_bytes} bytes)")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise HTTPException(400, 'empty body: send a JSON object such as {"code": "1+1"}')
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HTTPException(400, f"body is not valid JSON: {exc}") from None
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The ASGI app of one executor; its kernel starts with the app's lifespan."""
+    settings = Settings.from_env() if settings is None else settings
+    service = ExecutionService(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.close()
+
+    app = FastAPI(
+        title="Reference executor",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # the contract's openapi.yaml is the published schema
+    )
+    app.state.service = service
+
+    @app.exception_handler(RequestValidationError)
+    @app.exception_handler(ValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError | ValidationError) -> JSONResponse:
+        problems = [
+            {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))}
+            for error in exc.errors()
+        ]
+        return JSONResponse({"detail": problems}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(NotReadyError)
+    async def not_ready(request: Request, exc: NotReadyError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - a bug
+        log.exception("unexpected error answering %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        readiness = service.readiness
+        body = {"ready": readiness.ready, "reason": readiness.reason}
+        return JSONResponse(body, status_code=200 if readiness.ready else 503)
+
+    @app.post("/execute")
+    async def execute(request: Request) -> dict[str, Any]:
+        body = ExecuteRequest.model_validate(await _json_body(request, settings.max_request_bytes))
+        result = await service.execute(body.code, None if body.timeout is None else float(body.timeout))
+        return result.as_dict()
+
+    @app.post("/restart")
+    async def restart() -> dict[str, str]:
+        return {"status": await service.restart()}
+
+    @app.get("/restart-status")
+    async def restart_status() -> dict[str, bool]:
+        return {"restarting": service.restarting}
+
+    @app.get("/info")
+    async def info() -> dict[str, Any]:
+        return {
+            "implementation": "reference-executor",
+            "version": __version__,
+            "contract_version": "1.0",
+            "language": "python",
+            "features": FEATURES,
+        }
+
+    return app

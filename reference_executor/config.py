@@ -1,0 +1,114 @@
+"""Settings of the reference executor, read once from the environment.
+
+Every bound the executor waits on lives here, documented, so that no module hides a number.
+This module must never import FastAPI or jupyter_client.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ConfigError", "Settings", "Timeouts"]
+
+
+class ConfigError(ValueError):
+    """An environment variable has a value the executor cannot use."""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Every wait of the executor, in seconds."""
+
+    #: Default time one execute may run (EXECUTION_TIMEOUT; contract TIMEOUT-7).
+    execution: float = 3.0
+    #: After SIGINT, how long the interrupted code has to stop before the kernel is replaced.
+    interrupt_grace: float = 1.0
+    #: How long a new kernel has to answer its first kernel_info request.
+    kernel_start: float = 60.0
+    #: How long loading the mounted code may take at start-up.
+    code_loading: float = 300.0
+    #: How often the watchdog checks that the kernel process still lives while code runs.
+    watchdog_interval: float = 0.2
+    #: How long to wait for an execute_reply once the kernel went idle.
+    reply_after_idle: float = 5.0
+    #: How long shutting a kernel down may take before it is killed.
+    kernel_shutdown: float = 2.0
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if raw.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.strip().lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use 1 or 0)")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the executor is configured with (see docs/contract.md, Configuration)."""
+
+    host: str = "0.0.0.0"
+    port: int = 8432
+    workspace: Path = Path("/code")
+    max_output_bytes: int = 1024 * 1024
+    max_request_bytes: int = 1024 * 1024
+    #: Run the kernel as this user when the server runs as root (SEC-1, SEC-2).
+    kernel_user: str | None = None
+    #: Keep a second kernel started, with the workspace loaded, to swap in on restart.
+    standby_kernel: bool = True
+    #: Folder for connection files and IPC sockets; a private temporary one when None.
+    runtime_dir: Path | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from environment variables, failing clearly on bad values."""
+        env = os.environ if env is None else env
+        runtime_dir = env.get("EXECUTOR_RUNTIME_DIR")
+        return cls(
+            host=env.get("HOST", "0.0.0.0"),
+            port=_int(env, "PORT", 8432),
+            workspace=Path(env.get("WORKSPACE_FOLDER") or "/code"),
+            max_output_bytes=_int(env, "MAX_OUTPUT_BYTES", 1024 * 1024),
+            max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 1024 * 1024),
+            kernel_user=env.get("KERNEL_USER") or None,
+            standby_kernel=_flag(env, "STANDBY_KERNEL", True),
+            runtime_dir=Path(runtime_dir) if runtime_dir else None,
+            timeouts=Timeouts(
+                execution=_float(env, "EXECUTION_TIMEOUT", 3.0),
+                interrupt_grace=_float(env, "INTERRUPT_GRACE", 1.0),
+                kernel_start=_float(env, "KERNEL_START_TIMEOUT", 60.0),
+            ),
+        )

@@ -1,0 +1,342 @@
+"""The kernel session: one IPython kernel process and the client that talks to it.
+
+Wraps ``jupyter_client``'s async API: start a kernel (optionally as an unprivileged user),
+load the mounted workspace into it, run code against a deadline, interrupt, and tell whether
+the process still lives. It knows nothing of HTTP, locking or restart policy; the execution
+service above it decides what to do when a run times out or the kernel dies.
+This module must never import FastAPI, Starlette or anything of ``reference_executor.app``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import os
+import pwd
+import queue
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+
+from . import workspace_loader
+from .config import Timeouts
+from .outputs import OutputCollector
+from .workspace_loader import python_files
+
+__all__ = ["KernelSession", "KernelStartError", "RunOutcome", "RunResult"]
+
+log = logging.getLogger("reference_executor.kernel")
+
+KERNEL_NAME = "reference-python"
+_LOADER_SOURCE = Path(workspace_loader.__file__).read_text(encoding="utf-8")
+
+#: Options that make the kernel answer faster without changing what user code sees.
+KERNEL_OPTIONS = (
+    "--HistoryManager.enabled=False",  # no sqlite write per execution
+    "--IPKernelApp.quiet=True",
+    "--InteractiveShell.colors=nocolor",
+)
+
+
+class KernelStartError(RuntimeError):
+    """The kernel process could not be started or did not answer in time."""
+
+
+class RunOutcome(enum.StrEnum):
+    OK = "ok"
+    ERROR = "error"
+    #: The deadline passed and the interrupt stopped the code; the kernel is usable.
+    TIMEOUT = "timeout"
+    #: The deadline passed and the code ignored the interrupt; the kernel must be replaced.
+    TIMEOUT_UNRESPONSIVE = "timeout_unresponsive"
+    #: The kernel process died during the run.
+    DIED = "died"
+
+
+@dataclass
+class RunResult:
+    outcome: RunOutcome
+    outputs: list[dict[str, Any]]
+    execution_count: int | None
+    truncated: bool
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class _KernelUser:
+    name: str
+    uid: int
+    gid: int
+    home: str
+
+    @classmethod
+    def lookup(cls, name: str | None) -> _KernelUser | None:
+        """The user to run kernels as, or None to run them as this process's user."""
+        if name is None:
+            return None
+        if os.geteuid() != 0:
+            log.warning("KERNEL_USER=%s ignored: the server does not run as root", name)
+            return None
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise KernelStartError(f"KERNEL_USER={name!r} is not a user on this system") from None
+        return cls(name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
+
+
+class _Manager(AsyncKernelManager):
+    """A kernel manager whose connection file is readable by the kernel's own user."""
+
+    kernel_owner: tuple[int, int] | None = None
+
+    def write_connection_file(self, **kwargs: Any) -> None:
+        super().write_connection_file(**kwargs)
+        if self.kernel_owner is not None:
+            os.chown(self.connection_file, *self.kernel_owner)
+
+
+class KernelSession:
+    """One kernel, from start to shutdown. Not safe for concurrent ``run`` calls."""
+
+    def __init__(
+        self,
+        *,
+        timeouts: Timeouts,
+        max_output_bytes: int,
+        runtime_dir: Path,
+        kernel_user: str | None = None,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self._timeouts = timeouts
+        self._max_output_bytes = max_output_bytes
+        self._user = _KernelUser.lookup(kernel_user)
+        self._dir = Path(tempfile.mkdtemp(prefix="kernel-", dir=runtime_dir))
+        self._cwd = cwd
+        self._env = env
+        self._km: _Manager | None = None
+        self._kc: Any = None
+        self._closing = False
+        self._in_run = False
+        self.workspace_signature: tuple[tuple[str, int, int], ...] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        provisioner = self._km.provisioner if self._km else None
+        return getattr(provisioner, "pid", None)
+
+    async def start(self) -> None:
+        """Start the kernel process and wait until it answers, within ``kernel_start``."""
+        spec_dir = self._dir / "kernels" / KERNEL_NAME
+        spec_dir.mkdir(parents=True)
+        argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", *KERNEL_OPTIONS]
+        spec = {"argv": argv, "display_name": "Python (reference executor)", "language": "python"}
+        (spec_dir / "kernel.json").write_text(json.dumps(spec))
+        home = self._dir / "home"
+        home.mkdir()
+        if self._user is not None:
+            for path in (self._dir, home):
+                os.chown(path, self._user.uid, self._user.gid)
+        self._dir.chmod(0o711)
+
+        km = _Manager(
+            kernel_name=KERNEL_NAME,
+            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(self._dir / "kernels")]),
+            transport="ipc",
+            ip=str(self._dir / "ipc"),
+            connection_file=str(self._dir / "connection.json"),
+        )
+        if self._user is not None:
+            km.kernel_owner = (self._user.uid, self._user.gid)
+        self._km = km
+        env = dict(os.environ if self._env is None else self._env)
+        env.update(
+            {
+                "HOME": str(home),
+                "IPYTHONDIR": str(home / ".ipython"),
+                "JUPYTER_RUNTIME_DIR": str(home / ".runtime"),
+                "MPLCONFIGDIR": str(home / ".matplotlib"),
+                "PYTHONUNBUFFERED": "1",
+                "PYTHONDONTWRITEBYTECODE": "1",
+            }
+        )
+        if self._user is not None:
+            env["USER"] = env["LOGNAME"] = self._user.name
+        launch: dict[str, Any] = {"env": env, "cwd": str(self._cwd or home)}
+        if self._user is not None:
+            launch.update(user=self._user.uid, group=self._user.gid, extra_groups=[])
+        try:
+            await km.start_kernel(**launch)
+        except Exception as exc:
+            raise KernelStartError(f"could not start the kernel: {exc}") from exc
+        self._raise_oom_score()
+        kc = km.client()
+        kc.start_channels()
+        self._kc = kc
+        try:
+            await kc.wait_for_ready(timeout=self._timeouts.kernel_start)
+        except RuntimeError as exc:
+            await self.shutdown()
+            raise KernelStartError(f"the kernel did not answer: {exc}") from exc
+        log.info("kernel %s started (pid %s)", self._dir.name, self.pid)
+
+    def _raise_oom_score(self) -> None:
+        """Make the kernel, not the server, what the OOM killer takes (CRASH-3)."""
+        if self.pid is None:
+            return
+        try:
+            Path(f"/proc/{self.pid}/oom_score_adj").write_text("1000")
+        except OSError as exc:
+            log.debug("could not set the kernel's oom_score_adj: %s", exc)
+
+    async def is_alive(self) -> bool:
+        return self._km is not None and await self._km.is_alive()
+
+    async def exit_code(self) -> int | None:
+        process = getattr(self._km.provisioner, "process", None) if self._km else None
+        return process.poll() if process is not None else None
+
+    async def interrupt(self) -> None:
+        if self._km is not None:
+            await self._km.interrupt_kernel()
+
+    async def shutdown(self) -> None:
+        """Kill the kernel at once and remove its files. Safe to call more than once.
+
+        A ``run`` in progress notices within ``watchdog_interval`` and returns ``DIED``.
+        """
+        self._closing = True
+        km, self._km = self._km, None
+        if km is not None:
+            try:
+                await km.shutdown_kernel(now=True)
+            except Exception as exc:  # a kernel that is already gone is fine
+                log.debug("kernel shutdown: %s", exc)
+        if not self._in_run:
+            self._close_channels()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _close_channels(self) -> None:
+        kc, self._kc = self._kc, None
+        if kc is not None:
+            kc.stop_channels()
+
+    # -- running code -------------------------------------------------------------------
+    async def load_workspace(self, folder: Path) -> None:
+        """Run the mounted code in the kernel's namespace; log what it prints (CODE-3)."""
+        self.workspace_signature = workspace_signature(folder)
+        # The loader's source goes to the kernel, so the kernel need not import this package.
+        code = (
+            "__loader = {'__name__': 'workspace_loader'}\n"
+            f"exec(compile({_LOADER_SOURCE!r}, '<workspace_loader>', 'exec'), __loader)\n"
+            f"__loader['load']({str(folder)!r}, globals())\n"
+            "del __loader\n"
+        )
+        deadline = time.monotonic() + self._timeouts.code_loading
+        result = await self.run(code, deadline=deadline, silent=True)
+        for item in result.outputs:
+            for line in item["text"].rstrip("\n").splitlines():
+                log.info("[workspace] %s", line)
+        if result.outcome not in (RunOutcome.OK, RunOutcome.ERROR):
+            raise KernelStartError(f"loading the workspace ended with {result.outcome.value}")
+
+    async def run(self, code: str, *, deadline: float, silent: bool = False) -> RunResult:
+        """Run ``code`` until it finishes, the ``deadline`` (monotonic) passes, or the kernel dies.
+
+        Past the deadline the kernel is interrupted; if the code has not stopped within
+        ``interrupt_grace`` the outcome is ``TIMEOUT_UNRESPONSIVE`` and the kernel must go.
+        """
+        if self._kc is None or self._closing:
+            return RunResult(RunOutcome.DIED, [], None, False)
+        self._in_run = True
+        try:
+            return await self._run(self._kc, code, deadline, silent)
+        finally:
+            self._in_run = False
+            if self._closing:
+                self._close_channels()
+
+    async def _run(self, kc: Any, code: str, deadline: float, silent: bool) -> RunResult:
+        collector = OutputCollector(self._max_output_bytes)
+        msg_id = kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=False)
+        interrupted_at: float | None = None
+        execution_count: int | None = None
+        while True:
+            now = time.monotonic()
+            if interrupted_at is None and now >= deadline:
+                await self.interrupt()
+                interrupted_at = now
+            limit = deadline if interrupted_at is None else interrupted_at + self._timeouts.interrupt_grace
+            if interrupted_at is not None and now >= limit:
+                return RunResult(
+                    RunOutcome.TIMEOUT_UNRESPONSIVE, collector.items(), execution_count, collector.truncated
+                )
+            wait = max(0.0, min(limit - now, self._timeouts.watchdog_interval))
+            try:
+                msg = await kc.get_iopub_msg(timeout=wait)
+            except queue.Empty:
+                if self._closing or not await self.is_alive():
+                    return RunResult(
+                        RunOutcome.DIED,
+                        collector.items(),
+                        execution_count,
+                        collector.truncated,
+                        exit_code=await self.exit_code(),
+                    )
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            msg_type, content = msg["header"]["msg_type"], msg["content"]
+            if msg_type == "status":
+                if content.get("execution_state") == "idle":
+                    break
+            elif msg_type == "execute_input":
+                execution_count = content.get("execution_count")
+            elif interrupted_at is not None and msg_type == "error" and content.get("ename") == "KeyboardInterrupt":
+                continue  # our own interrupt, not an error of the user's code
+            else:
+                collector.add(msg_type, content)
+        reply = await self._reply(kc, msg_id)
+        if reply is not None and execution_count is None:
+            execution_count = reply.get("execution_count")
+        if interrupted_at is not None:
+            outcome = RunOutcome.TIMEOUT
+        elif any(item["type"] == "error" for item in collector.items()) or (reply or {}).get("status") == "error":
+            outcome = RunOutcome.ERROR
+        else:
+            outcome = RunOutcome.OK
+        return RunResult(outcome, collector.items(), None if silent else execution_count, collector.truncated)
+
+    async def _reply(self, kc: Any, msg_id: str) -> dict[str, Any] | None:
+        """The execute_reply of ``msg_id``; it was sent before the kernel went idle."""
+        deadline = time.monotonic() + self._timeouts.reply_after_idle
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                msg = await kc.get_shell_msg(timeout=remaining)
+            except queue.Empty:
+                break
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return dict(msg["content"])
+        log.warning("no execute_reply for %s within %.1f s", msg_id, self._timeouts.reply_after_idle)
+        return None
+
+
+def workspace_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """What the workspace looks like now: name, size and mtime of each file that loading runs."""
+    signature = []
+    for path in python_files(folder):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        signature.append((path.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(signature)

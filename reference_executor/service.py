@@ -1,0 +1,255 @@
+"""The execution service: one session's policy over kernel sessions.
+
+It serialises executions (one lock), tracks readiness, replaces a kernel that died or ignored
+an interrupt, restarts on request, keeps an optional standby kernel (started in the
+background with the workspace loaded, never used by anyone before it is swapped in), and
+watches the idle kernel so that a death is noticed within about a second.
+No HTTP types here: the routes in ``app.py`` translate its results and exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .kernel import KernelSession, KernelStartError, RunOutcome, workspace_signature
+
+__all__ = ["ExecuteResult", "ExecutionService", "NotReadyError", "Readiness"]
+
+log = logging.getLogger("reference_executor.service")
+
+#: How long to wait before trying again after a kernel failed to start.
+_START_RETRY_DELAY = 1.0
+
+
+class NotReadyError(RuntimeError):
+    """No kernel became available within the bound; the HTTP layer answers 503."""
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class ExecuteResult:
+    status: str
+    outputs: list[dict[str, Any]]
+    execution_count: int | None
+    duration_ms: float
+    truncated: bool
+    restarted: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "outputs": self.outputs,
+            "execution_count": self.execution_count,
+            "duration_ms": self.duration_ms,
+            "truncated": self.truncated,
+            "restarted": self.restarted,
+        }
+
+
+class ExecutionService:
+    """Runs code for one client session on a kernel it keeps alive and replaces when needed."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._owns_runtime_dir = settings.runtime_dir is None
+        self._runtime_dir = (
+            Path(tempfile.mkdtemp(prefix="executor-")) if settings.runtime_dir is None else settings.runtime_dir
+        )
+        self._runtime_dir.mkdir(parents=True, exist_ok=True)
+        self._run_lock = asyncio.Lock()  # one execution at a time (CONC-1)
+        self._lifecycle_lock = asyncio.Lock()  # one kernel replacement at a time
+        self._active: KernelSession | None = None
+        self._kernel_ready = asyncio.Event()
+        self._reason: str | None = "starting"
+        self._standby: asyncio.Task[KernelSession] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._running: KernelSession | None = None
+        self._closed = False
+
+    # -- readiness ----------------------------------------------------------------------
+    @property
+    def readiness(self) -> Readiness:
+        if self._kernel_ready.is_set():
+            return Readiness(True, None)
+        return Readiness(False, self._reason or "starting")
+
+    @property
+    def restarting(self) -> bool:
+        return self._reason in ("restarting", "recovering") and not self._kernel_ready.is_set()
+
+    def _not_ready(self, reason: str) -> None:
+        self._reason = reason
+        self._kernel_ready.clear()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Bring up the first kernel in the background; ``/ready`` turns true when it is loaded."""
+        self._spawn(self._replace_kernel("starting", first=True))
+        self._watchdog = asyncio.create_task(self._watch())
+
+    async def close(self) -> None:
+        """Stop every kernel and background task."""
+        self._closed = True
+        tasks = [t for t in (self._watchdog, *self._background) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        await self._discard_standby()
+        if self._active is not None:
+            await self._active.shutdown()
+            self._active = None
+        if self._owns_runtime_dir:
+            shutil.rmtree(self._runtime_dir, ignore_errors=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _new_kernel(self) -> KernelSession:
+        return KernelSession(
+            timeouts=self.settings.timeouts,
+            max_output_bytes=self.settings.max_output_bytes,
+            runtime_dir=self._runtime_dir,
+            kernel_user=self.settings.kernel_user,
+        )
+
+    async def _fresh_kernel(self) -> KernelSession:
+        """Start a kernel and load the workspace into it, trying again until one comes up."""
+        while True:
+            kernel = self._new_kernel()
+            try:
+                await kernel.start()
+                await kernel.load_workspace(self.settings.workspace)
+                return kernel
+            except KernelStartError as exc:
+                log.error("kernel failed to start, trying again in %.0f s: %s", _START_RETRY_DELAY, exc)
+                await kernel.shutdown()
+                await asyncio.sleep(_START_RETRY_DELAY)
+
+    async def _discard_standby(self) -> None:
+        standby, self._standby = self._standby, None
+        if standby is None:
+            return
+        standby.cancel()
+        with contextlib.suppress(BaseException):
+            await (await standby).shutdown()
+
+    async def _take_kernel(self) -> KernelSession:
+        """The standby kernel if it is up and loaded the current workspace, else a fresh one."""
+        standby = self._standby
+        if standby is not None and standby.done() and not standby.cancelled() and standby.exception() is None:
+            self._standby = None
+            kernel = standby.result()
+            if await kernel.is_alive() and kernel.workspace_signature == workspace_signature(self.settings.workspace):
+                return kernel
+            await kernel.shutdown()
+        await self._discard_standby()  # still starting: a fresh kernel is as quick and surely current
+        return await self._fresh_kernel()
+
+    def _refill_standby(self) -> None:
+        if self.settings.standby_kernel and self._standby is None and not self._closed:
+            self._standby = asyncio.create_task(self._fresh_kernel())
+
+    async def _replace_kernel(self, reason: str, *, retiring: KernelSession | None = None, first: bool = False) -> None:
+        """Make a new kernel active, retiring the current one. Readiness follows.
+
+        With ``retiring``, nothing happens unless that kernel is still the active one, so that
+        a death noticed twice (by the run and by the watchdog) replaces the kernel once.
+        """
+        async with self._lifecycle_lock:
+            if retiring is not None and self._active is not retiring:
+                return
+            self._not_ready(reason)
+            old, self._active = self._active, None
+            if old is not None:
+                await old.shutdown()
+            if first:
+                self._reason = "loading_code"
+            self._active = await self._take_kernel()
+            self._reason = None
+            self._kernel_ready.set()
+            log.info("kernel ready (%s)", reason)
+            self._refill_standby()
+
+    def _recover(self, kernel: KernelSession) -> None:
+        """Mark the session not ready at once and replace ``kernel`` in the background."""
+        if kernel is self._active:
+            self._not_ready("recovering")
+            self._spawn(self._replace_kernel("recovering", retiring=kernel))
+
+    async def _watch(self) -> None:
+        """Notice an idle kernel that died (e.g. killed from outside) and replace it (CRASH-2)."""
+        interval = self.settings.timeouts.watchdog_interval
+        while not self._closed:
+            await asyncio.sleep(interval)
+            kernel = self._active
+            if kernel is None or kernel is self._running or self._lifecycle_lock.locked():
+                continue
+            if not await kernel.is_alive() and kernel is self._active and kernel is not self._running:
+                log.error("the idle kernel died (exit code %s); replacing it", await kernel.exit_code())
+                self._recover(kernel)
+
+    async def _wait_for_kernel(self, bound: float) -> KernelSession:
+        try:
+            await asyncio.wait_for(self._kernel_ready.wait(), timeout=bound)
+        except TimeoutError:
+            raise NotReadyError(f"the session is not ready ({self.readiness.reason})") from None
+        if self._active is None:
+            raise NotReadyError("the session is not ready (restarting)")
+        return self._active
+
+    # -- requests -----------------------------------------------------------------------
+    async def restart(self) -> str:
+        """Replace the kernel: all user state goes, the workspace is loaded again (RESTART-1..4).
+
+        A running execution is ended (it answers ``crashed``). The restart finishes before
+        this returns, so the answer is always ``ok``.
+        """
+        self._not_ready("restarting")  # executes accepted from now on wait for the new kernel
+        await self._replace_kernel("restarting")
+        return "ok"
+
+    async def execute(self, code: str, timeout: float | None = None) -> ExecuteResult:
+        """Run ``code`` in the session. Raises ``NotReadyError`` if no kernel comes up in time."""
+        timeout = self.settings.timeouts.execution if timeout is None else timeout
+        async with self._run_lock:
+            kernel = await self._wait_for_kernel(self.settings.timeouts.kernel_start)
+            started = time.monotonic()
+            self._running = kernel
+            try:
+                result = await kernel.run(code, deadline=started + timeout)
+            finally:
+                self._running = None
+            duration_ms = round((time.monotonic() - started) * 1000, 3)
+            outcome = result.outcome
+            if outcome is RunOutcome.DIED:
+                if kernel is self._active:
+                    log.error("the kernel died during an execution (exit code %s)", result.exit_code)
+                self._recover(kernel)
+                return ExecuteResult("crashed", result.outputs, None, duration_ms, result.truncated, True)
+            restarted = outcome is RunOutcome.TIMEOUT_UNRESPONSIVE
+            if restarted:
+                log.warning("the code ignored the interrupt; replacing the kernel")
+                self._recover(kernel)
+            status = "timeout" if outcome in (RunOutcome.TIMEOUT, RunOutcome.TIMEOUT_UNRESPONSIVE) else outcome.value
+            return ExecuteResult(
+                status, result.outputs, result.execution_count, duration_ms, result.truncated, restarted
+            )
