@@ -153,15 +153,22 @@ class ExecutionService:
             await (await standby).shutdown()
 
     async def _take_kernel(self) -> KernelSession:
-        """The standby kernel if it is up and loaded the current workspace, else a fresh one."""
-        standby = self._standby
-        if standby is not None and standby.done() and not standby.cancelled() and standby.exception() is None:
-            self._standby = None
-            kernel = standby.result()
-            if await kernel.is_alive() and kernel.workspace_signature == workspace_signature(self.settings.workspace):
-                return kernel
-            await kernel.shutdown()
-        await self._discard_standby()  # still starting: a fresh kernel is as quick and surely current
+        """The standby kernel (waiting for it if it is still starting), else a fresh one.
+
+        A standby that died, or that loaded a workspace which has changed since, is discarded.
+        """
+        standby, self._standby = self._standby, None
+        if standby is not None:
+            try:
+                kernel = await standby
+            except Exception as exc:  # it could not start: a fresh kernel will say why
+                log.warning("the standby kernel failed: %s", exc)
+            else:
+                if await kernel.is_alive() and kernel.workspace_signature == workspace_signature(
+                    self.settings.workspace
+                ):
+                    return kernel
+                await kernel.shutdown()
         return await self._fresh_kernel()
 
     def _refill_standby(self) -> None:

@@ -1,0 +1,222 @@
+"""The kit's HTTP client for one executor, bound to the requirement a test proves.
+
+It never raises on an HTTP status or a transport error: every call returns an ``Exchange``,
+and the checking helpers (``run``, ``expect``, ``wait_ready``) raise a ``Violation`` of the
+bound requirement with that exchange as evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from .timeouts import KitTimeouts
+from .violations import Exchange, Violation
+
+__all__ = ["ExecutorClient"]
+
+_EXECUTE_FIELDS = ("status", "outputs", "execution_count", "duration_ms", "truncated", "restarted")
+
+
+class ExecutorClient:
+    """Talks to the executor at ``base_url`` (which may carry a path prefix such as /session/3)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        timeouts: KitTimeouts,
+        *,
+        requirement: str | None = None,
+        http: httpx.Client | None = None,
+        default_execution_timeout: float | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeouts = timeouts
+        self.requirement = requirement
+        self.default_execution_timeout = default_execution_timeout or timeouts.execution_timeout
+        self._http = http or httpx.Client(base_url=self.base_url, timeout=timeouts.request)
+        self._lock = threading.Lock()
+        self.history: list[Exchange] = []
+
+    def bound_to(self, requirement: str) -> ExecutorClient:
+        """The same connection, with failures reported against ``requirement``."""
+        client = ExecutorClient(
+            self.base_url,
+            self.timeouts,
+            requirement=requirement,
+            http=self._http,
+            default_execution_timeout=self.default_execution_timeout,
+        )
+        client.history = self.history
+        return client
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- raw calls -------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        content: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Exchange:
+        """Send one request; return what happened, whatever it was."""
+        if json_body is not None:
+            content = json.dumps(json_body)
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        shown = content.decode("utf-8", "replace") if isinstance(content, bytes) else (content or "")
+        exchange = Exchange(method=method, path=path, request_body=shown)
+        started = time.monotonic()
+        try:
+            response = self._http.request(
+                method, self.base_url + path, content=content, headers=headers, timeout=timeout or self.timeouts.request
+            )
+        except httpx.HTTPError as exc:
+            exchange.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        else:
+            exchange.status = response.status_code
+            exchange.body_text = response.text
+            exchange.headers = dict(response.headers)
+            try:
+                exchange.json = response.json()
+            except ValueError:
+                exchange.json = None
+        exchange.elapsed = time.monotonic() - started
+        with self._lock:
+            self.history.append(exchange)
+        return exchange
+
+    def health(self, timeout: float | None = None) -> Exchange:
+        return self.request("GET", "/health", timeout=timeout)
+
+    def ready(self) -> Exchange:
+        return self.request("GET", "/ready")
+
+    def restart(self) -> Exchange:
+        return self.request("POST", "/restart", timeout=self.timeouts.ready + self.timeouts.request)
+
+    def execute(self, code: str, timeout: float | None = None, **extra: Any) -> Exchange:
+        """POST /execute, waiting long enough for the code's timeout and the contract's slack."""
+        body: dict[str, Any] = {"code": code, **extra}
+        if timeout is not None:
+            body["timeout"] = timeout
+        budget = (timeout or self.default_execution_timeout) + self.timeouts.timeout_slack + self.timeouts.request
+        return self.request("POST", "/execute", json_body=body, timeout=budget)
+
+    # -- checks ----------------------------------------------------------------------------
+    def fail(
+        self, expected: str, received: str, exchange: Exchange | None = None, requirement: str | None = None
+    ) -> Violation:
+        """A violation of ``requirement`` (default: the bound one), to raise."""
+        requirement = requirement or self.requirement
+        if requirement is None:
+            raise ValueError("this client is not bound to a requirement; use bound_to()")
+        return Violation(requirement, expected=expected, received=received, exchange=exchange)
+
+    def expect(
+        self,
+        condition: bool,
+        expected: str,
+        received: Any,
+        exchange: Exchange | None = None,
+        requirement: str | None = None,
+    ) -> None:
+        """Raise a violation unless ``condition`` holds."""
+        if not condition:
+            raise self.fail(expected, received if isinstance(received, str) else repr(received), exchange, requirement)
+
+    def run(
+        self, code: str, timeout: float | None = None, *, requirement: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        """Execute ``code`` and return the response body, which must be a 200 execute response."""
+        exchange = self.execute(code, timeout, **extra)
+        return self.expect_execute_response(exchange, requirement=requirement)
+
+    def expect_execute_response(self, exchange: Exchange, *, requirement: str | None = None) -> dict[str, Any]:
+        self.expect(exchange.error is None, "an answer", exchange.response_line, exchange, requirement)
+        self.expect(exchange.status == 200, "HTTP 200", exchange.response_line, exchange, requirement)
+        body = exchange.json
+        self.expect(
+            isinstance(body, dict)
+            and all(name in body for name in _EXECUTE_FIELDS)
+            and isinstance(body.get("outputs"), list),
+            f"a JSON execute response with {', '.join(_EXECUTE_FIELDS)}",
+            exchange.response_line,
+            exchange,
+            requirement,
+        )
+        return body
+
+    @property
+    def last(self) -> Exchange | None:
+        """The most recent exchange, as evidence."""
+        return self.history[-1] if self.history else None
+
+    def evaluate(self, expression: str, *, requirement: str | None = None) -> Any:
+        """The value of a JSON-serialisable Python ``expression`` in the session."""
+        body = self.run(f"print(__import__('json').dumps({expression}))", requirement=requirement)
+        text = output_text(body, type_="stream", name="stdout")
+        self.expect(
+            body.get("status") == "ok",
+            f"`{expression}` to evaluate",
+            f"status {body.get('status')!r}: {output_text(body)}",
+            self.last,
+            requirement,
+        )
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise self.fail(f"the JSON value of `{expression}` on stdout", repr(text), self.last, requirement) from None
+
+    def expect_status(self, body: dict[str, Any], status: str, exchange: Exchange | None = None) -> None:
+        self.expect(
+            body.get("status") == status,
+            f'"status": "{status}"',
+            f'"status": {body.get("status")!r}; outputs: {body.get("outputs")!r}',
+            exchange,
+        )
+
+    def wait_until(self, condition: Callable[[], Exchange | None], within: float, expected: str) -> Exchange:
+        """Poll ``condition`` (returns an exchange when satisfied, None otherwise) until ``within`` s pass."""
+        deadline = time.monotonic() + within
+        last: Exchange | None = None
+        while True:
+            result = condition()
+            if result is not None:
+                return result
+            last = self.history[-1] if self.history else None
+            if time.monotonic() >= deadline:
+                raise self.fail(
+                    expected, f"not within {within:.0f} s; last answer: {last.response_line if last else 'none'}", last
+                )
+            time.sleep(self.timeouts.poll_interval)
+
+    def wait_ready(self, within: float | None = None) -> Exchange:
+        """Poll /ready until it says ready; a violation of the bound requirement if it never does."""
+
+        def ready_now() -> Exchange | None:
+            exchange = self.ready()
+            ok = exchange.status == 200 and isinstance(exchange.json, dict) and exchange.json.get("ready") is True
+            return exchange if ok else None
+
+        return self.wait_until(ready_now, within or self.timeouts.ready, '/ready to answer 200 {"ready": true}')
+
+
+def output_text(body: dict[str, Any], *, type_: str | None = None, name: str | None = None) -> str:
+    """The texts of the response's output items joined, optionally of one type or stream name."""
+    return "".join(
+        str(item.get("text", ""))
+        for item in body.get("outputs", [])
+        if isinstance(item, dict)
+        and (type_ is None or item.get("type") == type_)
+        and (name is None or item.get("name") == name)
+    )

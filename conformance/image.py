@@ -1,0 +1,195 @@
+"""The image target: a local container image started with testcontainers under resource limits.
+
+No registry is ever contacted: a missing image is an immediate, clear error, and the
+testcontainers reaper (which would need an image pull) is switched off. The container's port
+is published on 127.0.0.1 only, and the kit talks to it there (TC_HOST=127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .targets import Capabilities, ReadyObservation, TargetError, prepare_workspace, wait_until_ready
+from .timeouts import KitTimeouts
+
+__all__ = ["ImageTarget", "docker_available"]
+
+
+def _configure_testcontainers() -> None:
+    # testcontainers reads these when it is imported, so they are set before the first import.
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    os.environ.setdefault("TC_HOST", "127.0.0.1")
+
+
+def docker_available() -> str | None:
+    """None when a Docker engine answers, else why not."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+        client.close()
+    except Exception as exc:
+        return f"no Docker engine answers ({type(exc).__name__}: {exc})"
+    return None
+
+
+@dataclass
+class ImageTarget:
+    """A container of ``image``, with the kit's workspace mounted read-only at ``workspace_folder``."""
+
+    image: str
+    timeouts: KitTimeouts
+    memory: str | None = "256m"
+    cpus: float | None = 0.25
+    workspace_folder: str = "/code"
+    port: int = 8432
+    #: "kit" (the sample workspace, read-only), "empty" or "missing".
+    workspace: str = "kit"
+    env: dict[str, str] = field(default_factory=dict)
+    command: str | None = None
+    kind: str = "image"
+    base_url: str = ""
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    startup_observations: list[ReadyObservation] = field(default_factory=list)
+    image_id: str | None = None
+    _container: Any = None
+    _dir: Path | None = None
+    _final_logs: str = ""
+
+    def start(self) -> None:
+        _configure_testcontainers()
+        problem = docker_available()
+        if problem:
+            raise TargetError(f"cannot certify image {self.image!r}: {problem}. Start dockerd, or use --url.")
+        import docker
+        from testcontainers.core.container import DockerContainer
+        from testcontainers.core.wait_strategies import HttpWaitStrategy
+
+        client = docker.from_env()
+        try:
+            self.image_id = client.images.get(self.image).id
+        except docker.errors.ImageNotFound:
+            raise TargetError(
+                f"image {self.image!r} is not present locally; build or load it first "
+                "(for the reference executor: nox -s image). The kit never pulls images."
+            ) from None
+        finally:
+            client.close()
+
+        limits: dict[str, Any] = {}
+        if self.memory:
+            limits.update(mem_limit=self.memory, memswap_limit=self.memory)  # no swap: the limit is real
+        if self.cpus:
+            limits["nano_cpus"] = int(self.cpus * 1e9)
+        container = DockerContainer(self.image, **limits)
+        env = {
+            "PORT": str(self.port),
+            "WORKSPACE_FOLDER": self.workspace_folder,
+            "EXECUTION_TIMEOUT": str(self.timeouts.execution_timeout),
+            "MAX_OUTPUT_BYTES": str(self.capabilities.max_output_bytes),
+            "MAX_REQUEST_BYTES": str(self.capabilities.max_request_bytes),
+            **self.env,
+        }
+        for key, value in env.items():
+            container.with_env(key, value)
+        if self.workspace != "missing":
+            self._dir = Path(tempfile.mkdtemp(prefix="conformance-"))
+            self._dir.chmod(0o755)
+            folder = prepare_workspace(self.workspace, self._dir / "workspace")
+            container.with_volume_mapping(str(folder), self.workspace_folder, "ro")
+        if self.command:
+            container.with_command(self.command)
+        container.with_bind_ports(self.port, ("127.0.0.1",))  # a free port, on loopback only
+        container.waiting_for(HttpWaitStrategy(self.port, "/health").with_startup_timeout(int(self.timeouts.startup)))
+        self._container = container
+        try:
+            try:
+                container.start()
+            except Exception as exc:
+                raise TargetError(
+                    f"the container {self._state()} ({type(exc).__name__}).\nLast log lines:\n{self.logs()}"
+                ) from None
+            host = container.get_container_host_ip()
+            self.base_url = f"http://{host}:{container.get_exposed_port(self.port)}"
+            self.capabilities.workspace_mounted = self.workspace == "kit"
+            self.capabilities.destructive = True
+            self.capabilities.memory_limited = self.memory is not None
+            self.capabilities.execution_timeout = self.timeouts.execution_timeout
+            wait_until_ready(self.base_url, self.timeouts, self.startup_observations, self._exited, self.logs)
+        except BaseException:
+            self.stop()
+            raise
+
+    def sibling(self, workspace: str) -> ImageTarget:
+        return ImageTarget(
+            self.image,
+            self.timeouts,
+            memory=self.memory,
+            cpus=self.cpus,
+            workspace_folder=self.workspace_folder,
+            port=self.port,
+            workspace=workspace,
+            env=dict(self.env),
+            command=self.command,
+            capabilities=replace(self.capabilities),
+        )
+
+    def _state(self) -> str:
+        wrapped = getattr(self._container, "_container", None)
+        if wrapped is None:
+            return "could not be created"
+        try:
+            wrapped.reload()
+        except Exception:
+            return "is gone"
+        state = wrapped.attrs.get("State", {})
+        if state.get("Status") in ("exited", "dead"):
+            oom = " (killed for lack of memory)" if state.get("OOMKilled") else ""
+            return f"died with exit code {state.get('ExitCode')}{oom}"
+        return "started but never answered /health"
+
+    def _exited(self) -> str | None:
+        state = self._state()
+        return state if state.startswith("died") or state == "is gone" else None
+
+    def stop(self) -> None:
+        container, self._container = self._container, None
+        if container is not None:
+            self._final_logs = self._read_logs(container, 200)
+            with contextlib.suppress(Exception):  # already gone
+                container.stop()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    @staticmethod
+    def _read_logs(container: Any, lines: int) -> str:
+        try:
+            stdout, stderr = container.get_logs()
+        except Exception:
+            return ""
+        text = (stdout + stderr).decode("utf-8", "replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def logs(self, lines: int = 60) -> str:
+        if self._container is None:
+            return "\n".join(self._final_logs.splitlines()[-lines:])
+        return self._read_logs(self._container, lines)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "image": self.image,
+            "image_id": self.image_id,
+            "memory": self.memory,
+            "cpus": self.cpus,
+            "base_url": self.base_url,
+            **asdict(self.capabilities),
+        }

@@ -1,0 +1,125 @@
+"""Renderers of the report: pure functions from a ``Report`` to text.
+
+``write_reports`` is the only function here that touches the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from .catalogue import Level
+from .results import Outcome, Report, Verdict
+
+__all__ = ["to_json", "to_junit", "to_markdown", "to_terminal", "write_reports"]
+
+_ICON = {Outcome.PASSED: "✅", Outcome.FAILED: "❌", Outcome.SKIPPED: "⏭️", Outcome.NOT_RUN: "⚪"}
+
+
+def _target_name(report: Report) -> str:
+    target = report.target
+    return str(target.get("image") or target.get("base_url") or target.get("kind", "?"))
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(report.as_dict(), indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def to_junit(report: Report) -> str:
+    """JUnit XML: one test case per requirement, its ID and level as properties."""
+    counts = {o: sum(1 for r in report.requirements if r.outcome is o) for o in Outcome}
+    suite = ET.Element(
+        "testsuite",
+        name="executor-conformance",
+        tests=str(len(report.requirements)),
+        failures=str(counts[Outcome.FAILED]),
+        errors="0",
+        skipped=str(counts[Outcome.SKIPPED] + counts[Outcome.NOT_RUN]),
+        time=f"{report.duration_s:.2f}",
+        timestamp=report.started_at,
+    )
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("verdict", report.verdict.value),
+        ("contract_version", report.contract_version),
+        ("kit_version", report.kit_version),
+        ("target", _target_name(report)),
+    ):
+        ET.SubElement(properties, "property", name=name, value=value)
+    for result in report.requirements:
+        case = ET.SubElement(
+            suite, "testcase", classname=f"conformance.{result.area}", name=f"{result.id} {result.title}"
+        )
+        props = ET.SubElement(case, "properties")
+        ET.SubElement(props, "property", name="requirement", value=result.id)
+        ET.SubElement(props, "property", name="level", value=result.level.value)
+        if result.feature:
+            ET.SubElement(props, "property", name="feature", value=result.feature)
+        if result.outcome is Outcome.FAILED:
+            failure = ET.SubElement(case, "failure", message=(result.reason or "").split("\n")[0][:500])
+            failure.text = "\n\n".join(str(e.get("message", "")) for e in result.evidence)
+        elif result.outcome in (Outcome.SKIPPED, Outcome.NOT_RUN):
+            ET.SubElement(case, "skipped", message=f"{result.outcome.value}: {result.reason or ''}")
+    ET.indent(suite)
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _cell(text: str | None) -> str:
+    return (text or "").split("\n")[0].replace("|", "\\|")[:160]
+
+
+def to_markdown(report: Report) -> str:
+    """A short summary for a CI job page: the verdict, counts by level, a table by requirement."""
+    lines = [
+        f"## Executor conformance: **{report.verdict.value}**",
+        "",
+        f"Target: `{_target_name(report)}` · contract {report.contract_version} · kit {report.kit_version}"
+        f" · {report.duration_s:.0f} s",
+        "",
+    ]
+    if report.error:
+        lines += [f"> {report.error.splitlines()[0]}", ""]
+    lines += ["| Level | passed | failed | skipped | not run |", "| --- | --- | --- | --- | --- |"]
+    for level, row in report.counts().items():
+        lines.append(f"| {level} | {row['passed']} | {row['failed']} | {row['skipped']} | {row['not run']} |")
+    lines += ["", "| | Requirement | Level | Outcome | Note |", "| --- | --- | --- | --- | --- |"]
+    for r in report.requirements:
+        lines.append(f"| {_ICON[r.outcome]} | {r.id} | {r.level.value} | {r.outcome.value} | {_cell(r.reason)} |")
+    return "\n".join(lines) + "\n"
+
+
+def to_terminal(report: Report) -> str:
+    """One screen: failures first, then counts and the verdict."""
+    lines = []
+    for level in Level:
+        for r in report.failed(level):
+            reason = _cell(r.reason)
+            lines.append(
+                f"FAILED {reason}"
+                if reason.startswith(f"[{r.level.value} {r.id}]")
+                else f"FAILED [{r.level.value} {r.id}] {reason}"
+            )
+    not_run = [r for r in report.requirements if r.outcome is Outcome.NOT_RUN and r.level is Level.MUST]
+    for r in not_run:
+        lines.append(f"NOT RUN [{r.level.value} {r.id}] {_cell(r.reason)}")
+    for level, row in report.counts().items():
+        lines.append(
+            f"{level:<6} {row['passed']:>3} passed  {row['failed']:>3} failed  "
+            f"{row['skipped']:>3} skipped  {row['not run']:>3} not run"
+        )
+    if report.error:
+        lines.append(f"ERROR: {report.error}")
+    strict = " (strict)" if report.strict and report.verdict is Verdict.WITH_WARNINGS else ""
+    lines.append(f"Verdict: {report.verdict.value}{strict}")
+    return "\n".join(lines)
+
+
+def write_reports(report: Report, folder: Path) -> dict[str, Path]:
+    """Write results.json, junit.xml and summary.md into ``folder``; return their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"json": folder / "results.json", "junit": folder / "junit.xml", "markdown": folder / "summary.md"}
+    paths["json"].write_text(to_json(report), encoding="utf-8")
+    paths["junit"].write_text(to_junit(report), encoding="utf-8")
+    paths["markdown"].write_text(to_markdown(report), encoding="utf-8")
+    return paths

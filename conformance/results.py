@@ -1,0 +1,202 @@
+"""The report model: per-test records folded into per-requirement outcomes and one verdict.
+
+One versioned ``Report`` object; JUnit, JSON, Markdown and the terminal summary are pure
+functions of it (``render.py``). The verdict is computed here, and only here.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import __version__, catalogue
+from .catalogue import Level, Requirement
+
+__all__ = [
+    "REPORT_VERSION",
+    "Outcome",
+    "Report",
+    "RequirementResult",
+    "SkipKind",
+    "TestRecord",
+    "Verdict",
+    "build_report",
+    "exit_code",
+]
+
+REPORT_VERSION = "1"
+
+
+class Outcome(enum.StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    #: Skipped by declaration: the executor (or the user) turned the requirement's feature off.
+    SKIPPED = "skipped"
+    #: Could not be run here; says why. A MUST not run makes the verdict "incomplete".
+    NOT_RUN = "not run"
+
+
+class SkipKind(enum.StrEnum):
+    DECLARATION = "declaration"  # feature not declared or switched off
+    CAPABILITY = "capability"  # the target cannot be tested for it (no workspace, not destructive)
+    NOT_APPLICABLE = "not applicable"  # the test found nothing to check (e.g. an optional behaviour not used)
+    BROKEN_BY_EARLIER = "broken by earlier test"  # the executor was unusable before the test began
+
+
+class Verdict(enum.StrEnum):
+    CONFORMANT = "conformant"
+    WITH_WARNINGS = "conformant with warnings"
+    NON_CONFORMANT = "non-conformant"
+    INCOMPLETE = "incomplete"
+    ERROR = "error"
+
+
+@dataclass
+class TestRecord:
+    """What one test of the suite did."""
+
+    nodeid: str
+    requirements: list[str]
+    outcome: str  # passed, failed, skipped
+    duration_s: float = 0.0
+    skip_kind: SkipKind | None = None
+    reason: str | None = None
+    #: The requirement a violation named, when the test failed with one.
+    failed_requirement: str | None = None
+    evidence: dict[str, Any] | None = None
+
+
+@dataclass
+class RequirementResult:
+    id: str
+    level: Level
+    area: str
+    title: str
+    feature: str | None
+    outcome: Outcome
+    reason: str | None = None
+    tests: list[str] = field(default_factory=list)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    kit_version: str
+    contract_version: str
+    target: dict[str, Any]
+    configuration: dict[str, Any]
+    features: dict[str, Any]
+    requirements: list[RequirementResult]
+    tests: list[TestRecord]
+    verdict: Verdict
+    strict: bool
+    started_at: str
+    duration_s: float
+    error: str | None = None
+    report_version: str = REPORT_VERSION
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Outcomes counted by level: {"MUST": {"passed": n, ...}, ...}."""
+        table: dict[str, dict[str, int]] = {level.value: {o.value: 0 for o in Outcome} for level in Level}
+        for result in self.requirements:
+            table[result.level.value][result.outcome.value] += 1
+        return table
+
+    def failed(self, *levels: Level) -> list[RequirementResult]:
+        return [r for r in self.requirements if r.outcome is Outcome.FAILED and (not levels or r.level in levels)]
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["counts"] = self.counts()
+        return data
+
+
+def _fold(requirement: Requirement, records: list[TestRecord]) -> RequirementResult:
+    """One requirement's outcome from the tests that prove it."""
+    result = RequirementResult(
+        requirement.id,
+        requirement.level,
+        requirement.area,
+        requirement.title,
+        requirement.feature,
+        Outcome.NOT_RUN,
+        tests=[record.nodeid for record in records],
+    )
+    if not records:
+        result.reason = "no test of this requirement ran"
+        return result
+    failures = [r for r in records if r.outcome == "failed" and r.failed_requirement in (None, requirement.id)]
+    if failures:
+        result.outcome = Outcome.FAILED
+        result.reason = failures[0].reason
+        result.evidence = [{"test": r.nodeid, "message": r.reason, **(r.evidence or {})} for r in failures]
+        return result
+    blocked = [r for r in records if r.outcome == "failed"]  # failed on another requirement first
+    skipped = [r for r in records if r.outcome == "skipped"]
+    if not skipped and not blocked:
+        result.outcome = Outcome.PASSED
+        return result
+    # Skipped by declaration, or the situation the requirement is about never arose: not a
+    # gap in the certification. A missing capability or a broken executor is: "not run".
+    benign = all(r.skip_kind in (SkipKind.DECLARATION, SkipKind.NOT_APPLICABLE) for r in skipped)
+    if skipped and not blocked and benign:
+        result.outcome = Outcome.SKIPPED
+    first = (skipped or blocked)[0]
+    result.reason = first.reason if skipped else f"not reached: {first.nodeid} failed on {first.failed_requirement}"
+    return result
+
+
+def compute_verdict(results: Iterable[RequirementResult]) -> Verdict:
+    """conformant: every MUST passed (or skipped by declaration) and no SHOULD or MAY failed."""
+    results = list(results)
+    if any(r.level is Level.MUST and r.outcome is Outcome.FAILED for r in results):
+        return Verdict.NON_CONFORMANT
+    if any(r.level is Level.MUST and r.outcome is Outcome.NOT_RUN for r in results):
+        return Verdict.INCOMPLETE
+    if any(r.outcome is Outcome.FAILED for r in results):
+        return Verdict.WITH_WARNINGS
+    return Verdict.CONFORMANT
+
+
+def exit_code(verdict: Verdict, strict: bool) -> int:
+    """0 when conformant (also with warnings, unless strict); 1 non-conformant; 2 incomplete; 3 error."""
+    if verdict is Verdict.CONFORMANT or (verdict is Verdict.WITH_WARNINGS and not strict):
+        return 0
+    return {Verdict.WITH_WARNINGS: 1, Verdict.NON_CONFORMANT: 1, Verdict.INCOMPLETE: 2}.get(verdict, 3)
+
+
+def build_report(
+    records: list[TestRecord],
+    *,
+    target: dict[str, Any],
+    configuration: dict[str, Any],
+    features: dict[str, Any],
+    strict: bool,
+    started_at: str,
+    duration_s: float,
+    error: str | None = None,
+) -> Report:
+    """Fold test records into the report; requirements keep the catalogue's order."""
+    by_requirement: dict[str, list[TestRecord]] = {rid: [] for rid in catalogue.REQUIREMENTS}
+    for record in records:
+        named = {*record.requirements, *([record.failed_requirement] if record.failed_requirement else [])}
+        for rid in named:
+            by_requirement[rid].append(record)
+    results = [_fold(catalogue.REQUIREMENTS[rid], recs) for rid, recs in by_requirement.items()]
+    verdict = Verdict.ERROR if error else compute_verdict(results)
+    return Report(
+        kit_version=__version__,
+        contract_version=catalogue.CONTRACT_VERSION,
+        target=target,
+        configuration=configuration,
+        features=features,
+        requirements=results,
+        tests=records,
+        verdict=verdict,
+        strict=strict,
+        started_at=started_at,
+        duration_s=round(duration_s, 2),
+        error=error,
+    )

@@ -1,0 +1,1 @@
+"""The conformance suite: one module per requirement area of contract v1."""

@@ -1,0 +1,101 @@
+"""Mounted code (CODE-1 to CODE-5, feature `mounted_code`).
+
+The kit's sample workspace (``conformance/workspace``) has five files: a_first (slow, prints
+markers), b_second (imports the sibling conformance_helper), c_broken (raises), d_after_broken
+(records when loading ended) and conformance_helper.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.client import ExecutorClient, output_text
+from conformance.targets import Target, TargetError
+
+LOADING_MARKER = "conformance-loading-marker"
+
+
+@pytest.mark.requirement("CODE-1")
+@pytest.mark.needs("workspace")
+def test_workspace_files_run_in_the_session_namespace(executor: ExecutorClient) -> None:
+    """Every .py file of the workspace ran at start-up in the session's global namespace."""
+    value = executor.evaluate(
+        "[globals().get('CONFORMANCE_HELPER_VALUE'), callable(globals().get('workspace_folder'))]"
+    )
+    executor.expect(value == [42, True], "names defined by the workspace files, in the session", value, executor.last)
+
+
+@pytest.mark.requirement("CODE-2")
+@pytest.mark.needs("workspace")
+def test_files_run_in_sorted_order_and_import_siblings(executor: ExecutorClient) -> None:
+    """Files run in sorted name order, and the folder is on sys.path so that siblings import."""
+    order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
+    executor.expect(
+        isinstance(order, list) and order[:2] == ["a_first", "b_second"],
+        "a_first, then b_second (which imported conformance_helper)",
+        order,
+        executor.last,
+    )
+    value = executor.evaluate("__import__('conformance_helper').VALUE")
+    executor.expect(value == 42, "the sibling module importable", value, executor.last)
+
+
+@pytest.mark.requirement("CODE-3")
+@pytest.mark.needs("workspace")
+def test_loading_output_never_appears_in_a_response(executor: ExecutorClient) -> None:
+    """What loading prints stays out of execute responses, also right after a restart."""
+    exchange = executor.restart()
+    executor.expect(exchange.status == 200, "POST /restart to answer 200", exchange.response_line, exchange)
+    for code in ("'first after restart'", "print('second')"):
+        exchange = executor.execute(code)
+        if exchange.status == 503:  # a restart still under way: wait, as a client would
+            executor.wait_ready()
+            exchange = executor.execute(code)
+        body = executor.expect_execute_response(exchange)
+        text = output_text(body)
+        executor.expect(LOADING_MARKER not in text, "no output of the workspace loading", repr(text[:500]), exchange)
+
+
+@pytest.mark.requirement("CODE-4")
+@pytest.mark.needs("workspace")
+def test_failing_file_is_skipped_and_the_rest_load(executor: ExecutorClient) -> None:
+    """A file that raises is skipped; the files after it load and the executor is ready."""
+    order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
+    executor.expect(
+        isinstance(order, list) and "d_after_broken" in order,
+        "d_after_broken loaded after the broken file",
+        order,
+        executor.last,
+    )
+
+
+@pytest.mark.requirement("CODE-5")
+@pytest.mark.needs("workspace")
+@pytest.mark.parametrize("workspace", ["missing", "empty"])
+def test_workspace_folder_variable_chooses_the_folder(
+    executor: ExecutorClient, executor_target: Target, workspace: str
+) -> None:
+    """WORKSPACE_FOLDER chooses the folder; a missing or an empty folder is fine.
+
+    The kit's workspace was loaded from the folder it named (CODE-1); here a second executor
+    is started with a missing or an empty folder. An executor the kit did not start (a URL)
+    cannot be started again, and is checked on its own folder only.
+    """
+    order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
+    executor.expect(isinstance(order, list), "the kit's workspace loaded from WORKSPACE_FOLDER", order, executor.last)
+    sibling = executor_target.sibling(workspace)
+    if sibling is None:
+        return
+    try:
+        sibling.start()
+    except TargetError as exc:
+        raise executor.fail(f"an executor with a {workspace} WORKSPACE_FOLDER to become ready", str(exc)) from None
+    try:
+        other = ExecutorClient(sibling.base_url, executor.timeouts, requirement="CODE-5")
+        try:
+            loaded = other.evaluate("'CONFORMANCE_LOAD_ORDER' in globals()")
+            other.expect(loaded is False, f"nothing loaded from a {workspace} folder", loaded, other.last)
+        finally:
+            other.close()
+    finally:
+        sibling.stop()

@@ -1,0 +1,71 @@
+"""Crashes of the execution environment (CRASH-1 to CRASH-3).
+
+Destructive: they run on targets the kit started, and on a URL only with --allow-destructive.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conformance.client import ExecutorClient
+
+CRASHES = {
+    "os._exit": "import os\nos._exit(1)",
+    "SIGKILL": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+}
+MEMORY_BOMB = "blocks = []\nwhile True:\n    blocks.append(bytearray(64 * 1024 * 1024))"
+
+
+def _crash(executor: ExecutorClient, code: str) -> dict:
+    started = time.monotonic()
+    exchange = executor.execute(code)
+    elapsed = time.monotonic() - started
+    body = executor.expect_execute_response(exchange, requirement="CRASH-1")
+    bound = executor.timeouts.crash_answer
+    executor.expect(
+        body["status"] == "crashed" and body["restarted"] is True and elapsed <= bound,
+        f'"status": "crashed", "restarted": true within {bound:.0f} s',
+        f"status {body['status']!r}, restarted {body['restarted']!r} after {elapsed:.1f} s",
+        exchange,
+        requirement="CRASH-1",
+    )
+    return body
+
+
+@pytest.mark.requirement("CRASH-1")
+@pytest.mark.needs("destructive")
+@pytest.mark.parametrize("how", list(CRASHES))
+def test_dying_environment_answers_crashed_promptly(executor: ExecutorClient, how: str) -> None:
+    """If the session dies during a call, the call answers `crashed`, `restarted: true` within 10 s."""
+    _crash(executor, CRASHES[how])
+    executor.wait_ready()
+
+
+@pytest.mark.requirement("CRASH-2")
+@pytest.mark.needs("destructive")
+def test_executor_recovers_by_itself(executor: ExecutorClient, capabilities) -> None:
+    """After a crash the executor becomes ready again, with mounted code, and runs code."""
+    _crash(executor, CRASHES["os._exit"])
+    executor.wait_ready()
+    body = executor.run("'alive again'")
+    executor.expect_status(body, "ok", executor.last)
+    if capabilities.workspace_mounted:
+        order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
+        executor.expect(bool(order), "the mounted code loaded again after the crash", order, executor.last)
+
+
+@pytest.mark.requirement("CRASH-3")
+@pytest.mark.needs("destructive")
+@pytest.mark.needs("memory_limit")
+def test_memory_exhaustion_does_not_take_down_the_server(executor: ExecutorClient) -> None:
+    """User code that exhausts memory leaves the HTTP server serving; the session recovers."""
+    exchange = executor.execute(MEMORY_BOMB, timeout=60)
+    executor.expect(
+        exchange.status == 200, "HTTP 200 for the call that exhausted memory", exchange.response_line, exchange
+    )
+    health = executor.health()
+    executor.expect(health.status == 200, "/health still answering", health.response_line, health)
+    executor.wait_ready()
+    executor.expect_status(executor.run("'still serving'"), "ok", executor.last)

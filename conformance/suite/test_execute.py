@@ -1,0 +1,145 @@
+"""Execution: the response of POST /execute and its output items (EXEC-1 to EXEC-7)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from conformance.client import ExecutorClient, output_text
+from conformance.schema import schema_errors
+
+#: Code whose responses together use every status but timeout/crashed and every output type.
+SAMPLES = {
+    "expression": "6 * 7",
+    "stdout and stderr": "import sys\nprint('out')\nprint('err', file=sys.stderr)",
+    "exception": "raise ValueError('sample error')",
+    "syntax error": "def broken(:\n    pass",
+    "display": "from IPython.display import display, HTML\ndisplay(HTML('<b>bold</b>'))",
+    "empty": "",
+}
+
+#: A 1x1 PNG, built in the session so that no file is needed.
+PNG_CODE = """
+import base64, struct, zlib
+def _chunk(kind, data):
+    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
+_png = (b'\\x89PNG\\r\\n\\x1a\\n' + _chunk(b'IHDR', struct.pack('>IIBBBBB', 1, 1, 8, 2, 0, 0, 0))
+        + _chunk(b'IDAT', zlib.compress(b'\\x00\\xff\\x00\\x00')) + _chunk(b'IEND', b''))
+from IPython.display import display, HTML, Image
+display(HTML('<i>rich</i>'))
+display(Image(data=_png, format='png'))
+"""
+
+SPECIAL_TEXT = "héllo wörld ✓ 漢字 😀 nul:\x00: ansi:\x1b[31mred\x1b[0m tab:\t bell:\x07 end"
+
+
+@pytest.mark.requirement("EXEC-1")
+@pytest.mark.parametrize("sample", list(SAMPLES))
+def test_execute_response_matches_the_schema(executor: ExecutorClient, sample: str) -> None:
+    """Whenever code was run, the answer is 200 with the documented fields and a known status."""
+    body = executor.run(SAMPLES[sample])
+    errors = schema_errors("ExecuteResponse", body)
+    executor.expect(not errors, "a body matching the ExecuteResponse schema", "; ".join(errors), executor.last)
+
+
+@pytest.mark.requirement("EXEC-2")
+def test_stdout_and_stderr_come_back_as_named_streams(executor: ExecutorClient) -> None:
+    """stdout and stderr are `stream` items with the right `name` and the exact text."""
+    body = executor.run(
+        "import sys\nprint('to stdout')\nprint('to stderr', file=sys.stderr)\n"
+        "sys.stdout.write('no newline')\nsys.stdout.flush()"
+    )
+    executor.expect_status(body, "ok", executor.last)
+    stdout = output_text(body, type_="stream", name="stdout")
+    stderr = output_text(body, type_="stream", name="stderr")
+    executor.expect(
+        stdout == "to stdout\nno newline", "stdout text 'to stdout\\nno newline'", repr(stdout), executor.last
+    )
+    executor.expect(stderr == "to stderr\n", "stderr text 'to stderr\\n'", repr(stderr), executor.last)
+
+
+@pytest.mark.requirement("EXEC-3")
+def test_trailing_expression_comes_back_as_execute_result(executor: ExecutorClient) -> None:
+    """The value of a trailing expression is an `execute_result` with text/plain."""
+    body = executor.run("1+1")
+    executor.expect_status(body, "ok", executor.last)
+    results = [item for item in body["outputs"] if item.get("type") == "execute_result"]
+    executor.expect(len(results) == 1, "one execute_result item", body["outputs"], executor.last)
+    data = results[0].get("data")
+    executor.expect(
+        isinstance(data, dict) and data.get("text/plain") == "2", 'data {"text/plain": "2"}', data, executor.last
+    )
+
+
+@pytest.mark.requirement("EXEC-4")
+def test_rich_display_comes_back_as_display_data(executor: ExecutorClient) -> None:
+    """IPython.display output is `display_data` with its MIME bundle; images as base64 PNG."""
+    body = executor.run(PNG_CODE)
+    executor.expect_status(body, "ok", executor.last)
+    bundles = [item.get("data") or {} for item in body["outputs"] if item.get("type") == "display_data"]
+    executor.expect(
+        any("<i>rich</i>" in str(b.get("text/html", "")) for b in bundles),
+        "a display_data item with text/html '<i>rich</i>'",
+        body["outputs"],
+        executor.last,
+    )
+    pngs = [b["image/png"] for b in bundles if isinstance(b.get("image/png"), str)]
+    executor.expect(bool(pngs), "a display_data item with image/png", body["outputs"], executor.last)
+    try:
+        decoded = base64.b64decode(pngs[0], validate=False)
+    except ValueError:
+        decoded = b""
+    executor.expect(decoded.startswith(b"\x89PNG"), "image/png as base64 of a PNG", pngs[0][:80], executor.last)
+
+
+@pytest.mark.requirement("EXEC-5")
+def test_every_output_item_has_type_and_text(executor: ExecutorClient) -> None:
+    """Every item has a string `type` and a string `text`, whatever produced it."""
+    for code in (SAMPLES["stdout and stderr"], SAMPLES["expression"], SAMPLES["exception"], SAMPLES["display"]):
+        body = executor.run(code)
+        for item in body["outputs"]:
+            executor.expect(
+                isinstance(item, dict) and isinstance(item.get("type"), str) and isinstance(item.get("text"), str),
+                "an item with string `type` and `text`",
+                item,
+                executor.last,
+            )
+    body = executor.run("6 * 7")
+    executor.expect(
+        output_text(body, type_="execute_result") == "42", "execute_result text '42'", body["outputs"], executor.last
+    )
+    body = executor.run(SAMPLES["exception"])
+    text = output_text(body, type_="error")
+    executor.expect(
+        "sample error" in text and "\x1b[" not in text,
+        "error text holding the traceback without ANSI colour codes",
+        repr(text[:300]),
+        executor.last,
+    )
+
+
+@pytest.mark.requirement("EXEC-6")
+def test_special_characters_round_trip_unchanged(executor: ExecutorClient) -> None:
+    """Non-ASCII, emoji, NUL and ANSI control characters come back unchanged, in valid JSON."""
+    body = executor.run(f"print({SPECIAL_TEXT!r})")
+    executor.expect(
+        executor.last is not None and executor.last.json is not None,
+        "valid JSON",
+        executor.last.body_text if executor.last else "",
+        executor.last,
+    )
+    stdout = output_text(body, type_="stream", name="stdout")
+    executor.expect(stdout == SPECIAL_TEXT + "\n", repr(SPECIAL_TEXT + "\n"), repr(stdout), executor.last)
+
+
+@pytest.mark.requirement("EXEC-7")
+@pytest.mark.parametrize(
+    "code", ["", "# only a comment", "\n   \n# two\n# comments\n"], ids=["empty", "comment", "blank-and-comments"]
+)
+def test_empty_or_comment_only_code_is_ok_with_no_outputs(executor: ExecutorClient, code: str) -> None:
+    """Empty or comment-only code gives `ok` and no outputs."""
+    body = executor.run(code)
+    executor.expect(
+        body["status"] == "ok" and body["outputs"] == [], '"status": "ok", "outputs": []', body, executor.last
+    )

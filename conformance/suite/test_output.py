@@ -1,0 +1,41 @@
+"""Output limits (OUTPUT-1, OUTPUT-2)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.client import ExecutorClient, output_text
+
+#: Prints 50 MB in 1 MB writes.
+FLOOD = "import sys\nchunk = 'x' * 1_000_000\nfor _ in range(50):\n    sys.stdout.write(chunk)\nsys.stdout.flush()"
+
+#: Generous room for the marker and framing past the limit.
+MARKER_ROOM = 64 * 1024
+
+
+@pytest.mark.requirement("OUTPUT-1")
+def test_huge_output_does_not_break_the_executor(executor: ExecutorClient) -> None:
+    """50 MB of output: the call returns, and the next call works."""
+    exchange = executor.execute(FLOOD, timeout=60)
+    executor.expect(exchange.status == 200, "HTTP 200 after printing 50 MB", exchange.response_line, exchange)
+    body = executor.run("'after the flood'")
+    executor.expect_status(body, "ok", executor.last)
+
+
+@pytest.mark.requirement("OUTPUT-2")
+def test_output_past_the_limit_is_cut_and_marked(executor: ExecutorClient, capabilities) -> None:
+    """Output past MAX_OUTPUT_BYTES is cut, with `truncated: true` and a visible marker."""
+    limit = capabilities.max_output_bytes
+    body = executor.run(f"import sys\nsys.stdout.write('x' * {2 * limit})\nsys.stdout.flush()", timeout=60)
+    text = output_text(body)
+    executor.expect(
+        body.get("truncated") is True, '"truncated": true', {"truncated": body.get("truncated")}, executor.last
+    )
+    executor.expect(
+        len(text.encode("utf-8")) <= limit + MARKER_ROOM,
+        f"at most about {limit} bytes of text",
+        f"{len(text)} characters",
+        executor.last,
+    )
+    executor.expect(text.replace("x", "").strip() != "", "a visible marker in the text", text[-200:], executor.last)
+    executor.expect_status(executor.run("1"), "ok", executor.last)

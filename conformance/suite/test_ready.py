@@ -1,0 +1,101 @@
+"""Readiness: GET /ready (READY-1 to READY-4)."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from conformance.client import ExecutorClient
+from conformance.targets import ReadyObservation, Target
+
+#: How far a ready answer may precede the end of loading, for clocks read in two processes.
+CLOCK_SLACK = 0.1
+#: At most this many /ready requests while one restart is under way.
+MAX_POLLS = 2000
+
+
+@pytest.mark.requirement("READY-1")
+def test_ready_answers_200_and_true_when_ready(executor: ExecutorClient) -> None:
+    """When the session can run code, /ready answers 200 {"ready": true}."""
+    exchange = executor.ready()
+    body = exchange.json
+    executor.expect(
+        exchange.status == 200 and isinstance(body, dict) and body.get("ready") is True,
+        'HTTP 200 {"ready": true, "reason": null}',
+        exchange.response_line,
+        exchange,
+    )
+
+
+def _not_ready_answers(executor: ExecutorClient, target: Target) -> list[ReadyObservation]:
+    """Not-ready answers seen at start-up, and while a restart is under way."""
+    seen = [o for o in target.startup_observations if not (isinstance(o.body, dict) and o.body.get("ready") is True)]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        restart = pool.submit(executor.restart)
+        for _ in range(MAX_POLLS):
+            if restart.done():
+                break
+            exchange = executor.ready()
+            body: Any = exchange.json if exchange.json is not None else exchange.body_text
+            if not (isinstance(body, dict) and body.get("ready") is True):
+                seen.append(ReadyObservation(exchange.status, body, time.time()))
+        restart.result()
+    for exchange in [executor.ready() for _ in range(20)]:
+        body = exchange.json if exchange.json is not None else exchange.body_text
+        if isinstance(body, dict) and body.get("ready") is True:
+            break
+        seen.append(ReadyObservation(exchange.status, body, time.time()))
+    executor.wait_ready()
+    return seen
+
+
+@pytest.mark.requirement("READY-2")
+def test_not_ready_answers_say_false_and_why(executor: ExecutorClient, executor_target: Target) -> None:
+    """While not ready, `ready` is false and `reason` is a non-empty string."""
+    seen = _not_ready_answers(executor, executor_target)
+    if not seen:
+        pytest.skip("the executor was never seen not ready (at start-up or during a restart)")
+    for observation in seen:
+        body = observation.body
+        executor.expect(
+            isinstance(body, dict)
+            and body.get("ready") is False
+            and isinstance(body.get("reason"), str)
+            and body["reason"].strip() != "",
+            'a not-ready answer {"ready": false, "reason": "<why>"}',
+            f"HTTP {observation.status} {body!r}",
+        )
+
+
+@pytest.mark.requirement("READY-3")
+def test_not_ready_answers_use_503(executor: ExecutorClient, executor_target: Target) -> None:
+    """Not-ready answers use HTTP 503, so that readiness probes work."""
+    seen = [o for o in _not_ready_answers(executor, executor_target) if o.status is not None]
+    if not seen:
+        pytest.skip("the executor was never seen not ready (at start-up or during a restart)")
+    for observation in seen:
+        executor.expect(
+            observation.status == 503, "HTTP 503 while not ready", f"HTTP {observation.status} {observation.body!r}"
+        )
+
+
+@pytest.mark.requirement("READY-4")
+@pytest.mark.needs("workspace")
+def test_ready_only_after_mounted_code_is_loaded(executor: ExecutorClient) -> None:
+    """The executor says ready only once the mounted code has been loaded (after a restart too)."""
+    exchange = executor.restart()
+    executor.expect(exchange.status == 200, "POST /restart to answer 200", exchange.response_line, exchange)
+    ready = executor.wait_ready()
+    ready_at = time.time()  # the ready answer had arrived by now
+    loaded_at = executor.evaluate("CONFORMANCE_LOADED_AT")
+    executor.expect(
+        isinstance(loaded_at, float) and loaded_at <= ready_at + CLOCK_SLACK,
+        "the last workspace file to have run before /ready said ready",
+        f"it finished {loaded_at - ready_at:.2f} s after the ready answer"
+        if isinstance(loaded_at, float)
+        else repr(loaded_at),
+        ready,
+    )

@@ -1,0 +1,90 @@
+"""Restart (RESTART-1 to RESTART-5)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.client import ExecutorClient
+from conformance.violations import Exchange
+
+
+def _restart(executor: ExecutorClient) -> Exchange:
+    exchange = executor.restart()
+    body = exchange.json
+    executor.expect(
+        exchange.status == 200 and isinstance(body, dict) and body.get("status") in ("ok", "restarting"),
+        'HTTP 200 {"status": "ok"} or {"status": "restarting"}',
+        exchange.response_line,
+        exchange,
+        requirement="RESTART-1",
+    )
+    return exchange
+
+
+@pytest.mark.requirement("RESTART-1")
+def test_restart_answers_ok_or_restarting(executor: ExecutorClient) -> None:
+    """POST /restart answers 200 with `ok` (done) or `restarting` (under way)."""
+    _restart(executor)
+    executor.wait_ready()
+
+
+@pytest.mark.requirement("RESTART-2")
+def test_restart_clears_user_state(executor: ExecutorClient) -> None:
+    """Once a restart has completed, earlier user state is gone."""
+    executor.expect_status(executor.run("state_before_restart = 1"), "ok", executor.last)
+    _restart(executor)
+    executor.wait_ready()
+    body = executor.run("state_before_restart")
+    executor.expect(
+        body["status"] == "error" and any(item.get("ename") == "NameError" for item in body["outputs"]),
+        "NameError: the variable is gone",
+        f"status {body['status']!r}: {body['outputs']!r}",
+        executor.last,
+    )
+
+
+@pytest.mark.requirement("RESTART-3")
+@pytest.mark.needs("workspace")
+def test_restart_loads_mounted_code_again(executor: ExecutorClient) -> None:
+    """After a restart, the mounted code is loaded again."""
+    executor.expect_status(executor.run("CONFORMANCE_LOAD_ORDER = 'overwritten'"), "ok", executor.last)
+    _restart(executor)
+    executor.wait_ready()
+    order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
+    executor.expect(
+        isinstance(order, list) and order[:2] == ["a_first", "b_second"],
+        "CONFORMANCE_LOAD_ORDER as the workspace defines it",
+        order,
+        executor.last,
+    )
+
+
+@pytest.mark.requirement("RESTART-4")
+def test_no_execute_after_restart_sees_the_old_state(executor: ExecutorClient) -> None:
+    """An execute sent right after /restart answered waits for the new session, or gets 503."""
+    executor.expect_status(executor.run("old_session_marker = 'old'"), "ok", executor.last)
+    _restart(executor)
+    exchange = executor.execute("old_session_marker")  # no wait for /ready
+    if exchange.status == 503:
+        executor.wait_ready()
+        return
+    body = executor.expect_execute_response(exchange)
+    executor.expect(
+        body["status"] == "error" and any(item.get("ename") == "NameError" for item in body["outputs"]),
+        "NameError (a new session), or HTTP 503",
+        f"status {body['status']!r}: {body['outputs']!r}",
+        exchange,
+    )
+
+
+@pytest.mark.requirement("RESTART-5")
+def test_restart_status_answers_a_boolean(executor: ExecutorClient) -> None:
+    """GET /restart-status answers {"restarting": bool}."""
+    exchange = executor.request("GET", "/restart-status")
+    body = exchange.json
+    executor.expect(
+        exchange.status == 200 and isinstance(body, dict) and isinstance(body.get("restarting"), bool),
+        'HTTP 200 {"restarting": <bool>}',
+        exchange.response_line,
+        exchange,
+    )

@@ -1,0 +1,46 @@
+"""Isolation of user code from the executor (SEC-1 to SEC-3). Runs last: SEC-2 may kill a weak executor."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.client import ExecutorClient
+
+KILL_PARENT = (
+    "import os, signal\n"
+    "try:\n    os.kill(os.getppid(), signal.SIGKILL)\n    print('signal sent')\n"
+    "except OSError as error:\n    print('refused:', type(error).__name__)"
+)
+WRITE_WORKSPACE = (
+    "import os, conformance_helper\n"
+    "path = os.path.join(conformance_helper.workspace_folder(), 'written-by-user-code.txt')\n"
+    "try:\n    open(path, 'w').close()\n    os.remove(path)\n    print('written')\n"
+    "except OSError as error:\n    print('refused:', type(error).__name__)"
+)
+
+
+@pytest.mark.requirement("SEC-1")
+def test_user_code_does_not_run_as_root(executor: ExecutorClient) -> None:
+    """User code runs as a non-root user."""
+    uid = executor.evaluate("__import__('os').geteuid()")
+    executor.expect(uid != 0, "an effective user id other than 0", f"uid {uid}", executor.last)
+
+
+@pytest.mark.requirement("SEC-3")
+@pytest.mark.needs("workspace")
+def test_mounted_code_folder_is_read_only_to_user_code(executor: ExecutorClient) -> None:
+    """User code cannot write into the mounted code folder."""
+    body = executor.run(WRITE_WORKSPACE)
+    text = "".join(item.get("text", "") for item in body["outputs"])
+    executor.expect(text.startswith("refused"), "writing into the workspace refused", text, executor.last)
+
+
+@pytest.mark.requirement("SEC-2")
+@pytest.mark.needs("destructive")
+def test_user_code_cannot_kill_the_server(executor: ExecutorClient) -> None:
+    """`os.kill(os.getppid(), SIGKILL)` leaves the executor serving."""
+    executor.execute(KILL_PARENT)
+    health = executor.health()
+    executor.expect(health.status == 200, "/health answering after the attempt", health.response_line, health)
+    executor.wait_ready()
+    executor.expect_status(executor.run("'still serving'"), "ok", executor.last)

@@ -1,0 +1,305 @@
+"""Targets: the ways to provide "an executor at a base URL with known capabilities and logs".
+
+- ``ProcessTarget``: a local command (by default the bundled reference executor) on 127.0.0.1.
+- ``ImageTarget``: a local container image, started with testcontainers under resource limits.
+- ``UrlTarget``: an executor that is already running somewhere.
+
+The suite sees only the ``Target`` interface. Each target knows how it was started, so it can
+say what the executor is capable of being tested for (the kit's workspace mounted, destructive
+scenarios allowed, a memory limit in force) and show its log when something goes wrong.
+The kit never imports the reference executor; it starts it as a process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from .timeouts import KitTimeouts
+
+__all__ = [
+    "Capabilities",
+    "ProcessTarget",
+    "ReadyObservation",
+    "Target",
+    "TargetError",
+    "UrlTarget",
+    "export_workspace",
+    "prepare_workspace",
+    "wait_until_ready",
+]
+
+DEFAULT_PORT = 8432
+
+
+class TargetError(RuntimeError):
+    """The executor under test could not be started or reached; the message says why."""
+
+
+@dataclass
+class Capabilities:
+    """What the kit may test on this executor, beyond the core."""
+
+    #: The kit's sample workspace is loaded (mounted-code requirements can run).
+    workspace_mounted: bool = False
+    #: Crash and memory scenarios may be run (they are opt-in for executors the kit did not start).
+    destructive: bool = False
+    #: A memory limit bounds the executor, so a memory-exhaustion scenario is safe to run.
+    memory_limited: bool = False
+    #: The executor's default EXECUTION_TIMEOUT, in seconds.
+    execution_timeout: float = 3.0
+    #: The executor's MAX_OUTPUT_BYTES and MAX_REQUEST_BYTES.
+    max_output_bytes: int = 1024 * 1024
+    max_request_bytes: int = 1024 * 1024
+
+
+@dataclass
+class ReadyObservation:
+    """One /ready answer seen while waiting for the executor to start."""
+
+    status: int | None
+    body: Any
+    at: float
+
+
+class Target(Protocol):
+    """An executor under test. Start it, use ``base_url``, read ``logs``, stop it."""
+
+    kind: str
+    base_url: str
+    capabilities: Capabilities
+    #: /ready answers seen while the target started (empty when the kit did not start it).
+    startup_observations: list[ReadyObservation]
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def sibling(self, workspace: str) -> Target | None:
+        """An unstarted copy with a "missing" or "empty" workspace; None if the kit cannot start one."""
+        ...
+
+    def logs(self, lines: int = 60) -> str: ...
+    def describe(self) -> dict[str, Any]: ...
+
+
+def export_workspace(folder: Path) -> Path:
+    """Copy the kit's sample workspace into ``folder`` (created), readable by any user."""
+    folder.mkdir(parents=True, exist_ok=True)
+    source = resources.files("conformance") / "workspace"
+    for entry in source.iterdir():
+        if entry.name.endswith(".py"):
+            target = folder / entry.name
+            target.write_text(entry.read_text(encoding="utf-8"), encoding="utf-8")
+            target.chmod(0o644)
+    folder.chmod(0o755)
+    return folder
+
+
+def prepare_workspace(kind: str, folder: Path) -> Path:
+    """The folder to give as WORKSPACE_FOLDER: the kit's workspace, an empty folder, or none."""
+    if kind == "kit":
+        return export_workspace(folder)
+    if kind == "empty":
+        folder.mkdir(parents=True)
+        folder.chmod(0o755)
+        return folder
+    if kind == "missing":
+        return folder.with_name("no-such-workspace")
+    raise ValueError(f"workspace must be 'kit', 'empty' or 'missing', not {kind!r}")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_ready(
+    base_url: str, timeouts: KitTimeouts, observations: list[ReadyObservation], alive: Any, logs: Any
+) -> None:
+    """Poll /ready until it says ready, recording every answer; fail clearly if it never does."""
+    deadline = time.monotonic() + timeouts.startup
+    last = "no answer yet"
+    with httpx.Client(timeout=timeouts.request) as http:
+        while time.monotonic() < deadline:
+            problem = alive()
+            if problem:
+                raise TargetError(f"the executor {problem} before it became ready.\nLast log lines:\n{logs()}")
+            try:
+                response = http.get(f"{base_url}/ready")
+            except httpx.HTTPError as exc:
+                last = f"{type(exc).__name__}"
+            else:
+                try:
+                    body = response.json()
+                except ValueError:
+                    body = response.text[:200]
+                observations.append(ReadyObservation(response.status_code, body, time.time()))
+                last = f"HTTP {response.status_code} {body!r}"
+                if response.status_code == 200 and isinstance(body, dict) and body.get("ready") is True:
+                    return
+            time.sleep(timeouts.poll_interval)
+    raise TargetError(
+        f"the executor did not become ready within {timeouts.startup:.0f} s (last /ready: {last}).\n"
+        f"Last log lines:\n{logs()}"
+    )
+
+
+def _memory_limit(bytes_: int) -> None:
+    """In the child: cap every process of the executor's tree at ``bytes_`` of address space."""
+    resource.setrlimit(resource.RLIMIT_AS, (bytes_, bytes_))
+
+
+@dataclass
+class ProcessTarget:
+    """A local executor process on 127.0.0.1 and a free port.
+
+    With no ``command`` it is the bundled reference executor (``python -m reference_executor``).
+    The command gets PORT, HOST, WORKSPACE_FOLDER, EXECUTION_TIMEOUT, MAX_OUTPUT_BYTES and
+    MAX_REQUEST_BYTES in its environment; ``{port}`` in the command is replaced too.
+    """
+
+    timeouts: KitTimeouts
+    command: list[str] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    #: "kit" (the sample workspace), "empty" (an empty folder) or "missing" (no such folder).
+    workspace: str = "kit"
+    #: Address-space cap per process (RLIMIT_AS), so a memory bomb cannot eat the host.
+    memory_limit_bytes: int | None = 2 * 1024**3
+    kind: str = "process"
+    base_url: str = ""
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    startup_observations: list[ReadyObservation] = field(default_factory=list)
+    _process: subprocess.Popen[bytes] | None = None
+    _dir: Path | None = None
+
+    def start(self) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="conformance-"))
+        self._dir.chmod(0o755)
+        port = _free_port()
+        workspace = prepare_workspace(self.workspace, self._dir / "workspace")
+        self._given_command = self.command
+        command = self.command or [sys.executable, "-m", "reference_executor"]
+        command = [part.replace("{port}", str(port)) for part in command]
+        env = {
+            **os.environ,
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "WORKSPACE_FOLDER": str(workspace),
+            "EXECUTION_TIMEOUT": str(self.timeouts.execution_timeout),
+            "MAX_OUTPUT_BYTES": str(self.capabilities.max_output_bytes),
+            "MAX_REQUEST_BYTES": str(self.capabilities.max_request_bytes),
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **self.env,
+        }
+        self._log_path = self._dir / "executor.log"
+        log_file = self._log_path.open("wb")
+        limit = self.memory_limit_bytes
+        self._process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # so that stop() can end the whole process group
+            preexec_fn=(lambda: _memory_limit(limit)) if limit else None,
+        )
+        log_file.close()
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.capabilities.workspace_mounted = self.workspace == "kit"
+        self.capabilities.destructive = True
+        self.capabilities.memory_limited = limit is not None
+        self.capabilities.execution_timeout = self.timeouts.execution_timeout
+        self.command = command
+        try:
+            wait_until_ready(self.base_url, self.timeouts, self.startup_observations, self._exited, self.logs)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _exited(self) -> str | None:
+        code = self._process.poll() if self._process else None
+        return None if code is None else f"exited with code {code}"
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        if self._dir is not None:
+            self._kept_log = self.logs(200)
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def sibling(self, workspace: str) -> ProcessTarget:
+        return ProcessTarget(
+            self.timeouts,
+            command=getattr(self, "_given_command", self.command),
+            env=dict(self.env),
+            workspace=workspace,
+            memory_limit_bytes=self.memory_limit_bytes,
+            capabilities=replace(self.capabilities),
+        )
+
+    def logs(self, lines: int = 60) -> str:
+        if self._dir is None:
+            return getattr(self, "_kept_log", "")
+        try:
+            text = self._log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "command": self.command, "base_url": self.base_url, **asdict(self.capabilities)}
+
+
+@dataclass
+class UrlTarget:
+    """An executor that is already running. The user says how it was started."""
+
+    base_url: str
+    timeouts: KitTimeouts
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    kind: str = "url"
+    startup_observations: list[ReadyObservation] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.base_url = self.base_url.rstrip("/")
+        try:
+            with httpx.Client(timeout=self.timeouts.request) as http:
+                http.get(f"{self.base_url}/health")
+        except httpx.HTTPError as exc:
+            raise TargetError(f"no executor answers at {self.base_url}: {exc}") from None
+        wait_until_ready(self.base_url, self.timeouts, [], lambda: None, lambda: "(no logs: a URL target)")
+
+    def stop(self) -> None:
+        return None
+
+    def sibling(self, workspace: str) -> None:
+        return None
+
+    def logs(self, lines: int = 60) -> str:
+        return "(the kit has no logs of an executor it did not start)"
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "base_url": self.base_url, **asdict(self.capabilities)}

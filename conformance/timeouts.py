@@ -1,0 +1,44 @@
+"""Every wait of the kit, and the contract's time bounds, in one documented object.
+
+Waits are deadlines, not sleeps: the kit polls with ``poll_interval`` until a condition holds
+or the deadline passes, then fails with what it last saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+__all__ = ["KitTimeouts"]
+
+
+@dataclass(frozen=True)
+class KitTimeouts:
+    """Seconds. The contract's bounds are fixed by the contract; the rest are the kit's own."""
+
+    # -- bounds set by the contract --------------------------------------------------------
+    #: HEALTH-2: /health answers within this, even while code runs.
+    health: float = 1.0
+    #: TIMEOUT-1: a timed-out execute answers within its timeout plus this.
+    timeout_slack: float = 5.0
+    #: CRASH-1: a call whose environment died answers within this.
+    crash_answer: float = 10.0
+    #: TIMEOUT-3: "promptly": the execute after a timeout answers within this.
+    prompt: float = 5.0
+
+    # -- the kit's own waits ---------------------------------------------------------------
+    #: From starting a container or process to /ready true.
+    startup: float = 120.0
+    #: For /ready to turn true again after a restart, a crash or a timeout.
+    ready: float = 60.0
+    #: One ordinary HTTP request (not an execute with a long timeout).
+    request: float = 30.0
+    #: Between two polls of a condition.
+    poll_interval: float = 0.05
+    #: EXECUTION_TIMEOUT the kit starts executors with (image and local targets).
+    execution_timeout: float = 2.0
+
+    def scaled(self, factor: float) -> KitTimeouts:
+        """The kit's own waits multiplied by ``factor`` (for slow machines); contract bounds stay."""
+        if factor <= 0:
+            raise ValueError(f"timeout factor must be positive, got {factor}")
+        return replace(self, startup=self.startup * factor, ready=self.ready * factor, request=self.request * factor)
