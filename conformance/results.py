@@ -57,6 +57,8 @@ class Verdict(enum.StrEnum):
 class TestRecord:
     """What one test of the suite did."""
 
+    __test__ = False  # not a pytest test class, despite its name
+
     nodeid: str
     requirements: list[str]
     outcome: str  # passed, failed, skipped

@@ -84,8 +84,9 @@ class Settings:
     workspace: Path = Path("/code")
     max_output_bytes: int = 1024 * 1024
     max_request_bytes: int = 1024 * 1024
-    #: Run the kernel as this user when the server runs as root (SEC-1, SEC-2).
-    kernel_user: str | None = None
+    #: Run kernels as this user when the server runs as root (SEC-1, SEC-2): a user name,
+    #: "auto" (nobody, if it can run this Python) or "none" (the server's own user).
+    kernel_user: str = "auto"
     #: Keep a second kernel started, with the workspace loaded, to swap in on restart.
     standby_kernel: bool = True
     #: Folder for connection files and IPC sockets; a private temporary one when None.
@@ -103,7 +104,7 @@ class Settings:
             workspace=Path(env.get("WORKSPACE_FOLDER") or "/code"),
             max_output_bytes=_int(env, "MAX_OUTPUT_BYTES", 1024 * 1024),
             max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 1024 * 1024),
-            kernel_user=env.get("KERNEL_USER") or None,
+            kernel_user=env.get("KERNEL_USER", "auto"),
             standby_kernel=_flag(env, "STANDBY_KERNEL", True),
             runtime_dir=Path(runtime_dir) if runtime_dir else None,
             timeouts=Timeouts(

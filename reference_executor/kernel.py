@@ -16,6 +16,7 @@ import os
 import pwd
 import queue
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +32,7 @@ from .config import Timeouts
 from .outputs import OutputCollector
 from .workspace_loader import python_files
 
-__all__ = ["KernelSession", "KernelStartError", "RunOutcome", "RunResult"]
+__all__ = ["KernelSession", "KernelStartError", "KernelUser", "RunOutcome", "RunResult", "resolve_kernel_user"]
 
 log = logging.getLogger("reference_executor.kernel")
 
@@ -71,25 +72,61 @@ class RunResult:
 
 
 @dataclass(frozen=True)
-class _KernelUser:
+class KernelUser:
+    """The unprivileged user kernels run as when the server runs as root (SEC-1, SEC-2)."""
+
     name: str
     uid: int
     gid: int
-    home: str
 
-    @classmethod
-    def lookup(cls, name: str | None) -> _KernelUser | None:
-        """The user to run kernels as, or None to run them as this process's user."""
-        if name is None:
-            return None
-        if os.geteuid() != 0:
+
+#: KERNEL_USER values that mean "run kernels as the server's own user".
+NO_KERNEL_USER = {"", "-", "none", "root"}
+
+
+def resolve_kernel_user(name: str) -> KernelUser | None:
+    """The user to run kernels as, from KERNEL_USER ("auto": nobody, where that works).
+
+    Only a server running as root can switch users. An explicit user that cannot run this
+    Python raises; "auto" falls back to the server's user with a warning.
+    """
+    if name.strip().lower() in NO_KERNEL_USER:
+        return None
+    explicit = name != "auto"
+    if os.geteuid() != 0:
+        if explicit:
             log.warning("KERNEL_USER=%s ignored: the server does not run as root", name)
-            return None
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
+        return None
+    try:
+        entry = pwd.getpwnam("nobody" if name == "auto" else name)
+    except KeyError:
+        if explicit:
             raise KernelStartError(f"KERNEL_USER={name!r} is not a user on this system") from None
-        return cls(name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
+        log.warning("no user 'nobody': kernels run as root")
+        return None
+    user = KernelUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", "import ipykernel"],
+            user=user.uid,
+            group=user.gid,
+            extra_groups=[],
+            cwd="/",
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        failure = probe.stderr.decode(errors="replace")[-300:] if probe.returncode != 0 else None
+    except OSError as exc:
+        failure = str(exc)
+    if failure is not None:
+        problem = f"user {user.name!r} cannot run {sys.executable} with ipykernel"
+        if explicit:
+            raise KernelStartError(f"KERNEL_USER={name!r}: {problem}: {failure}")
+        log.warning("%s (is the interpreter under a private folder?): kernels run as root", problem)
+        return None
+    log.info("kernels run as user %s (uid %d)", user.name, user.uid)
+    return user
 
 
 class _Manager(AsyncKernelManager):
@@ -112,13 +149,13 @@ class KernelSession:
         timeouts: Timeouts,
         max_output_bytes: int,
         runtime_dir: Path,
-        kernel_user: str | None = None,
+        user: KernelUser | None = None,
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
         self._timeouts = timeouts
         self._max_output_bytes = max_output_bytes
-        self._user = _KernelUser.lookup(kernel_user)
+        self._user = user
         self._dir = Path(tempfile.mkdtemp(prefix="kernel-", dir=runtime_dir))
         self._cwd = cwd
         self._env = env
@@ -129,6 +166,10 @@ class KernelSession:
         self.workspace_signature: tuple[tuple[str, int, int], ...] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._dir.name
+
     @property
     def pid(self) -> int | None:
         provisioner = self._km.provisioner if self._km else None
@@ -187,7 +228,7 @@ class KernelSession:
         except RuntimeError as exc:
             await self.shutdown()
             raise KernelStartError(f"the kernel did not answer: {exc}") from exc
-        log.info("kernel %s started (pid %s)", self._dir.name, self.pid)
+        log.info("kernel %s started (pid %s)", self.name, self.pid)
 
     def _raise_oom_score(self) -> None:
         """Make the kernel, not the server, what the OOM killer takes (CRASH-3)."""

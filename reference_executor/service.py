@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .kernel import KernelSession, KernelStartError, RunOutcome, workspace_signature
+from .kernel import KernelSession, KernelStartError, RunOutcome, resolve_kernel_user, workspace_signature
 
 __all__ = ["ExecuteResult", "ExecutionService", "NotReadyError", "Readiness"]
 
@@ -70,6 +70,8 @@ class ExecutionService:
             Path(tempfile.mkdtemp(prefix="executor-")) if settings.runtime_dir is None else settings.runtime_dir
         )
         self._runtime_dir.mkdir(parents=True, exist_ok=True)
+        self._runtime_dir.chmod(0o711)  # kernels of another user must reach their own folder inside
+        self._kernel_user = resolve_kernel_user(settings.kernel_user)
         self._run_lock = asyncio.Lock()  # one execution at a time (CONC-1)
         self._lifecycle_lock = asyncio.Lock()  # one kernel replacement at a time
         self._active: KernelSession | None = None
@@ -128,7 +130,7 @@ class ExecutionService:
             timeouts=self.settings.timeouts,
             max_output_bytes=self.settings.max_output_bytes,
             runtime_dir=self._runtime_dir,
-            kernel_user=self.settings.kernel_user,
+            user=self._kernel_user,
         )
 
     async def _fresh_kernel(self) -> KernelSession:
@@ -143,6 +145,9 @@ class ExecutionService:
                 log.error("kernel failed to start, trying again in %.0f s: %s", _START_RETRY_DELAY, exc)
                 await kernel.shutdown()
                 await asyncio.sleep(_START_RETRY_DELAY)
+            except BaseException:  # cancelled while starting (a discarded standby): leave no process behind
+                await asyncio.shield(kernel.shutdown())
+                raise
 
     async def _discard_standby(self) -> None:
         standby, self._standby = self._standby, None
@@ -164,16 +169,22 @@ class ExecutionService:
             except Exception as exc:  # it could not start: a fresh kernel will say why
                 log.warning("the standby kernel failed: %s", exc)
             else:
-                if await kernel.is_alive() and kernel.workspace_signature == workspace_signature(
-                    self.settings.workspace
-                ):
+                current = workspace_signature(self.settings.workspace)
+                if await kernel.is_alive() and kernel.workspace_signature == current:
+                    log.info("swapped in the standby kernel %s", kernel.name)
                     return kernel
+                log.info("the standby kernel is stale (dead, or the workspace changed); starting afresh")
                 await kernel.shutdown()
         return await self._fresh_kernel()
 
     def _refill_standby(self) -> None:
         if self.settings.standby_kernel and self._standby is None and not self._closed:
-            self._standby = asyncio.create_task(self._fresh_kernel())
+            self._standby = asyncio.create_task(self._start_standby())
+
+    async def _start_standby(self) -> KernelSession:
+        kernel = await self._fresh_kernel()
+        log.info("standby kernel ready")
+        return kernel
 
     async def _replace_kernel(self, reason: str, *, retiring: KernelSession | None = None, first: bool = False) -> None:
         """Make a new kernel active, retiring the current one. Readiness follows.

@@ -1,0 +1,140 @@
+"""Shared fixtures: real kernels, real executor processes on 127.0.0.1, and the kit as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+#: Every wait of the project's own tests, in seconds.
+STARTUP_TIMEOUT = 60.0
+POLL_INTERVAL = 0.05
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Any, timeout: float, what: str, logs: Any = lambda: "") -> Any:
+    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(POLL_INTERVAL)
+    raise AssertionError(f"{what} not within {timeout:.0f} s\n{logs()}")
+
+
+@dataclass
+class RunningExecutor:
+    """An executor process on 127.0.0.1 and a client for it."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+    client: httpx.Client
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def execute(self, code: str, **extra: Any) -> dict[str, Any]:
+        response = self.client.post("/execute", json={"code": code, **extra})
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def wait_ready(self) -> None:
+        def ready() -> bool:
+            try:
+                return self.client.get("/ready").json().get("ready") is True
+            except (httpx.HTTPError, ValueError):
+                return False
+
+        wait_for(ready, STARTUP_TIMEOUT, "/ready true", self.logs)
+
+
+def start_executor(command: list[str], env: dict[str, str], log_path: Path) -> RunningExecutor:
+    port = free_port()
+    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    running = RunningExecutor(process, base_url, log_path, httpx.Client(base_url=base_url, timeout=60))
+    try:
+        running.wait_ready()
+    except BaseException:
+        stop_executor(running)
+        raise
+    return running
+
+
+def stop_executor(running: RunningExecutor) -> None:
+    running.client.close()
+    if running.process.poll() is None:
+        os.killpg(running.process.pid, signal.SIGTERM)
+        try:
+            running.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(running.process.pid, signal.SIGKILL)
+            running.process.wait(timeout=15)
+
+
+@pytest.fixture
+def reference_executor(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RunningExecutor]:
+    """The reference executor as a process, with examples/test_code as its workspace.
+
+    Parametrize indirectly with a dict of extra environment variables to change its settings.
+    """
+    env = {"WORKSPACE_FOLDER": str(EXAMPLES / "test_code"), "EXECUTION_TIMEOUT": "2"}
+    env.update(getattr(request, "param", {}) or {})
+    running = start_executor([sys.executable, "-m", "reference_executor"], env, tmp_path / "executor.log")
+    yield running
+    stop_executor(running)
+
+
+@dataclass
+class KitRun:
+    """The outcome of one run of the kit as a process."""
+
+    returncode: int
+    output: str
+    results: dict[str, Any]
+
+    def outcomes(self) -> dict[str, str]:
+        return {r["id"]: r["outcome"] for r in self.results["requirements"]}
+
+    def failed(self) -> set[str]:
+        return {rid for rid, outcome in self.outcomes().items() if outcome == "failed"}
+
+
+def run_kit(args: list[str], report_dir: Path, timeout: float = 900) -> KitRun:
+    """Run ``python -m conformance`` with ``args``; return its exit code, output and results.json."""
+    command = [sys.executable, "-m", "conformance", "--report-dir", str(report_dir), *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=report_dir.parent, check=False)
+    results_path = report_dir / "results.json"
+    output = done.stdout + done.stderr
+    assert results_path.exists(), f"the kit wrote no results.json (exit {done.returncode}):\n{output[-5000:]}"
+    return KitRun(done.returncode, output, json.loads(results_path.read_text()))

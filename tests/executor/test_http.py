@@ -1,0 +1,101 @@
+"""The reference executor over HTTP, as a real process on 127.0.0.1.
+
+The kit (tests/kit) proves every contract requirement against it; these tests cover what is
+particular to the reference: the original description's examples, its settings, and its
+restart and recovery policy.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES, RunningExecutor, start_executor, stop_executor, wait_for
+
+
+def stdout_of(body: dict) -> str:
+    return "".join(item["text"] for item in body["outputs"] if item.get("name") == "stdout")
+
+
+def test_mounted_utilities_of_the_original_description_work(tmp_path: Path) -> None:
+    """examples/my_utilities as the workspace (the original example itself runs against the image:
+    it nests double quotes inside an f-string, which needs Python 3.12)."""
+    env = {"WORKSPACE_FOLDER": str(EXAMPLES / "my_utilities")}
+    running = start_executor([sys.executable, "-m", "reference_executor"], env, tmp_path / "log")
+    try:
+        body = running.execute(
+            "data = [1, -2, 3, 4, -1, 5]\nprocessed = process_list(data)\nstats = calculate_stats(processed)\n"
+            "print(f'Processed: {processed}')\nprint(f'Stats: {stats}')\n"
+            "print(f\"Total: {format_currency(stats['sum'])}\")\n"
+        )
+        assert (
+            stdout_of(body) == "Processed: [2, 6, 8, 10]\nStats: {'sum': 26, 'avg': 6.5, 'count': 4}\nTotal: $26.00\n"
+        )
+        assert "Data processing utilities loaded" in running.logs()  # loading output goes to the log (CODE-3)
+        assert "Data processing utilities loaded" not in stdout_of(body)
+    finally:
+        stop_executor(running)
+
+
+def test_sample_workspace_functions_are_available(reference_executor: RunningExecutor) -> None:
+    body = reference_executor.execute(
+        "print(greet('World'), factorial(6), add_numbers(1, 2), calculate_circle_area(2) > 12)"
+    )
+    assert stdout_of(body) == "Hello, World! 720 3 True\n"
+
+
+def test_restart_during_a_long_execution_ends_it_as_crashed(reference_executor: RunningExecutor) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(reference_executor.execute, "import time\ntime.sleep(20)", timeout=30)
+        time.sleep(0.5)  # let the execution start; the restart below must end it
+        restart = reference_executor.client.post("/restart")
+        body = running.result(timeout=15)
+    assert restart.json() == {"status": "ok"}
+    assert body["status"] == "crashed" and body["restarted"] is True
+    assert reference_executor.execute("greet('again')")["outputs"][0]["text"] == "'Hello, again!'"
+
+
+def test_restart_swaps_in_the_loaded_standby_kernel(reference_executor: RunningExecutor) -> None:
+    reference_executor.execute("marker = 1")
+    wait_for(
+        lambda: "standby kernel ready" in reference_executor.logs(), 60, "the standby kernel", reference_executor.logs
+    )
+    assert reference_executor.client.post("/restart").json() == {"status": "ok"}
+    assert "swapped in the standby kernel" in reference_executor.logs()
+    body = reference_executor.execute("'marker' in globals(), greet('x')")
+    assert body["outputs"][0]["text"] == "(False, 'Hello, x!')"
+
+
+@pytest.mark.parametrize("reference_executor", [{"STANDBY_KERNEL": "0"}], indirect=True)
+def test_without_a_standby_restart_still_clears_state(reference_executor: RunningExecutor) -> None:
+    reference_executor.execute("marker = 1")
+    assert reference_executor.client.post("/restart").json() == {"status": "ok"}
+    body = reference_executor.execute("'marker' in globals()")
+    assert body["outputs"][0]["text"] == "False"
+
+
+def test_info_lists_the_reference_features(reference_executor: RunningExecutor) -> None:
+    info = reference_executor.client.get("/info").json()
+    assert info["contract_version"] == "1.0" and info["implementation"] == "reference-executor"
+    assert set(info["features"]) == {"mounted_code", "timeout_override", "rich_output", "restart_status", "info"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("EXECUTION_TIMEOUT", "soon"), ("PORT", "-1"), ("MAX_OUTPUT_BYTES", "0")]
+)
+def test_a_bad_setting_stops_start_up_with_a_clear_message(variable: str, value: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "reference_executor"],
+        env={"PATH": "/usr/bin:/bin", variable: value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"reference-executor: {variable}=")

@@ -1,0 +1,141 @@
+"""The kernel layer against a real ipykernel, without HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from reference_executor.config import Timeouts
+from reference_executor.kernel import KernelSession, RunOutcome
+from tests.conftest import EXAMPLES
+
+pytestmark = pytest.mark.anyio
+
+TIMEOUTS = Timeouts(interrupt_grace=1.0)
+
+
+@pytest.fixture
+async def kernel_session(tmp_path: Path) -> AsyncIterator[KernelSession]:
+    session = KernelSession(timeouts=TIMEOUTS, max_output_bytes=4096, runtime_dir=tmp_path)
+    await session.start()
+    yield session
+    await session.shutdown()
+
+
+async def run(session: KernelSession, code: str, timeout: float = 10.0):
+    return await session.run(code, deadline=time.monotonic() + timeout)
+
+
+async def test_streams_result_and_execution_count(kernel_session: KernelSession) -> None:
+    result = await run(kernel_session, "import sys\nprint('out')\nprint('err', file=sys.stderr)\n6*7")
+    assert result.outcome is RunOutcome.OK
+    assert [(i["type"], i.get("name"), i["text"]) for i in result.outputs] == [
+        ("stream", "stdout", "out\n"),
+        ("stream", "stderr", "err\n"),
+        ("execute_result", None, "42"),
+    ]
+    assert result.execution_count == 1
+
+
+async def test_exception_is_an_error_outcome_and_state_persists(kernel_session: KernelSession) -> None:
+    assert (await run(kernel_session, "kept = 5")).outcome is RunOutcome.OK
+    result = await run(kernel_session, "raise KeyError('missing')")
+    assert result.outcome is RunOutcome.ERROR
+    assert result.outputs[-1]["ename"] == "KeyError" and "\x1b[" not in result.outputs[-1]["text"]
+    assert (await run(kernel_session, "kept")).outputs[0]["text"] == "5"
+
+
+async def test_interruptible_code_times_out_and_keeps_the_kernel(kernel_session: KernelSession) -> None:
+    await run(kernel_session, "survivor = 1")
+    started = time.monotonic()
+    result = await run(kernel_session, "print('before', flush=True)\nimport time\ntime.sleep(30)", timeout=0.5)
+    assert result.outcome is RunOutcome.TIMEOUT
+    assert time.monotonic() - started < 0.5 + TIMEOUTS.interrupt_grace
+    assert result.outputs == [{"type": "stream", "name": "stdout", "text": "before\n"}]  # no KeyboardInterrupt item
+    assert (await run(kernel_session, "survivor")).outputs[0]["text"] == "1"
+
+
+async def test_code_ignoring_sigint_is_reported_unresponsive_after_the_grace(kernel_session: KernelSession) -> None:
+    code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.05)"
+    started = time.monotonic()
+    result = await run(kernel_session, code, timeout=0.5)
+    elapsed = time.monotonic() - started
+    assert result.outcome is RunOutcome.TIMEOUT_UNRESPONSIVE
+    assert 0.5 + TIMEOUTS.interrupt_grace <= elapsed < 0.5 + TIMEOUTS.interrupt_grace + 1.0
+
+
+@pytest.mark.parametrize("code", ["import os\nos._exit(1)", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"])
+async def test_a_dying_kernel_is_noticed_within_a_second(kernel_session: KernelSession, code: str) -> None:
+    started = time.monotonic()
+    result = await run(kernel_session, code, timeout=30)
+    assert result.outcome is RunOutcome.DIED
+    assert time.monotonic() - started < 1.0
+    assert not await kernel_session.is_alive()
+
+
+async def test_output_is_capped_and_the_flood_drained(kernel_session: KernelSession) -> None:
+    result = await run(kernel_session, "for _ in range(100):\n    print('x' * 10_000)")
+    assert result.truncated and result.outcome is RunOutcome.OK
+    assert len(result.outputs[0]["text"]) < 4096 + 100
+    assert (await run(kernel_session, "'next'")).outputs[0]["text"] == "'next'"
+
+
+async def test_shutdown_during_a_run_ends_it_as_died(kernel_session: KernelSession) -> None:
+    import anyio
+
+    async with anyio.create_task_group() as group:
+        outcome: list[RunOutcome] = []
+
+        async def long_run() -> None:
+            outcome.append((await run(kernel_session, "import time\ntime.sleep(30)", timeout=60)).outcome)
+
+        group.start_soon(long_run)
+        await anyio.sleep(0.3)
+        await kernel_session.shutdown()
+    assert outcome == [RunOutcome.DIED]
+
+
+async def test_workspace_loads_in_sorted_order_with_siblings_and_keeps_loading_output_out(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "a_first.py").write_text("print('loading a')\nORDER = ['a']\n")
+    (workspace / "b_uses_sibling.py").write_text("import helper_mod\nORDER.append('b')\nVALUE = helper_mod.V\n")
+    (workspace / "c_fails.py").write_text("raise RuntimeError('broken on purpose')\n")
+    (workspace / "d_after.py").write_text("ORDER.append('d')\n")
+    (workspace / "helper_mod.py").write_text("V = 7\n")
+    (workspace / "notes.txt").write_text("not python")
+    session = KernelSession(timeouts=TIMEOUTS, max_output_bytes=4096, runtime_dir=tmp_path)
+    await session.start()
+    try:
+        await session.load_workspace(workspace)
+        result = await run(session, "ORDER, VALUE")
+        assert result.outputs == [
+            {"type": "execute_result", "data": {"text/plain": "(['a', 'b', 'd'], 7)"}, "metadata": {},
+             "text": "(['a', 'b', 'd'], 7)", "execution_count": 1}
+        ]  # fmt: skip
+    finally:
+        await session.shutdown()
+
+
+async def test_missing_workspace_folder_is_fine(tmp_path: Path) -> None:
+    session = KernelSession(timeouts=TIMEOUTS, max_output_bytes=4096, runtime_dir=tmp_path)
+    await session.start()
+    try:
+        await session.load_workspace(tmp_path / "does-not-exist")
+        assert (await run(session, "1")).outcome is RunOutcome.OK
+    finally:
+        await session.shutdown()
+
+
+async def test_the_original_sample_workspace_loads(tmp_path: Path) -> None:
+    session = KernelSession(timeouts=TIMEOUTS, max_output_bytes=4096, runtime_dir=tmp_path)
+    await session.start()
+    try:
+        await session.load_workspace(EXAMPLES / "test_code")
+        result = await run(session, "greet('Ada'), factorial(5), add_numbers(2, 3), round(calculate_circle_area(1), 5)")
+        assert result.outputs[0]["text"] == "('Hello, Ada!', 120, 5, 3.14159)"
+    finally:
+        await session.shutdown()

@@ -1,0 +1,61 @@
+"""The contract's two halves and the catalogue agree."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from openapi_spec_validator import validate
+
+from conformance import catalogue
+from conformance.catalogue import Level
+from conformance.cli import with_table
+from tests.conftest import ROOT
+
+CONTRACT = (ROOT / "docs" / "contract.md").read_text(encoding="utf-8")
+TAGGED = re.compile(r"\*\*\[(MUST|SHOULD|MAY) ([A-Z]+-\d+)\]\*\*")
+
+
+def test_openapi_document_is_valid_openapi_3_1() -> None:
+    document = yaml.safe_load((ROOT / "openapi.yaml").read_text(encoding="utf-8"))
+    assert document["openapi"].startswith("3.1")
+    validate(document)
+
+
+def test_kit_ships_the_same_openapi_document() -> None:
+    assert (ROOT / "conformance" / "openapi.yaml").read_text() == (ROOT / "openapi.yaml").read_text()
+
+
+def test_every_requirement_is_stated_once_in_the_contract_with_its_level() -> None:
+    tagged = TAGGED.findall(CONTRACT)
+    ids = [rid for _, rid in tagged]
+    assert sorted(ids) == sorted(catalogue.REQUIREMENTS), "contract sentences and catalogue differ"
+    assert len(ids) == len(set(ids)), "a requirement is stated twice"
+    for level, rid in tagged:
+        assert catalogue.get(rid).level is Level(level), f"{rid} is {level} in the contract"
+
+
+def test_contract_requirement_table_is_generated_from_the_catalogue() -> None:
+    assert with_table(CONTRACT) == CONTRACT, "run: executor-conformance catalogue --write docs/contract.md"
+
+
+def test_unknown_requirement_lookup_lists_the_valid_ids() -> None:
+    with pytest.raises(catalogue.UnknownRequirementError, match="valid IDs: HEALTH-1, HEALTH-2"):
+        catalogue.get("NOPE-1")
+
+
+def test_duplicate_requirement_ids_are_refused() -> None:
+    requirement = catalogue.get("EXEC-1")
+    with pytest.raises(ValueError, match="duplicate requirement ID 'EXEC-1'"):
+        catalogue._index([requirement, requirement])
+
+
+def test_issue_catalogue_ids_are_all_present() -> None:
+    expected = {f"{area}-{n}" for area, count in ISSUE_AREAS.items() for n in range(1, count + 1)}
+    assert expected <= set(catalogue.REQUIREMENTS)
+
+
+#: The requirement areas of the contract issue, and how many requirements each has.
+ISSUE_AREAS = {"HEALTH": 2, "READY": 4, "EXEC": 7, "STATE": 1, "ERROR": 2, "TIMEOUT": 7, "RESTART": 5, "CODE": 5,
+               "CONC": 2, "INPUT": 3, "OUTPUT": 2, "CRASH": 3, "SEC": 3, "SCHEMA": 1, "INFO": 1}  # fmt: skip

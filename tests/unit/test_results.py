@@ -1,0 +1,94 @@
+"""Folding test records into requirement outcomes and the verdict."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conformance import catalogue
+from conformance.render import to_json, to_junit, to_markdown, to_terminal
+from conformance.results import Outcome, SkipKind, TestRecord, Verdict, build_report, exit_code
+
+
+def _report(*records: TestRecord, error: str | None = None):
+    passing = [TestRecord(f"t::{rid}", [rid], "passed") for rid in catalogue.REQUIREMENTS]
+    named = {rid for r in records for rid in r.requirements}
+    base = [r for r in passing if r.requirements[0] not in named]
+    return build_report(
+        [*base, *records],
+        target={"kind": "url", "base_url": "http://127.0.0.1:1"},
+        configuration={},
+        features={},
+        strict=False,
+        started_at="2026-01-01T00:00:00+00:00",
+        duration_s=1.0,
+        error=error,
+    )
+
+
+def test_all_passed_is_conformant() -> None:
+    report = _report()
+    assert report.verdict is Verdict.CONFORMANT
+    assert exit_code(report.verdict, strict=False) == 0
+
+
+def test_a_failed_must_is_non_conformant() -> None:
+    report = _report(TestRecord("t::x", ["STATE-1"], "failed", failed_requirement="STATE-1", reason="lost"))
+    assert report.verdict is Verdict.NON_CONFORMANT
+    assert exit_code(report.verdict, strict=False) == 1
+
+
+def test_a_failed_should_is_a_warning_and_fails_only_when_strict() -> None:
+    report = _report(TestRecord("t::x", ["SEC-1"], "failed", failed_requirement="SEC-1"))
+    assert report.verdict is Verdict.WITH_WARNINGS
+    assert exit_code(report.verdict, strict=False) == 0
+    assert exit_code(report.verdict, strict=True) == 1
+
+
+def test_a_must_not_run_for_lack_of_a_capability_is_incomplete() -> None:
+    report = _report(TestRecord("t::x", ["CRASH-1"], "skipped", skip_kind=SkipKind.CAPABILITY, reason="no"))
+    assert report.verdict is Verdict.INCOMPLETE
+    assert exit_code(report.verdict, strict=False) == 2
+
+
+@pytest.mark.parametrize("kind", [SkipKind.DECLARATION, SkipKind.NOT_APPLICABLE])
+def test_skipped_by_declaration_or_not_applicable_keeps_the_verdict(kind: SkipKind) -> None:
+    report = _report(TestRecord("t::x", ["CODE-1"], "skipped", skip_kind=kind, reason="r"))
+    assert {r.id: r.outcome for r in report.requirements}["CODE-1"] is Outcome.SKIPPED
+    assert report.verdict is Verdict.CONFORMANT
+
+
+def test_a_violation_counts_against_the_requirement_it_names() -> None:
+    record = TestRecord("t::x", ["RESTART-2"], "failed", failed_requirement="RESTART-1", reason="bad restart")
+    outcomes = {r.id: r.outcome for r in _report(record).requirements}
+    assert outcomes["RESTART-1"] is Outcome.FAILED
+    assert outcomes["RESTART-2"] is Outcome.NOT_RUN
+
+
+def test_one_failing_test_fails_the_requirement_even_if_others_pass() -> None:
+    report = _report(
+        TestRecord("t::a", ["INPUT-1"], "passed"),
+        TestRecord("t::b", ["INPUT-1"], "failed", reason="500"),
+    )
+    result = next(r for r in report.requirements if r.id == "INPUT-1")
+    assert result.outcome is Outcome.FAILED and result.evidence[0]["test"] == "t::b"
+
+
+def test_renderers_are_pure_functions_of_the_report() -> None:
+    report = _report(TestRecord("t::x", ["EXEC-4"], "failed", failed_requirement="EXEC-4", reason="[SHOULD EXEC-4] no"))
+    data = json.loads(to_json(report))
+    assert data["verdict"] == "conformant with warnings" and data["report_version"] == "1"
+    suite = ET.fromstring(to_junit(report))
+    case = next(c for c in suite.iter("testcase") if c.get("name", "").startswith("EXEC-4"))
+    properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert properties == {"requirement": "EXEC-4", "level": "SHOULD", "feature": "rich_output"}
+    assert case.find("failure") is not None
+    assert "| ❌ | EXEC-4 | SHOULD | failed |" in to_markdown(report)
+    assert to_terminal(report).splitlines()[-1] == "Verdict: conformant with warnings"
+
+
+def test_a_target_error_gives_the_error_verdict() -> None:
+    assert _report(error="image missing").verdict is Verdict.ERROR
+    assert exit_code(Verdict.ERROR, strict=False) == 3
