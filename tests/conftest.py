@@ -122,6 +122,7 @@ class KitRun:
     returncode: int
     output: str
     results: dict[str, Any]
+    report_dir: Path
 
     def outcomes(self) -> dict[str, str]:
         return {r["id"]: r["outcome"] for r in self.results["requirements"]}
@@ -137,4 +138,4 @@ def run_kit(args: list[str], report_dir: Path, timeout: float = 900) -> KitRun:
     results_path = report_dir / "results.json"
     output = done.stdout + done.stderr
     assert results_path.exists(), f"the kit wrote no results.json (exit {done.returncode}):\n{output[-5000:]}"
-    return KitRun(done.returncode, output, json.loads(results_path.read_text()))
+    return KitRun(done.returncode, output, json.loads(results_path.read_text()), report_dir)

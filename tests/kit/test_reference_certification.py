@@ -1,0 +1,42 @@
+"""The kit certifies the reference executor, run as a local process, as conformant."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conformance import catalogue
+from tests.conftest import KitRun, run_kit
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory: pytest.TempPathFactory) -> KitRun:
+    return run_kit([], tmp_path_factory.mktemp("kit") / "results")
+
+
+def test_reference_executor_is_conformant_with_every_must_and_should_passed(reference_run: KitRun) -> None:
+    assert reference_run.results["verdict"] == "conformant", reference_run.output[-4000:]
+    assert reference_run.returncode == 0
+    not_passed = {
+        rid: outcome
+        for rid, outcome in reference_run.outcomes().items()
+        if outcome != "passed" and catalogue.get(rid).level.value in ("MUST", "SHOULD")
+    }
+    assert not_passed == {}
+
+
+def test_the_three_reports_are_written(reference_run: KitRun) -> None:
+    folder = reference_run.report_dir
+    junit = ET.parse(folder / "junit.xml").getroot()
+    cases = junit.findall("testcase")
+    assert len(cases) == len(catalogue.REQUIREMENTS)
+    assert all({p.get("name") for p in c.iter("property")} >= {"requirement", "level"} for c in cases)
+    assert (folder / "summary.md").read_text().startswith("## Executor conformance: **conformant**")
+    assert reference_run.results["target"]["kind"] == "process"
+    assert reference_run.results["contract_version"] == "1.0"
+
+
+def test_the_terminal_summary_ends_with_the_verdict(reference_run: KitRun) -> None:
+    assert "Verdict: conformant" in reference_run.output
+    assert "-- timeout --" in reference_run.output and "PASS [MUST TIMEOUT-1]" in reference_run.output
