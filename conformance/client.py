@@ -152,7 +152,7 @@ class ExecutorClient:
             f"a JSON execute response with {', '.join(_EXECUTE_FIELDS)}",
             exchange.response_line,
             exchange,
-            requirement,
+            "EXEC-1",  # a malformed execute response is an EXEC-1 violation, whichever test saw it
         )
         return body
 

@@ -29,7 +29,7 @@ from .catalogue import FEATURES, Level
 from .client import ExecutorClient
 from .render import to_terminal, write_reports
 from .results import Report, SkipKind, TestRecord, build_report, exit_code
-from .targets import Capabilities, ProcessTarget, Target, TargetError, UrlTarget
+from .targets import Capabilities, NeverReadyError, ProcessTarget, Target, TargetError, UrlTarget
 from .timeouts import KitTimeouts
 from .violations import Violation, cut
 
@@ -46,6 +46,8 @@ NEEDS = {
     "destructive": "a destructive scenario (crash, killed process): pass --allow-destructive to run it",
     "memory_limit": "no memory limit is known to bound the executor: pass --memory-limited if one does",
 }
+
+FEATURES_FROM_INFO = "declared in GET /info"
 
 _RUN_KEY = pytest.StashKey["ConformanceRun"]()
 _SKIP_KIND = pytest.StashKey[SkipKind]()
@@ -141,6 +143,7 @@ class ConformanceRun:
     report: Report | None = None
     report_paths: dict[str, Path] = field(default_factory=dict)
     restarts_by_kit: int = 0
+    target_description: dict[str, Any] | None = None
     current_area: str = ""
 
     @property
@@ -197,6 +200,21 @@ class ConformanceRun:
         target = self._make_target()
         try:
             target.start()
+        except NeverReadyError as exc:
+            # The executor serves HTTP but never says ready: READY-1 fails, nothing else can run.
+            self.records["<start-up>"] = TestRecord(
+                "<start-up>",
+                ["READY-1"],
+                "failed",
+                failed_requirement="READY-1",
+                reason=(
+                    '[MUST READY-1] /ready never answered 200 {"ready": true}. '
+                    f"Received: HTTP {exc.last.status} {exc.last.body!r}"
+                ),
+                evidence={"log_tail": target.logs(40)},
+            )
+            self.target_description = target.describe()
+            pytest.exit(f"executor-conformance: {str(exc).splitlines()[0]}", returncode=1)
         except TargetError as exc:
             self.target_error = str(exc)
             pytest.exit(f"executor-conformance: {exc}", returncode=3)
@@ -221,7 +239,7 @@ class ConformanceRun:
             body = None
         if isinstance(body, dict) and isinstance(body.get("features"), list):
             self.features = {str(f) for f in body["features"]} & set(FEATURES)
-            self.feature_source = "declared in GET /info"
+            self.feature_source = FEATURES_FROM_INFO
         else:
             self.features = set(FEATURES) - {"info"}
             self.feature_source = "no GET /info: every feature but `info` assumed"
@@ -269,15 +287,15 @@ class ConformanceRun:
                 record.evidence = error.evidence()
             else:
                 where = "while setting up" if report.when == "setup" else "in the test"
-                text = call.excinfo.exconly() if call.excinfo else str(report.longrepr)
-                record.reason = f"{where}: {cut(text, 600)}"
+                text = _describe(call.excinfo.value) if call.excinfo else str(report.longrepr)
+                record.reason = f"{where}: {cut(text, 3000)}"
                 record.evidence = {}
             if self.target is not None and self.target.kind != "url":
                 record.evidence["log_tail"] = self.target.logs(40)
 
     def finish(self, session: pytest.Session) -> None:
         option = self.config.getoption
-        target = self.target.describe() if self.target else {"error": self.target_error}
+        target = self.target.describe() if self.target else self.target_description or {"error": self.target_error}
         if self.target is not None:
             target["restarted_by_kit"] = self.restarts_by_kit
         configuration = {
@@ -301,6 +319,13 @@ class ConformanceRun:
         session.exitstatus = exit_code(self.report.verdict, option("conformance_strict"))
         if self.target is not None:
             self.target.stop()
+
+
+def _describe(error: BaseException) -> str:
+    """What went wrong, without the test's arguments: the leaves of an exception group, one each."""
+    if isinstance(error, BaseExceptionGroup):
+        return "\n".join(_describe(inner) for inner in error.exceptions)
+    return f"{type(error).__name__}: {error}"
 
 
 # -- hooks ------------------------------------------------------------------------------------
@@ -433,6 +458,12 @@ def executor(request: pytest.FixtureRequest, _shared_client: ExecutorClient, exe
         )  # fmt: skip
         request.addfinalizer(client.close)
     return client
+
+
+@pytest.fixture(scope="session")
+def features_declared(request: pytest.FixtureRequest, executor_target: Target) -> bool:
+    """True when the executor listed its features in GET /info (rather than their being assumed)."""
+    return _run_or_fail(request).feature_source == FEATURES_FROM_INFO
 
 
 @pytest.fixture(scope="session")

@@ -142,9 +142,11 @@ def _fold(requirement: Requirement, records: list[TestRecord]) -> RequirementRes
         return result
     # Skipped by declaration, or the situation the requirement is about never arose: not a
     # gap in the certification. A missing capability or a broken executor is: "not run".
+    # A requirement some of whose tests passed, the rest not applicable, has passed.
     benign = all(r.skip_kind in (SkipKind.DECLARATION, SkipKind.NOT_APPLICABLE) for r in skipped)
     if skipped and not blocked and benign:
-        result.outcome = Outcome.SKIPPED
+        passed = any(r.outcome == "passed" for r in records)
+        result.outcome = Outcome.PASSED if passed else Outcome.SKIPPED
     first = (skipped or blocked)[0]
     result.reason = first.reason if skipped else f"not reached: {first.nodeid} failed on {first.failed_requirement}"
     return result

@@ -33,6 +33,7 @@ from .timeouts import KitTimeouts
 
 __all__ = [
     "Capabilities",
+    "NeverReadyError",
     "ProcessTarget",
     "ReadyObservation",
     "Target",
@@ -48,6 +49,14 @@ DEFAULT_PORT = 8432
 
 class TargetError(RuntimeError):
     """The executor under test could not be started or reached; the message says why."""
+
+
+class NeverReadyError(TargetError):
+    """The executor answered HTTP, but /ready never said ready (a READY-1 violation)."""
+
+    def __init__(self, message: str, last: ReadyObservation) -> None:
+        super().__init__(message)
+        self.last = last
 
 
 @dataclass
@@ -133,6 +142,7 @@ def wait_until_ready(
     """Poll /ready until it says ready, recording every answer; fail clearly if it never does."""
     deadline = time.monotonic() + timeouts.startup
     last = "no answer yet"
+    seen: ReadyObservation | None = None
     with httpx.Client(timeout=timeouts.request) as http:
         while time.monotonic() < deadline:
             problem = alive()
@@ -147,15 +157,19 @@ def wait_until_ready(
                     body = response.json()
                 except ValueError:
                     body = response.text[:200]
-                observations.append(ReadyObservation(response.status_code, body, time.time()))
+                seen = ReadyObservation(response.status_code, body, time.time())
+                observations.append(seen)
                 last = f"HTTP {response.status_code} {body!r}"
                 if response.status_code == 200 and isinstance(body, dict) and body.get("ready") is True:
                     return
             time.sleep(timeouts.poll_interval)
-    raise TargetError(
+    message = (
         f"the executor did not become ready within {timeouts.startup:.0f} s (last /ready: {last}).\n"
         f"Last log lines:\n{logs()}"
     )
+    if seen is not None:
+        raise NeverReadyError(message, seen)
+    raise TargetError(message)
 
 
 def _memory_limit(bytes_: int) -> None:

@@ -1,0 +1,1 @@
+"""A second executor, independent of the reference: see server.py."""

@@ -1,0 +1,286 @@
+"""A second, independent executor: the standard library's HTTP server and a worker process.
+
+No Jupyter, no framework, no code shared with ``reference_executor``. It makes the other
+choices contract v1 allows:
+
+- ``/ready`` answers 200 (not 503) while not ready, with the reason;
+- ``/restart`` finishes before it answers (``{"status": "ok"}``);
+- a second execute while one runs gets 429 instead of waiting (CONC-2);
+- no ``/info``; no rich ``display_data`` (EXEC-4, a SHOULD, is not met).
+
+Run it with ``python examples/subprocess_executor/server.py``; it reads PORT, HOST,
+WORKSPACE_FOLDER, EXECUTION_TIMEOUT, MAX_OUTPUT_BYTES and MAX_REQUEST_BYTES.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+WORKER = Path(__file__).with_name("worker.py")
+#: After SIGINT, how long interrupted code has to stop before the worker is replaced.
+INTERRUPT_GRACE = 1.0
+#: How long a new worker has to load the workspace and say it is ready.
+START_TIMEOUT = 120.0
+#: Longer timeouts are cut to this (a day): waits past it overflow the platform's clock.
+LONGEST_TIMEOUT = 86400.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "0.0.0.0"
+    port: int = 8432
+    workspace: str = "/code"
+    execution_timeout: float = 3.0
+    max_output_bytes: int = 1024 * 1024
+    max_request_bytes: int = 1024 * 1024
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            host=env.get("HOST", "0.0.0.0"),
+            port=int(env.get("PORT", "8432")),
+            workspace=env.get("WORKSPACE_FOLDER", "/code"),
+            execution_timeout=float(env.get("EXECUTION_TIMEOUT", "3")),
+            max_output_bytes=int(env.get("MAX_OUTPUT_BYTES", str(1024 * 1024))),
+            max_request_bytes=int(env.get("MAX_REQUEST_BYTES", str(1024 * 1024))),
+        )
+
+
+class Busy(Exception):
+    """Another execution is running; the caller gets 429."""
+
+
+_DIED = object()
+
+
+class Worker:
+    """One worker process and a thread that reads its answers into a queue."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None)
+        self.answers: queue.Queue[Any] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            try:
+                self.answers.put(json.loads(line))
+            except ValueError:
+                break
+        self.answers.put(_DIED)
+
+    def send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write((json.dumps(message) + "\n").encode())
+            self.process.stdin.flush()
+        except OSError:
+            pass  # it died; the reader reports that
+
+    def answer(self, until: float) -> Any:
+        """The next answer, ``_DIED``, or None when ``until`` (monotonic) passes first."""
+        try:
+            return self.answers.get(timeout=max(0.0, until - time.monotonic()))
+        except queue.Empty:
+            return None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+class Session:
+    """The persistent session: one worker at a time, one execution at a time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.lock = threading.Lock()
+        self.worker: Worker | None = None
+        self.ready = False
+        self.reason: str | None = "starting"
+        self.restarting = False
+
+    def worker_command(self) -> list[str]:
+        return [sys.executable, str(WORKER), self.settings.workspace]
+
+    def start_worker(self, reason: str) -> None:
+        """Replace the worker and wait until it has loaded the workspace."""
+        self.ready, self.reason = False, reason
+        if self.worker is not None:
+            self.worker.kill()
+        worker = Worker(self.worker_command())
+        answer = worker.answer(time.monotonic() + START_TIMEOUT)
+        if not (isinstance(answer, dict) and answer.get("ready")):
+            worker.kill()
+            raise RuntimeError("the worker did not start")
+        self.worker = worker
+        self.ready, self.reason = True, None
+
+    def restart(self) -> None:
+        self.restarting = True
+        if self.worker is not None:
+            self.worker.kill()  # ends a running execution, which answers "crashed"
+        with self.lock:
+            self.start_worker("restarting")
+            self.restarting = False
+
+    def execute(self, code: str, timeout: float | None) -> dict[str, Any]:
+        if not self.lock.acquire(blocking=False):
+            raise Busy
+        try:
+            return self._execute(
+                code, min(self.settings.execution_timeout if timeout is None else timeout, LONGEST_TIMEOUT)
+            )
+        finally:
+            self.lock.release()
+
+    def _execute(self, code: str, timeout: float) -> dict[str, Any]:
+        worker = self.worker
+        assert worker is not None
+        started = time.monotonic()
+        worker.send({"code": code, "max_output": self.settings.max_output_bytes})
+        answer = worker.answer(started + timeout)
+        restarted = False
+        if answer is None:  # past the deadline: interrupt, then replace the worker
+            os.kill(worker.process.pid, signal.SIGINT)
+            answer = worker.answer(time.monotonic() + INTERRUPT_GRACE)
+            if answer is None or answer is _DIED:
+                self.start_worker("recovering")
+                answer, restarted = {"status": "timeout", "outputs": [], "execution_count": None}, True
+            else:
+                answer["status"] = "timeout"
+        elif answer is _DIED:
+            if not self.restarting:
+                self.start_worker("recovering")
+            answer, restarted = {"status": "crashed", "outputs": [], "execution_count": None}, True
+        return {
+            "status": answer["status"],
+            "outputs": answer["outputs"],
+            "execution_count": answer.get("execution_count"),
+            "duration_ms": round((time.monotonic() - started) * 1000, 3),
+            "truncated": bool(answer.get("truncated", False)),
+            "restarted": restarted,
+        }
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def parse_execute(raw: bytes) -> tuple[str, float | None]:
+    """(code, timeout) from an execute body, or BadRequest saying what is wrong."""
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(400, f"body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest(422, "body must be a JSON object")
+    code = body.get("code")
+    if not isinstance(code, str):
+        raise BadRequest(422, "`code` must be a string")
+    timeout = body.get("timeout")
+    number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
+    if timeout is not None and not (number and math.isfinite(timeout) and timeout > 0):
+        raise BadRequest(422, "`timeout` must be a number of seconds greater than 0")
+    return code, None if timeout is None else float(timeout)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    session: Session  # set on the subclass made by serve()
+    routes = {"/health": "GET", "/ready": "GET", "/execute": "POST", "/restart": "POST"}
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+    def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def dispatch(self, method: str) -> None:
+        path = self.path.split("?", 1)[0]
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > self.session.settings.max_request_bytes:
+            self.close_connection = True
+            self.send_json(413, {"detail": f"body larger than {self.session.settings.max_request_bytes} bytes"})
+            return
+        raw = self.rfile.read(length) if length else b""
+        if path not in self.routes:
+            self.send_json(404, {"detail": "not found"})
+        elif self.routes[path] != method:
+            self.send_json(405, {"detail": "method not allowed"}, {"Allow": self.routes[path]})
+        else:
+            try:
+                getattr(self, "handle_" + path.strip("/"))(raw)
+            except BadRequest as exc:
+                self.send_json(exc.status, {"detail": exc.detail})
+            except Busy:
+                self.send_json(429, {"detail": "another execution is running; try again"})
+            except Exception as exc:  # a bug: say so in JSON rather than drop the connection
+                traceback.print_exc()
+                self.send_json(500, {"detail": f"internal error: {type(exc).__name__}"})
+
+    def handle_health(self, raw: bytes) -> None:
+        self.send_json(200, {"status": "ok"})
+
+    def handle_ready(self, raw: bytes) -> None:
+        self.send_json(200, {"ready": self.session.ready, "reason": self.session.reason})
+
+    def handle_execute(self, raw: bytes) -> None:
+        code, timeout = parse_execute(raw)
+        self.send_json(200, self.session.execute(code, timeout))
+
+    def handle_restart(self, raw: bytes) -> None:
+        self.session.restart()
+        self.send_json(200, {"status": "ok"})
+
+    def __getattr__(self, name: str) -> Any:
+        """``do_<METHOD>`` for every method, so that each one gets a JSON 404 or 405 (INPUT-3)."""
+        if name.startswith("do_"):
+            return lambda: self.dispatch(name[3:])
+        raise AttributeError(name)
+
+
+def serve(session: Session, handler: type[Handler] = Handler) -> None:
+    """Start the worker in the background and serve HTTP until interrupted."""
+    bound = type("BoundHandler", (handler,), {"session": session})
+    server = ThreadingHTTPServer((session.settings.host, session.settings.port), bound)
+    server.daemon_threads = True
+    threading.Thread(target=session.start_worker, args=("loading_code",), daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    print(f"subprocess executor on {session.settings.host}:{session.settings.port}", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        if session.worker is not None:
+            session.worker.kill()
+
+
+if __name__ == "__main__":
+    serve(Session(Settings.from_env()))
