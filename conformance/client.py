@@ -18,7 +18,10 @@ import httpx
 from .timeouts import KitTimeouts
 from .violations import Exchange, Violation
 
-__all__ = ["ExecutorClient"]
+__all__ = ["BUSY", "ExecutorClient", "output_text"]
+
+#: Answers that mean "not now, ask again": busy (CONC-2) or restarting (RESTART-4).
+BUSY = (429, 503)
 
 _EXECUTE_FIELDS = ("status", "outputs", "execution_count", "duration_ms", "truncated", "restarted")
 
@@ -137,8 +140,16 @@ class ExecutorClient:
     def run(
         self, code: str, timeout: float | None = None, *, requirement: str | None = None, **extra: Any
     ) -> dict[str, Any]:
-        """Execute ``code`` and return the response body, which must be a 200 execute response."""
+        """Execute ``code`` and return the response body, which must be a 200 execute response.
+
+        A 429 or 503 (busy, or a restart under way: CONC-2, RESTART-4) is asked again, as a
+        client would, until ``timeouts.ready`` passes.
+        """
+        deadline = time.monotonic() + self.timeouts.ready
         exchange = self.execute(code, timeout, **extra)
+        while exchange.status in BUSY and time.monotonic() < deadline:
+            time.sleep(self.timeouts.poll_interval)
+            exchange = self.execute(code, timeout, **extra)
         return self.expect_execute_response(exchange, requirement=requirement)
 
     def expect_execute_response(self, exchange: Exchange, *, requirement: str | None = None) -> dict[str, Any]:
@@ -164,7 +175,8 @@ class ExecutorClient:
     def evaluate(self, expression: str, *, requirement: str | None = None) -> Any:
         """The value of a JSON-serialisable Python ``expression`` in the session."""
         body = self.run(f"print(__import__('json').dumps({expression}))", requirement=requirement)
-        text = output_text(body, type_="stream", name="stdout")
+        lines = output_text(body, type_="stream", name="stdout").strip().splitlines()
+        text = lines[-1] if lines else ""
         self.expect(
             body.get("status") == "ok",
             f"`{expression}` to evaluate",
@@ -199,6 +211,15 @@ class ExecutorClient:
                     expected, f"not within {within:.0f} s; last answer: {last.response_line if last else 'none'}", last
                 )
             time.sleep(self.timeouts.poll_interval)
+
+    def usable(self) -> bool:
+        """Ready (waiting for it within ``timeouts.ready``) and running trivial code with status ok."""
+        try:
+            self.wait_ready()
+            body = self.run("None")
+        except Violation:
+            return False
+        return body.get("status") == "ok"
 
     def wait_ready(self, within: float | None = None) -> Exchange:
         """Poll /ready until it says ready; a violation of the bound requirement if it never does."""

@@ -144,6 +144,7 @@ class ConformanceRun:
     report_paths: dict[str, Path] = field(default_factory=dict)
     restarts_by_kit: int = 0
     target_description: dict[str, Any] | None = None
+    _client: ExecutorClient | None = None
     current_area: str = ""
 
     @property
@@ -230,6 +231,18 @@ class ConformanceRun:
         self.target.startup_observations.clear()
         self.target.start()
         self.restarts_by_kit += 1
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def client(self) -> ExecutorClient:
+        """The kit's client for the current target (a new one after the target was restarted)."""
+        if self._client is None:
+            target = self.ensure_target()
+            self._client = ExecutorClient(
+                target.base_url, self.timeouts, default_execution_timeout=target.capabilities.execution_timeout
+            )
+        return self._client
 
     def _detect_features(self, target: Target) -> None:
         try:
@@ -317,6 +330,8 @@ class ConformanceRun:
         )
         self.report_paths = write_reports(self.report, Path(option("report_dir")))
         session.exitstatus = exit_code(self.report.verdict, option("conformance_strict"))
+        if self._client is not None:
+            self._client.close()
         if self.target is not None:
             self.target.stop()
 
@@ -426,37 +441,22 @@ def kit_timeouts(request: pytest.FixtureRequest) -> KitTimeouts:
     return _run_or_fail(request).timeouts
 
 
-@pytest.fixture(scope="session")
-def _shared_client(executor_target: Target, kit_timeouts: KitTimeouts) -> Iterator[ExecutorClient]:
-    client = ExecutorClient(
-        executor_target.base_url, kit_timeouts, default_execution_timeout=executor_target.capabilities.execution_timeout
-    )
-    yield client
-    client.close()
-
-
 @pytest.fixture
-def executor(request: pytest.FixtureRequest, _shared_client: ExecutorClient, executor_target: Target) -> ExecutorClient:
-    """A client bound to the test's requirement, talking to a ready executor.
+def executor(request: pytest.FixtureRequest, executor_target: Target) -> ExecutorClient:
+    """A client bound to the test's requirement, talking to a ready and usable executor.
 
-    If an earlier test left the executor unusable, a managed target is started afresh; an
-    executor the kit did not start makes the test "not run" instead of blaming it.
+    If an earlier test left the executor unusable (never ready again, or failing a trivial
+    execute), a managed target is started afresh; an executor the kit did not start makes the
+    test "not run" instead of blaming it.
     """
     run = _run_or_fail(request)
-    ids = _requirement_ids(request.node)
-    client = _shared_client.bound_to(ids[0])
-    try:
-        client.wait_ready()
-    except Violation:
+    client = run.client().bound_to(_requirement_ids(request.node)[0])
+    if not client.usable():
         if executor_target.kind == "url":
             request.node.stash[_SKIP_KIND] = SkipKind.BROKEN_BY_EARLIER
-            pytest.skip("the executor was not ready before this test began (an earlier test left it so)")
+            pytest.skip("the executor was not usable before this test began (an earlier test left it so)")
         run.restart_target()
-        client = ExecutorClient(
-            executor_target.base_url, run.timeouts, requirement=ids[0],
-            default_execution_timeout=executor_target.capabilities.execution_timeout,
-        )  # fmt: skip
-        request.addfinalizer(client.close)
+        client = run.client().bound_to(_requirement_ids(request.node)[0])
     return client
 
 

@@ -7,12 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conformance.client import ExecutorClient, output_text
+from conformance.client import BUSY, ExecutorClient, output_text
 from conformance.violations import Exchange
 
 CLIENTS = 6
 LINES = 5
-BUSY = (429, 503)
 
 
 def _code(n: int) -> str:

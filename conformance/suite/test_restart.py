@@ -34,7 +34,7 @@ def test_restart_clears_user_state(executor: ExecutorClient) -> None:
     executor.expect_status(executor.run("state_before_restart = 1"), "ok", executor.last)
     _restart(executor)
     executor.wait_ready()
-    body = executor.run("state_before_restart")
+    body = executor.run("state_before_restart", requirement="ERROR-1")
     executor.expect(
         body["status"] == "error" and any(item.get("ename") == "NameError" for item in body["outputs"]),
         "NameError: the variable is gone",
@@ -68,6 +68,9 @@ def test_no_execute_after_restart_sees_the_old_state(executor: ExecutorClient) -
     if exchange.status == 503:
         executor.wait_ready()
         return
+    executor.expect(
+        exchange.status == 200, "HTTP 200 for code that raised", exchange.response_line, exchange, "ERROR-1"
+    )
     body = executor.expect_execute_response(exchange)
     executor.expect(
         body["status"] == "error" and any(item.get("ename") == "NameError" for item in body["outputs"]),

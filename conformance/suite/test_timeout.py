@@ -25,6 +25,7 @@ def _timed_out(executor: ExecutorClient, code: str, deadline: Deadline) -> tuple
         f'"status": "timeout" within {bound:.1f} s',
         f"status {body['status']!r} after {elapsed:.1f} s",
         executor.last,
+        requirement="TIMEOUT-1",  # whichever test ran into it, a late or missing timeout is TIMEOUT-1's
     )
     return body, elapsed
 
@@ -50,13 +51,11 @@ def test_next_execute_after_a_timeout_runs_promptly(executor: ExecutorClient, de
     """After a timeout the next execute runs normally and promptly: no busy session is left over."""
     _timed_out(executor, SLEEPS, deadline)
     started = time.monotonic()
-    exchange = executor.execute("21 * 2")
+    exchange = executor.execute("print(21 * 2)")  # no retry: a busy answer is what this test looks for
     elapsed = time.monotonic() - started
     body = executor.expect_execute_response(exchange)
     executor.expect(
-        body["status"] == "ok"
-        and elapsed <= executor.timeouts.prompt
-        and output_text(body, type_="execute_result") == "42",
+        body["status"] == "ok" and elapsed <= executor.timeouts.prompt and output_text(body) == "42\n",
         f"'42' with status ok within {executor.timeouts.prompt:.0f} s",
         f"status {body['status']!r} after {elapsed:.1f} s: {body['outputs']!r}",
         exchange,
