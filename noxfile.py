@@ -6,10 +6,14 @@ the Python they have.
 
 from __future__ import annotations
 
+import argparse
 import os
+import platform
 import shutil
 import stat
+import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import nox
@@ -74,3 +78,60 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("executor-conformance", "catalogue", "--check", "docs/contract.md")
+
+
+#: The image's default base, and the Debian base made with debootstrap where it cannot be pulled.
+OFFICIAL_BASE = "python:3.13-slim"
+LOCAL_BASE = "executor-conformance/debian-python:trixie"
+
+
+def _executor_requirements() -> list[str]:
+    """The `executor` extra of pyproject.toml: what the image installs besides the project itself."""
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return list(data["project"]["optional-dependencies"]["executor"])
+
+
+@nox.session(python=PYTHON)
+def image(session: nox.Session) -> None:
+    """Build the reference image offline: `nox -s image -- [--tag TAG] [--base IMAGE]`.
+
+    Python packages come from a wheelhouse made here (build/wheelhouse), for the base image's
+    Python, installed in the image with --no-index. With no --base, the official slim image is
+    used if it is present locally, else a Debian base made with debootstrap (never a pull).
+    """
+    parser = argparse.ArgumentParser(prog="nox -s image --")
+    parser.add_argument("--tag", default=IMAGE)
+    parser.add_argument("--base", default=None)
+    args = parser.parse_args(session.posargs)
+    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        session.error("no Docker engine answers: start dockerd (see .ci/run) and try again")
+    base = args.base or (OFFICIAL_BASE if _docker_has(OFFICIAL_BASE) else LOCAL_BASE)
+    if base == LOCAL_BASE and not _docker_has(LOCAL_BASE):
+        session.log(f"{OFFICIAL_BASE} is not present locally: making {LOCAL_BASE} with debootstrap")
+        session.run("bash", "docker/make-base-image.sh", LOCAL_BASE, external=True)
+    python_version = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", base, "python3", "-c",
+         "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    wheelhouse = ROOT / "build" / "wheelhouse"
+    shutil.rmtree(wheelhouse, ignore_errors=True)
+    wheelhouse.mkdir(parents=True)
+    requirements = wheelhouse / "executor-requirements.txt"
+    requirements.write_text("\n".join(_executor_requirements()) + "\n")
+    session.run("python", "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheelhouse), ".")
+    machine = platform.machine()
+    session.run(
+        "python", "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(wheelhouse),
+        "--python-version", python_version, "--implementation", "cp",
+        "--platform", f"manylinux2014_{machine}", "--platform", f"manylinux_2_28_{machine}",
+        "--platform", f"manylinux_2_17_{machine}", "-r", str(requirements),
+    )  # fmt: skip
+    session.run("docker", "build", "--build-arg", f"BASE={base}", "-t", args.tag, ".", external=True)
+    session.log(
+        f"built {args.tag} on {base} (Python {python_version}); certify it: nox -s conformance -- --image {args.tag}"
+    )
+
+
+def _docker_has(image: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode == 0

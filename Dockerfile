@@ -1,0 +1,42 @@
+# The reference executor. Built offline by `nox -s image`: Python packages come from a
+# wheelhouse prepared on the host (build/wheelhouse), installed with --no-index.
+#
+# BASE is any image with Python 3.12+ and its venv module: the official slim image by default,
+# or the Debian base `nox -s image` makes with debootstrap where no registry can be reached.
+ARG BASE=python:3.13-slim
+FROM ${BASE}
+
+LABEL org.opencontainers.image.title="reference-executor" \
+      org.opencontainers.image.description="Reference executor of the code-executor contract v1: FastAPI in front of an IPython kernel" \
+      org.opencontainers.image.version="1.0.0" \
+      org.opencontainers.image.licenses="MIT" \
+      io.executor-contract.version="1.0"
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PORT=8432 \
+    WORKSPACE_FOLDER=/code \
+    EXECUTION_TIMEOUT=3 \
+    KERNEL_USER=executor \
+    PATH=/opt/venv/bin:$PATH
+
+# User code runs as `executor` (SEC-1); the server stays root only to start kernels as that
+# user and so cannot be signalled by them (SEC-2).
+RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/executor executor \
+ && mkdir -p /code /submission \
+ && chown executor:executor /submission
+
+COPY build/wheelhouse /wheels
+RUN python3 -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels -r /wheels/executor-requirements.txt \
+ && /opt/venv/bin/pip install --no-cache-dir --no-index --no-deps /wheels/executor_conformance-*.whl \
+ && rm -rf /wheels
+
+# The original deployment starts executors with `python main.py` in the working directory.
+WORKDIR /app
+COPY docker/main.py /app/main.py
+
+EXPOSE 8432
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '8432'), timeout=2)"]
+CMD ["python3", "-m", "reference_executor"]

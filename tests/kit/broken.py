@@ -1,0 +1,563 @@
+"""Deliberately broken executors: the subprocess executor (examples/) with one fault each.
+
+Each fault is a small subclass of the example's session, HTTP handler or worker, and names
+the requirement IDs the kit must fail for it, beyond what the unbroken example already fails.
+Run one with ``python tests/kit/broken.py FAULT`` (the same environment as any executor).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from examples.subprocess_executor import server, worker  # noqa: E402
+
+# -- the base every broken executor shares -----------------------------------------------------
+
+
+class BrokenSession(server.Session):
+    """A session whose worker is this file's, so that worker faults apply too."""
+
+    fault = ""
+
+    def worker_command(self) -> list[str]:
+        return [sys.executable, __file__, "--worker", self.fault, self.settings.workspace]
+
+
+def _session(fault: str, base: type[BrokenSession] = BrokenSession, **methods: Any) -> type[BrokenSession]:
+    return type(f"Session_{fault}", (base,), {"fault": fault, **methods})
+
+
+def _handler(**methods: Any) -> type[server.Handler]:
+    return type("BrokenHandler", (server.Handler,), methods)
+
+
+# -- server-side faults --------------------------------------------------------------------------
+
+
+def _health_wrong_body(self: server.Handler, raw: bytes) -> None:
+    self.send_json(200, {"status": "healthy"})
+
+
+def _health_waits_for_the_session(self: server.Handler, raw: bytes) -> None:
+    with self.session.lock:  # blocks while code runs
+        self.send_json(200, {"status": "ok"})
+
+
+def _never_ready(self: server.Handler, raw: bytes) -> None:
+    self.send_json(200, {"ready": False, "reason": "starting"})
+
+
+def _ready_without_reason(self: server.Handler, raw: bytes) -> None:
+    self.send_json(503 if not self.session.ready else 200, {"ready": self.session.ready, "reason": None})
+
+
+def _handle_restart_async(self: server.Handler, raw: bytes) -> None:
+    self.session.restart()
+    self.send_json(200, {"status": "restarting"})
+
+
+def _omit_duration(self: server.Handler, raw: bytes) -> None:
+    code, timeout = server.parse_execute(raw)
+    body = self.session.execute(code, timeout)
+    del body["duration_ms"]
+    self.send_json(200, body)
+
+
+def _drop_text(self: server.Handler, raw: bytes) -> None:
+    code, timeout = server.parse_execute(raw)
+    body = self.session.execute(code, timeout)
+    for item in body["outputs"]:
+        if item["type"] == "execute_result":
+            del item["text"]
+    self.send_json(200, body)
+
+
+def _ascii_only(self: server.Handler, raw: bytes) -> None:
+    code, timeout = server.parse_execute(raw)
+    body = self.session.execute(code, timeout)
+    for item in body["outputs"]:
+        item["text"] = "".join(c for c in item["text"] if " " <= c <= "~" or c == "\n")
+    self.send_json(200, body)
+
+
+def _errors_as_500(self: server.Handler, raw: bytes) -> None:
+    code, timeout = server.parse_execute(raw)
+    body = self.session.execute(code, timeout)
+    self.send_json(500 if body["status"] == "error" else 200, body)
+
+
+def _bad_input_as_500(self: server.Handler, raw: bytes) -> None:
+    try:
+        code, timeout = server.parse_execute(raw)
+    except server.BadRequest as exc:
+        self.send_json(500, {"detail": exc.detail})
+        return
+    self.send_json(200, self.session.execute(code, timeout))
+
+
+def _unknown_fields_refused(self: server.Handler, raw: bytes) -> None:
+    code, timeout = server.parse_execute(raw)
+    if set(json.loads(raw)) - {"code", "timeout"}:
+        raise server.BadRequest(422, "unknown field")
+    self.send_json(200, self.session.execute(code, timeout))
+
+
+def _wrong_method_is_404(self: server.Handler, method: str) -> None:
+    path = self.path.split("?", 1)[0]
+    if path in self.routes and self.routes[path] != method:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_json(404, {"detail": "not found"})
+        return
+    server.Handler.dispatch(self, method)
+
+
+def _restart_answers_done(self: server.Handler, raw: bytes) -> None:
+    self.session.restart()
+    self.send_json(200, {"status": "done"})
+
+
+def _large_answers_dropped(self: server.Handler, raw: bytes) -> None:
+    code, timeout = server.parse_execute(raw)
+    body = self.session.execute(code, timeout)
+    if sum(len(item["text"]) for item in body["outputs"]) > 10_000_000:
+        self.close_connection = True  # a response this large is never sent
+        return
+    self.send_json(200, body)
+
+
+def _restart_keeps_the_worker(self: BrokenSession) -> None:
+    return None
+
+
+def _no_lock_execute(self: BrokenSession, code: str, timeout: float | None) -> dict[str, Any]:
+    return self._execute(code, self.settings.execution_timeout if timeout is None else timeout)
+
+
+def _no_output_cap_execute(self: BrokenSession, code: str, timeout: float | None) -> dict[str, Any]:
+    self.settings = server.Settings(**{**self.settings.__dict__, "max_output_bytes": 200_000_000})
+    return server.Session.execute(self, code, timeout)
+
+
+def _default_timeout_ignored(self: BrokenSession, code: str, timeout: float | None) -> dict[str, Any]:
+    return server.Session.execute(self, code, 7.0 if timeout is None else timeout)
+
+
+def _per_request_timeout_ignored(self: BrokenSession, code: str, timeout: float | None) -> dict[str, Any]:
+    return server.Session.execute(self, code, None)
+
+
+class _ReadyBeforeLoadingSession(BrokenSession):
+    """Says ready while a new worker is still loading the workspace (executes meanwhile get 429)."""
+
+    fault = "ready_before_code_loaded"
+
+    def start_worker(self, reason: str) -> None:
+        if reason == "loading_code":  # at start-up: hold the lock, so that executes get 429 meanwhile
+            with self.lock:
+                self._load(reason)
+        else:  # recovery, from an execute that holds the lock already
+            self._load(reason)
+
+    def _load(self, reason: str) -> None:
+        if self.worker is not None:
+            self.worker.kill()
+        self.ready, self.reason = True, None  # the fault: ready before the workspace has loaded
+        worker_ = server.Worker(self.worker_command())
+        answer = worker_.answer(time.monotonic() + server.START_TIMEOUT)
+        if not (isinstance(answer, dict) and answer.get("ready")):
+            worker_.kill()
+            raise RuntimeError("the worker did not start")
+        self.worker = worker_
+
+    def restart(self) -> None:
+        self.lock.acquire()  # released by the thread that loads the new worker
+
+        def load() -> None:
+            try:
+                self._load("restarting")
+            finally:
+                self.lock.release()
+
+        threading.Thread(target=load, daemon=True).start()
+
+
+class _RestartsLateSession(BrokenSession):
+    """Answers /restart at once, but replaces the worker only a second later."""
+
+    fault = "restart_in_background"
+
+    def restart(self) -> None:
+        self.ready, self.reason = False, "restarting"
+
+        def later() -> None:
+            time.sleep(1.0)  # the fault: meanwhile, executes still reach the old session
+            with self.lock:
+                server.Session.start_worker(self, "restarting")
+
+        threading.Thread(target=later, daemon=True).start()
+
+
+class _ForgetsCodeOnRestartSession(BrokenSession):
+    """A restart starts the worker without the workspace; crash recovery still loads it."""
+
+    fault = "restart_forgets_code"
+    _forget = False
+
+    def worker_command(self) -> list[str]:
+        command = super().worker_command()
+        return [*command[:-1], "/nonexistent-after-restart"] if self._forget else command
+
+    def restart(self) -> None:
+        self._forget = True
+        try:
+            server.Session.restart(self)
+        finally:
+            self._forget = False
+
+
+class _SharedStdoutWorker(worker.Worker):
+    """Runs requests in threads at once, all writing into one shared output sink."""
+
+    def serve(self) -> None:
+        self.load_workspace()
+        self._lock = threading.Lock()
+        self._running = 0
+        self._shared = worker.OutputSink(1 << 30)
+        self.send({"ready": True})
+        for line in sys.stdin:
+            request = json.loads(line)
+            with self._lock:
+                if self._running == 0:
+                    self._shared = worker.OutputSink(1 << 30)  # a new batch of calls
+                self._running += 1
+            threading.Thread(target=self._serve_one, args=(request,), daemon=True).start()
+
+    def output_sink(self, max_output: int) -> worker.OutputSink:
+        return self._shared
+
+    def _serve_one(self, request: dict[str, Any]) -> None:
+        answer = self.run(request["code"], request["max_output"])
+        with self._lock:
+            self._running -= 1
+            self.send(answer)
+
+
+class _NoInterruptSession(BrokenSession):
+    """At the deadline answers "timeout" but never interrupts: the code goes on running."""
+
+    fault = "timeout_leaves_busy"
+
+    def _execute(self, code: str, timeout: float) -> dict[str, Any]:
+        worker_ = self.worker
+        assert worker_ is not None
+        started = time.monotonic()
+        worker_.send({"code": code, "max_output": self.settings.max_output_bytes})
+        answer = worker_.answer(started + timeout)
+        if answer is None or answer is server._DIED:
+            if answer is server._DIED:
+                self.start_worker("recovering")
+            status = "timeout" if answer is None else "crashed"
+            answer = {"status": status, "outputs": [], "execution_count": None, "restarted": answer is not None}
+        return {"truncated": False, "restarted": False, **answer, "duration_ms": (time.monotonic() - started) * 1000}
+
+
+class _NoEscalationSession(BrokenSession):
+    """Interrupts at the deadline, but code that ignores it is left running: no restart."""
+
+    fault = "no_escalation"
+
+    def start_worker(self, reason: str) -> None:
+        worker_ = self.worker
+        if reason == "recovering" and worker_ is not None and worker_.process.poll() is None:
+            raise _LeftRunning
+        server.Session.start_worker(self, reason)
+
+    def _execute(self, code: str, timeout: float) -> dict[str, Any]:
+        started = time.monotonic()
+        try:
+            return server.Session._execute(self, code, timeout)
+        except _LeftRunning:
+            return {"status": "timeout", "outputs": [], "execution_count": None, "truncated": False,
+                    "restarted": False, "duration_ms": (time.monotonic() - started) * 1000}  # fmt: skip
+
+
+class _LeftRunning(Exception):
+    pass
+
+
+class _SlowCrashDetectionSession(BrokenSession):
+    """Notices a dead worker only 12 s into the call."""
+
+    fault = "crash_noticed_late"
+
+    def _execute(self, code: str, timeout: float) -> dict[str, Any]:
+        started = time.monotonic()
+        body = server.Session._execute(self, code, timeout)
+        if body["status"] == "crashed":
+            time.sleep(max(0.0, 12.0 - (time.monotonic() - started)))
+            body["duration_ms"] = (time.monotonic() - started) * 1000
+        return body
+
+
+class _NoRecoverySession(BrokenSession):
+    """Answers "crashed" but never starts a new worker."""
+
+    fault = "no_crash_recovery"
+
+    def start_worker(self, reason: str) -> None:
+        if reason == "recovering" and self.worker is not None and self.worker.process.poll() is not None:
+            return
+        server.Session.start_worker(self, reason)
+
+
+# -- worker-side faults --------------------------------------------------------------------------
+
+
+class _StderrAsStdout(worker.Worker):
+    def run(self, code: str, max_output: int) -> dict[str, Any]:
+        answer = super().run(code, max_output)
+        for item in answer["outputs"]:
+            if item.get("name") == "stderr":
+                item["name"] = "stdout"
+        return answer
+
+
+class _NoExpressionValue(worker.Worker):
+    def run(self, code: str, max_output: int) -> dict[str, Any]:
+        return super().run(code + "\npass", max_output)
+
+
+class _EmptyCodeIsAnError(worker.Worker):
+    def run(self, code: str, max_output: int) -> dict[str, Any]:
+        if not [line for line in code.splitlines() if line.strip() and not line.strip().startswith("#")]:
+            return {"status": "error", "outputs": [], "execution_count": self.execution_count, "truncated": False}
+        return super().run(code, max_output)
+
+
+class _ForgetsState(worker.Worker):
+    """Every execution starts from the namespace as the workspace left it."""
+
+    def load_workspace(self) -> None:
+        super().load_workspace()
+        self._loaded = dict(self.namespace)
+
+    def run(self, code: str, max_output: int) -> dict[str, Any]:
+        self.namespace = dict(self._loaded)
+        return super().run(code, max_output)
+
+
+class _LosesOutputOnTimeout(worker.Worker):
+    def run(self, code: str, max_output: int) -> dict[str, Any]:
+        answer = super().run(code, max_output)
+        if answer["status"] == "timeout":
+            answer["outputs"] = []
+        return answer
+
+
+class _LeaksLoadingOutput(worker.Worker):
+    """What loading printed comes back in the first execute response."""
+
+    def load_workspace(self) -> None:
+        saved, sys.stdout = sys.stdout, io.StringIO()
+        try:
+            super().load_workspace()
+        finally:
+            self._leak, sys.stdout = sys.stdout.getvalue(), saved
+
+    def run(self, code: str, max_output: int) -> dict[str, Any]:
+        answer = super().run(code, max_output)
+        if self._leak:
+            answer["outputs"].insert(0, {"type": "stream", "name": "stdout", "text": self._leak})
+            self._leak = ""
+        return answer
+
+
+class _StopsAtTheFirstBrokenFile(worker.Worker):
+    def load_workspace(self) -> None:
+        if not self.workspace.is_dir():
+            return
+        sys.path.insert(0, str(self.workspace))
+        for path in sorted(p for p in self.workspace.iterdir() if p.suffix == ".py"):
+            try:
+                exec(compile(path.read_text(), str(path), "exec"), self.namespace)
+            except Exception:
+                return
+
+
+class _ReverseOrder(worker.Worker):
+    def load_workspace(self) -> None:
+        if not self.workspace.is_dir():
+            return
+        sys.path.insert(0, str(self.workspace))
+        for path in sorted((p for p in self.workspace.iterdir() if p.suffix == ".py"), reverse=True):
+            with contextlib.suppress(Exception):
+                exec(compile(path.read_text(), str(path), "exec"), self.namespace)
+
+
+class _FilesInTheirOwnNamespace(worker.Worker):
+    def load_workspace(self) -> None:
+        if not self.workspace.is_dir():
+            return
+        sys.path.insert(0, str(self.workspace))
+        for path in sorted(p for p in self.workspace.iterdir() if p.suffix == ".py"):
+            with contextlib.suppress(Exception):
+                exec(compile(path.read_text(), str(path), "exec"), {"__name__": path.stem})
+
+
+class _MissingFolderIsFatal(worker.Worker):
+    def load_workspace(self) -> None:
+        if not any(self.workspace.glob("*.py")):
+            raise SystemExit(f"no workspace files in {self.workspace}")
+        super().load_workspace()
+
+
+# -- the catalogue of faults ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One deliberately broken executor and what the kit must say about it."""
+
+    name: str
+    breaks: str
+    expected: frozenset[str]
+    session: type[BrokenSession] = BrokenSession
+    handler: type[server.Handler] = server.Handler
+    worker: type[worker.Worker] = worker.Worker
+    kit_args: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _fault(
+    name: str,
+    breaks: str,
+    expected: str,
+    *,
+    session: dict[str, Callable[..., Any]] | type[BrokenSession] | None = None,
+    handler: dict[str, Callable[..., Any]] | None = None,
+    worker_class: type[worker.Worker] = worker.Worker,
+    kit_args: tuple[str, ...] = (),
+) -> Fault:
+    session_class = session if isinstance(session, type) else _session(name, **(session or {}))
+    return Fault(
+        name,
+        breaks,
+        frozenset(expected.split()),
+        session_class,
+        _handler(**(handler or {})),
+        worker_class,
+        kit_args,
+    )
+
+
+FAULTS: dict[str, Fault] = {
+    f.name: f
+    for f in (
+        _fault("health_wrong_body", '/health answers {"status": "healthy"}', "HEALTH-1 SCHEMA-1",
+               handler={"handle_health": _health_wrong_body}),
+        _fault("health_blocked_while_busy", "/health waits while code runs", "HEALTH-2",
+               handler={"handle_health": _health_waits_for_the_session}),
+        _fault("never_ready", "/ready never says ready", "READY-1",
+               handler={"handle_ready": _never_ready}, kit_args=("--startup-timeout", "5")),
+        _fault("not_ready_without_reason", "not-ready answers have no reason", "READY-2",
+               handler={"handle_ready": _ready_without_reason}),
+        _fault("ready_before_code_loaded", "/ready says ready while the workspace still loads", "READY-4",
+               session=_ReadyBeforeLoadingSession, handler={"handle_restart": _handle_restart_async}),
+        _fault("response_without_duration", "execute responses lack duration_ms", "EXEC-1 SCHEMA-1",
+               handler={"handle_execute": _omit_duration}),
+        _fault("stderr_as_stdout", "stderr comes back named stdout", "EXEC-2", worker_class=_StderrAsStdout),
+        _fault("no_expression_value", "a trailing expression's value is not returned", "EXEC-3",
+               worker_class=_NoExpressionValue),
+        _fault("result_without_text", "execute_result items have no text", "EXEC-1 EXEC-5",
+               handler={"handle_execute": _drop_text}),
+        _fault("ascii_only_output", "non-ASCII and control characters are dropped from output", "EXEC-6",
+               handler={"handle_execute": _ascii_only}),
+        _fault("empty_code_is_an_error", "empty or comment-only code gives status error", "EXEC-7",
+               worker_class=_EmptyCodeIsAnError),
+        _fault("state_lost", "variables do not survive from one execute to the next", "STATE-1 ERROR-2 TIMEOUT-4",
+               worker_class=_ForgetsState),
+        _fault("errors_as_500", "an exception in user code gives HTTP 500", "ERROR-1 ERROR-2 EXEC-1 SCHEMA-1",
+               handler={"handle_execute": _errors_as_500}),
+        _fault("default_timeout_ignored", "EXECUTION_TIMEOUT is ignored (7 s always)", "TIMEOUT-1 TIMEOUT-7",
+               session={"execute": _default_timeout_ignored}),
+        _fault("output_lost_on_timeout", "what was printed before a timeout is not returned", "TIMEOUT-2",
+               worker_class=_LosesOutputOnTimeout),
+        _fault("timeout_leaves_busy", "a timeout is answered but the code is never interrupted",
+               "TIMEOUT-2 TIMEOUT-3 TIMEOUT-4 TIMEOUT-5 TIMEOUT-6 TIMEOUT-7", session=_NoInterruptSession),
+        _fault("no_escalation", "code that ignores SIGINT is not ended by a restart", "TIMEOUT-5",
+               session=_NoEscalationSession),
+        _fault("per_request_timeout_ignored", "the request's `timeout` is ignored", "TIMEOUT-6",
+               session={"execute": _per_request_timeout_ignored}),
+        _fault("restart_answers_done", '/restart answers {"status": "done"}', "RESTART-1 SCHEMA-1",
+               handler={"handle_restart": _restart_answers_done}),
+        _fault("restart_keeps_state", "/restart keeps the session as it was", "RESTART-2 RESTART-3 RESTART-4",
+               session={"restart": _restart_keeps_the_worker}),
+        _fault("restart_forgets_code", "/restart does not load the workspace again",
+               "READY-4 RESTART-3 CODE-1 CODE-2 CODE-4 CODE-5", session=_ForgetsCodeOnRestartSession),
+        _fault("restart_in_background", '/restart answers "restarting", then serves the old session for 1 s',
+               "RESTART-4", session=_RestartsLateSession, handler={"handle_restart": _handle_restart_async}),
+        _fault("code_in_separate_namespaces", "each workspace file runs in a namespace of its own",
+               "CODE-1 CODE-2 CODE-4 CODE-5 READY-4 RESTART-3 TIMEOUT-5 CRASH-2",
+               worker_class=_FilesInTheirOwnNamespace),
+        _fault("reverse_load_order", "workspace files run in reverse name order", "CODE-2 CODE-4 READY-4",
+               worker_class=_ReverseOrder),
+        _fault("loading_output_leaks", "what loading printed appears in the next response", "CODE-3",
+               worker_class=_LeaksLoadingOutput),
+        _fault("broken_file_stops_loading", "loading stops at the first file that raises", "CODE-1 CODE-4 READY-4",
+               worker_class=_StopsAtTheFirstBrokenFile),
+        _fault("missing_folder_is_fatal", "an empty or missing WORKSPACE_FOLDER stops the executor", "CODE-5",
+               worker_class=_MissingFolderIsFatal, kit_args=("--startup-timeout", "10")),
+        _fault("interleaved_concurrency", "concurrent executes run at once and share one stdout", "CONC-1",
+               session={"execute": _no_lock_execute}, worker_class=_SharedStdoutWorker),
+        _fault("bad_input_as_500", "malformed requests get HTTP 500", "INPUT-1 SCHEMA-1",
+               handler={"handle_execute": _bad_input_as_500}),
+        _fault("unknown_fields_refused", "unknown request fields get 422", "INPUT-4",
+               handler={"handle_execute": _unknown_fields_refused}),
+        _fault("wrong_method_is_404", "a wrong method gets 404 instead of 405", "INPUT-3 SCHEMA-2",
+               handler={"dispatch": _wrong_method_is_404}),
+        _fault("huge_output_drops_the_call", "no output cap, and answers over 10 MB are never sent",
+               "OUTPUT-1 OUTPUT-2", session={"execute": _no_output_cap_execute},
+               handler={"handle_execute": _large_answers_dropped}),
+        _fault("crash_noticed_late", "a dead worker is noticed only 12 s into the call", "CRASH-1",
+               session=_SlowCrashDetectionSession),
+        _fault("no_crash_recovery", "after a crash no new worker is started", "CRASH-2",
+               session=_NoRecoverySession),
+    )
+}  # fmt: skip
+
+
+def detection_table() -> str:
+    """The README's "what the kit catches" table: each broken executor and the IDs it must fail."""
+    lines = ["| Broken executor | What is wrong | The kit fails |", "| --- | --- | --- |"]
+    for fault in FAULTS.values():
+        ids = ", ".join(sorted(fault.expected))
+        lines.append(f"| `{fault.name}` | {fault.breaks} | {ids} |")
+    return "\n".join(lines) + "\n"
+
+
+def _worker_class(name: str) -> type[worker.Worker]:
+    return FAULTS[name].worker if name in FAULTS else worker.Worker
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--worker"]:
+        _worker_class(argv[1])(argv[2], worker.protocol_pipe()).serve()
+        return
+    fault = FAULTS[argv[0]]
+    server.serve(fault.session(server.Settings.from_env()), fault.handler)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,73 @@
+"""The kit catches every broken executor with exactly the expected requirement IDs.
+
+Each broken executor is the subprocess executor of examples/ with one fault (tests/kit/broken.py).
+The unbroken example is the baseline: a SHOULD it already misses (run as root, no rich output,
+not-ready answers with 200) is not the fault's doing. The runs go four at a time: they mostly wait.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conformance import catalogue
+from conformance.catalogue import Level
+from tests.conftest import EXAMPLES, ROOT, KitRun, run_kit
+from tests.kit.broken import FAULTS, detection_table
+
+BROKEN = Path(__file__).with_name("broken.py")
+EXAMPLE = EXAMPLES / "subprocess_executor" / "server.py"
+PARALLEL_RUNS = 4
+#: A short default timeout keeps each run of the suite quick.
+KIT_ARGS = ("--execution-timeout", "1")
+
+
+def _certify(command: str, folder: Path, extra: tuple[str, ...] = ()) -> KitRun:
+    return run_kit(["--command", command, *KIT_ARGS, *extra], folder / "results")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KitRun]:
+    """The kit's verdict on the unbroken example ("baseline") and on every broken executor."""
+    jobs = {"baseline": (f"{sys.executable} {EXAMPLE}", ())}
+    jobs.update({name: (f"{sys.executable} {BROKEN} {name}", fault.kit_args) for name, fault in FAULTS.items()})
+    with ThreadPoolExecutor(max_workers=PARALLEL_RUNS) as pool:
+        futures = {
+            name: pool.submit(_certify, command, tmp_path_factory.mktemp(name), extra)
+            for name, (command, extra) in jobs.items()
+        }
+        return {name: future.result() for name, future in futures.items()}
+
+
+def test_the_unbroken_example_meets_every_must(runs: dict[str, KitRun]) -> None:
+    baseline = runs["baseline"]
+    assert baseline.results["verdict"] in ("conformant", "conformant with warnings"), baseline.output[-3000:]
+    assert {rid for rid in baseline.failed() if catalogue.get(rid).level is Level.MUST} == set()
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+def test_the_kit_fails_exactly_the_expected_requirements(runs: dict[str, KitRun], name: str) -> None:
+    run, baseline = runs[name], runs["baseline"].failed()
+    caught = run.failed() - baseline
+    assert caught == FAULTS[name].expected, (
+        f"{name}: expected {sorted(FAULTS[name].expected)}, kit failed {sorted(caught)}"
+    )
+    assert run.results["verdict"] != "conformant"
+    if any(catalogue.get(rid).level is Level.MUST for rid in FAULTS[name].expected):
+        assert run.results["verdict"] == "non-conformant" and run.returncode == 1
+
+
+def test_every_must_that_an_executor_can_break_is_caught_by_some_broken_executor() -> None:
+    caught = set().union(*(fault.expected for fault in FAULTS.values()))
+    musts = {rid for rid, r in catalogue.REQUIREMENTS.items() if r.level is Level.MUST}
+    assert musts - caught == set()
+
+
+def test_readme_shows_the_detection_table() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = re.search(r"<!-- detection:start -->\n(.*?)<!-- detection:end -->", readme, re.S)
+    assert section is not None and section.group(1) == detection_table()
