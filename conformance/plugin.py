@@ -66,6 +66,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--allow-destructive", action="store_true", help="(--url) run crash and kill scenarios")
     add("--memory-limited", action="store_true", help="(--url) a memory limit bounds the executor")
     add("--memory", default="256m", help="(--image) memory limit, or 'none' (default 256m)")
+    add("--process-memory-limit", default="2g", help="(local) address-space limit of each process, or 'none'")
     add("--cpus", default="0.25", help="(--image) CPU limit, or 'none' (default 0.25)")
     add("--execution-timeout", type=float, default=None, help="EXECUTION_TIMEOUT of the executor, in seconds")
     add("--max-output-bytes", type=int, default=1024 * 1024, help="MAX_OUTPUT_BYTES of the executor")
@@ -126,6 +127,18 @@ def _run(config: pytest.Config) -> ConformanceRun | None:
 
 def _limit(value: str) -> str | None:
     return None if value.strip().lower() in ("none", "0", "") else value
+
+
+def _bytes(value: str) -> int | None:
+    """'512m', '2g', '1048576' or 'none' as a number of bytes (None for no limit)."""
+    text = _limit(value)
+    if text is None:
+        return None
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    try:
+        return int(float(text[:-1]) * units[text[-1].lower()]) if text[-1].lower() in units else int(text)
+    except ValueError:
+        raise pytest.UsageError(f"--process-memory-limit {value!r}: use a size such as 512m or 2g, or none") from None
 
 
 @dataclass
@@ -190,6 +203,7 @@ class ConformanceRun:
             env=env,
             workspace="missing" if option("no_workspace") else "kit",
             capabilities=capabilities,
+            memory_limit_bytes=_bytes(option("process_memory_limit")),
         )
 
     def ensure_target(self) -> Target:

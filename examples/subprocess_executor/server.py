@@ -151,9 +151,21 @@ class Session:
         finally:
             self.lock.release()
 
+    def escalate(self) -> bool:
+        """The code ignored the interrupt: replace the worker. True: the session was restarted."""
+        self.start_worker("recovering")
+        return True
+
+    def recover(self) -> bool:
+        """The worker died during a call: start a new one (unless a restart is doing so)."""
+        if not self.restarting:
+            self.start_worker("recovering")
+        return True
+
     def _execute(self, code: str, timeout: float) -> dict[str, Any]:
         worker = self.worker
         assert worker is not None
+        timeout = min(timeout, LONGEST_TIMEOUT)
         started = time.monotonic()
         worker.send({"code": code, "max_output": self.settings.max_output_bytes})
         answer = worker.answer(started + timeout)
@@ -163,14 +175,13 @@ class Session:
                 os.kill(worker.process.pid, signal.SIGINT)
             answer = worker.answer(time.monotonic() + INTERRUPT_GRACE)
             if answer is None or answer is _DIED:
-                self.start_worker("recovering")
-                answer, restarted = {"status": "timeout", "outputs": [], "execution_count": None}, True
+                restarted = self.escalate()
+                answer = {"status": "timeout", "outputs": [], "execution_count": None}
             else:
                 answer["status"] = "timeout"
         elif answer is _DIED:
-            if not self.restarting:
-                self.start_worker("recovering")
-            answer, restarted = {"status": "crashed", "outputs": [], "execution_count": None}, True
+            restarted = self.recover()
+            answer = {"status": "crashed", "outputs": [], "execution_count": None}
         return {
             "status": answer["status"],
             "outputs": answer["outputs"],

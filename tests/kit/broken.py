@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import queue
 import sys
 import threading
 import time
@@ -229,21 +230,32 @@ class _ForgetsCodeOnRestartSession(BrokenSession):
 
 
 class _SharedStdoutWorker(worker.Worker):
-    """Runs requests in threads at once, all writing into one shared output sink."""
+    """Runs a request that arrives while another runs in a thread, both writing into one sink."""
 
     def serve(self) -> None:
         self.load_workspace()
         self._lock = threading.Lock()
         self._running = 0
-        self._shared = worker.OutputSink(1 << 30)
+        self._shared = worker.OutputSink(0)
+        self._requests: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.send({"ready": True})
+        threading.Thread(target=self._read, daemon=True).start()
+        while (request := self._requests.get()) is not None:
+            self._serve_one(request)  # alone: in the main thread, where interrupts work
+
+    def _read(self) -> None:
         for line in sys.stdin:
             request = json.loads(line)
             with self._lock:
-                if self._running == 0:
-                    self._shared = worker.OutputSink(1 << 30)  # a new batch of calls
+                busy = self._running > 0
+                if not busy:
+                    self._shared = worker.OutputSink(request["max_output"])
                 self._running += 1
-            threading.Thread(target=self._serve_one, args=(request,), daemon=True).start()
+            if busy:  # the fault: run it alongside, sharing the output
+                threading.Thread(target=self._serve_one, args=(request,), daemon=True).start()
+            else:
+                self._requests.put(request)
+        self._requests.put(None)
 
     def output_sink(self, max_output: int) -> worker.OutputSink:
         return self._shared
@@ -279,23 +291,8 @@ class _NoEscalationSession(BrokenSession):
 
     fault = "no_escalation"
 
-    def start_worker(self, reason: str) -> None:
-        worker_ = self.worker
-        if reason == "recovering" and worker_ is not None and worker_.process.poll() is None:
-            raise _LeftRunning
-        server.Session.start_worker(self, reason)
-
-    def _execute(self, code: str, timeout: float) -> dict[str, Any]:
-        started = time.monotonic()
-        try:
-            return server.Session._execute(self, code, timeout)
-        except _LeftRunning:
-            return {"status": "timeout", "outputs": [], "execution_count": None, "truncated": False,
-                    "restarted": False, "duration_ms": (time.monotonic() - started) * 1000}  # fmt: skip
-
-
-class _LeftRunning(Exception):
-    pass
+    def escalate(self) -> bool:
+        return False
 
 
 class _SlowCrashDetectionSession(BrokenSession):
@@ -317,10 +314,8 @@ class _NoRecoverySession(BrokenSession):
 
     fault = "no_crash_recovery"
 
-    def start_worker(self, reason: str) -> None:
-        if reason == "recovering" and self.worker is not None and self.worker.process.poll() is not None:
-            return
-        server.Session.start_worker(self, reason)
+    def recover(self) -> bool:
+        return True
 
 
 # -- worker-side faults --------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Each broken executor is the subprocess executor of examples/ with one fault (tests/kit/broken.py).
 The unbroken example is the baseline: a SHOULD it already misses (run as root, no rich output,
-not-ready answers with 200) is not the fault's doing. The runs go four at a time: they mostly wait.
+not-ready answers with 200) is not the fault's doing. The runs go six at a time: they mostly wait.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from tests.kit.broken import FAULTS, detection_table
 
 BROKEN = Path(__file__).with_name("broken.py")
 EXAMPLE = EXAMPLES / "subprocess_executor" / "server.py"
-PARALLEL_RUNS = 4
-#: A short default timeout keeps each run of the suite quick.
-KIT_ARGS = ("--execution-timeout", "1")
+PARALLEL_RUNS = 6
+#: A short default timeout and a small memory cap (the memory-exhaustion scenario) keep each run quick.
+KIT_ARGS = ("--execution-timeout", "1", "--process-memory-limit", "512m")
 
 
 def _certify(command: str, folder: Path, extra: tuple[str, ...] = ()) -> KitRun:
