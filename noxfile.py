@@ -25,6 +25,7 @@ nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
 IMAGE = "executor-conformance/reference-executor:latest"
+EXAMPLE_IMAGE = "executor-conformance/subprocess-executor:latest"
 
 
 def _readable_by_everyone(path: Path) -> bool:
@@ -91,6 +92,27 @@ def _executor_requirements() -> list[str]:
     return list(data["project"]["optional-dependencies"]["executor"])
 
 
+def _require_docker(session: nox.Session) -> None:
+    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        session.error("no Docker engine answers: start dockerd (see .ci/run) and try again")
+
+
+def _base_image(session: nox.Session, requested: str | None) -> str:
+    """The base to build on: as requested, else the official slim image if present, else a local Debian one."""
+    base = requested or (OFFICIAL_BASE if _docker_has(OFFICIAL_BASE) else LOCAL_BASE)
+    if base == LOCAL_BASE and not _docker_has(LOCAL_BASE):
+        session.log(f"{OFFICIAL_BASE} is not present locally: making {LOCAL_BASE} with debootstrap")
+        session.run("bash", "docker/make-base-image.sh", LOCAL_BASE, external=True)
+    return base
+
+
+def _image_arguments(session: nox.Session, default_tag: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"nox -s {session.name} --")
+    parser.add_argument("--tag", default=default_tag)
+    parser.add_argument("--base", default=None, help="base image (default: official slim if present, else local)")
+    return parser.parse_args(session.posargs)
+
+
 @nox.session(python=PYTHON)
 def image(session: nox.Session) -> None:
     """Build the reference image offline: `nox -s image -- [--tag TAG] [--base IMAGE]`.
@@ -99,16 +121,9 @@ def image(session: nox.Session) -> None:
     Python, installed in the image with --no-index. With no --base, the official slim image is
     used if it is present locally, else a Debian base made with debootstrap (never a pull).
     """
-    parser = argparse.ArgumentParser(prog="nox -s image --")
-    parser.add_argument("--tag", default=IMAGE)
-    parser.add_argument("--base", default=None)
-    args = parser.parse_args(session.posargs)
-    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
-        session.error("no Docker engine answers: start dockerd (see .ci/run) and try again")
-    base = args.base or (OFFICIAL_BASE if _docker_has(OFFICIAL_BASE) else LOCAL_BASE)
-    if base == LOCAL_BASE and not _docker_has(LOCAL_BASE):
-        session.log(f"{OFFICIAL_BASE} is not present locally: making {LOCAL_BASE} with debootstrap")
-        session.run("bash", "docker/make-base-image.sh", LOCAL_BASE, external=True)
+    args = _image_arguments(session, IMAGE)
+    _require_docker(session)
+    base = _base_image(session, args.base)
     python_version = subprocess.run(
         ["docker", "run", "--rm", "--network", "none", base, "python3", "-c",
          "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
@@ -131,6 +146,16 @@ def image(session: nox.Session) -> None:
     session.log(
         f"built {args.tag} on {base} (Python {python_version}); certify it: nox -s conformance -- --image {args.tag}"
     )
+
+
+@nox.session(python=False)
+def example_image(session: nox.Session) -> None:
+    """Build the second executor's image (examples/subprocess_executor), offline like the reference's."""
+    args = _image_arguments(session, EXAMPLE_IMAGE)
+    _require_docker(session)
+    base = _base_image(session, args.base)
+    context = ROOT / "examples" / "subprocess_executor"
+    session.run("docker", "build", "--build-arg", f"BASE={base}", "-t", args.tag, str(context), external=True)
 
 
 def _docker_has(image: str) -> bool:
