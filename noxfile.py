@@ -87,9 +87,10 @@ LOCAL_BASE = "executor-conformance/debian-python:trixie"
 
 
 def _executor_requirements() -> list[str]:
-    """The `executor` extra of pyproject.toml: what the image installs besides the project itself."""
+    """The `executor` and `manager` extras of pyproject.toml: what the image installs besides the project."""
     data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    return list(data["project"]["optional-dependencies"]["executor"])
+    extras = data["project"]["optional-dependencies"]
+    return sorted({*extras["executor"], *extras["manager"]})
 
 
 def _require_docker(session: nox.Session) -> None:

@@ -116,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     ws = sub.add_parser("workspace", help="export the kit's sample workspace, for executors started by hand")
     ws.add_argument("folder")
     ws.set_defaults(handler=workspace_command)
+    if argv[0] == "compose":
+        from . import compose
+
+        return compose.main(argv[1:])
     parsed = parser.parse_args(argv)
     return int(parsed.handler(parsed))
 

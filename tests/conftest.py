@@ -64,18 +64,22 @@ class RunningExecutor:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
-    def wait_ready(self) -> None:
+    def wait_ready(self, path: str = "/ready") -> None:
         def ready() -> bool:
             try:
-                return self.client.get("/ready").json().get("ready") is True
+                body = self.client.get(path).json()
             except (httpx.HTTPError, ValueError):
                 return False
+            return body.get("ready") is True or body.get("status") == "ok"
 
-        wait_for(ready, STARTUP_TIMEOUT, "/ready true", self.logs)
+        wait_for(ready, STARTUP_TIMEOUT, f"{path} to say ready", self.logs)
 
 
-def start_executor(command: list[str], env: dict[str, str], log_path: Path) -> RunningExecutor:
+def start_executor(
+    command: list[str], env: dict[str, str], log_path: Path, ready_path: str = "/ready"
+) -> RunningExecutor:
     port = free_port()
+    command = [part.replace("{port}", str(port)) for part in command]
     full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -84,7 +88,7 @@ def start_executor(command: list[str], env: dict[str, str], log_path: Path) -> R
     base_url = f"http://127.0.0.1:{port}"
     running = RunningExecutor(process, base_url, log_path, httpx.Client(base_url=base_url, timeout=60))
     try:
-        running.wait_ready()
+        running.wait_ready(ready_path)
     except BaseException:
         stop_executor(running)
         raise

@@ -1,0 +1,194 @@
+"""`executor-conformance compose`: a docker compose file for a pool of executors and a manager.
+
+It takes the flags of the original deployment's ``generate_compose.py`` (long and short forms)
+and writes the same layout: one service per executor (``executor-000`` ...), each started with
+``python main.py``, publishing ``start-port + i``, the workspace read-only at ``/data``, an
+optional writable ``/submission``, and ``container_config.json`` for the manager on port 5000.
+Pure functions build the documents; ``main`` parses flags and writes the files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["ComposeError", "Pool", "compose_document", "container_config", "main", "parse_types"]
+
+EXECUTOR_PORT = 8432
+MANAGER_PORT = 5000
+#: Environment keys the generator turns into container settings instead of variables.
+RESOURCE_KEYS = {"MEM_LIMIT": "mem_limit", "CPUS": "cpus", "MEM_RESERVATION": "mem_reservation"}
+DEFAULTS = {"EXECUTION_TIMEOUT": "360", "MEM_LIMIT": "2G", "CPUS": "0.5"}
+
+
+class ComposeError(ValueError):
+    """The flags do not describe a valid pool; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Everything the compose file is made from."""
+
+    types: list[tuple[str, int]]
+    start_port: int = 60000
+    workspace: str | None = None
+    submission: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    gpu_ids: list[str] = field(default_factory=list)
+    images: dict[str, str] = field(default_factory=dict)
+    manager_image: str = "executor-conformance/reference-executor:latest"
+    host_ip: str = "127.0.0.1"
+    config_file: str = "container_config.json"
+
+    @property
+    def size(self) -> int:
+        return sum(count for _, count in self.types)
+
+    def container_types(self) -> list[str]:
+        return [name for name, count in self.types for _ in range(count)]
+
+
+def parse_types(text: str, num_containers: int) -> list[tuple[str, int]]:
+    """``python:4,node:2`` as [("python", 4), ("node", 2)]; the counts must add up to num_containers."""
+    types = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, count = part.rpartition(":")
+        if not sep or not name or not count.isdigit() or int(count) < 1:
+            raise ComposeError(f"--types: {part!r} is not NAME:COUNT with COUNT >= 1")
+        types.append((name, int(count)))
+    total = sum(count for _, count in types)
+    if total != num_containers:
+        raise ComposeError(f"--types adds up to {total} containers, but --num-containers is {num_containers}")
+    return types
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """``KEY=VALUE,KEY2=VALUE2`` as a dict."""
+    env = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ComposeError(f"--env: {part!r} is not KEY=VALUE")
+        env[key] = value
+    return env
+
+
+def container_config(pool: Pool) -> dict[str, dict[str, str]]:
+    """What the manager reads: container id -> its URL inside the compose network, and its type."""
+    return {
+        str(i): {"url": f"http://executor-{i:03d}:{EXECUTOR_PORT}", "type": kind}
+        for i, kind in enumerate(pool.container_types())
+    }
+
+
+def compose_document(pool: Pool) -> dict[str, Any]:
+    """The docker compose file, as data."""
+    if pool.gpu_ids and len(pool.gpu_ids) < pool.size:
+        raise ComposeError(f"--gpu-ids names {len(pool.gpu_ids)} GPUs for {pool.size} containers: one each")
+    if len(set(pool.gpu_ids)) != len(pool.gpu_ids):
+        raise ComposeError("--gpu-ids: each container needs a GPU of its own; the ids repeat")
+    settings = {**DEFAULTS, **pool.env}
+    resources = {RESOURCE_KEYS[key]: value for key, value in settings.items() if key in RESOURCE_KEYS}
+    if "cpus" in resources:
+        resources["cpus"] = float(resources["cpus"])
+    services: dict[str, Any] = {}
+    for i, kind in enumerate(pool.container_types()):
+        host_port = pool.start_port + i
+        environment = {
+            "PORT": str(EXECUTOR_PORT),
+            "CONTAINER_ID": str(i),
+            "HOST_PORT": str(host_port),
+            **{k: v for k, v in settings.items() if k not in RESOURCE_KEYS},
+        }
+        volumes = []
+        if pool.workspace:
+            volumes.append(f"{pool.workspace}:/data:ro")
+            environment["WORKSPACE_FOLDER"] = "/data"
+        if pool.submission:
+            volumes.append(f"{pool.submission}/{i:03d}:/submission")
+            environment["SUBMISSION_DIR"] = "/submission"
+        service: dict[str, Any] = {
+            "image": pool.images.get(kind, kind),
+            "container_name": f"executor-{i:03d}",
+            "command": "python main.py",
+            "environment": environment,
+            "ports": [f"{pool.host_ip}:{host_port}:{EXECUTOR_PORT}"],
+            "restart": "unless-stopped",
+            "labels": {"container.id": str(i), "container.port": str(host_port), "container.type": kind},
+            **resources,
+        }
+        if volumes:
+            service["volumes"] = volumes
+        if pool.gpu_ids:
+            service["deploy"] = {
+                "resources": {
+                    "reservations": {
+                        "devices": [{"driver": "nvidia", "device_ids": [pool.gpu_ids[i]], "capabilities": ["gpu"]}]
+                    }
+                }
+            }
+        services[f"executor-{i:03d}"] = service
+    services["manager"] = {
+        "image": pool.manager_image,
+        "container_name": "manager",
+        "command": f"python -m manager --config /config/{Path(pool.config_file).name} --port {MANAGER_PORT}",
+        "ports": [f"{pool.host_ip}:{MANAGER_PORT}:{MANAGER_PORT}"],
+        "volumes": [f"./{Path(pool.config_file).name}:/config/{Path(pool.config_file).name}:ro"],
+        "depends_on": [name for name in services],
+        "restart": "unless-stopped",
+    }
+    return {"services": services}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="executor-conformance compose", description="Write a docker compose file for a pool of executors."
+    )
+    parser.add_argument("-n", "--num-containers", type=int, required=True)
+    parser.add_argument("-t", "--types", required=True, help="NAME:COUNT,... (counts add up to -n)")
+    parser.add_argument("-p", "--start-port", type=int, default=60000)
+    parser.add_argument("-o", "--output", default="docker-compose.yml")
+    parser.add_argument("-m", "--mountable-volumes", default=None, help="workspace folder, mounted read-only at /data")
+    parser.add_argument("-s", "--mountable-volume-saveto", default=None, help="folder for writable /submission dirs")
+    parser.add_argument("-e", "--env", default="", help="KEY=VALUE,... (MEM_LIMIT, CPUS, MEM_RESERVATION: limits)")
+    parser.add_argument("-g", "--gpu-ids", default="", help="GPU ids, one per container")
+    parser.add_argument("-c", "--config-file", default=None, help="container_config.json (default: beside -o)")
+    parser.add_argument("--image", action="append", default=[], metavar="TYPE=IMAGE", help="image of a type")
+    parser.add_argument("--manager-image", default=Pool.manager_image)
+    parser.add_argument("--host-ip", default="127.0.0.1", help="interface the ports are published on")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    output = Path(args.output)
+    config_path = Path(args.config_file) if args.config_file else output.with_name("container_config.json")
+    try:
+        if args.num_containers < 1:
+            raise ComposeError("--num-containers must be at least 1")
+        images = parse_env(",".join(args.image))
+        pool = Pool(
+            types=parse_types(args.types, args.num_containers),
+            start_port=args.start_port,
+            workspace=str(Path(args.mountable_volumes).resolve()) if args.mountable_volumes else None,
+            submission=str(Path(args.mountable_volume_saveto).resolve()) if args.mountable_volume_saveto else None,
+            env=parse_env(args.env),
+            gpu_ids=[g.strip() for g in args.gpu_ids.split(",") if g.strip()],
+            images=images,
+            manager_image=args.manager_image,
+            host_ip=args.host_ip,
+            config_file=config_path.name,
+        )
+        document = compose_document(pool)
+    except ComposeError as exc:
+        print(f"executor-conformance compose: {exc}")
+        return 2
+    output.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    config_path.write_text(json.dumps(container_config(pool), indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {output} ({pool.size} executors, manager on port {MANAGER_PORT}) and {config_path}")
+    return 0

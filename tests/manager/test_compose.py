@@ -1,0 +1,79 @@
+"""The compose generator: the original generate_compose.py's flags, layout and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conformance.cli import main
+from tests.conftest import EXAMPLES
+
+
+def generate(tmp_path: Path, *flags: str) -> tuple[dict, dict]:
+    assert main(["compose", "-o", str(tmp_path / "with-code.yml"), *flags]) == 0
+    compose = yaml.safe_load((tmp_path / "with-code.yml").read_text())
+    config = json.loads((tmp_path / "container_config.json").read_text())
+    return compose, config
+
+
+def test_original_flags_give_the_original_layout(tmp_path: Path) -> None:
+    compose, config = generate(
+        tmp_path, "--mountable-volumes", str(EXAMPLES / "my_utilities"), "--num-containers", "4", "--types", "python:4"
+    )
+    services = compose["services"]
+    assert list(services) == ["executor-000", "executor-001", "executor-002", "executor-003", "manager"]
+    first = services["executor-000"]
+    assert first["image"] == "python" and first["command"] == "python main.py"
+    assert first["ports"] == ["127.0.0.1:60000:8432"] and services["executor-003"]["ports"] == ["127.0.0.1:60003:8432"]
+    assert first["environment"] == {
+        "PORT": "8432", "CONTAINER_ID": "0", "HOST_PORT": "60000", "EXECUTION_TIMEOUT": "360",
+        "WORKSPACE_FOLDER": "/data",
+    }  # fmt: skip
+    assert first["volumes"] == [f"{EXAMPLES / 'my_utilities'}:/data:ro"]
+    assert (first["mem_limit"], first["cpus"], first["restart"]) == ("2G", 0.5, "unless-stopped")
+    assert first["labels"] == {"container.id": "0", "container.port": "60000", "container.type": "python"}
+    assert services["manager"]["ports"] == ["127.0.0.1:5000:5000"]
+    assert config["2"] == {"url": "http://executor-002:8432", "type": "python"}
+
+
+def test_short_flags_types_env_submission_and_gpus(tmp_path: Path) -> None:
+    compose, config = generate(
+        tmp_path, "-n", "3", "-t", "python:2,node:1", "-p", "7000", "-s", str(tmp_path / "out"),
+        "-e", "EXECUTION_TIMEOUT=30,MEM_LIMIT=512m,CPUS=0.25,MEM_RESERVATION=128m,DEBUG=1", "-g", "0,1,2",
+        "--image", "python=executor-conformance/reference-executor:latest",
+    )  # fmt: skip
+    services = compose["services"]
+    assert [config[i]["type"] for i in "012"] == ["python", "python", "node"]
+    node = services["executor-002"]
+    assert node["image"] == "node" and services["executor-000"]["image"].startswith("executor-conformance/")
+    assert node["ports"] == ["127.0.0.1:7002:8432"]
+    assert (node["mem_limit"], node["cpus"], node["mem_reservation"]) == ("512m", 0.25, "128m")
+    assert node["environment"]["EXECUTION_TIMEOUT"] == "30" and node["environment"]["DEBUG"] == "1"
+    assert "MEM_LIMIT" not in node["environment"]
+    assert (
+        node["volumes"] == [f"{tmp_path / 'out'}/002:/submission"]
+        and node["environment"]["SUBMISSION_DIR"] == "/submission"
+    )
+    devices = node["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "device_ids": ["2"], "capabilities": ["gpu"]}]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["-n", "3", "-t", "python:2"], "--types adds up to 2 containers, but --num-containers is 3"),
+        (["-n", "2", "-t", "python"], "is not NAME:COUNT"),
+        (["-n", "2", "-t", "python:2", "-g", "0"], "names 1 GPUs for 2 containers"),
+        (["-n", "2", "-t", "python:2", "-g", "0,0"], "the ids repeat"),
+        (["-n", "1", "-t", "python:1", "-e", "NOEQUALS"], "is not KEY=VALUE"),
+    ],
+)
+def test_bad_flags_are_refused_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    assert main(["compose", "-o", str(tmp_path / "c.yml"), *flags]) == 2
+    assert message in capsys.readouterr().out
+    assert not (tmp_path / "c.yml").exists()

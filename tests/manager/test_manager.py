@@ -1,0 +1,88 @@
+"""The manager against real executor processes on 127.0.0.1 (the fast subprocess executor)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import EXAMPLES, ROOT, RunningExecutor, start_executor, stop_executor
+
+EXECUTOR = [sys.executable, str(EXAMPLES / "subprocess_executor" / "server.py")]
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Iterator[tuple[httpx.Client, list[RunningExecutor]]]:
+    """Three executors (two "python", one "other") and a manager over them; yields (manager client, executors)."""
+    env = {"WORKSPACE_FOLDER": str(EXAMPLES / "test_code"), "EXECUTION_TIMEOUT": "2"}
+    executors = [start_executor(EXECUTOR, env, tmp_path / f"executor-{i}.log") for i in range(3)]
+    config = {str(i): {"url": e.base_url, "type": "python" if i < 2 else "other"} for i, e in enumerate(executors)}
+    (tmp_path / "container_config.json").write_text(json.dumps(config))
+    manager = start_executor(
+        [sys.executable, "-m", "manager", "--config", str(tmp_path / "container_config.json"), "--host", "127.0.0.1",
+         "--port", "{port}"],
+        {}, tmp_path / "manager.log", ready_path="/health",
+    )  # fmt: skip
+    try:
+        yield manager.client, executors
+    finally:
+        stop_executor(manager)
+        for executor in executors:
+            stop_executor(executor)
+
+
+def test_allocation_per_type_until_exhausted(pool: tuple[httpx.Client, list[RunningExecutor]]) -> None:
+    manager, _ = pool
+    first = manager.post("/allocate", params={"container_type": "python"}).json()
+    second = manager.post("/allocate", params={"container_type": "python"}).json()
+    assert {first["container_id"], second["container_id"]} == {"0", "1"} and first["type"] == "python"
+    exhausted = manager.post("/allocate", params={"container_type": "python"})
+    assert exhausted.status_code == 503 and "allocated" in exhausted.json()["detail"]
+    assert manager.post("/allocate", params={"container_type": "gpu"}).status_code == 404
+    status = manager.get("/status").json()
+    assert status == {"available": 1, "allocated": 2, "total": 3, "available_by_type": {"python": 0, "other": 1},
+                      "allocated_ids": ["0", "1"]}  # fmt: skip
+
+
+def test_deallocation_restarts_the_executor_and_returns_it(pool: tuple[httpx.Client, list[RunningExecutor]]) -> None:
+    manager, _ = pool
+    allocated = manager.post("/allocate", params={"container_type": "other"}).json()["container_id"]
+    assert manager.post(f"/session/{allocated}/execute", json={"code": "secret = 1"}).status_code == 200
+    assert manager.post(f"/deallocate/{allocated}").json() == {"status": "deallocated", "container_id": allocated}
+    body = manager.post(f"/session/{allocated}/execute", json={"code": "'secret' in globals()"}).json()
+    assert body["outputs"][0]["text"] == "False"
+    assert manager.post("/allocate", params={"container_type": "other"}).json()["container_id"] == allocated
+
+
+def test_session_calls_are_proxied_with_the_executors_status_and_body(
+    pool: tuple[httpx.Client, list[RunningExecutor]],
+) -> None:
+    manager, executors = pool
+    body = manager.post("/session/0/execute", json={"code": "greet('proxy')"}).json()
+    assert body["status"] == "ok" and body["outputs"][0]["text"] == "'Hello, proxy!'"
+    assert manager.get("/session/0/ready").json() == {"ready": True, "reason": None}
+    assert manager.get("/session/0/health").json() == {"status": "ok"}
+    assert manager.post("/session/0/restart").json() == {"status": "ok"}
+    bad = manager.post("/session/0/execute", content=b"{bad", headers={"Content-Type": "application/json"})
+    direct = executors[0].client.post("/execute", content=b"{bad", headers={"Content-Type": "application/json"})
+    assert (bad.status_code, bad.json()) == (direct.status_code, direct.json())
+    assert manager.get("/session/0/execute").status_code == 405
+    assert manager.get("/session/0/no-such-path").status_code == 404
+
+
+def test_unknown_and_dead_executors_get_json_errors(pool: tuple[httpx.Client, list[RunningExecutor]]) -> None:
+    manager, executors = pool
+    unknown = manager.get("/session/99/health")
+    assert unknown.status_code == 404 and "99" in unknown.json()["detail"]
+    assert manager.post("/deallocate/99").status_code == 404
+    stop_executor(executors[2])
+    dead = manager.post("/session/2/execute", json={"code": "1"})
+    assert dead.status_code == 502 and "unreachable" in dead.json()["detail"]
+
+
+def test_the_manager_is_importable_without_the_kit() -> None:
+    assert "conformance" not in (ROOT / "manager" / "app.py").read_text()
