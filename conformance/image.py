@@ -23,8 +23,11 @@ __all__ = ["ImageTarget", "docker_available"]
 
 def _configure_testcontainers() -> None:
     # testcontainers reads these when it is imported, so they are set before the first import.
+    # Inside a container (/.dockerenv) it would otherwise reach containers by a gateway or bridge
+    # IP; the kit talks to them only through their ports published on 127.0.0.1.
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
     os.environ.setdefault("TC_HOST", "127.0.0.1")
+    os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 
 
 def docker_available() -> str | None:
@@ -106,7 +109,10 @@ class ImageTarget:
             container.with_volume_mapping(str(folder), self.workspace_folder, "ro")
         if self.command:
             container.with_command(self.command)
-        container.with_bind_ports(self.port, ("127.0.0.1",))  # a free port, on loopback only
+        # A free host port on loopback only. testcontainers' with_bind_ports takes no host address,
+        # so the binding goes to docker-py, which accepts (address, port) with port None: any free one.
+        container.with_exposed_ports(self.port)
+        container.ports[str(self.port)] = ("127.0.0.1", None)  # type: ignore[assignment]
         container.waiting_for(HttpWaitStrategy(self.port, "/health").with_startup_timeout(int(self.timeouts.startup)))
         self._container = container
         try:

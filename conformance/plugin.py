@@ -233,6 +233,10 @@ class ConformanceRun:
         except TargetError as exc:
             self.target_error = str(exc)
             pytest.exit(f"executor-conformance: {exc}", returncode=3)
+        except Exception as exc:  # a fault of the kit or of its tools, not of the executor
+            self.target_error = f"could not start the target: {type(exc).__name__}: {exc}"
+            target.stop()
+            pytest.exit(f"executor-conformance: {self.target_error}", returncode=3)
         self.target = target
         self._detect_features(target)
         return target
