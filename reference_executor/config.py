@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["ConfigError", "Settings", "Timeouts"]
 
@@ -38,27 +39,15 @@ class Timeouts:
     kernel_shutdown: float = 2.0
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _number(env: Mapping[str, str], name: str, default: float, kind: type[float] | type[int] = float) -> Any:
+    """A positive number from ``env[name]`` (``default`` when unset), or ConfigError saying why not."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = float(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise ConfigError(f"{name}={raw!r} must be greater than 0")
-    return value
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+        raise ConfigError(f"{name}={raw!r} is not a {'number' if kind is float else 'whole number'}") from None
     if value <= 0:
         raise ConfigError(f"{name}={raw!r} must be greater than 0")
     return value
@@ -100,16 +89,16 @@ class Settings:
         runtime_dir = env.get("EXECUTOR_RUNTIME_DIR")
         return cls(
             host=env.get("HOST", "0.0.0.0"),
-            port=_int(env, "PORT", 8432),
+            port=_number(env, "PORT", 8432, int),
             workspace=Path(env.get("WORKSPACE_FOLDER") or "/code"),
-            max_output_bytes=_int(env, "MAX_OUTPUT_BYTES", 1024 * 1024),
-            max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 1024 * 1024),
+            max_output_bytes=_number(env, "MAX_OUTPUT_BYTES", 1024 * 1024, int),
+            max_request_bytes=_number(env, "MAX_REQUEST_BYTES", 1024 * 1024, int),
             kernel_user=env.get("KERNEL_USER", "auto"),
             standby_kernel=_flag(env, "STANDBY_KERNEL", True),
             runtime_dir=Path(runtime_dir) if runtime_dir else None,
             timeouts=Timeouts(
-                execution=_float(env, "EXECUTION_TIMEOUT", 3.0),
-                interrupt_grace=_float(env, "INTERRUPT_GRACE", 1.0),
-                kernel_start=_float(env, "KERNEL_START_TIMEOUT", 60.0),
+                execution=_number(env, "EXECUTION_TIMEOUT", 3.0),
+                interrupt_grace=_number(env, "INTERRUPT_GRACE", 1.0),
+                kernel_start=_number(env, "KERNEL_START_TIMEOUT", 60.0),
             ),
         )

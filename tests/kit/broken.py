@@ -70,34 +70,48 @@ def _handle_restart_async(self: server.Handler, raw: bytes) -> None:
     self.send_json(200, {"status": "restarting"})
 
 
-def _omit_duration(self: server.Handler, raw: bytes) -> None:
-    code, timeout = server.parse_execute(raw)
-    body = self.session.execute(code, timeout)
+def _altered_execute(alter: Callable[[dict[str, Any]], int | None]) -> Callable[[server.Handler, bytes], None]:
+    """A handle_execute that runs the code as usual, then lets ``alter`` spoil the answer.
+
+    ``alter`` changes the body in place and returns the HTTP status to send, or None to send nothing.
+    """
+
+    def handle_execute(self: server.Handler, raw: bytes) -> None:
+        code, timeout = server.parse_execute(raw)
+        body = self.session.execute(code, timeout)
+        status = alter(body)
+        if status is None:
+            self.close_connection = True
+            return
+        self.send_json(status, body)
+
+    return handle_execute
+
+
+def _without_duration(body: dict[str, Any]) -> int:
     del body["duration_ms"]
-    self.send_json(200, body)
+    return 200
 
 
-def _drop_text(self: server.Handler, raw: bytes) -> None:
-    code, timeout = server.parse_execute(raw)
-    body = self.session.execute(code, timeout)
+def _results_without_text(body: dict[str, Any]) -> int:
     for item in body["outputs"]:
         if item["type"] == "execute_result":
             del item["text"]
-    self.send_json(200, body)
+    return 200
 
 
-def _ascii_only(self: server.Handler, raw: bytes) -> None:
-    code, timeout = server.parse_execute(raw)
-    body = self.session.execute(code, timeout)
+def _ascii_only(body: dict[str, Any]) -> int:
     for item in body["outputs"]:
         item["text"] = "".join(c for c in item["text"] if " " <= c <= "~" or c == "\n")
-    self.send_json(200, body)
+    return 200
 
 
-def _errors_as_500(self: server.Handler, raw: bytes) -> None:
-    code, timeout = server.parse_execute(raw)
-    body = self.session.execute(code, timeout)
-    self.send_json(500 if body["status"] == "error" else 200, body)
+def _errors_as_500(body: dict[str, Any]) -> int:
+    return 500 if body["status"] == "error" else 200
+
+
+def _large_answers_dropped(body: dict[str, Any]) -> int | None:
+    return None if sum(len(item["text"]) for item in body["outputs"]) > 10_000_000 else 200
 
 
 def _bad_input_as_500(self: server.Handler, raw: bytes) -> None:
@@ -128,15 +142,6 @@ def _wrong_method_is_404(self: server.Handler, method: str) -> None:
 def _restart_answers_done(self: server.Handler, raw: bytes) -> None:
     self.session.restart()
     self.send_json(200, {"status": "done"})
-
-
-def _large_answers_dropped(self: server.Handler, raw: bytes) -> None:
-    code, timeout = server.parse_execute(raw)
-    body = self.session.execute(code, timeout)
-    if sum(len(item["text"]) for item in body["outputs"]) > 10_000_000:
-        self.close_connection = True  # a response this large is never sent
-        return
-    self.send_json(200, body)
 
 
 def _restart_keeps_the_worker(self: BrokenSession) -> None:
@@ -471,20 +476,20 @@ FAULTS: dict[str, Fault] = {
         _fault("ready_before_code_loaded", "/ready says ready while the workspace still loads", "READY-4",
                session=_ReadyBeforeLoadingSession, handler={"handle_restart": _handle_restart_async}),
         _fault("response_without_duration", "execute responses lack duration_ms", "EXEC-1 SCHEMA-1",
-               handler={"handle_execute": _omit_duration}),
+               handler={"handle_execute": _altered_execute(_without_duration)}),
         _fault("stderr_as_stdout", "stderr comes back named stdout", "EXEC-2", worker_class=_StderrAsStdout),
         _fault("no_expression_value", "a trailing expression's value is not returned", "EXEC-3",
                worker_class=_NoExpressionValue),
         _fault("result_without_text", "execute_result items have no text", "EXEC-1 EXEC-5",
-               handler={"handle_execute": _drop_text}),
+               handler={"handle_execute": _altered_execute(_results_without_text)}),
         _fault("ascii_only_output", "non-ASCII and control characters are dropped from output", "EXEC-6",
-               handler={"handle_execute": _ascii_only}),
+               handler={"handle_execute": _altered_execute(_ascii_only)}),
         _fault("empty_code_is_an_error", "empty or comment-only code gives status error", "EXEC-7",
                worker_class=_EmptyCodeIsAnError),
         _fault("state_lost", "variables do not survive from one execute to the next", "STATE-1 ERROR-2 TIMEOUT-4",
                worker_class=_ForgetsState),
         _fault("errors_as_500", "an exception in user code gives HTTP 500", "ERROR-1 ERROR-2 EXEC-1 SCHEMA-1",
-               handler={"handle_execute": _errors_as_500}),
+               handler={"handle_execute": _altered_execute(_errors_as_500)}),
         _fault("default_timeout_ignored", "EXECUTION_TIMEOUT is ignored (7 s always)", "TIMEOUT-1 TIMEOUT-7",
                session={"execute": _default_timeout_ignored}),
         _fault("output_lost_on_timeout", "what was printed before a timeout is not returned", "TIMEOUT-2",
@@ -524,7 +529,7 @@ FAULTS: dict[str, Fault] = {
                handler={"dispatch": _wrong_method_is_404}),
         _fault("huge_output_drops_the_call", "no output cap, and answers over 10 MB are never sent",
                "OUTPUT-1 OUTPUT-2", session={"execute": _no_output_cap_execute},
-               handler={"handle_execute": _large_answers_dropped}),
+               handler={"handle_execute": _altered_execute(_large_answers_dropped)}),
         _fault("crash_noticed_late", "a dead worker is noticed only 12 s into the call", "CRASH-1",
                session=_SlowCrashDetectionSession),
         _fault("no_crash_recovery", "after a crash no new worker is started", "CRASH-2",
