@@ -73,6 +73,25 @@ def conformance(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def stability(session: nox.Session) -> None:
+    """Certify the same subject N times and check every requirement's outcome never changes.
+
+    `nox -s stability -- [--runs 10] [kit options...]`; a flaky outcome is a defect of the kit.
+    """
+    parser = argparse.ArgumentParser(prog="nox -s stability --")
+    parser.add_argument("--runs", type=int, default=10)
+    args, kit_args = parser.parse_known_args(session.posargs)
+    _install(session)
+    folder = ROOT / "results" / "stability"
+    shutil.rmtree(folder, ignore_errors=True)
+    for run in range(args.runs):
+        session.run("executor-conformance", "--report-dir", str(folder / str(run)), *kit_args, success_codes=[0, 1, 2])
+    session.run(
+        "executor-conformance", "compare", *(str(folder / str(run) / "results.json") for run in range(args.runs))
+    )
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff, and the contract's requirement table against the catalogue."""
     session.install("ruff>=0.5", "-e", ".")

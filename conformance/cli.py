@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import json
 import sys
 from importlib import resources
 from pathlib import Path
@@ -91,6 +92,20 @@ def catalogue_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def compare_command(args: argparse.Namespace) -> int:
+    from .results import unstable_requirements
+
+    reports = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.results]
+    unstable = unstable_requirements(reports)
+    verdicts = sorted({report["verdict"] for report in reports})
+    print(f"{len(reports)} runs; verdicts: {', '.join(verdicts)}")
+    for rid, seen in unstable.items():
+        print(f"UNSTABLE {rid}: {', '.join(seen)}")
+    if not unstable:
+        print("every requirement had the same outcome in every run")
+    return 1 if unstable or len(verdicts) > 1 else 0
+
+
 def workspace_command(args: argparse.Namespace) -> int:
     folder = export_workspace(Path(args.folder))
     print(f"wrote the kit's sample workspace to {folder}")
@@ -100,7 +115,7 @@ def workspace_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"catalogue", "workspace", "compose", "bench"}
+    commands = {"catalogue", "workspace", "compose", "compare"}
     if not argv or argv[0] not in commands:
         if argv and argv[0] == "run":
             argv = argv[1:]
@@ -113,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     cat.add_argument("--check", metavar="FILE")
     cat.add_argument("--write", metavar="FILE")
     cat.set_defaults(handler=catalogue_command)
+    cmp = sub.add_parser("compare", help="check that several runs gave every requirement the same outcome")
+    cmp.add_argument("results", nargs="+", help="results.json files")
+    cmp.set_defaults(handler=compare_command)
     ws = sub.add_parser("workspace", help="export the kit's sample workspace, for executors started by hand")
     ws.add_argument("folder")
     ws.set_defaults(handler=workspace_command)

@@ -24,6 +24,7 @@ __all__ = [
     "Verdict",
     "build_report",
     "exit_code",
+    "unstable_requirements",
 ]
 
 REPORT_VERSION = "1"
@@ -169,6 +170,15 @@ def exit_code(verdict: Verdict, strict: bool) -> int:
     if verdict is Verdict.CONFORMANT or (verdict is Verdict.WITH_WARNINGS and not strict):
         return 0
     return {Verdict.WITH_WARNINGS: 1, Verdict.NON_CONFORMANT: 1, Verdict.INCOMPLETE: 2}.get(verdict, 3)
+
+
+def unstable_requirements(reports: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+    """Requirements whose outcome differs between runs (results.json documents): id -> outcome per run."""
+    outcomes: dict[str, list[str]] = {}
+    for report in reports:
+        for requirement in report["requirements"]:
+            outcomes.setdefault(requirement["id"], []).append(requirement["outcome"])
+    return {rid: seen for rid, seen in outcomes.items() if len(set(seen)) > 1}
 
 
 def build_report(

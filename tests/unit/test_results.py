@@ -92,3 +92,12 @@ def test_renderers_are_pure_functions_of_the_report() -> None:
 def test_a_target_error_gives_the_error_verdict() -> None:
     assert _report(error="image missing").verdict is Verdict.ERROR
     assert exit_code(Verdict.ERROR, strict=False) == 3
+
+
+def test_unstable_requirements_are_those_whose_outcome_changed() -> None:
+    from conformance.results import unstable_requirements
+
+    first = {"requirements": [{"id": "A-1", "outcome": "passed"}, {"id": "B-1", "outcome": "failed"}]}
+    second = {"requirements": [{"id": "A-1", "outcome": "passed"}, {"id": "B-1", "outcome": "passed"}]}
+    assert unstable_requirements([first, second]) == {"B-1": ["failed", "passed"]}
+    assert unstable_requirements([first, first]) == {}
