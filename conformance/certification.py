@@ -1,0 +1,281 @@
+"""One certification: the target, the features in force, and what every test did.
+
+The pytest plugin (``plugin.py``) keeps one ``ConformanceRun`` per session and calls it from its
+hooks and fixtures; this module holds the state and the decisions (which target, which skips,
+how an outcome is recorded), and never registers a hook itself.
+"""
+
+from __future__ import annotations
+
+import datetime
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from . import catalogue
+from .catalogue import FEATURES
+from .client import ExecutorClient
+from .render import write_reports
+from .results import Report, SkipKind, TestRecord, build_report, exit_code
+from .targets import Capabilities, NeverReadyError, ProcessTarget, Target, TargetError, UrlTarget
+from .timeouts import KitTimeouts
+from .violations import Violation, cut
+
+__all__ = ["FEATURES_FROM_INFO", "NEEDS", "SKIP_KIND", "ConformanceRun", "requirement_ids"]
+
+#: Why a test was skipped, set on the item by whoever skips it (read when the outcome is recorded).
+SKIP_KIND = pytest.StashKey[SkipKind]()
+
+NEEDS = {
+    "workspace": "the executor was not started with the kit's sample workspace "
+    "(export it with `executor-conformance workspace DIR`, start the executor with it, pass --workspace-mounted)",
+    "destructive": "a destructive scenario (crash, killed process): pass --allow-destructive to run it",
+    "memory_limit": "no memory limit is known to bound the executor: pass --memory-limited if one does",
+}
+
+FEATURES_FROM_INFO = "declared in GET /info"
+
+
+def requirement_ids(item: pytest.Item) -> list[str]:
+    return [str(mark.args[0]) for mark in item.iter_markers("requirement")]
+
+
+def _limit(value: str) -> str | None:
+    return None if value.strip().lower() in ("none", "0", "") else value
+
+
+def _bytes(value: str) -> int | None:
+    """'512m', '2g', '1048576' or 'none' as a number of bytes (None for no limit)."""
+    text = _limit(value)
+    if text is None:
+        return None
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    try:
+        return int(float(text[:-1]) * units[text[-1].lower()]) if text[-1].lower() in units else int(text)
+    except ValueError:
+        raise pytest.UsageError(f"--process-memory-limit {value!r}: use a size such as 512m or 2g, or none") from None
+
+
+@dataclass
+class ConformanceRun:
+    """State of one certification: the target, the declared features, the records."""
+
+    config: pytest.Config
+    records: dict[str, TestRecord] = field(default_factory=dict)
+    target: Target | None = None
+    target_error: str | None = None
+    features: set[str] = field(default_factory=set)
+    feature_source: str = ""
+    started_at: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+    started: float = field(default_factory=time.monotonic)
+    report: Report | None = None
+    report_paths: dict[str, Path] = field(default_factory=dict)
+    restarts_by_kit: int = 0
+    target_description: dict[str, Any] | None = None
+    _client: ExecutorClient | None = None
+    current_area: str = ""
+
+    @property
+    def timeouts(self) -> KitTimeouts:
+        option = self.config.getoption
+        timeouts = KitTimeouts().scaled(option("timeout_factor"))
+        if option("startup_timeout"):
+            timeouts = KitTimeouts(**{**timeouts.__dict__, "startup": option("startup_timeout")})
+        if option("execution_timeout") and not option("executor_url"):
+            timeouts = KitTimeouts(**{**timeouts.__dict__, "execution_timeout": option("execution_timeout")})
+        return timeouts
+
+    def _make_target(self) -> Target:
+        option = self.config.getoption
+        timeouts = self.timeouts
+        env = dict(pair.split("=", 1) for pair in option("executor_env") if "=" in pair)
+        capabilities = Capabilities(
+            max_output_bytes=option("max_output_bytes"), max_request_bytes=option("max_request_bytes")
+        )
+        if option("executor_image"):
+            from .image import ImageTarget  # testcontainers is imported only when an image is certified
+
+            return ImageTarget(
+                option("executor_image"),
+                timeouts,
+                memory=_limit(option("memory")),
+                cpus=float(c) if (c := _limit(option("cpus"))) else None,
+                workspace_folder=option("workspace_folder"),
+                workspace="missing" if option("no_workspace") else "kit",
+                env=env,
+                capabilities=capabilities,
+            )
+        if option("executor_url"):
+            capabilities.workspace_mounted = option("workspace_mounted")
+            capabilities.destructive = option("allow_destructive")
+            capabilities.memory_limited = option("memory_limited")
+            capabilities.execution_timeout = option("execution_timeout") or 3.0
+            return UrlTarget(option("executor_url"), timeouts, capabilities)
+        command = shlex.split(option("executor_command")) if option("executor_command") else None
+        return ProcessTarget(
+            timeouts,
+            command=command,
+            env=env,
+            workspace="missing" if option("no_workspace") else "kit",
+            capabilities=capabilities,
+            memory_limit_bytes=_bytes(option("process_memory_limit")),
+        )
+
+    def ensure_target(self) -> Target:
+        """Start the target on first use; a failure to start ends the run with the reason."""
+        if self.target is not None:
+            return self.target
+        if self.target_error is not None:
+            pytest.exit(self.target_error, returncode=3)
+        target = self._make_target()
+        try:
+            target.start()
+        except NeverReadyError as exc:
+            # The executor serves HTTP but never says ready: READY-1 fails, nothing else can run.
+            self.records["<start-up>"] = TestRecord(
+                "<start-up>",
+                ["READY-1"],
+                "failed",
+                failed_requirement="READY-1",
+                reason=(
+                    '[MUST READY-1] /ready never answered 200 {"ready": true}. '
+                    f"Received: HTTP {exc.last.status} {exc.last.body!r}"
+                ),
+                evidence={"log_tail": target.logs(40)},
+            )
+            self.target_description = target.describe()
+            pytest.exit(f"executor-conformance: {str(exc).splitlines()[0]}", returncode=1)
+        except TargetError as exc:
+            self.target_error = str(exc)
+            pytest.exit(f"executor-conformance: {exc}", returncode=3)
+        except Exception as exc:  # a fault of the kit or of its tools, not of the executor
+            self.target_error = f"could not start the target: {type(exc).__name__}: {exc}"
+            target.stop()
+            pytest.exit(f"executor-conformance: {self.target_error}", returncode=3)
+        self.target = target
+        self._detect_features(target)
+        return target
+
+    def restart_target(self) -> None:
+        """Start a managed target afresh after an earlier test left it unusable."""
+        if self.target is None or self.target.kind == "url":
+            return
+        self.target.stop()
+        self.target.startup_observations.clear()
+        self.target.start()
+        self.restarts_by_kit += 1
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def client(self) -> ExecutorClient:
+        """The kit's client for the current target (a new one after the target was restarted)."""
+        if self._client is None:
+            target = self.ensure_target()
+            self._client = ExecutorClient(
+                target.base_url, self.timeouts, default_execution_timeout=target.capabilities.execution_timeout
+            )
+        return self._client
+
+    def _detect_features(self, target: Target) -> None:
+        try:
+            response = httpx.get(f"{target.base_url}/info", timeout=self.timeouts.request)
+            body = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("features"), list):
+            self.features = {str(f) for f in body["features"]} & set(FEATURES)
+            self.feature_source = FEATURES_FROM_INFO
+        else:
+            self.features = set(FEATURES) - {"info"}
+            self.feature_source = "no GET /info: every feature but `info` assumed"
+        self.features -= set(self.config.getoption("skip_feature"))
+
+    def skip_reason(self, item: pytest.Item) -> tuple[SkipKind, str] | None:
+        """Why ``item`` must not run against this target, if it must not."""
+        target = self.ensure_target()
+        for rid in requirement_ids(item):
+            feature = catalogue.get(rid).feature
+            if feature is not None and feature not in self.features:
+                how = (
+                    "switched off with --skip-feature"
+                    if feature in self.config.getoption("skip_feature")
+                    else "not declared by the executor"
+                )
+                return SkipKind.DECLARATION, f"feature `{feature}` {how}"
+        capabilities = target.capabilities
+        have = {
+            "workspace": capabilities.workspace_mounted,
+            "destructive": capabilities.destructive,
+            "memory_limit": capabilities.memory_limited,
+        }
+        for mark in item.iter_markers("needs"):
+            if not have[mark.args[0]]:
+                return SkipKind.CAPABILITY, NEEDS[mark.args[0]]
+        return None
+
+    # -- recording ------------------------------------------------------------------------
+    def record(self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
+        ids = requirement_ids(item)
+        record = self.records.setdefault(item.nodeid, TestRecord(item.nodeid, ids, "passed"))
+        record.duration_s = round(record.duration_s + report.duration, 3)
+        if report.skipped:
+            record.outcome = "skipped"
+            record.skip_kind = item.stash.get(SKIP_KIND, SkipKind.NOT_APPLICABLE)
+            longrepr = report.longrepr
+            record.reason = str(longrepr[2]).removeprefix("Skipped: ") if isinstance(longrepr, tuple) else str(longrepr)
+        elif report.failed and record.outcome != "failed":
+            record.outcome = "failed"
+            error = call.excinfo.value if call.excinfo else None
+            if isinstance(error, Violation):
+                record.failed_requirement = error.requirement.id
+                record.reason = error.message
+                record.evidence = error.evidence()
+            else:
+                where = "while setting up" if report.when == "setup" else "in the test"
+                text = _describe(call.excinfo.value) if call.excinfo else str(report.longrepr)
+                record.reason = f"{where}: {cut(text, 3000)}"
+                record.evidence = {}
+            if self.target is not None and self.target.kind != "url":
+                record.evidence["log_tail"] = self.target.logs(40)
+
+    def finish(self, session: pytest.Session) -> None:
+        option = self.config.getoption
+        target = self.target.describe() if self.target else self.target_description or {"error": self.target_error}
+        if self.target is not None:
+            target["restarted_by_kit"] = self.restarts_by_kit
+        configuration = {
+            "timeouts": self.timeouts.__dict__,
+            "skip_features": option("skip_feature"),
+            "strict": option("conformance_strict"),
+            "pytest_args": list(self.config.invocation_params.args),
+        }
+        features = {"active": sorted(self.features), "source": self.feature_source, "known": FEATURES}
+        self.report = build_report(
+            list(self.records.values()),
+            target=target,
+            configuration=configuration,
+            features=features,
+            strict=option("conformance_strict"),
+            started_at=self.started_at,
+            duration_s=time.monotonic() - self.started,
+            error=self.target_error,
+        )
+        self.report_paths = write_reports(self.report, Path(option("report_dir")))
+        session.exitstatus = exit_code(self.report.verdict, option("conformance_strict"))
+        if self._client is not None:
+            self._client.close()
+        if self.target is not None:
+            self.target.stop()
+
+
+def _describe(error: BaseException) -> str:
+    """What went wrong, without the test's arguments: the leaves of an exception group, one each."""
+    if isinstance(error, BaseExceptionGroup):
+        return "\n".join(_describe(inner) for inner in error.exceptions)
+    return f"{type(error).__name__}: {error}"
