@@ -98,7 +98,9 @@ async def test_shutdown_during_a_run_ends_it_as_died(kernel_session: KernelSessi
     assert outcome == [RunOutcome.DIED]
 
 
-async def test_workspace_loads_in_sorted_order_with_siblings_and_keeps_loading_output_out(tmp_path: Path) -> None:
+async def test_workspace_loads_in_sorted_order_with_siblings_and_a_failing_file_skipped(
+    kernel_session: KernelSession, tmp_path: Path
+) -> None:
     workspace = tmp_path / "ws"
     workspace.mkdir()
     (workspace / "a_first.py").write_text("print('loading a')\nORDER = ['a']\n")
@@ -107,35 +109,22 @@ async def test_workspace_loads_in_sorted_order_with_siblings_and_keeps_loading_o
     (workspace / "d_after.py").write_text("ORDER.append('d')\n")
     (workspace / "helper_mod.py").write_text("V = 7\n")
     (workspace / "notes.txt").write_text("not python")
-    session = KernelSession(timeouts=TIMEOUTS, max_output_bytes=4096, runtime_dir=tmp_path)
-    await session.start()
-    try:
-        await session.load_workspace(workspace)
-        result = await run(session, "ORDER, VALUE")
-        assert result.outputs == [
-            {"type": "execute_result", "data": {"text/plain": "(['a', 'b', 'd'], 7)"}, "metadata": {},
-             "text": "(['a', 'b', 'd'], 7)", "execution_count": 1}
-        ]  # fmt: skip
-    finally:
-        await session.shutdown()
+    await kernel_session.load_workspace(workspace)
+    result = await run(kernel_session, "ORDER, VALUE")  # the first execution: no loading output in it
+    assert result.outputs == [
+        {"type": "execute_result", "data": {"text/plain": "(['a', 'b', 'd'], 7)"}, "metadata": {},
+         "text": "(['a', 'b', 'd'], 7)", "execution_count": 1}
+    ]  # fmt: skip
 
 
-async def test_missing_workspace_folder_is_fine(tmp_path: Path) -> None:
-    session = KernelSession(timeouts=TIMEOUTS, max_output_bytes=4096, runtime_dir=tmp_path)
-    await session.start()
-    try:
-        await session.load_workspace(tmp_path / "does-not-exist")
-        assert (await run(session, "1")).outcome is RunOutcome.OK
-    finally:
-        await session.shutdown()
+async def test_missing_workspace_folder_is_fine(kernel_session: KernelSession, tmp_path: Path) -> None:
+    await kernel_session.load_workspace(tmp_path / "does-not-exist")
+    assert (await run(kernel_session, "1")).outcome is RunOutcome.OK
 
 
-async def test_the_original_sample_workspace_loads(tmp_path: Path) -> None:
-    session = KernelSession(timeouts=TIMEOUTS, max_output_bytes=4096, runtime_dir=tmp_path)
-    await session.start()
-    try:
-        await session.load_workspace(EXAMPLES / "test_code")
-        result = await run(session, "greet('Ada'), factorial(5), add_numbers(2, 3), round(calculate_circle_area(1), 5)")
-        assert result.outputs[0]["text"] == "('Hello, Ada!', 120, 5, 3.14159)"
-    finally:
-        await session.shutdown()
+async def test_the_original_sample_workspace_loads(kernel_session: KernelSession) -> None:
+    await kernel_session.load_workspace(EXAMPLES / "test_code")
+    result = await run(
+        kernel_session, "greet('Ada'), factorial(5), add_numbers(2, 3), round(calculate_circle_area(1), 5)"
+    )
+    assert result.outputs[0]["text"] == "('Hello, Ada!', 120, 5, 3.14159)"
