@@ -137,6 +137,7 @@ class KitRun:
 
 def run_kit(args: list[str], report_dir: Path, timeout: float = 900) -> KitRun:
     """Run ``python -m conformance`` with ``args``; return its exit code, output and results.json."""
+    report_dir.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "conformance", "--report-dir", str(report_dir), *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=report_dir.parent, check=False)
     results_path = report_dir / "results.json"

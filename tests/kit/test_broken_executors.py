@@ -2,56 +2,30 @@
 
 Each broken executor is the subprocess executor of examples/ with one fault (tests/kit/broken.py).
 The unbroken example is the baseline: a SHOULD it already misses (run as root, no rich output,
-not-ready answers with 200) is not the fault's doing. The runs go six at a time: they mostly wait.
+not-ready answers with 200) is not the fault's doing. The runs are made in tests/kit/conftest.py.
 """
 
 from __future__ import annotations
 
 import re
-import sys
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from conformance import catalogue
 from conformance.catalogue import Level
-from tests.conftest import EXAMPLES, ROOT, KitRun, run_kit
+from tests.conftest import ROOT, KitRun
 from tests.kit.broken import FAULTS, detection_table
 
-BROKEN = Path(__file__).with_name("broken.py")
-EXAMPLE = EXAMPLES / "subprocess_executor" / "server.py"
-PARALLEL_RUNS = 6
-#: A short default timeout and a small memory cap (the memory-exhaustion scenario) keep each run quick.
-KIT_ARGS = ("--execution-timeout", "1", "--process-memory-limit", "512m")
 
-
-def _certify(command: str, folder: Path, extra: tuple[str, ...] = ()) -> KitRun:
-    return run_kit(["--command", command, *KIT_ARGS, *extra], folder / "results")
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KitRun]:
-    """The kit's verdict on the unbroken example ("baseline") and on every broken executor."""
-    jobs = {"baseline": (f"{sys.executable} {EXAMPLE}", ())}
-    jobs.update({name: (f"{sys.executable} {BROKEN} {name}", fault.kit_args) for name, fault in FAULTS.items()})
-    with ThreadPoolExecutor(max_workers=PARALLEL_RUNS) as pool:
-        futures = {
-            name: pool.submit(_certify, command, tmp_path_factory.mktemp(name), extra)
-            for name, (command, extra) in jobs.items()
-        }
-        return {name: future.result() for name, future in futures.items()}
-
-
-def test_the_unbroken_example_meets_every_must(runs: dict[str, KitRun]) -> None:
-    baseline = runs["baseline"]
+def test_the_unbroken_example_meets_every_must(kit_runs: dict[str, KitRun]) -> None:
+    baseline = kit_runs["baseline"]
     assert baseline.results["verdict"] in ("conformant", "conformant with warnings"), baseline.output[-3000:]
     assert {rid for rid in baseline.failed() if catalogue.get(rid).level is Level.MUST} == set()
 
 
 @pytest.mark.parametrize("name", list(FAULTS))
-def test_the_kit_fails_exactly_the_expected_requirements(runs: dict[str, KitRun], name: str) -> None:
-    run, baseline = runs[name], runs["baseline"].failed()
+def test_the_kit_fails_exactly_the_expected_requirements(kit_runs: dict[str, KitRun], name: str) -> None:
+    run, baseline = kit_runs[name], kit_runs["baseline"].failed()
     caught = run.failed() - baseline
     assert caught == FAULTS[name].expected, (
         f"{name}: expected {sorted(FAULTS[name].expected)}, kit failed {sorted(caught)}"

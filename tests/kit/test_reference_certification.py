@@ -7,12 +7,12 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conformance import catalogue
-from tests.conftest import KitRun, run_kit
+from tests.conftest import KitRun
 
 
 @pytest.fixture(scope="module")
-def reference_run(tmp_path_factory: pytest.TempPathFactory) -> KitRun:
-    return run_kit([], tmp_path_factory.mktemp("kit") / "results")
+def reference_run(kit_runs: dict[str, KitRun]) -> KitRun:
+    return kit_runs["reference"]
 
 
 def test_reference_executor_is_conformant_with_every_must_and_should_passed(reference_run: KitRun) -> None:

@@ -1,0 +1,66 @@
+"""Every run of the kit that the kit's tests look at, made once, six at a time.
+
+A run mostly waits (timeouts, restarts), so the runs share one pool: the reference executor as a
+process, the example executor by command and by URL (directly and through the manager), and
+every broken executor. Executors reached by URL are started here and stopped afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conformance.cli import main as kit_command
+from tests.conftest import EXAMPLES, KitRun, RunningExecutor, run_kit, start_executor, stop_executor
+from tests.kit.broken import FAULTS
+
+BROKEN = Path(__file__).with_name("broken.py")
+EXAMPLE = [sys.executable, str(EXAMPLES / "subprocess_executor" / "server.py")]
+PARALLEL_RUNS = 6
+#: For the example and broken executors: a short default timeout and a small memory cap (the
+#: memory-exhaustion scenario) keep each run quick.
+QUICK = ("--execution-timeout", "1", "--process-memory-limit", "512m")
+#: An executor reached by URL is told how it was started.
+BY_URL = ("--workspace-mounted", "--allow-destructive", "--execution-timeout", "1")
+
+
+def _example_by_url(log: Path, workspace: Path) -> RunningExecutor:
+    env = {"WORKSPACE_FOLDER": str(workspace), "EXECUTION_TIMEOUT": "1"}
+    return start_executor(EXAMPLE, env, log)
+
+
+@pytest.fixture(scope="session")
+def kit_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, KitRun]]:
+    """name -> the kit's run: "reference", "baseline", "example-url", "example-via-manager", and each fault."""
+    root = tmp_path_factory.mktemp("kit-runs")
+    workspace = root / "workspace"
+    assert kit_command(["workspace", str(workspace)]) == 0
+    direct = _example_by_url(root / "example-direct.log", workspace)
+    behind = _example_by_url(root / "example-behind-manager.log", workspace)
+    (root / "container_config.json").write_text(json.dumps({"0": {"url": behind.base_url, "type": "python"}}))
+    manager = start_executor(
+        [sys.executable, "-m", "manager", "--config", str(root / "container_config.json"), "--host", "127.0.0.1",
+         "--port", "{port}"],
+        {}, root / "manager.log", ready_path="/health",
+    )  # fmt: skip
+    jobs: dict[str, list[str]] = {
+        "reference": [],
+        "baseline": ["--command", " ".join(EXAMPLE), *QUICK],
+        "example-url": ["--url", direct.base_url, *BY_URL],
+        "example-via-manager": ["--url", f"{manager.base_url}/session/0", *BY_URL],
+    }
+    for name, fault in FAULTS.items():
+        jobs[name] = ["--command", f"{sys.executable} {BROKEN} {name}", *QUICK, *fault.kit_args]
+    try:
+        with ThreadPoolExecutor(max_workers=PARALLEL_RUNS) as pool:
+            futures = {name: pool.submit(run_kit, args, root / name / "results") for name, args in jobs.items()}
+            runs = {name: future.result() for name, future in futures.items()}
+        yield runs
+    finally:
+        for running in (manager, direct, behind):
+            stop_executor(running)
