@@ -145,12 +145,16 @@ class ExecutorClient:
         A 429 or 503 (busy, or a restart under way: CONC-2, RESTART-4) is asked again, as a
         client would, until ``timeouts.ready`` passes.
         """
+        return self.expect_execute_response(self.execute_when_free(code, timeout, **extra), requirement=requirement)
+
+    def execute_when_free(self, code: str, timeout: float | None = None, **extra: Any) -> Exchange:
+        """POST /execute, asked again while the answer is 429 or 503; the exchange of the last try."""
         deadline = time.monotonic() + self.timeouts.ready
         exchange = self.execute(code, timeout, **extra)
         while exchange.status in BUSY and time.monotonic() < deadline:
             time.sleep(self.timeouts.poll_interval)
             exchange = self.execute(code, timeout, **extra)
-        return self.expect_execute_response(exchange, requirement=requirement)
+        return exchange
 
     def expect_execute_response(self, exchange: Exchange, *, requirement: str | None = None) -> dict[str, Any]:
         self.expect(exchange.error is None, "an answer", exchange.response_line, exchange, requirement)
@@ -218,11 +222,7 @@ class ExecutorClient:
             self.wait_ready()
         except Violation:
             return False
-        deadline = time.monotonic() + self.timeouts.ready
-        exchange = self.execute("None")
-        while exchange.status in BUSY and time.monotonic() < deadline:
-            time.sleep(self.timeouts.poll_interval)
-            exchange = self.execute("None")
+        exchange = self.execute_when_free("None")
         return exchange.status == 200 and isinstance(exchange.json, dict) and exchange.json.get("status") == "ok"
 
     def wait_ready(self, within: float | None = None) -> Exchange:

@@ -16,7 +16,7 @@ MARKER_ROOM = 64 * 1024
 @pytest.mark.requirement("OUTPUT-1")
 def test_huge_output_does_not_break_the_executor(executor: ExecutorClient) -> None:
     """50 MB of output: the call returns, and the next call works."""
-    exchange = executor.execute(FLOOD, timeout=60)
+    exchange = executor.execute_when_free(FLOOD, timeout=60)
     executor.expect(exchange.status == 200, "HTTP 200 after printing 50 MB", exchange.response_line, exchange)
     body = executor.run("'after the flood'")
     executor.expect_status(body, "ok", executor.last)
