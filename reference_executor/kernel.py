@@ -37,6 +37,25 @@ __all__ = ["KernelSession", "KernelStartError", "KernelUser", "RunOutcome", "Run
 log = logging.getLogger("reference_executor.kernel")
 
 KERNEL_NAME = "reference-python"
+
+#: Run in each new kernel: past LIMIT characters per execution, stdout and stderr writes are dropped.
+_OUTPUT_CAP_CODE = """
+def __cap_output(limit):
+    import sys
+    from IPython import get_ipython
+    used = [0]
+    get_ipython().events.register("pre_execute", lambda: used.__setitem__(0, 0))
+    for stream in (sys.stdout, sys.stderr):
+        def capped(text, _write=stream.write):
+            room = limit - used[0]
+            if room <= 0:
+                return len(text)
+            used[0] += len(text)
+            return _write(text[:room])
+        stream.write = capped
+__cap_output(%d)
+del __cap_output
+"""
 _LOADER_SOURCE = Path(workspace_loader.__file__).read_text(encoding="utf-8")
 
 #: Options that make the kernel answer faster without changing what user code sees.
@@ -228,7 +247,20 @@ class KernelSession:
         except RuntimeError as exc:
             await self.shutdown()
             raise KernelStartError(f"the kernel did not answer: {exc}") from exc
+        await self._cap_output_at_the_source()
         log.info("kernel %s started (pid %s)", self.name, self.pid)
+
+    async def _cap_output_at_the_source(self) -> None:
+        """Make the kernel drop what a cell writes past the output cap, instead of sending it.
+
+        A 50 MB flood would otherwise be buffered, serialised and sent whole (OUTPUT-1): too
+        much memory under a 256 MB limit. One character more than the cap still comes through,
+        so the collector sees, cuts and marks the overflow (OUTPUT-2).
+        """
+        code = _OUTPUT_CAP_CODE % (self._max_output_bytes + 1)
+        result = await self.run(code, deadline=time.monotonic() + self._timeouts.kernel_start, silent=True)
+        if result.outcome is not RunOutcome.OK:
+            log.warning("could not cap output in the kernel: %s", result.outputs)
 
     def _raise_oom_score(self) -> None:
         """Make the kernel, not the server, what the OOM killer takes (CRASH-3)."""
