@@ -205,7 +205,6 @@ class ProcessTarget:
         self._dir.chmod(0o755)
         port = _free_port()
         workspace = prepare_workspace(self.workspace, self._dir / "workspace")
-        self._given_command = self.command
         command = self.command or [sys.executable, "-m", "reference_executor"]
         command = [part.replace("{port}", str(port)) for part in command]
         env = {
@@ -238,7 +237,7 @@ class ProcessTarget:
         self.capabilities.destructive = True
         self.capabilities.memory_limited = limit is not None
         self.capabilities.execution_timeout = self.timeouts.execution_timeout
-        self.command = command
+        self._launched = command
         try:
             wait_until_ready(self.base_url, self.timeouts, self.startup_observations, self._exited, self.logs)
         except BaseException:
@@ -267,7 +266,7 @@ class ProcessTarget:
     def sibling(self, workspace: str) -> ProcessTarget:
         return ProcessTarget(
             self.timeouts,
-            command=getattr(self, "_given_command", self.command),
+            command=self.command,
             env=dict(self.env),
             workspace=workspace,
             memory_limit_bytes=self.memory_limit_bytes,
@@ -284,7 +283,12 @@ class ProcessTarget:
         return "\n".join(text.splitlines()[-lines:])
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "command": self.command, "base_url": self.base_url, **asdict(self.capabilities)}
+        return {
+            "kind": self.kind,
+            "command": getattr(self, "_launched", self.command),
+            "base_url": self.base_url,
+            **asdict(self.capabilities),
+        }
 
 
 @dataclass

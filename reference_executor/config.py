@@ -35,8 +35,6 @@ class Timeouts:
     watchdog_interval: float = 0.2
     #: How long to wait for an execute_reply once the kernel went idle.
     reply_after_idle: float = 5.0
-    #: How long shutting a kernel down may take before it is killed.
-    kernel_shutdown: float = 2.0
 
 
 def _number(env: Mapping[str, str], name: str, default: float, kind: type[float] | type[int] = float) -> Any:
