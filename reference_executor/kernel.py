@@ -39,20 +39,37 @@ log = logging.getLogger("reference_executor.kernel")
 KERNEL_NAME = "reference-python"
 
 #: Run in each new kernel: past LIMIT characters per execution, stdout and stderr writes are dropped.
+#:
+#: IPython 9 wraps ``stream.write`` around every cell (``InteractiveShell._tee``) to copy all that
+#: a cell writes into ``history_manager.outputs``, kept for the whole session, and puts the old
+#: ``write`` back when the cell ends. Both hurt here: a flood of distinct writes would stay in
+#: the kernel's memory, and a cap installed by a cell would be undone when that cell ends. So
+#: the tee is turned off (private API, hence the ``hasattr``), and the cap is (re)installed on
+#: the kernel's own two streams before every execution, never on a stream user code set up.
 _OUTPUT_CAP_CODE = """
 def __cap_output(limit):
-    import sys
+    import contextlib, sys
     from IPython import get_ipython
+    shell = get_ipython()
+    if hasattr(shell, "_tee"):
+        shell._tee = lambda channel: contextlib.nullcontext()
+    streams = (sys.stdout, sys.stderr)
     used = [0]
-    get_ipython().events.register("pre_execute", lambda: used.__setitem__(0, 0))
-    for stream in (sys.stdout, sys.stderr):
-        def capped(text, _write=stream.write):
+    def capped(write):
+        def write_within_the_cap(text):
             room = limit - used[0]
             if room <= 0:
                 return len(text)
             used[0] += len(text)
-            return _write(text[:room])
-        stream.write = capped
+            return write(text[:room])
+        write_within_the_cap.uncapped = write
+        return write_within_the_cap
+    def before_each_execution():
+        used[0] = 0
+        for stream in streams:
+            if not hasattr(stream.write, "uncapped"):
+                stream.write = capped(stream.write)
+    shell.events.register("pre_execute", before_each_execution)
 __cap_output(%d)
 del __cap_output
 """

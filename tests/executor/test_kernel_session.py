@@ -83,6 +83,20 @@ async def test_output_is_capped_and_the_flood_drained(kernel_session: KernelSess
     assert (await run(kernel_session, "'next'")).outputs[0]["text"] == "'next'"
 
 
+async def test_a_flood_of_distinct_writes_is_neither_sent_nor_kept_by_the_kernel(kernel_session: KernelSession) -> None:
+    """Past the cap the kernel drops writes at the source, cell after cell (OUTPUT-1 under 256 MB).
+
+    IPython 9 would otherwise keep every write of the session in memory, and ipykernel would
+    buffer and send all of it: about 100 MB of peak memory for this flood.
+    """
+    await run(kernel_session, "import resource\n_peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss")
+    for _ in range(2):
+        flood = await run(kernel_session, "for i in range(1_000_000):\n    print(i)", timeout=60)
+        assert flood.truncated and flood.outcome is RunOutcome.OK
+    grown = await run(kernel_session, "(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - _peak_before) // 1024")
+    assert int(grown.outputs[0]["text"]) < 10, "MB of peak memory the floods added to the kernel"
+
+
 async def test_shutdown_during_a_run_ends_it_as_died(kernel_session: KernelSession) -> None:
     import anyio
 
