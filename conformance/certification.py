@@ -8,7 +8,6 @@ how an outcome is recorded), and never registers a hook itself.
 from __future__ import annotations
 
 import datetime
-import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +19,10 @@ import pytest
 from . import catalogue
 from .catalogue import FEATURES
 from .client import ExecutorClient
+from .options import OptionError, target_from, timeouts_from
 from .render import write_reports
 from .results import Report, SkipKind, TestRecord, build_report, exit_code
-from .targets import Capabilities, NeverReadyError, ProcessTarget, Target, TargetError, UrlTarget
+from .targets import NeverReadyError, Target, TargetError
 from .timeouts import KitTimeouts
 from .violations import Violation, cut
 
@@ -43,22 +43,6 @@ FEATURES_FROM_INFO = "declared in GET /info"
 
 def requirement_ids(item: pytest.Item) -> list[str]:
     return [str(mark.args[0]) for mark in item.iter_markers("requirement")]
-
-
-def _limit(value: str) -> str | None:
-    return None if value.strip().lower() in ("none", "0", "") else value
-
-
-def _bytes(value: str) -> int | None:
-    """'512m', '2g', '1048576' or 'none' as a number of bytes (None for no limit)."""
-    text = _limit(value)
-    if text is None:
-        return None
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
-    try:
-        return int(float(text[:-1]) * units[text[-1].lower()]) if text[-1].lower() in units else int(text)
-    except ValueError:
-        raise pytest.UsageError(f"--process-memory-limit {value!r}: use a size such as 512m or 2g, or none") from None
 
 
 @dataclass
@@ -82,49 +66,13 @@ class ConformanceRun:
 
     @property
     def timeouts(self) -> KitTimeouts:
-        option = self.config.getoption
-        timeouts = KitTimeouts().scaled(option("timeout_factor"))
-        if option("startup_timeout"):
-            timeouts = KitTimeouts(**{**timeouts.__dict__, "startup": option("startup_timeout")})
-        if option("execution_timeout") and not option("executor_url"):
-            timeouts = KitTimeouts(**{**timeouts.__dict__, "execution_timeout": option("execution_timeout")})
-        return timeouts
+        return timeouts_from(self.config.getoption)
 
     def _make_target(self) -> Target:
-        option = self.config.getoption
-        timeouts = self.timeouts
-        env = dict(pair.split("=", 1) for pair in option("executor_env") if "=" in pair)
-        capabilities = Capabilities(
-            max_output_bytes=option("max_output_bytes"), max_request_bytes=option("max_request_bytes")
-        )
-        if option("executor_image"):
-            from .image import ImageTarget  # testcontainers is imported only when an image is certified
-
-            return ImageTarget(
-                option("executor_image"),
-                timeouts,
-                memory=_limit(option("memory")),
-                cpus=float(c) if (c := _limit(option("cpus"))) else None,
-                workspace_folder=option("workspace_folder"),
-                workspace="missing" if option("no_workspace") else "kit",
-                env=env,
-                capabilities=capabilities,
-            )
-        if option("executor_url"):
-            capabilities.workspace_mounted = option("workspace_mounted")
-            capabilities.destructive = option("allow_destructive")
-            capabilities.memory_limited = option("memory_limited")
-            capabilities.execution_timeout = option("execution_timeout") or 3.0
-            return UrlTarget(option("executor_url"), timeouts, capabilities)
-        command = shlex.split(option("executor_command")) if option("executor_command") else None
-        return ProcessTarget(
-            timeouts,
-            command=command,
-            env=env,
-            workspace="missing" if option("no_workspace") else "kit",
-            capabilities=capabilities,
-            memory_limit_bytes=_bytes(option("process_memory_limit")),
-        )
+        try:
+            return target_from(self.config.getoption, self.timeouts)
+        except OptionError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
     def ensure_target(self) -> Target:
         """Start the target on first use; a failure to start ends the run with the reason."""

@@ -3,6 +3,7 @@
     executor-conformance [run] [--image IMG | --url URL | --command CMD] [options]
     executor-conformance catalogue [--check docs/contract.md] [--write docs/contract.md]
     executor-conformance workspace DIR
+    executor-conformance bench [--image IMG | --url URL | --command CMD] [--out DIR]
 
 ``run`` (the default) runs the suite through pytest with the kit's own pytest settings, so
 that the project it is run from does not change how the kit behaves. Its exit code is the
@@ -115,7 +116,7 @@ def workspace_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"catalogue", "workspace", "compose", "compare"}
+    commands = {"bench", "catalogue", "workspace", "compose", "compare"}
     if not argv or argv[0] not in commands:
         if argv and argv[0] == "run":
             argv = argv[1:]
@@ -134,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     ws = sub.add_parser("workspace", help="export the kit's sample workspace, for executors started by hand")
     ws.add_argument("folder")
     ws.set_defaults(handler=workspace_command)
+    if argv[0] == "bench":
+        from . import bench
+
+        return bench.main(argv[1:])
     if argv[0] == "compose":
         from . import compose
 

@@ -15,7 +15,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .targets import Capabilities, ReadyObservation, TargetError, prepare_workspace, wait_until_ready
+from .targets import (
+    Capabilities,
+    ReadyObservation,
+    ResourceUsage,
+    TargetError,
+    prepare_workspace,
+    wait_until_ready,
+)
 from .timeouts import KitTimeouts
 
 __all__ = ["ImageTarget", "docker_available"]
@@ -113,7 +120,11 @@ class ImageTarget:
         # so the binding goes to docker-py, which accepts (address, port) with port None: any free one.
         container.with_exposed_ports(self.port)
         container.ports[str(self.port)] = ("127.0.0.1", None)  # type: ignore[assignment]
-        container.waiting_for(HttpWaitStrategy(self.port, "/health").with_startup_timeout(int(self.timeouts.startup)))
+        container.waiting_for(
+            HttpWaitStrategy(self.port, "/health")
+            .with_startup_timeout(int(self.timeouts.startup))
+            .with_poll_interval(self.timeouts.poll_interval)  # testcontainers' default is a whole second
+        )
         self._container = container
         try:
             try:
@@ -183,6 +194,22 @@ class ImageTarget:
             return ""
         text = (stdout + stderr).decode("utf-8", "replace")
         return "\n".join(text.splitlines()[-lines:])
+
+    def resource_usage(self) -> ResourceUsage | None:
+        """The container's memory as `docker stats` shows it (usage less page cache), and its CPU time."""
+        if self._container is None:
+            return None
+        try:
+            stats = self._container.get_wrapped_container().stats(stream=False, one_shot=True)
+        except Exception:
+            return None
+        memory = stats.get("memory_stats", {})
+        detail = memory.get("stats", {})
+        cache = detail.get("inactive_file", detail.get("total_inactive_file", detail.get("cache", 0)))
+        if "usage" not in memory:
+            return None
+        cpu_ns = stats.get("cpu_stats", {}).get("cpu_usage", {}).get("total_usage", 0)
+        return ResourceUsage(int(memory["usage"]) - int(cache), cpu_ns / 1e9, "container memory less page cache")
 
     def logs(self, lines: int = 60) -> str:
         if self._container is None:

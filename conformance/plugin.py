@@ -22,6 +22,7 @@ from . import catalogue
 from .catalogue import FEATURES, Level
 from .certification import FEATURES_FROM_INFO, NEEDS, SKIP_KIND, ConformanceRun, requirement_ids
 from .client import ExecutorClient
+from .options import add_target_options
 from .render import to_terminal
 from .results import SkipKind, TestRecord
 from .targets import Capabilities, Target
@@ -40,26 +41,10 @@ _RUN_KEY = pytest.StashKey[ConformanceRun]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("executor-conformance", "executor conformance kit")
     add = group.addoption
-    add("--executor-image", "--image", dest="executor_image", help="certify a local container image")
-    add("--executor-url", "--url", dest="executor_url", help="certify an executor already running at URL")
-    add("--executor-command", dest="executor_command", help="certify a local command ({port} is replaced)")
-    add("--executor-env", action="append", default=[], metavar="KEY=VALUE", help="extra environment for the executor")
-    add("--workspace-mounted", action="store_true", help="(--url) the executor runs with the kit's workspace")
-    add("--no-workspace", action="store_true", help="(--image, local) do not mount the kit's workspace")
-    add("--workspace-folder", default="/code", help="(--image) where the image reads its workspace")
-    add("--allow-destructive", action="store_true", help="(--url) run crash and kill scenarios")
-    add("--memory-limited", action="store_true", help="(--url) a memory limit bounds the executor")
-    add("--memory", default="256m", help="(--image) memory limit, or 'none' (default 256m)")
-    add("--process-memory-limit", default="2g", help="(local) address-space limit of each process, or 'none'")
-    add("--cpus", default="0.25", help="(--image) CPU limit, or 'none' (default 0.25)")
-    add("--execution-timeout", type=float, default=None, help="EXECUTION_TIMEOUT of the executor, in seconds")
-    add("--max-output-bytes", type=int, default=1024 * 1024, help="MAX_OUTPUT_BYTES of the executor")
-    add("--max-request-bytes", type=int, default=1024 * 1024, help="MAX_REQUEST_BYTES of the executor")
+    add_target_options(add)
     add("--skip-feature", action="append", default=[], choices=sorted(FEATURES), help="certify without a feature")
     add("--report-dir", default="results", help="where results.json, junit.xml and summary.md go")
     add("--conformance-strict", action="store_true", help="SHOULD failures also fail the run")
-    add("--timeout-factor", type=float, default=1.0, help="multiply the kit's own waits (slow machines)")
-    add("--startup-timeout", type=float, default=None, help="seconds for the executor to become ready")
 
 
 def pytest_configure(config: pytest.Config) -> None:

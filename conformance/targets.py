@@ -36,6 +36,7 @@ __all__ = [
     "NeverReadyError",
     "ProcessTarget",
     "ReadyObservation",
+    "ResourceUsage",
     "Target",
     "TargetError",
     "UrlTarget",
@@ -85,6 +86,43 @@ class ReadyObservation:
     at: float
 
 
+@dataclass(frozen=True)
+class ResourceUsage:
+    """Memory and CPU time of the whole executor: every process, or the whole container."""
+
+    #: Resident memory in bytes: the sum over the process tree, or the container's usage less cache.
+    memory_bytes: int
+    #: CPU seconds used since the executor started.
+    cpu_seconds: float
+    #: How ``memory_bytes`` was measured.
+    source: str
+
+
+def process_tree_usage(root_pid: int) -> ResourceUsage | None:
+    """RSS and CPU time of ``root_pid`` and all its descendants, from Linux's /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    tree, frontier = set(), [root_pid]
+    while frontier:
+        pid = frontier.pop()
+        if pid in tree or (pid not in parents and pid != root_pid):
+            continue
+        tree.add(pid)
+        frontier.extend(child for child, parent in parents.items() if parent == pid)
+    memory = cpu_ticks = 0
+    for pid in tree:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu_ticks += int(fields[11]) + int(fields[12])  # utime, stime
+            memory += int(fields[21]) * resource.getpagesize()  # rss, in pages
+    if not tree or memory == 0:
+        return None
+    return ResourceUsage(memory, cpu_ticks / os.sysconf("SC_CLK_TCK"), f"RSS of {len(tree)} processes")
+
+
 class Target(Protocol):
     """An executor under test. Start it, use ``base_url``, read ``logs``, stop it."""
 
@@ -102,6 +140,9 @@ class Target(Protocol):
 
     def logs(self, lines: int = 60) -> str: ...
     def describe(self) -> dict[str, Any]: ...
+    def resource_usage(self) -> ResourceUsage | None:
+        """What the running executor uses now; None when the kit cannot see it (a URL)."""
+        ...
 
 
 def export_workspace(folder: Path) -> Path:
@@ -273,6 +314,9 @@ class ProcessTarget:
             capabilities=replace(self.capabilities),
         )
 
+    def resource_usage(self) -> ResourceUsage | None:
+        return process_tree_usage(self._process.pid) if self._process is not None else None
+
     def logs(self, lines: int = 60) -> str:
         if self._dir is None:
             return getattr(self, "_kept_log", "")
@@ -314,6 +358,9 @@ class UrlTarget:
         return None
 
     def sibling(self, workspace: str) -> None:
+        return None
+
+    def resource_usage(self) -> None:
         return None
 
     def logs(self, lines: int = 60) -> str:

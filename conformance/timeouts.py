@@ -34,6 +34,10 @@ class KitTimeouts:
     request: float = 30.0
     #: Between two polls of a condition.
     poll_interval: float = 0.05
+    #: Benchmark: for the executor's CPU to go quiet (a background kernel start, say) before a measure.
+    settle: float = 30.0
+    #: Benchmark: the window over which "quiet" is judged (under 5% of one core).
+    settle_window: float = 0.5
     #: EXECUTION_TIMEOUT the kit starts executors with (image and local targets).
     execution_timeout: float = 2.0
 

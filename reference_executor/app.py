@@ -39,36 +39,57 @@ class ExecuteRequest(BaseModel):
     timeout: Annotated[StrictFloat | StrictInt, Field(gt=0, allow_inf_nan=False)] | None = None
 
 
+#: Oversized bodies up to this many bytes are read and dropped before the 413 (see _json_body).
+_DRAIN_LIMIT = 64 * 1024 * 1024
+
+
 async def _json_body(request: Request, max_bytes: int) -> Any:
-    """The request body parsed as JSON, whatever its Content-Type; 413 past ``max_bytes``."""
-    too_large = HTTPException(413, f"request body larger than MAX_REQUEST_BYTES ({max_bytes} bytes)")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise too_large
+    """The request body parsed as JSON, whatever its Content-Type; 413 past ``max_bytes``.
+
+    An oversized body is still read (and dropped) up to ``_DRAIN_LIMIT`` before the 413 goes
+    out: closing on unread data sends a TCP reset that can destroy the answer (RFC 9112, 9.6).
+    """
+    refusal = HTTPException(413, f"request body larger than MAX_REQUEST_BYTES ({max_bytes} bytes)")
     chunks: list[bytes] = []
     size = 0
+    declared = request.headers.get("content-length", "")
+    too_large = declared.isdigit() and int(declared) > max_bytes
+    if too_large and int(declared) > _DRAIN_LIMIT:
+        raise refusal
     async for chunk in request.stream():
         size += len(chunk)
-        if size > max_bytes:
-            raise too_large
-        chunks.append(chunk)
+        too_large = too_large or size > max_bytes
+        if too_large and size > _DRAIN_LIMIT:
+            break
+        if not too_large:
+            chunks.append(chunk)
+    if too_large:
+        raise refusal
     raw = b"".join(chunks)
     if not raw.strip():
         raise HTTPException(400, 'empty body: send a JSON object such as {"code": "1+1"}')
     try:
-        return json.loads(raw)
+        # strict=False: line breaks inside a string are accepted, as the original README's curl
+        # examples send them (a multi-line "code" typed between single quotes in the shell).
+        return json.loads(raw, strict=False)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HTTPException(400, f"body is not valid JSON: {exc}") from None
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The ASGI app of one executor; its kernel starts with the app's lifespan."""
+def create_app(settings: Settings | None = None, service: ExecutionService | None = None) -> FastAPI:
+    """The ASGI app of one executor; its kernel starts with the app's lifespan.
+
+    A ``service`` passed in was started already (``__main__`` starts it before the HTTP stack is
+    even imported); the app still closes it when it stops.
+    """
     settings = Settings.from_env() if settings is None else settings
-    service = ExecutionService(settings)
+    started = service is not None
+    service = ExecutionService(settings) if service is None else service
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await service.start()
+        if not started:
+            await service.start()
         try:
             yield
         finally:

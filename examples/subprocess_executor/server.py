@@ -192,6 +192,10 @@ class Session:
         }
 
 
+#: Oversized bodies up to this many bytes are read and dropped before the 413 (see dispatch).
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
 class BadRequest(Exception):
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
@@ -240,7 +244,12 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         length = int(self.headers.get("Content-Length") or 0)
         if length > self.session.settings.max_request_bytes:
+            # Read the body before answering: closing with unread data sends a TCP reset, which
+            # can destroy the 413 before the client reads it (RFC 9112, 9.6). Past a bound, close.
             self.close_connection = True
+            if length <= DRAIN_LIMIT:
+                while length > 0 and (chunk := self.rfile.read(min(length, 1 << 16))):
+                    length -= len(chunk)
             self.send_json(413, {"detail": f"body larger than {self.session.settings.max_request_bytes} bytes"})
             return
         raw = self.rfile.read(length) if length else b""

@@ -49,6 +49,14 @@ def test_sample_workspace_functions_are_available(reference_executor: RunningExe
     assert stdout_of(body) == "Hello, World! 720 3 True\n"
 
 
+def test_line_breaks_inside_the_json_string_are_accepted(reference_executor: RunningExecutor) -> None:
+    """The original README's curl examples type multi-line code between single quotes: raw
+    line breaks inside a JSON string, which strict JSON parsers refuse."""
+    raw = b'{"code": "\nx = 20\nprint(x + 1)\n"}'  # real line breaks: the bytes hold no backslash
+    response = reference_executor.client.post("/execute", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200 and stdout_of(response.json()) == "21\n"
+
+
 def test_restart_during_a_long_execution_ends_it_as_crashed(reference_executor: RunningExecutor) -> None:
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(reference_executor.execute, "import time\ntime.sleep(20)", timeout=30)

@@ -6,7 +6,6 @@ so, unless REQUIRE_DOCKER_TESTS=1 (as in CI), where they fail instead.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,24 +15,8 @@ import httpx
 import pytest
 
 from tests.conftest import EXAMPLES, STARTUP_TIMEOUT, run_kit, wait_for
+from tests.image.docker_env import IMAGE, PROBLEM
 
-IMAGE = os.environ.get("REFERENCE_IMAGE", "executor-conformance/reference-executor:latest")
-
-
-def _docker_problem() -> str | None:
-    try:
-        if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode != 0:
-            return "no Docker engine answers"
-    except (OSError, subprocess.TimeoutExpired):
-        return "no docker command"
-    if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, timeout=30).returncode != 0:
-        return f"image {IMAGE} is not built (nox -s image)"
-    return None
-
-
-PROBLEM = _docker_problem()
-if PROBLEM and os.environ.get("REQUIRE_DOCKER_TESTS") == "1":
-    raise RuntimeError(f"REQUIRE_DOCKER_TESTS=1 but {PROBLEM}")
 pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=f"Docker-backed: {PROBLEM}")
 
 

@@ -1,0 +1,30 @@
+"""Whether the Docker-backed tests can run here: a Docker engine and the reference image.
+
+Without them those tests skip, saying so, unless REQUIRE_DOCKER_TESTS=1 (as in CI), where
+importing this module fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+__all__ = ["IMAGE", "PROBLEM"]
+
+IMAGE = os.environ.get("REFERENCE_IMAGE", "executor-conformance/reference-executor:latest")
+
+
+def _docker_problem() -> str | None:
+    try:
+        if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode != 0:
+            return "no Docker engine answers"
+    except (OSError, subprocess.TimeoutExpired):
+        return "no docker command"
+    if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, timeout=30).returncode != 0:
+        return f"image {IMAGE} is not built (nox -s image)"
+    return None
+
+
+PROBLEM = _docker_problem()
+if PROBLEM and os.environ.get("REQUIRE_DOCKER_TESTS") == "1":
+    raise RuntimeError(f"REQUIRE_DOCKER_TESTS=1 but {PROBLEM}")

@@ -1,0 +1,155 @@
+"""The original README's deployment, as written, against this project's generator, image and manager.
+
+`docker build -t python ./` (here: the reference image tagged `python`), `python generate_compose.py
+...`, `docker compose -f ... up -d`, the README's curl commands through the manager on port 5000,
+then the kit certifies executor 0 through the manager, and executor 1 directly: the two verdicts
+must be the same. Needs Docker and a compose command (`docker compose` or `docker-compose`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import EXAMPLES, ROOT, STARTUP_TIMEOUT, run_kit, wait_for
+from tests.image.docker_env import IMAGE, PROBLEM
+
+
+def _compose_command() -> list[str] | None:
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    if subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode == 0:
+        return ["docker", "compose"]
+    return None
+
+
+COMPOSE = None if PROBLEM else _compose_command()
+MISSING = PROBLEM or (None if COMPOSE else "no compose command (docker compose or docker-compose)")
+if MISSING and os.environ.get("REQUIRE_DOCKER_TESTS") == "1":
+    raise RuntimeError(f"REQUIRE_DOCKER_TESTS=1 but {MISSING}")
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"Docker compose: {MISSING}")
+
+MANAGER = "http://localhost:5000"
+
+#: The original README's commands, as written (its generate and up steps, then its curl examples).
+#: Two differences: `docker-compose` where the `docker compose` plugin is absent, and the README's
+#: 3 s timeout set explicitly (the generator's default, as the original's, is 360 s; the kit's
+#: default-timeout test would wait that long).
+README_DEPLOY = """
+python generate_compose.py \\
+  --mountable-volumes $(pwd)/my_utilities \\
+  --num-containers 2 \\
+  --types python:2 \\
+  --output utilities-demo.yml \\
+  --env EXECUTION_TIMEOUT=3
+
+{compose} -f utilities-demo.yml up -d
+"""
+README_USE = """
+curl -X POST http://localhost:5000/session/0/execute \\
+  -H "Content-Type: application/json" \\
+  -d '{
+    "code": "
+data = [1, -2, 3, 4, -1, 5]
+processed = process_list(data)
+stats = calculate_stats(processed)
+print(f\\"Processed: {processed}\\")
+print(f\\"Stats: {stats}\\")
+print(f\\"Total: {format_currency(stats[\\"sum\\"])}\\")
+"}'
+"""
+README_RESTART = """
+curl -X POST http://localhost:5000/session/0/restart
+
+curl http://localhost:5000/session/0/ready
+"""
+
+
+def _bash(script: str, cwd: Path, timeout: float = 300) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # `python` is ours
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, f"{script}\nexit {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The README's utilities demo, up: two executors and the manager on 127.0.0.1:5000.
+
+    The workspace holds the README's my_utilities and the kit's sample files, so that the kit
+    can certify the same executors the README's examples ran on.
+    """
+    here = tmp_path_factory.mktemp("pool")
+    shutil.copytree(EXAMPLES / "my_utilities", here / "my_utilities")
+    _bash(f"{sys.executable} -m conformance workspace my_utilities", here)
+    shutil.copy(ROOT / "generate_compose.py", here)  # the README runs it from the current folder
+    subprocess.run(["docker", "tag", IMAGE, "python:latest"], check=True)  # README: docker build -t python ./
+    try:
+        _bash(README_DEPLOY.replace("{compose}", " ".join(COMPOSE)), here)
+        with httpx.Client(timeout=10) as http:
+
+            def all_ready() -> bool:
+                try:
+                    return all(http.get(f"{MANAGER}/session/{i}/ready").json().get("ready") for i in (0, 1))
+                except (httpx.HTTPError, ValueError, AttributeError):
+                    return False
+
+            wait_for(all_ready, STARTUP_TIMEOUT * 2, "both executors ready through the manager", lambda: _logs(here))
+        yield here
+    finally:
+        subprocess.run([*COMPOSE, "-f", "utilities-demo.yml", "down", "--timeout", "5"], cwd=here, capture_output=True)
+        subprocess.run(["docker", "rmi", "python:latest"], capture_output=True)  # the tag only
+
+
+def _logs(here: Path) -> str:
+    done = subprocess.run([*COMPOSE, "-f", "utilities-demo.yml", "logs", "--tail", "30"], cwd=here, capture_output=True)
+    return done.stdout.decode("utf-8", "replace")[-4000:]
+
+
+def _json_values(text: str) -> list[Any]:
+    """The JSON documents curl printed one after another (with no line break between them)."""
+    decoder, values, at = json.JSONDecoder(), [], 0
+    while (at := len(text) - len(text[at:].lstrip())) < len(text):
+        value, at = decoder.raw_decode(text, at)
+        values.append(value)
+    return values
+
+
+def test_readme_examples_run_as_written(pool: Path) -> None:
+    [body] = _json_values(_bash(README_USE, pool))
+    stdout = "".join(item["text"] for item in body["outputs"] if item.get("name") == "stdout")
+    assert stdout == "Processed: [2, 6, 8, 10]\nStats: {'sum': 26, 'avg': 6.5, 'count': 4}\nTotal: $26.00\n"
+
+    restart, ready = _json_values(_bash(README_RESTART, pool))
+    assert restart["status"] in ("ok", "restarting")
+    assert isinstance(ready["ready"], bool)
+    with httpx.Client(timeout=10) as http:
+        status = http.get(f"{MANAGER}/status").json()
+    assert status["total"] == 2
+
+
+def test_kit_verdict_through_the_manager_equals_the_direct_one(pool: Path) -> None:
+    """Executor 0 through the manager and executor 1 on its own port, at once: both conformant, same outcomes."""
+    by_url = ["--workspace-mounted", "--allow-destructive", "--memory-limited", "--execution-timeout", "3"]
+    urls = {"via-manager": f"{MANAGER}/session/0", "direct": "http://127.0.0.1:60001"}
+    with ThreadPoolExecutor(len(urls)) as pool_of_runs:
+        futures = {
+            name: pool_of_runs.submit(run_kit, ["--url", url, *by_url], pool / "results" / name)
+            for name, url in urls.items()
+        }
+        runs = {name: future.result() for name, future in futures.items()}
+    for name, run in runs.items():
+        assert run.results["verdict"] == "conformant" and run.returncode == 0, f"{name}:\n{run.output[-4000:]}"
+    assert runs["via-manager"].outcomes() == runs["direct"].outcomes()
