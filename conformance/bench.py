@@ -67,6 +67,8 @@ class BenchSettings:
     output_bytes: int = MB
     #: Calls between the idle memory figure and the "after calls" one.
     memory_calls: int = 200
+    #: What the executor loads at start: "empty" (like the floor) or "kit" (the sample workspace).
+    workspace: str = "empty"
 
 
 @dataclass(frozen=True)
@@ -524,19 +526,34 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--calls", type=int, default=defaults.calls, help="1+1 calls per latency run")
     parser.add_argument("--clients", type=int, default=defaults.clients, help="concurrent clients for throughput")
     parser.add_argument("--no-floor", action="store_true", help="do not measure the bare jupyter_client floor")
+    parser.add_argument(
+        "--bench-workspace",
+        choices=("empty", "kit"),
+        default="empty",
+        help="what the executor loads at start: nothing (default: like the floor) or the kit's sample workspace",
+    )
     parser.add_argument("--out", default="results/bench", help="where bench.json and bench.md go")
     parser.add_argument("--check-goals", action="store_true", help="exit 1 unless every goal is met")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.calls < 2 or args.clients < 1:
         parser.error("--repeats must be >= 1, --calls >= 2 and --clients >= 1")
-    settings = BenchSettings(repeats=args.repeats, calls=args.calls, clients=args.clients)
+    settings = BenchSettings(
+        repeats=args.repeats, calls=args.calls, clients=args.clients, workspace=args.bench_workspace
+    )
 
     def option(name: str) -> Any:
         return getattr(args, name)
 
+    def make_target() -> Target:
+        target = target_from(option, timeouts)
+        if target.kind != "url" and not args.no_workspace:
+            # The kit's workspace sleeps on purpose (READY-4); the floor loads nothing either.
+            target.workspace = settings.workspace  # type: ignore[attr-defined]
+        return target
+
     try:
         timeouts = timeouts_from(option)
-        bench = run_bench(lambda: target_from(option, timeouts), settings, timeouts, with_floor=not args.no_floor)
+        bench = run_bench(make_target, settings, timeouts, with_floor=not args.no_floor)
     except OptionError as exc:
         parser.error(str(exc))
     except (TargetError, BenchError) as exc:

@@ -10,6 +10,7 @@ This module must never import FastAPI, Starlette or anything of ``reference_exec
 from __future__ import annotations
 
 import enum
+import importlib.util
 import json
 import logging
 import os
@@ -38,7 +39,8 @@ log = logging.getLogger("reference_executor.kernel")
 
 KERNEL_NAME = "reference-python"
 
-#: Run in each new kernel: past LIMIT characters per execution, stdout and stderr writes are dropped.
+#: Run in each new kernel, once. Past LIMIT characters per execution, stdout and stderr writes
+#: are dropped at the source; and a stream is flushed only when something was written to it.
 #:
 #: IPython 9 wraps ``stream.write`` around every cell (``InteractiveShell._tee``) to copy all that
 #: a cell writes into ``history_manager.outputs``, kept for the whole session, and puts the old
@@ -46,8 +48,12 @@ KERNEL_NAME = "reference-python"
 #: the kernel's memory, and a cap installed by a cell would be undone when that cell ends. So
 #: the tee is turned off (private API, hence the ``hasattr``), and the cap is (re)installed on
 #: the kernel's own two streams before every execution, never on a stream user code set up.
-_OUTPUT_CAP_CODE = """
-def __cap_output(limit):
+#:
+#: ipykernel flushes both streams six times per execution, each a round trip to its IOPub
+#: thread even when there is nothing to send: about a millisecond of every ``1+1`` (issue #5).
+#: Writes (including the fd-capture thread's) go through the wrapper, which marks the stream.
+_KERNEL_SETUP_CODE = """
+def __setup_kernel(limit):
     import contextlib, sys
     from IPython import get_ipython
     shell = get_ipython()
@@ -55,23 +61,35 @@ def __cap_output(limit):
         shell._tee = lambda channel: contextlib.nullcontext()
     streams = (sys.stdout, sys.stderr)
     used = [0]
-    def capped(write):
+    written = set()
+    def capped(stream, write):
         def write_within_the_cap(text):
             room = limit - used[0]
             if room <= 0:
                 return len(text)
             used[0] += len(text)
-            return write(text[:room])
+            count = write(text[:room])
+            written.add(id(stream))
+            return count
         write_within_the_cap.uncapped = write
         return write_within_the_cap
+    def flushed_when_written(stream, flush):
+        def flush_if_written():
+            if id(stream) in written:
+                written.discard(id(stream))
+                flush()
+        return flush_if_written
     def before_each_execution():
         used[0] = 0
         for stream in streams:
             if not hasattr(stream.write, "uncapped"):
-                stream.write = capped(stream.write)
+                stream.write = capped(stream, stream.write)
+    for stream in streams:
+        stream.flush = flushed_when_written(stream, stream.flush)
+    before_each_execution()
     shell.events.register("pre_execute", before_each_execution)
-__cap_output(%d)
-del __cap_output
+__setup_kernel(%d)
+del __setup_kernel
 """
 _LOADER_SOURCE = Path(workspace_loader.__file__).read_text(encoding="utf-8")
 
@@ -80,6 +98,9 @@ KERNEL_OPTIONS = (
     "--HistoryManager.enabled=False",  # no sqlite write per execution
     "--IPKernelApp.quiet=True",
     "--InteractiveShell.colors=nocolor",
+    # A 0.5 ms sleep before each reply, for clients that read the reply before the outputs;
+    # this one reads outputs until the kernel says idle, which comes after them all.
+    "--IPythonKernel._execute_sleep=0",
 )
 
 
@@ -141,9 +162,13 @@ def resolve_kernel_user(name: str) -> KernelUser | None:
         log.warning("no user 'nobody': kernels run as root")
         return None
     user = KernelUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
+    # Can the user start this interpreter and read ipykernel? Checked without importing it (-S,
+    # one file opened): a full `import ipykernel` would add a quarter second to every start.
+    spec = importlib.util.find_spec("ipykernel")
+    package = spec.origin if spec and spec.origin else ""
     try:
         probe = subprocess.run(
-            [sys.executable, "-c", "import ipykernel"],
+            [sys.executable, "-S", "-c", "import sys; open(sys.argv[1], 'rb').close()", package],
             user=user.uid,
             group=user.gid,
             extra_groups=[],
@@ -264,20 +289,20 @@ class KernelSession:
         except RuntimeError as exc:
             await self.shutdown()
             raise KernelStartError(f"the kernel did not answer: {exc}") from exc
-        await self._cap_output_at_the_source()
+        await self._set_up_kernel()
         log.info("kernel %s started (pid %s)", self.name, self.pid)
 
-    async def _cap_output_at_the_source(self) -> None:
-        """Make the kernel drop what a cell writes past the output cap, instead of sending it.
+    async def _set_up_kernel(self) -> None:
+        """Cap output at the source and skip empty flushes (see ``_KERNEL_SETUP_CODE``).
 
         A 50 MB flood would otherwise be buffered, serialised and sent whole (OUTPUT-1): too
         much memory under a 256 MB limit. One character more than the cap still comes through,
         so the collector sees, cuts and marks the overflow (OUTPUT-2).
         """
-        code = _OUTPUT_CAP_CODE % (self._max_output_bytes + 1)
+        code = _KERNEL_SETUP_CODE % (self._max_output_bytes + 1)
         result = await self.run(code, deadline=time.monotonic() + self._timeouts.kernel_start, silent=True)
         if result.outcome is not RunOutcome.OK:
-            log.warning("could not cap output in the kernel: %s", result.outputs)
+            log.warning("could not set up the kernel: %s", result.outputs)
 
     def _raise_oom_score(self) -> None:
         """Make the kernel, not the server, what the OOM killer takes (CRASH-3)."""

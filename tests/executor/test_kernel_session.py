@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from reference_executor.config import Timeouts
-from reference_executor.kernel import KernelSession, RunOutcome
+from reference_executor.kernel import KernelSession, KernelStartError, KernelUser, RunOutcome, resolve_kernel_user
 from tests.conftest import EXAMPLES
 
 pytestmark = pytest.mark.anyio
@@ -142,3 +145,17 @@ async def test_the_original_sample_workspace_loads(kernel_session: KernelSession
         kernel_session, "greet('Ada'), factorial(5), add_numbers(2, 3), round(calculate_circle_area(1), 5)"
     )
     assert result.outputs[0]["text"] == "('Hello, Ada!', 120, 5, 3.14159)"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a server running as root switches users")
+def test_kernels_drop_to_nobody_only_where_nobody_can_run_the_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert resolve_kernel_user("auto") == KernelUser("nobody", *pwd.getpwnam("nobody")[2:4])
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)  # a pyenv under /root, say
+    (private / "python").symlink_to(sys.executable)
+    monkeypatch.setattr(sys, "executable", str(private / "python"))
+    assert resolve_kernel_user("auto") is None  # falls back to the server's user, with a warning
+    with pytest.raises(KernelStartError, match="cannot run"):
+        resolve_kernel_user("nobody")
