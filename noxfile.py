@@ -73,6 +73,16 @@ def conformance(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmark an executor against the bare jupyter_client floor: `nox -s bench -- --image IMG`.
+
+    No target: the reference executor as a local process. Writes results/bench/bench.{json,md}.
+    """
+    _install(session)
+    session.run("executor-conformance", "bench", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def stability(session: nox.Session) -> None:
     """Certify the same subject N times and check every requirement's outcome never changes.
 
