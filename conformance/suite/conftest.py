@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import pytest
 
-from conformance.targets import Capabilities
+from conformance.certification import requirement_ids
+from conformance.targets import Capabilities, Target
 
 #: A default EXECUTION_TIMEOUT longer than this is not waited for when a per-request one works.
 LONGEST_DEFAULT_TO_WAIT = 30.0
@@ -27,3 +30,38 @@ def deadline(capabilities: Capabilities, declared_features: frozenset[str]) -> D
     if default > LONGEST_DEFAULT_TO_WAIT and "timeout_override" in declared_features:
         return Deadline(2.0, 2.0)
     return Deadline(None, default)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sibling_starts(request: pytest.FixtureRequest) -> Iterator[dict[str, Future[Target | None]]]:
+    """CODE-5's second executors, started in the background as soon as the run begins.
+
+    A container at a quarter of a CPU takes seconds to start; started early, the two are ready
+    when CODE-5 needs them instead of each being waited for there. A target the kit cannot start
+    again (a URL) gives None. Each is stopped at the end of the run, if CODE-5 did not already.
+    """
+    workspaces = {
+        item.callspec.params["workspace"]
+        for item in request.session.items
+        if "CODE-5" in requirement_ids(item) and hasattr(item, "callspec")
+    }
+    target: Target = request.getfixturevalue("executor_target")
+    if not workspaces or not target.capabilities.workspace_mounted:
+        yield {}
+        return
+    siblings = {workspace: target.sibling(workspace) for workspace in sorted(workspaces)}
+
+    def start(sibling: Target | None) -> Target | None:
+        if sibling is not None:
+            sibling.start()
+        return sibling
+
+    with ThreadPoolExecutor(len(siblings), thread_name_prefix="sibling") as pool:
+        futures = {workspace: pool.submit(start, sibling) for workspace, sibling in siblings.items()}
+        try:
+            yield futures
+        finally:
+            wait(futures.values())
+            for sibling in siblings.values():
+                if sibling is not None:
+                    sibling.stop()  # safe when already stopped

@@ -7,6 +7,8 @@ markers), b_second (imports the sibling conformance_helper), c_broken (raises), 
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import pytest
 
 from conformance.client import BUSY, ExecutorClient, output_text
@@ -75,7 +77,7 @@ def test_failing_file_is_skipped_and_the_rest_load(executor: ExecutorClient) -> 
 @pytest.mark.needs("workspace")
 @pytest.mark.parametrize("workspace", ["missing", "empty"])
 def test_workspace_folder_variable_chooses_the_folder(
-    executor: ExecutorClient, executor_target: Target, workspace: str
+    executor: ExecutorClient, sibling_starts: dict[str, Future[Target | None]], workspace: str
 ) -> None:
     """WORKSPACE_FOLDER chooses the folder; a missing or an empty folder is fine.
 
@@ -85,13 +87,12 @@ def test_workspace_folder_variable_chooses_the_folder(
     """
     order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
     executor.expect(isinstance(order, list), "the kit's workspace loaded from WORKSPACE_FOLDER", order, executor.last)
-    sibling = executor_target.sibling(workspace)
-    if sibling is None:
-        return
     try:
-        sibling.start()
+        sibling = sibling_starts[workspace].result()  # started at the beginning of the run
     except TargetError as exc:
         raise executor.fail(f"an executor with a {workspace} WORKSPACE_FOLDER to become ready", str(exc)) from None
+    if sibling is None:
+        return
     try:
         other = ExecutorClient(sibling.base_url, executor.timeouts, requirement="CODE-5")
         try:
