@@ -138,10 +138,10 @@ def create_app(settings: Settings | None = None, service: ExecutionService | Non
         return JSONResponse(body, status_code=200 if readiness.ready else 503)
 
     @app.post("/execute")
-    async def execute(request: Request) -> dict[str, Any]:
+    async def execute(request: Request) -> JSONResponse:
         body = ExecuteRequest.model_validate(await _json_body(request, settings.max_request_bytes))
         result = await service.execute(body.code, None if body.timeout is None else float(body.timeout))
-        return result.as_dict()
+        return JSONResponse(result.as_dict())  # already JSON types: no jsonable_encoder walk of the outputs
 
     @app.post("/restart")
     async def restart() -> dict[str, str]:

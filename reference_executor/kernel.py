@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import pwd
-import queue
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import zmq
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
@@ -224,6 +224,8 @@ class KernelSession:
         self._kc: Any = None
         self._closing = False
         self._in_run = False
+        #: Plain (not asyncio) views of the client's sockets, for reads that need no waiting.
+        self._readers: dict[int, zmq.Socket[Any]] = {}
         self.workspace_signature: tuple[tuple[str, int, int], ...] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -342,6 +344,7 @@ class KernelSession:
 
     def _close_channels(self) -> None:
         kc, self._kc = self._kc, None
+        self._readers.clear()
         if kc is not None:
             kc.stop_channels()
 
@@ -396,9 +399,8 @@ class KernelSession:
                     RunOutcome.TIMEOUT_UNRESPONSIVE, collector.items(), execution_count, collector.truncated
                 )
             wait = max(0.0, min(limit - now, self._timeouts.watchdog_interval))
-            try:
-                msg = await kc.get_iopub_msg(timeout=wait)
-            except queue.Empty:
+            msg = await self._receive(kc.iopub_channel, wait)
+            if msg is None:
                 if self._closing or not await self.is_alive():
                     return RunResult(
                         RunOutcome.DIED,
@@ -431,13 +433,34 @@ class KernelSession:
             outcome = RunOutcome.OK
         return RunResult(outcome, collector.items(), None if silent else execution_count, collector.truncated)
 
+    async def _receive(self, channel: Any, timeout: float) -> dict[str, Any] | None:
+        """The next message on ``channel`` within ``timeout`` seconds, or None if none came.
+
+        A message already waiting is read at once, without the event loop; only an empty socket
+        is polled. (jupyter_client's async ``get_msg`` polls, then receives: two trips through
+        the event loop for each of the five messages of an execution, issue #5.)
+        """
+        reader = self._readers.get(id(channel))
+        if reader is None:
+            reader = self._readers[id(channel)] = zmq.Socket.shadow(channel.socket.underlying)
+        try:
+            frames = reader.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            if not await channel.socket.poll(timeout * 1000, zmq.POLLIN):
+                return None
+            try:
+                frames = reader.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return None
+        _, frames = channel.session.feed_identities(frames)
+        return channel.session.deserialize(frames)
+
     async def _reply(self, kc: Any, msg_id: str) -> dict[str, Any] | None:
         """The execute_reply of ``msg_id``; it was sent before the kernel went idle."""
         deadline = time.monotonic() + self._timeouts.reply_after_idle
         while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                msg = await kc.get_shell_msg(timeout=remaining)
-            except queue.Empty:
+            msg = await self._receive(kc.shell_channel, remaining)
+            if msg is None:
                 break
             if msg["parent_header"].get("msg_id") == msg_id:
                 return dict(msg["content"])
