@@ -1,4 +1,4 @@
-"""Every run of the kit that the kit's tests look at, made once, six at a time.
+"""Every run of the kit that the kit's tests look at, made once, nine at a time.
 
 A run mostly waits (timeouts, restarts), so the runs share one pool: the reference executor as a
 process, the example executor by command and by URL (directly and through the manager), and
@@ -21,7 +21,7 @@ from tests.kit.broken import FAULTS
 
 BROKEN = Path(__file__).with_name("broken.py")
 EXAMPLE = [sys.executable, str(EXAMPLES / "subprocess_executor" / "server.py")]
-PARALLEL_RUNS = 6
+PARALLEL_RUNS = 9
 #: For the example and broken executors: a short default timeout and a small memory cap (the
 #: memory-exhaustion scenario) keep each run quick.
 QUICK = ("--execution-timeout", "1", "--process-memory-limit", "512m")
