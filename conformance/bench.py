@@ -208,9 +208,9 @@ def measure_subject(subject: Subject, settings: BenchSettings, progress: Progres
     figures["memory_after_calls_mb"] = subject.memory_mb()
     progress(f"memory: idle {figures['memory_idle_mb']}, after {settings.memory_calls} calls")
 
-    latency = [percentiles([subject.timed_execute(TRIVIAL) for _ in range(settings.calls)])]
-    for _ in range(settings.repeats - 1):
-        latency.append(percentiles([subject.timed_execute(TRIVIAL) for _ in range(settings.calls)]))
+    latency = [
+        percentiles([subject.timed_execute(TRIVIAL) for _ in range(settings.calls)]) for _ in range(settings.repeats)
+    ]
     figures["execute_ms"] = {key: spread([run[key] * 1000 for run in latency]) for key in ("p50", "p95", "p99")}
     progress(f"/execute 1+1: p50 {figures['execute_ms']['p50']['median']:.2f} ms")
 
@@ -314,11 +314,6 @@ def _floor_in_container(target: Any, settings: BenchSettings, timeouts: KitTimeo
     import docker
 
     client = docker.from_env()
-    limits: dict[str, Any] = {}
-    if target.memory:
-        limits.update(mem_limit=target.memory, memswap_limit=target.memory)
-    if target.cpus:
-        limits["nano_cpus"] = int(target.cpus * 1e9)
     container = client.containers.create(
         target.image,
         ["python3", *_floor_command(settings, "/kit-floor.py")],
@@ -326,7 +321,7 @@ def _floor_in_container(target: Any, settings: BenchSettings, timeouts: KitTimeo
         environment={"JUPYTER_RUNTIME_DIR": "/tmp/kit-floor", "HOME": "/tmp"},
         volumes={str(FLOOR_SCRIPT): {"bind": "/kit-floor.py", "mode": "ro"}},
         network_disabled=True,
-        **limits,
+        **target.docker_limits(),
     )
     try:
         container.start()

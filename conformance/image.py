@@ -93,12 +93,7 @@ class ImageTarget:
         finally:
             client.close()
 
-        limits: dict[str, Any] = {}
-        if self.memory:
-            limits.update(mem_limit=self.memory, memswap_limit=self.memory)  # no swap: the limit is real
-        if self.cpus:
-            limits["nano_cpus"] = int(self.cpus * 1e9)
-        container = DockerContainer(self.image, **limits)
+        container = DockerContainer(self.image, **self.docker_limits())
         env = {
             "PORT": str(self.port),
             "WORKSPACE_FOLDER": self.workspace_folder,
@@ -143,6 +138,15 @@ class ImageTarget:
         except BaseException:
             self.stop()
             raise
+
+    def docker_limits(self) -> dict[str, Any]:
+        """The memory and CPU limits as docker-py takes them (for this container, or another like it)."""
+        limits: dict[str, Any] = {}
+        if self.memory:
+            limits.update(mem_limit=self.memory, memswap_limit=self.memory)  # no swap: the limit is real
+        if self.cpus:
+            limits["nano_cpus"] = int(self.cpus * 1e9)
+        return limits
 
     def sibling(self, workspace: str) -> ImageTarget:
         return ImageTarget(

@@ -100,22 +100,21 @@ class ResourceUsage:
 
 def process_tree_usage(root_pid: int) -> ResourceUsage | None:
     """RSS and CPU time of ``root_pid`` and all its descendants, from Linux's /proc."""
-    parents: dict[int, int] = {}
+    stats: dict[int, list[str]] = {}  # pid -> the fields of /proc/PID/stat after the command name
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parents[int(stat.parent.name)] = int(fields[1])
+            stats[int(stat.parent.name)] = stat.read_text().rsplit(")", 1)[1].split()
     tree, frontier = set(), [root_pid]
     while frontier:
         pid = frontier.pop()
-        if pid in tree or (pid not in parents and pid != root_pid):
+        if pid in tree or pid not in stats:
             continue
         tree.add(pid)
-        frontier.extend(child for child, parent in parents.items() if parent == pid)
+        frontier.extend(child for child, fields in stats.items() if fields[1] == str(pid))
     memory = cpu_ticks = 0
     for pid in tree:
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        with contextlib.suppress(ValueError, IndexError):
+            fields = stats[pid]
             cpu_ticks += int(fields[11]) + int(fields[12])  # utime, stime
             memory += int(fields[21]) * resource.getpagesize()  # rss, in pages
     if not tree or memory == 0:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import subprocess
 
-__all__ = ["IMAGE", "PROBLEM"]
+import pytest
+
+__all__ = ["IMAGE", "PROBLEM", "needs"]
 
 IMAGE = os.environ.get("REFERENCE_IMAGE", "executor-conformance/reference-executor:latest")
 
@@ -25,6 +27,11 @@ def _docker_problem() -> str | None:
     return None
 
 
+def needs(problem: str | None, what: str) -> pytest.MarkDecorator:
+    """A module's skip mark when ``problem`` stops ``what``; with REQUIRE_DOCKER_TESTS=1, an error instead."""
+    if problem and os.environ.get("REQUIRE_DOCKER_TESTS") == "1":
+        raise RuntimeError(f"REQUIRE_DOCKER_TESTS=1 but {problem}")
+    return pytest.mark.skipif(problem is not None, reason=f"{what}: {problem}")
+
+
 PROBLEM = _docker_problem()
-if PROBLEM and os.environ.get("REQUIRE_DOCKER_TESTS") == "1":
-    raise RuntimeError(f"REQUIRE_DOCKER_TESTS=1 but {PROBLEM}")

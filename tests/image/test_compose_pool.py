@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import EXAMPLES, ROOT, STARTUP_TIMEOUT, run_kit, wait_for
-from tests.image.docker_env import IMAGE, PROBLEM
+from tests.image.docker_env import IMAGE, PROBLEM, needs
 
 
 def _compose_command() -> list[str] | None:
@@ -34,10 +34,9 @@ def _compose_command() -> list[str] | None:
 
 
 COMPOSE = None if PROBLEM else _compose_command()
-MISSING = PROBLEM or (None if COMPOSE else "no compose command (docker compose or docker-compose)")
-if MISSING and os.environ.get("REQUIRE_DOCKER_TESTS") == "1":
-    raise RuntimeError(f"REQUIRE_DOCKER_TESTS=1 but {MISSING}")
-pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"Docker compose: {MISSING}")
+pytestmark = needs(
+    PROBLEM or (None if COMPOSE else "no compose command (docker compose or docker-compose)"), "Docker compose"
+)
 
 MANAGER = "http://localhost:5000"
 

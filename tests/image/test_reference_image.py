@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from tests.conftest import EXAMPLES, STARTUP_TIMEOUT, run_kit, wait_for
-from tests.image.docker_env import IMAGE, PROBLEM
+from tests.image.docker_env import IMAGE, PROBLEM, needs
 
-pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=f"Docker-backed: {PROBLEM}")
+pytestmark = needs(PROBLEM, "Docker-backed")
 
 
 class Container:
