@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,58 +40,14 @@ log = logging.getLogger("reference_executor.kernel")
 
 KERNEL_NAME = "reference-python"
 
-#: Run in each new kernel, once. Past LIMIT characters per execution, stdout and stderr writes
-#: are dropped at the source; and a stream is flushed only when something was written to it.
-#:
-#: IPython 9 wraps ``stream.write`` around every cell (``InteractiveShell._tee``) to copy all that
-#: a cell writes into ``history_manager.outputs``, kept for the whole session, and puts the old
-#: ``write`` back when the cell ends. Both hurt here: a flood of distinct writes would stay in
-#: the kernel's memory, and a cap installed by a cell would be undone when that cell ends. So
-#: the tee is turned off (private API, hence the ``hasattr``), and the cap is (re)installed on
-#: the kernel's own two streams before every execution, never on a stream user code set up.
-#:
-#: ipykernel flushes both streams six times per execution, each a round trip to its IOPub
-#: thread even when there is nothing to send: about a millisecond of every ``1+1`` (issue #5).
-#: Writes (including the fd-capture thread's) go through the wrapper, which marks the stream.
-_KERNEL_SETUP_CODE = """
-def __setup_kernel(limit):
-    import contextlib, sys
-    from IPython import get_ipython
-    shell = get_ipython()
-    if hasattr(shell, "_tee"):
-        shell._tee = lambda channel: contextlib.nullcontext()
-    streams = (sys.stdout, sys.stderr)
-    used = [0]
-    written = set()
-    def capped(stream, write):
-        def write_within_the_cap(text):
-            room = limit - used[0]
-            if room <= 0:
-                return len(text)
-            used[0] += len(text)
-            count = write(text[:room])
-            written.add(id(stream))
-            return count
-        write_within_the_cap.uncapped = write
-        return write_within_the_cap
-    def flushed_when_written(stream, flush):
-        def flush_if_written():
-            if id(stream) in written:
-                written.discard(id(stream))
-                flush()
-        return flush_if_written
-    def before_each_execution():
-        used[0] = 0
-        for stream in streams:
-            if not hasattr(stream.write, "uncapped"):
-                stream.write = capped(stream, stream.write)
-    for stream in streams:
-        stream.flush = flushed_when_written(stream, stream.flush)
-    before_each_execution()
-    shell.events.register("pre_execute", before_each_execution)
-__setup_kernel(%d)
-del __setup_kernel
-"""
+#: What the kernel process runs (see that module): passed to ``python -c``, never imported here.
+_LAUNCHER_SOURCE = Path(__file__).with_name("kernel_launcher.py").read_text(encoding="utf-8")
+#: While a kernel starts: how long to wait for a kernel_info reply before asking again, and for
+#: an IOPub status once the reply came (jupyter_client waits 1 s and 0.2 s). The status is
+#: missed when the IOPub subscription has not (re)connected yet: zmq retries every 0.1 s, so
+#: asking again soon beats waiting long.
+_KERNEL_INFO_RETRY = 1.0
+_IOPUB_CHECK = 0.05
 _LOADER_SOURCE = Path(workspace_loader.__file__).read_text(encoding="utf-8")
 
 #: Options that make the kernel answer faster without changing what user code sees.
@@ -242,7 +199,10 @@ class KernelSession:
         """Start the kernel process and wait until it answers, within ``kernel_start``."""
         spec_dir = self._dir / "kernels" / KERNEL_NAME
         spec_dir.mkdir(parents=True)
-        argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", *KERNEL_OPTIONS]
+        # One character more than the cap still comes through, so the collector sees, cuts and
+        # marks the overflow (OUTPUT-2).
+        limit = str(self._max_output_bytes + 1)
+        argv = [sys.executable, "-c", _LAUNCHER_SOURCE, limit, "-f", "{connection_file}", *KERNEL_OPTIONS]
         spec = {"argv": argv, "display_name": "Python (reference executor)", "language": "python"}
         (spec_dir / "kernel.json").write_text(json.dumps(spec))
         home = self._dir / "home"
@@ -287,24 +247,33 @@ class KernelSession:
         kc.start_channels()
         self._kc = kc
         try:
-            await kc.wait_for_ready(timeout=self._timeouts.kernel_start)
-        except RuntimeError as exc:
+            await self._wait_for_ready(kc, time.monotonic() + self._timeouts.kernel_start)
+        except KernelStartError:
             await self.shutdown()
-            raise KernelStartError(f"the kernel did not answer: {exc}") from exc
-        await self._set_up_kernel()
+            raise
         log.info("kernel %s started (pid %s)", self.name, self.pid)
 
-    async def _set_up_kernel(self) -> None:
-        """Cap output at the source and skip empty flushes (see ``_KERNEL_SETUP_CODE``).
+    async def _wait_for_ready(self, kc: Any, deadline: float) -> None:
+        """Ask for kernel_info until the kernel answers on shell and IOPub, or raise.
 
-        A 50 MB flood would otherwise be buffered, serialised and sent whole (OUTPUT-1): too
-        much memory under a 256 MB limit. One character more than the cap still comes through,
-        so the collector sees, cuts and marks the overflow (OUTPUT-2).
+        jupyter_client's ``wait_for_ready`` does the same, then drains IOPub until it has been
+        quiet for 0.2 s: a fifth of a kernel's whole start here (issue #5). Nothing needs that
+        drain: ``run`` ignores every message but those of its own request. The IOPub check
+        stays: the status the kernel publishes for the request proves the subscription is
+        connected, so no output of the first execution can be lost.
         """
-        code = _KERNEL_SETUP_CODE % (self._max_output_bytes + 1)
-        result = await self.run(code, deadline=time.monotonic() + self._timeouts.kernel_start, silent=True)
-        if result.outcome is not RunOutcome.OK:
-            log.warning("could not set up the kernel: %s", result.outputs)
+        asked: set[str] = set()
+        while time.monotonic() < deadline:
+            msg_id = kc.kernel_info()
+            asked.add(msg_id)
+            ask_again = min(deadline, time.monotonic() + _KERNEL_INFO_RETRY)
+            answered = await self._receive_reply(kc.shell_channel, {msg_id}, ask_again)
+            # The status of any request asked so far will do: under a CPU quota it can come late.
+            if answered and await self._receive_reply(kc.iopub_channel, asked, time.monotonic() + _IOPUB_CHECK):
+                return
+            if not await self.is_alive():
+                raise KernelStartError(f"the kernel died before it answered (exit code {await self.exit_code()})")
+        raise KernelStartError(f"the kernel did not answer within {self._timeouts.kernel_start:.0f} s")
 
     def _raise_oom_score(self) -> None:
         """Make the kernel, not the server, what the OOM killer takes (CRASH-3)."""
@@ -422,7 +391,12 @@ class KernelSession:
                 continue  # our own interrupt, not an error of the user's code
             else:
                 collector.add(msg_type, content)
-        reply = await self._reply(kc, msg_id)
+        # The execute_reply was sent before the kernel went idle.
+        bound = self._timeouts.reply_after_idle
+        reply_msg = await self._receive_reply(kc.shell_channel, {msg_id}, time.monotonic() + bound)
+        if reply_msg is None:
+            log.warning("no execute_reply for %s within %.1f s", msg_id, bound)
+        reply = None if reply_msg is None else reply_msg["content"]
         if reply is not None and execution_count is None:
             execution_count = reply.get("execution_count")
         if interrupted_at is not None:
@@ -455,16 +429,14 @@ class KernelSession:
         _, frames = channel.session.feed_identities(frames)
         return channel.session.deserialize(frames)
 
-    async def _reply(self, kc: Any, msg_id: str) -> dict[str, Any] | None:
-        """The execute_reply of ``msg_id``; it was sent before the kernel went idle."""
-        deadline = time.monotonic() + self._timeouts.reply_after_idle
+    async def _receive_reply(self, channel: Any, parents: Container[str], deadline: float) -> dict[str, Any] | None:
+        """The next message on ``channel`` whose parent is one of ``parents``, before ``deadline``, or None."""
         while (remaining := deadline - time.monotonic()) > 0:
-            msg = await self._receive(kc.shell_channel, remaining)
+            msg = await self._receive(channel, remaining)
             if msg is None:
-                break
-            if msg["parent_header"].get("msg_id") == msg_id:
-                return dict(msg["content"])
-        log.warning("no execute_reply for %s within %.1f s", msg_id, self._timeouts.reply_after_idle)
+                return None
+            if msg["parent_header"].get("msg_id") in parents:
+                return msg
         return None
 
 

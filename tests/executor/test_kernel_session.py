@@ -43,6 +43,16 @@ async def test_streams_result_and_execution_count(kernel_session: KernelSession)
     assert result.execution_count == 1
 
 
+async def test_the_kernel_starts_without_the_debugger_yet_user_code_can_import_it(
+    kernel_session: KernelSession,
+) -> None:
+    """debugpy is a quarter of a default kernel's start-up; the executor skips it (issue #5)."""
+    code = "import sys\nloaded = 'debugpy' in sys.modules\nimport debugpy\nprint(loaded, debugpy.__name__)"
+    result = await run(kernel_session, code)
+    assert result.outcome is RunOutcome.OK, result.outputs
+    assert result.outputs == [{"type": "stream", "name": "stdout", "text": "False debugpy\n"}]
+
+
 async def test_exception_is_an_error_outcome_and_state_persists(kernel_session: KernelSession) -> None:
     assert (await run(kernel_session, "kept = 5")).outcome is RunOutcome.OK
     result = await run(kernel_session, "raise KeyError('missing')")

@@ -1,0 +1,94 @@
+"""What each kernel process runs: ``ipykernel_launcher``, plus the executor's set-up, minus the debugger.
+
+The kernel layer passes this file's source to ``python -c`` (the kernel, which may run as
+another user, never imports this package), with the output cap as the first argument:
+``python -c SOURCE LIMIT -f CONNECTION_FILE [kernel options]``. Standard library only until
+ipykernel is imported; the server never imports this module.
+
+Differences from a default kernel, none of which user code can see:
+
+- No debugger: the executor offers no debug channel, and importing debugpy at start is a
+  quarter of the kernel's start-up CPU (issue #5). ``import debugpy`` still works in user code.
+- Past LIMIT characters per execution, stdout and stderr writes are dropped at the source, so
+  that a 50 MB flood is neither buffered nor sent whole (OUTPUT-1; one character more than the
+  cap still comes through, so the server sees, cuts and marks the overflow: OUTPUT-2).
+- IPython 9 wraps ``stream.write`` around every cell (``InteractiveShell._tee``) to copy all
+  that a cell writes into ``history_manager.outputs``, kept for the whole session, and puts the
+  old ``write`` back when the cell ends: a flood of distinct writes would stay in the kernel's
+  memory, and a cap installed during a cell would be undone. So the tee is turned off (private
+  API, hence the ``hasattr``), and the cap is (re)installed on the kernel's own two streams
+  before every execution, never on a stream user code set up.
+- A stream is flushed only when something was written to it: ipykernel flushes both streams
+  six times per execution, each a round trip to its IOPub thread even when there is nothing
+  to send, about a millisecond of every ``1+1`` (issue #5).
+
+All of this happens before the kernel answers its first request, so the server needs no
+set-up round trip.
+"""
+
+import sys
+
+
+def cap_output(shell, streams, limit):
+    """Cap what the streams take per execution at ``limit`` characters; skip empty flushes."""
+    import contextlib
+
+    if hasattr(shell, "_tee"):
+        shell._tee = lambda channel: contextlib.nullcontext()
+    used = [0]
+    written = set()
+
+    def capped(stream, write):
+        def write_within_the_cap(text):
+            room = limit - used[0]
+            if room <= 0:
+                return len(text)
+            used[0] += len(text)
+            count = write(text[:room])
+            written.add(id(stream))
+            return count
+
+        write_within_the_cap.uncapped = write
+        return write_within_the_cap
+
+    def flushed_when_written(stream, flush):
+        def flush_if_written():
+            if id(stream) in written:
+                written.discard(id(stream))
+                flush()
+
+        return flush_if_written
+
+    def before_each_execution():
+        used[0] = 0
+        for stream in streams:
+            if not hasattr(stream.write, "uncapped"):
+                stream.write = capped(stream, stream.write)
+
+    for stream in streams:
+        stream.flush = flushed_when_written(stream, stream.flush)
+    before_each_execution()
+    shell.events.register("pre_execute", before_each_execution)
+
+
+def launch():
+    # As ipykernel_launcher: the working directory leaves sys.path while ipykernel loads
+    # (InteractiveShellApp.init_path puts it back for user code).
+    if sys.path and sys.path[0] == "":
+        del sys.path[0]
+    limit = int(sys.argv.pop(1))
+    sys.modules["debugpy"] = None  # ipykernel finds no debugpy and starts no debugger
+    try:
+        import ipykernel.debugger  # noqa: F401  (it decides once, at import)
+    finally:
+        del sys.modules["debugpy"]
+    from ipykernel.kernelapp import IPKernelApp
+
+    app = IPKernelApp.instance()
+    app.initialize()
+    cap_output(app.shell, (sys.stdout, sys.stderr), limit)
+    app.start()
+
+
+if __name__ == "__main__":
+    launch()
