@@ -40,7 +40,7 @@ log = logging.getLogger("reference_executor.kernel")
 
 KERNEL_NAME = "reference-python"
 
-#: What the kernel process runs (see that module): passed to ``python -c``, never imported here.
+#: What the kernel process runs (see that module): copied into each kernel's folder, never imported here.
 _LAUNCHER_SOURCE = Path(__file__).with_name("kernel_launcher.py").read_text(encoding="utf-8")
 #: While a kernel starts: how long to wait for a kernel_info reply before asking again, and for
 #: an IOPub status once the reply came (jupyter_client waits 1 s and 0.2 s). The status is
@@ -202,7 +202,9 @@ class KernelSession:
         # One character more than the cap still comes through, so the collector sees, cuts and
         # marks the overflow (OUTPUT-2).
         limit = str(self._max_output_bytes + 1)
-        argv = [sys.executable, "-c", _LAUNCHER_SOURCE, limit, "-f", "{connection_file}", *KERNEL_OPTIONS]
+        launcher = self._dir / "kernel_launcher.py"
+        launcher.write_text(_LAUNCHER_SOURCE, encoding="utf-8")
+        argv = [sys.executable, str(launcher), limit, "-f", "{connection_file}", *KERNEL_OPTIONS]
         spec = {"argv": argv, "display_name": "Python (reference executor)", "language": "python"}
         (spec_dir / "kernel.json").write_text(json.dumps(spec))
         home = self._dir / "home"

@@ -1,9 +1,9 @@
 """What each kernel process runs: ``ipykernel_launcher``, plus the executor's set-up, minus the debugger.
 
-The kernel layer passes this file's source to ``python -c`` (the kernel, which may run as
-another user, never imports this package), with the output cap as the first argument:
-``python -c SOURCE LIMIT -f CONNECTION_FILE [kernel options]``. Standard library only until
-ipykernel is imported; the server never imports this module.
+The kernel layer copies this file into each kernel's own folder (the kernel, which may run as
+another user, never imports this package) and runs it with the output cap as the first
+argument: ``python kernel_launcher.py LIMIT -f CONNECTION_FILE [kernel options]``. Standard
+library only until ipykernel is imported; the server never imports this module.
 
 Differences from a default kernel, none of which user code can see:
 
@@ -72,10 +72,9 @@ def cap_output(shell, streams, limit):
 
 
 def launch():
-    # As ipykernel_launcher: the working directory leaves sys.path while ipykernel loads
-    # (InteractiveShellApp.init_path puts it back for user code).
-    if sys.path and sys.path[0] == "":
-        del sys.path[0]
+    # As ipykernel_launcher: the script's folder leaves sys.path while ipykernel loads
+    # (InteractiveShellApp.init_path puts the working directory there for user code).
+    del sys.path[0]
     limit = int(sys.argv.pop(1))
     sys.modules["debugpy"] = None  # ipykernel finds no debugpy and starts no debugger
     try:
