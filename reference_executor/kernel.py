@@ -387,7 +387,7 @@ class KernelSession:
             if msg_type == "status":
                 if content.get("execution_state") == "idle":
                     break
-            elif msg_type == "execute_input":
+            elif msg_type == "execute_input":  # not sent by kernel_launcher's kernels; the reply has the count
                 execution_count = content.get("execution_count")
             elif interrupted_at is not None and msg_type == "error" and content.get("ename") == "KeyboardInterrupt":
                 continue  # our own interrupt, not an error of the user's code

@@ -18,6 +18,9 @@ Differences from a default kernel, none of which user code can see:
   memory, and a cap installed during a cell would be undone. So the tee is turned off (private
   API, hence the ``hasattr``), and the cap is (re)installed on the kernel's own two streams
   before every execution, never on a stream user code set up.
+- The kernel does not re-broadcast each execution's code on IOPub (``execute_input``, "for the
+  benefit of listening clients": the executor's server is the only client, and it takes the
+  execution count from the reply). One message fewer per execution, about 0.5 ms (issue #5).
 - A stream is flushed only when something was written to it: ipykernel flushes both streams
   six times per execution, each a round trip to its IOPub thread even when there is nothing
   to send, about a millisecond of every ``1+1`` (issue #5).
@@ -86,6 +89,8 @@ def launch():
     app = IPKernelApp.instance()
     app.initialize()
     cap_output(app.shell, (sys.stdout, sys.stderr), limit)
+    if hasattr(app.kernel, "_publish_execute_input"):  # private API, hence the hasattr
+        app.kernel._publish_execute_input = lambda code, parent, execution_count: None
     app.start()
 
 
