@@ -4,7 +4,9 @@
 
 Any executor is measured the same way, through the contract's four endpoints only:
 
-- start to ready: from launching the process or container to ``/ready`` true (not for ``--url``);
+- start to ready: from the executor's process or container beginning to run (the kit's Popen, or
+  Docker's ``State.StartedAt``: creating a container is Docker's time, not the executor's) to the
+  first ``/ready`` true (not for ``--url``);
 - ``/execute`` latency of ``1+1``: p50, p95 and p99 over a few hundred calls;
 - throughput of back-to-back calls from one client and from several at once;
 - ``/restart`` to ready again;
@@ -43,7 +45,7 @@ import httpx
 
 from . import __version__
 from .options import OptionError, add_target_options, target_from, timeouts_from
-from .targets import Target, TargetError
+from .targets import Target, TargetError, start_to_ready
 from .timeouts import KitTimeouts
 
 __all__ = ["TARGETS", "BenchSettings", "main", "run_bench"]
@@ -188,7 +190,8 @@ def measure_start(make_target: Callable[[], Target], settings: BenchSettings, pr
         target = make_target()
         started = time.perf_counter()
         target.start()
-        times.append(time.perf_counter() - started)
+        measured = start_to_ready(target)  # from the launch itself, when the target knows it
+        times.append(time.perf_counter() - started if measured is None else measured)
         if target.kind == "url":
             progress("start to ready: not measured (the kit did not start this executor)")
             return target, None

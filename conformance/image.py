@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,7 @@ class ImageTarget:
     base_url: str = ""
     capabilities: Capabilities = field(default_factory=Capabilities)
     startup_observations: list[ReadyObservation] = field(default_factory=list)
+    launched_at: float | None = None
     image_id: str | None = None
     _container: Any = None
     _dir: Path | None = None
@@ -128,6 +131,7 @@ class ImageTarget:
                 raise TargetError(
                     f"the container {self._state()} ({type(exc).__name__}).\nLast log lines:\n{self.logs()}"
                 ) from None
+            self.launched_at = self._started_at()
             host = container.get_container_host_ip()
             self.base_url = f"http://{host}:{container.get_exposed_port(self.port)}"
             self.capabilities.workspace_mounted = self.workspace == "kit"
@@ -161,6 +165,22 @@ class ImageTarget:
             command=self.command,
             capabilities=replace(self.capabilities),
         )
+
+    def _started_at(self) -> float | None:
+        """When Docker started the container's process (State.StartedAt), as ``time.time()`` reads it.
+
+        Creating the container and wiring its network come before and are Docker's own time.
+        """
+        wrapped = getattr(self._container, "_container", None)
+        try:
+            wrapped.reload()
+            raw = wrapped.attrs["State"]["StartedAt"]  # e.g. 2026-11-27T11:10:00.123456789Z
+        except Exception:
+            return None
+        found = re.fullmatch(r"(\S+?)(\.\d{1,6})?\d*Z", raw)
+        if not found:
+            return None
+        return datetime.fromisoformat(f"{found[1]}{found[2] or ''}+00:00").timestamp()
 
     def _state(self) -> str:
         wrapped = getattr(self._container, "_container", None)

@@ -42,6 +42,7 @@ __all__ = [
     "UrlTarget",
     "export_workspace",
     "prepare_workspace",
+    "start_to_ready",
     "wait_until_ready",
 ]
 
@@ -130,6 +131,8 @@ class Target(Protocol):
     capabilities: Capabilities
     #: /ready answers seen while the target started (empty when the kit did not start it).
     startup_observations: list[ReadyObservation]
+    #: When the executor's process or container began to run (``time.time()``); None for a URL.
+    launched_at: float | None
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -174,6 +177,14 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def start_to_ready(target: Target) -> float | None:
+    """Seconds from the executor's launch to the first /ready true the kit saw, if it saw both."""
+    seen = target.startup_observations
+    if target.launched_at is None or not seen:
+        return None
+    return seen[-1].at - target.launched_at
 
 
 def wait_until_ready(
@@ -237,6 +248,7 @@ class ProcessTarget:
     base_url: str = ""
     capabilities: Capabilities = field(default_factory=Capabilities)
     startup_observations: list[ReadyObservation] = field(default_factory=list)
+    launched_at: float | None = None
     _process: subprocess.Popen[bytes] | None = None
     _dir: Path | None = None
 
@@ -262,6 +274,7 @@ class ProcessTarget:
         self._log_path = self._dir / "executor.log"
         log_file = self._log_path.open("wb")
         limit = self.memory_limit_bytes
+        self.launched_at = time.time()
         self._process = subprocess.Popen(
             command,
             env=env,
@@ -343,6 +356,7 @@ class UrlTarget:
     capabilities: Capabilities = field(default_factory=Capabilities)
     kind: str = "url"
     startup_observations: list[ReadyObservation] = field(default_factory=list)
+    launched_at: float | None = None
 
     def start(self) -> None:
         self.base_url = self.base_url.rstrip("/")

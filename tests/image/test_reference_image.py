@@ -14,6 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conformance.image import ImageTarget
+from conformance.targets import start_to_ready
+from conformance.timeouts import KitTimeouts
 from tests.conftest import EXAMPLES, STARTUP_TIMEOUT, run_kit, wait_for
 from tests.image.docker_env import IMAGE, PROBLEM, needs
 
@@ -105,3 +108,18 @@ def test_the_kit_refuses_a_missing_image_at_once(tmp_path: Path) -> None:
     assert run.returncode == 3 and run.results["verdict"] == "error"
     assert "is not present locally" in run.results["error"] and "never pulls" in run.results["error"]
     assert time.monotonic() - started < 60
+
+
+def test_start_to_ready_counts_from_the_container_start_not_its_creation() -> None:
+    """The bench's start figure for an image begins at Docker's StartedAt, after create and network."""
+    target = ImageTarget(IMAGE, KitTimeouts(), workspace="empty")
+    before = time.time()
+    target.start()
+    try:
+        after = time.time()
+        assert target.launched_at is not None and target.startup_observations
+        assert before < target.launched_at < target.startup_observations[-1].at <= after
+        measured = start_to_ready(target)
+        assert measured is not None and 0 < measured < after - before
+    finally:
+        target.stop()
