@@ -30,7 +30,25 @@ def test_ready_answers_200_and_true_when_ready(executor: ExecutorClient) -> None
     )
 
 
-def _not_ready_answers(executor: ExecutorClient, target: Target) -> list[ReadyObservation]:
+#: READY-2 and READY-3 judge the same answers (their body, their status): one restart serves both.
+_NOT_READY_ANSWERS = pytest.StashKey[list[ReadyObservation]]()
+
+
+def _not_ready_answers(
+    request: pytest.FixtureRequest, executor: ExecutorClient, target: Target
+) -> list[ReadyObservation]:
+    """Not-ready answers seen at start-up and during one restart, observed once per run.
+
+    Observed by whichever of READY-2 and READY-3 runs first, inside that test, so that anything
+    that goes wrong on the way fails that test with its own requirement.
+    """
+    stash = request.config.stash
+    if _NOT_READY_ANSWERS not in stash:
+        stash[_NOT_READY_ANSWERS] = _observe_not_ready_answers(executor, target)
+    return stash[_NOT_READY_ANSWERS]
+
+
+def _observe_not_ready_answers(executor: ExecutorClient, target: Target) -> list[ReadyObservation]:
     """Not-ready answers seen at start-up, and while a restart is under way."""
     seen = [o for o in target.startup_observations if not (isinstance(o.body, dict) and o.body.get("ready") is True)]
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -53,9 +71,11 @@ def _not_ready_answers(executor: ExecutorClient, target: Target) -> list[ReadyOb
 
 
 @pytest.mark.requirement("READY-2")
-def test_not_ready_answers_say_false_and_why(executor: ExecutorClient, executor_target: Target) -> None:
+def test_not_ready_answers_say_false_and_why(
+    request: pytest.FixtureRequest, executor: ExecutorClient, executor_target: Target
+) -> None:
     """While not ready, `ready` is false and `reason` is a non-empty string."""
-    seen = _not_ready_answers(executor, executor_target)
+    seen = _not_ready_answers(request, executor, executor_target)
     if not seen:
         pytest.skip("the executor was never seen not ready (at start-up or during a restart)")
     for observation in seen:
@@ -71,9 +91,11 @@ def test_not_ready_answers_say_false_and_why(executor: ExecutorClient, executor_
 
 
 @pytest.mark.requirement("READY-3")
-def test_not_ready_answers_use_503(executor: ExecutorClient, executor_target: Target) -> None:
+def test_not_ready_answers_use_503(
+    request: pytest.FixtureRequest, executor: ExecutorClient, executor_target: Target
+) -> None:
     """Not-ready answers use HTTP 503, so that readiness probes work."""
-    seen = [o for o in _not_ready_answers(executor, executor_target) if o.status is not None]
+    seen = [o for o in _not_ready_answers(request, executor, executor_target) if o.status is not None]
     if not seen:
         pytest.skip("the executor was never seen not ready (at start-up or during a restart)")
     for observation in seen:
