@@ -2,7 +2,9 @@
 
 Figures are not asserted against times (that would be a timed unit test); what is checked is
 that every figure is measured and consistent, that the floor ran, and that an executor without
-Jupyter is measured the same way.
+Jupyter is measured the same way. Of the reference executor's goals, only those that are stable
+on a noisy machine are asserted, with room to spare: restart (a swap, whatever the machine) and
+idle memory (not a time).
 """
 
 from __future__ import annotations
@@ -53,6 +55,13 @@ def test_the_floor_runs_in_the_same_run_and_figures_become_ratios(reference_benc
     assert {goal["figure"] for goal in bench["goals"]} >= {"ratio.execute_p50", "memory_idle_mb"}
     assert all(goal["met"] in (True, False) for goal in bench["goals"])
     assert "| /execute 1+1 p50 (ms) |" in table and "x |" in table
+
+
+def test_the_stable_goals_hold_with_room_to_spare(reference_bench: tuple[dict, str]) -> None:
+    """Restart to ready 0.06-0.19x the floor's restart in every run so far (goal 0.25x); idle memory 143-145 MB."""
+    bench, _ = reference_bench
+    assert bench["ratios"]["restart_to_ready"] <= 0.5
+    assert bench["figures"]["memory_idle_mb"] <= 170
 
 
 def test_an_executor_without_jupyter_is_measured_the_same_way(tmp_path: Path) -> None:
