@@ -29,6 +29,7 @@ All of this happens before the kernel answers its first request, so the server n
 set-up round trip.
 """
 
+import os
 import sys
 
 
@@ -76,8 +77,10 @@ def cap_output(shell, streams, limit):
 
 def launch():
     # As ipykernel_launcher: the script's folder leaves sys.path while ipykernel loads
-    # (InteractiveShellApp.init_path puts the working directory there for user code).
-    del sys.path[0]
+    # (InteractiveShellApp.init_path puts the working directory there for user code). Under
+    # PYTHONSAFEPATH, Python did not put it there.
+    if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+        del sys.path[0]
     limit = int(sys.argv.pop(1))
     sys.modules["debugpy"] = None  # ipykernel finds no debugpy and starts no debugger
     try:

@@ -42,6 +42,10 @@ def _health_while(executor: ExecutorClient, busy: Future[Any]) -> int:
 def test_health_answers_within_a_second_while_code_runs_and_during_restart(executor: ExecutorClient) -> None:
     """/health answers within 1 s while user code runs (2.5 s of it), and while the session restarts."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        _health_while(executor, pool.submit(executor.execute, "import time\ntime.sleep(2.5)", 5))
+        # Asked again while the answer is "busy" or "not ready": the polls must overlap running code,
+        # or an executor that blocks /health while busy would pass unseen.
+        running = pool.submit(executor.execute_when_free, "import time\ntime.sleep(2.5)", 5)
+        _health_while(executor, running)
+        executor.expect_status(executor.expect_execute_response(running.result()), "ok", running.result())
         _health_while(executor, pool.submit(executor.restart))
     executor.wait_ready()
