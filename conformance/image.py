@@ -171,10 +171,8 @@ class ImageTarget:
 
         Creating the container and wiring its network come before and are Docker's own time.
         """
-        wrapped = getattr(self._container, "_container", None)
         try:
-            wrapped.reload()
-            raw = wrapped.attrs["State"]["StartedAt"]  # e.g. 2026-11-27T11:10:00.123456789Z
+            raw = (self._docker_state() or {})["StartedAt"]  # e.g. 2026-11-27T11:10:00.123456789Z
         except Exception:
             return None
         found = re.fullmatch(r"(\S+?)(\.\d{1,6})?\d*Z", raw)
@@ -182,15 +180,21 @@ class ImageTarget:
             return None
         return datetime.fromisoformat(f"{found[1]}{found[2] or ''}+00:00").timestamp()
 
-    def _state(self) -> str:
+    def _docker_state(self) -> dict[str, Any] | None:
+        """The container's State as Docker reports it now; None before it was created. Raises if it is gone."""
         wrapped = getattr(self._container, "_container", None)
         if wrapped is None:
-            return "could not be created"
+            return None
+        wrapped.reload()
+        return dict(wrapped.attrs.get("State", {}))
+
+    def _state(self) -> str:
         try:
-            wrapped.reload()
+            state = self._docker_state()
         except Exception:
             return "is gone"
-        state = wrapped.attrs.get("State", {})
+        if state is None:
+            return "could not be created"
         if state.get("Status") in ("exited", "dead"):
             oom = " (killed for lack of memory)" if state.get("OOMKilled") else ""
             return f"died with exit code {state.get('ExitCode')}{oom}"
