@@ -186,7 +186,7 @@ class ConformanceRun:
                 record.evidence = error.evidence()
             else:
                 where = "while setting up" if report.when == "setup" else "in the test"
-                text = _describe(call.excinfo.value) if call.excinfo else str(report.longrepr)
+                text = describe(call.excinfo.value) if call.excinfo else str(report.longrepr)
                 record.reason = f"{where}: {cut(text, 3000)}"
                 record.evidence = {}
             if self.target is not None and self.target.kind != "url":
@@ -222,8 +222,8 @@ class ConformanceRun:
             self.target.stop()
 
 
-def _describe(error: BaseException) -> str:
+def describe(error: BaseException) -> str:
     """What went wrong, without the test's arguments: the leaves of an exception group, one each."""
     if isinstance(error, BaseExceptionGroup):
-        return "\n".join(_describe(inner) for inner in error.exceptions)
+        return "\n".join(describe(inner) for inner in error.exceptions)
     return f"{type(error).__name__}: {error}"

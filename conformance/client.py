@@ -193,12 +193,15 @@ class ExecutorClient:
         except ValueError:
             raise self.fail(f"the JSON value of `{expression}` on stdout", repr(text), self.last, requirement) from None
 
-    def expect_status(self, body: dict[str, Any], status: str, exchange: Exchange | None = None) -> None:
+    def expect_status(
+        self, body: dict[str, Any], status: str, exchange: Exchange | None = None, requirement: str | None = None
+    ) -> None:
         self.expect(
             body.get("status") == status,
             f'"status": "{status}"',
             f'"status": {body.get("status")!r}; outputs: {body.get("outputs")!r}',
             exchange,
+            requirement,
         )
 
     def wait_until(self, condition: Callable[[], Exchange | None], within: float, expected: str) -> Exchange:

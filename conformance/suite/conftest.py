@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pytest
 
 from conformance.certification import requirement_ids
 from conformance.targets import Capabilities, Target
+
+T = TypeVar("T")
 
 #: A default EXECUTION_TIMEOUT longer than this is not waited for when a per-request one works.
 LONGEST_DEFAULT_TO_WAIT = 30.0
@@ -21,6 +24,20 @@ class Deadline:
 
     send: float | None
     seconds: float
+
+
+def observed_once(request: pytest.FixtureRequest, key: pytest.StashKey[T], observe: Callable[[], T]) -> T:
+    """What ``observe`` saw, observed once per run for the tests that judge the same behaviour.
+
+    Several requirements are often judged from one costly observation (a restart, a timeout).
+    It is made by whichever of those tests runs first, inside that test, so that anything that
+    goes wrong on the way fails a test; each test then judges only its own requirement. An
+    observation that raised is not kept: the next test observes again.
+    """
+    stash = request.config.stash
+    if key not in stash:
+        stash[key] = observe()
+    return stash[key]
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ import pytest
 from conformance.client import ExecutorClient
 from conformance.targets import ReadyObservation, Target
 
+from .conftest import observed_once
+
 #: How far a ready answer may precede the end of loading, for clocks read in two processes.
 CLOCK_SLACK = 0.1
 #: At most this many /ready requests while one restart is under way.
@@ -37,15 +39,8 @@ _NOT_READY_ANSWERS = pytest.StashKey[list[ReadyObservation]]()
 def _not_ready_answers(
     request: pytest.FixtureRequest, executor: ExecutorClient, target: Target
 ) -> list[ReadyObservation]:
-    """Not-ready answers seen at start-up and during one restart, observed once per run.
-
-    Observed by whichever of READY-2 and READY-3 runs first, inside that test, so that anything
-    that goes wrong on the way fails that test with its own requirement.
-    """
-    stash = request.config.stash
-    if _NOT_READY_ANSWERS not in stash:
-        stash[_NOT_READY_ANSWERS] = _observe_not_ready_answers(executor, target)
-    return stash[_NOT_READY_ANSWERS]
+    """Not-ready answers seen at start-up and during one restart, observed once per run."""
+    return observed_once(request, _NOT_READY_ANSWERS, lambda: _observe_not_ready_answers(executor, target))
 
 
 def _observe_not_ready_answers(executor: ExecutorClient, target: Target) -> list[ReadyObservation]:

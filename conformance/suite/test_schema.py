@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import functools
 from importlib import resources
+from typing import Any
 
 import httpx
 import pytest
 import schemathesis
 from schemathesis import checks
 from schemathesis.config import SchemathesisConfig
+from schemathesis.errors import FailureGroup
 from schemathesis.specs.openapi import checks as openapi_checks
 
+from conformance.certification import describe
 from conformance.schema import contract_document
 from conformance.targets import Target
+from conformance.violations import Violation
 
 _CONFIG = SchemathesisConfig.from_path(str(resources.files("conformance") / "schemathesis.toml"))
 schema = schemathesis.openapi.from_dict(contract_document(), config=_CONFIG)
@@ -49,17 +53,27 @@ def _skip_unserved_optional_endpoint(case: schemathesis.Case, base_url: str) -> 
         pytest.skip(f"the executor does not serve the optional {case.path}")
 
 
-@pytest.mark.requirement("SCHEMA-1")
-@schema.parametrize()
-def test_responses_conform_to_the_contract(case: schemathesis.Case, executor_target: Target) -> None:
-    """Every response conforms to openapi.yaml, and no generated request gets a 5xx."""
-    _skip_unserved_optional_endpoint(case, executor_target.base_url)
-    case.call_and_validate(base_url=executor_target.base_url, checks=MUST_CHECKS, timeout=30)
+def _judge(case: schemathesis.Case, response: Any, base_url: str, checks: list, requirement: str) -> None:
+    """Raise a violation of ``requirement`` if ``response`` fails any of ``checks``."""
+    try:
+        case.validate_response(response, checks=checks, transport_kwargs={"base_url": base_url, "timeout": 30})
+    except FailureGroup as failures:
+        names = ", ".join(check.__name__ for check in checks)
+        raise Violation(requirement, expected=f"a response that passes {names}", received=describe(failures)) from None
 
 
 @pytest.mark.requirement("SCHEMA-2")
+@pytest.mark.requirement("SCHEMA-1")  # the closest mark comes first: SCHEMA-1 heads the test's labels
 @schema.parametrize()
-def test_responses_pass_the_stricter_checks(case: schemathesis.Case, executor_target: Target) -> None:
-    """Invalid requests are rejected with a 4xx; undocumented methods get 405."""
+def test_responses_conform_to_the_contract(case: schemathesis.Case, executor_target: Target) -> None:
+    """Every response conforms to openapi.yaml and no generated request gets a 5xx (SCHEMA-1);
+    invalid requests are rejected with a 4xx and undocumented methods get 405 (SCHEMA-2).
+
+    Each generated request is sent once and its response judged for both: every POST /restart
+    and POST /execute it sends is a real one, seconds each at a quarter of a CPU (issue #5).
+    """
     _skip_unserved_optional_endpoint(case, executor_target.base_url)
-    case.call_and_validate(base_url=executor_target.base_url, checks=SHOULD_CHECKS, timeout=30)
+    base_url = executor_target.base_url
+    response = case.call(base_url=base_url, timeout=30)
+    _judge(case, response, base_url, MUST_CHECKS, "SCHEMA-1")
+    _judge(case, response, base_url, SHOULD_CHECKS, "SCHEMA-2")

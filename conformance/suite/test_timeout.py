@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import pytest
 
 from conformance.client import ExecutorClient, output_text
+from conformance.violations import Exchange
 
-from .conftest import LONGEST_DEFAULT_TO_WAIT, Deadline
+from .conftest import LONGEST_DEFAULT_TO_WAIT, Deadline, observed_once
 
 SLEEPS = "import time\ntime.sleep(600)"
 IGNORES_SIGINT = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.05)"
@@ -30,46 +32,92 @@ def _timed_out(executor: ExecutorClient, code: str, deadline: Deadline) -> tuple
     return body, elapsed
 
 
+@dataclass(frozen=True)
+class AfterATimeout:
+    """One interruptible execution past its deadline, and what the session did next.
+
+    TIMEOUT-1 to TIMEOUT-4 judge the same sequence, so it is run once per run (each timeout
+    costs the whole deadline): a variable is defined, code prints a line and then sleeps past
+    its deadline, the next execute is sent at once, and the variable is read back.
+    """
+
+    timed_out: dict
+    timed_out_exchange: Exchange | None
+    next_call: Exchange
+    next_call_elapsed: float
+    read_back: Exchange
+
+
+_AFTER_A_TIMEOUT = pytest.StashKey[AfterATimeout]()
+BEFORE_THE_DEADLINE = "printed before the deadline"
+
+
+def _after_a_timeout(request: pytest.FixtureRequest, executor: ExecutorClient, deadline: Deadline) -> AfterATimeout:
+    return observed_once(request, _AFTER_A_TIMEOUT, lambda: _observe_a_timeout(executor, deadline))
+
+
+def _observe_a_timeout(executor: ExecutorClient, deadline: Deadline) -> AfterATimeout:
+    defined = executor.run("kept_through_timeout = 'kept'", requirement="TIMEOUT-4")
+    executor.expect_status(defined, "ok", executor.last, requirement="TIMEOUT-4")
+    body, _ = _timed_out(executor, f"print({BEFORE_THE_DEADLINE!r}, flush=True)\n{SLEEPS}", deadline)
+    timed_out_exchange = executor.last
+    started = time.monotonic()
+    next_call = executor.execute("print(21 * 2)")  # no retry: a busy answer is what TIMEOUT-3 looks for
+    next_call_elapsed = time.monotonic() - started
+    read_back = executor.execute_when_free("print(kept_through_timeout)")
+    return AfterATimeout(body, timed_out_exchange, next_call, next_call_elapsed, read_back)
+
+
 @pytest.mark.requirement("TIMEOUT-1")
-def test_code_past_its_timeout_ends_with_status_timeout(executor: ExecutorClient, deadline: Deadline) -> None:
+def test_code_past_its_timeout_ends_with_status_timeout(
+    request: pytest.FixtureRequest, executor: ExecutorClient, deadline: Deadline
+) -> None:
     """Code that runs past its timeout ends with `status: timeout` within the timeout + 5 s."""
-    _timed_out(executor, SLEEPS, deadline)
+    _after_a_timeout(request, executor, deadline)  # judged as it is observed: see _timed_out
 
 
 @pytest.mark.requirement("TIMEOUT-2")
-def test_output_before_the_deadline_is_returned(executor: ExecutorClient, deadline: Deadline) -> None:
+def test_output_before_the_deadline_is_returned(
+    request: pytest.FixtureRequest, executor: ExecutorClient, deadline: Deadline
+) -> None:
     """What was printed before the deadline comes back with the timeout."""
-    body, _ = _timed_out(executor, "print('printed before the deadline', flush=True)\n" + SLEEPS, deadline)
-    stdout = output_text(body, type_="stream", name="stdout")
+    seen = _after_a_timeout(request, executor, deadline)
+    stdout = output_text(seen.timed_out, type_="stream", name="stdout")
     executor.expect(
-        "printed before the deadline" in stdout, "the line printed before the deadline", repr(stdout), executor.last
+        BEFORE_THE_DEADLINE in stdout, "the line printed before the deadline", repr(stdout), seen.timed_out_exchange
     )
 
 
 @pytest.mark.requirement("TIMEOUT-3")
-def test_next_execute_after_a_timeout_runs_promptly(executor: ExecutorClient, deadline: Deadline) -> None:
+def test_next_execute_after_a_timeout_runs_promptly(
+    request: pytest.FixtureRequest, executor: ExecutorClient, deadline: Deadline
+) -> None:
     """After a timeout the next execute runs normally and promptly: no busy session is left over."""
-    _timed_out(executor, SLEEPS, deadline)
-    started = time.monotonic()
-    exchange = executor.execute("print(21 * 2)")  # no retry: a busy answer is what this test looks for
-    elapsed = time.monotonic() - started
-    body = executor.expect_execute_response(exchange)
+    seen = _after_a_timeout(request, executor, deadline)
+    body = executor.expect_execute_response(seen.next_call)
     executor.expect(
-        body["status"] == "ok" and elapsed <= executor.timeouts.prompt and output_text(body) == "42\n",
+        body["status"] == "ok" and seen.next_call_elapsed <= executor.timeouts.prompt and output_text(body) == "42\n",
         f"'42' with status ok within {executor.timeouts.prompt:.0f} s",
-        f"status {body['status']!r} after {elapsed:.1f} s: {body['outputs']!r}",
-        exchange,
+        f"status {body['status']!r} after {seen.next_call_elapsed:.1f} s: {body['outputs']!r}",
+        seen.next_call,
     )
 
 
 @pytest.mark.requirement("TIMEOUT-4")
-def test_state_survives_a_timeout_of_interruptible_code(executor: ExecutorClient, deadline: Deadline) -> None:
+def test_state_survives_a_timeout_of_interruptible_code(
+    request: pytest.FixtureRequest, executor: ExecutorClient, deadline: Deadline
+) -> None:
     """When the code can be interrupted, state survives the timeout (`restarted: false`)."""
-    executor.expect_status(executor.run("kept_through_timeout = 'kept'"), "ok", executor.last)
-    body, _ = _timed_out(executor, SLEEPS, deadline)
-    executor.expect(body["restarted"] is False, '"restarted": false', {"restarted": body["restarted"]}, executor.last)
-    value = executor.evaluate("kept_through_timeout")
-    executor.expect(value == "kept", "the variable defined before the timeout", value, executor.last)
+    seen = _after_a_timeout(request, executor, deadline)
+    restarted = seen.timed_out["restarted"]
+    executor.expect(restarted is False, '"restarted": false', {"restarted": restarted}, seen.timed_out_exchange)
+    body = executor.expect_execute_response(seen.read_back)
+    executor.expect(
+        body["status"] == "ok" and output_text(body, type_="stream", name="stdout") == "kept\n",
+        "the variable defined before the timeout: 'kept'",
+        f"status {body['status']!r}: {output_text(body)!r}",
+        seen.read_back,
+    )
 
 
 @pytest.mark.requirement("TIMEOUT-5")
