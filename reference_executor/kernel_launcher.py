@@ -21,6 +21,9 @@ Differences from a default kernel, none of which user code can see:
 - The kernel does not re-broadcast each execution's code on IOPub (``execute_input``, "for the
   benefit of listening clients": the executor's server is the only client, and it takes the
   execution count from the reply). One message fewer per execution, about 0.5 ms (issue #5).
+- No shell channel thread: ipykernel 7 passes each request and each reply through a thread of
+  its own, there for subshells, which the executor does not use. Without it a ``1+1`` costs
+  the kernel 12% less CPU (4.4 against 3.9 ms, alternating batches; issue #5).
 - A stream is flushed only when something was written to it: ipykernel flushes both streams
   six times per execution, each a round trip to its IOPub thread even when there is nothing
   to send, about a millisecond of every ``1+1`` (issue #5).
@@ -75,6 +78,24 @@ def cap_output(shell, streams, limit):
     shell.events.register("pre_execute", before_each_execution)
 
 
+def without_the_shell_channel_thread(app, init_sockets):
+    """``init_sockets``, after which the shell channel is served on the main thread.
+
+    ipykernel 7 receives every shell message on a thread of its own, for subshells, and hands
+    it to the main thread, and each reply back, through an in-process socket. The executor uses
+    no subshells; ipykernel serves the shell channel on the main thread when there is no such
+    thread (its own path for kernels without subshells).
+    """
+
+    def init_sockets_on_the_main_thread():
+        init_sockets()
+        if getattr(app, "shell_channel_thread", None) is not None:
+            app.shell_channel_thread.io_loop.close()  # never started
+            app.shell_channel_thread = None
+
+    return init_sockets_on_the_main_thread
+
+
 def launch():
     # As ipykernel_launcher: the script's folder leaves sys.path while ipykernel loads
     # (InteractiveShellApp.init_path puts the working directory there for user code). Under
@@ -90,6 +111,7 @@ def launch():
     from ipykernel.kernelapp import IPKernelApp
 
     app = IPKernelApp.instance()
+    app.init_sockets = without_the_shell_channel_thread(app, app.init_sockets)
     app.initialize()
     cap_output(app.shell, (sys.stdout, sys.stderr), limit)
     if hasattr(app.kernel, "_publish_execute_input"):  # private API, hence the hasattr

@@ -53,6 +53,15 @@ async def test_the_kernel_starts_without_the_debugger_yet_user_code_can_import_i
     assert result.outputs == [{"type": "stream", "name": "stdout", "text": "False debugpy\n"}]
 
 
+async def test_the_kernel_serves_its_shell_channel_on_the_main_thread(kernel_session: KernelSession) -> None:
+    """No ipykernel shell channel thread (for subshells, unused here): 12% of a 1+1's CPU (issue #5)."""
+    code = "import threading\nprint(sorted(t.name for t in threading.enumerate() if t.name == 'Shell channel'))"
+    result = await run(kernel_session, code)
+    assert result.outputs == [{"type": "stream", "name": "stdout", "text": "[]\n"}]
+    threads = await run(kernel_session, "import threading\nprint(len(threading.enumerate()) > 1)")
+    assert threads.outputs[0]["text"] == "True\n"  # ipykernel's other threads (IOPub, control) are there
+
+
 async def test_exception_is_an_error_outcome_and_state_persists(kernel_session: KernelSession) -> None:
     assert (await run(kernel_session, "kept = 5")).outcome is RunOutcome.OK
     result = await run(kernel_session, "raise KeyError('missing')")
