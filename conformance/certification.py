@@ -179,8 +179,8 @@ class ConformanceRun:
             record.reason = str(longrepr[2]).removeprefix("Skipped: ") if isinstance(longrepr, tuple) else str(longrepr)
         elif report.failed and record.outcome != "failed":
             record.outcome = "failed"
-            error = call.excinfo.value if call.excinfo else None
-            if isinstance(error, Violation):
+            error = violation_in(call.excinfo.value) if call.excinfo else None
+            if error is not None:
                 record.failed_requirement = error.requirement.id
                 record.reason = error.message
                 record.evidence = error.evidence()
@@ -220,6 +220,22 @@ class ConformanceRun:
             self._client.close()
         if self.target is not None:
             self.target.stop()
+
+
+def violation_in(error: BaseException) -> Violation | None:
+    """The violation ``error`` is, or that every leaf of its group is (one requirement), else None.
+
+    Hypothesis wraps a failure it could not reproduce on replay (a live executor under load, say)
+    in an exception group: the violation inside still names the requirement that failed.
+    """
+    if isinstance(error, Violation):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        leaves = [violation_in(inner) for inner in error.exceptions]
+        named = {leaf.requirement.id if leaf is not None else None for leaf in leaves}
+        if len(named) == 1 and None not in named:
+            return leaves[0]
+    return None
 
 
 def describe(error: BaseException) -> str:

@@ -20,14 +20,13 @@ import pytest
 
 from . import catalogue
 from .catalogue import FEATURES, Level
-from .certification import FEATURES_FROM_INFO, NEEDS, SKIP_KIND, ConformanceRun, requirement_ids
+from .certification import FEATURES_FROM_INFO, NEEDS, SKIP_KIND, ConformanceRun, requirement_ids, violation_in
 from .client import ExecutorClient
 from .options import add_target_options
 from .render import to_terminal
 from .results import SkipKind, TestRecord
 from .targets import Capabilities, Target
 from .timeouts import KitTimeouts
-from .violations import Violation
 
 #: Areas in the order the suite runs them: harmless first, destructive last.
 AREA_ORDER = (
@@ -104,8 +103,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield
-    if report.failed and call.excinfo is not None and isinstance(call.excinfo.value, Violation):
-        report.longrepr = call.excinfo.value.message  # the evidence, not the kit's traceback
+    violation = violation_in(call.excinfo.value) if report.failed and call.excinfo is not None else None
+    if violation is not None:
+        report.longrepr = violation.message  # the evidence, not the kit's traceback
     run = _run(item.config)
     if run is not None and item.get_closest_marker("requirement") and (report.when == "call" or not report.passed):
         run.record(item, call, report)

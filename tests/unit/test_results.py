@@ -6,10 +6,13 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from hypothesis.errors import FlakyFailure
 
 from conformance import catalogue
+from conformance.certification import violation_in
 from conformance.render import to_json, to_junit, to_markdown, to_terminal
 from conformance.results import Outcome, SkipKind, TestRecord, Verdict, build_report, exit_code
+from conformance.violations import Violation
 
 
 def _report(*records: TestRecord, error: str | None = None):
@@ -101,3 +104,19 @@ def test_unstable_requirements_are_those_whose_outcome_changed() -> None:
     second = {"requirements": [{"id": "A-1", "outcome": "passed"}, {"id": "B-1", "outcome": "passed"}]}
     assert unstable_requirements([first, second]) == {"B-1": ["failed", "passed"]}
     assert unstable_requirements([first, first]) == {}
+
+
+def _violation(rid: str) -> Violation:
+    return Violation(rid, expected="something", received="something else")
+
+
+def test_a_violation_that_hypothesis_could_not_replay_still_names_its_requirement() -> None:
+    """A schema test proves SCHEMA-1 and SCHEMA-2; hypothesis wraps a failure that did not
+    reproduce on replay in a group, and that failure must still count against one of them only."""
+    schema_1 = _violation("SCHEMA-1")
+    assert violation_in(schema_1) is schema_1
+    assert violation_in(FlakyFailure("flaky", [schema_1])) is schema_1
+    assert violation_in(ExceptionGroup("two", [schema_1, _violation("SCHEMA-1")])) is schema_1
+    assert violation_in(ExceptionGroup("mixed", [schema_1, _violation("SCHEMA-2")])) is None  # both failed
+    assert violation_in(ExceptionGroup("other", [schema_1, ValueError("not a violation")])) is None
+    assert violation_in(ValueError("not a violation")) is None
