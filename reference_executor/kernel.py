@@ -1,8 +1,9 @@
 """The kernel session: one IPython kernel process and the client that talks to it.
 
-Wraps ``jupyter_client``'s async API: start a kernel (optionally as an unprivileged user),
-load the mounted workspace into it, run code against a deadline, interrupt, and tell whether
-the process still lives. It knows nothing of HTTP, locking or restart policy; the execution
+Wraps ``jupyter_client``'s async API: start a kernel (optionally as an unprivileged user), or
+adopt one launched before ``jupyter_client`` was imported (``kernel_process.prestart``), load
+the mounted workspace into it, run code against a deadline, interrupt, and tell whether the
+process still lives. It knows nothing of HTTP, locking or restart policy; the execution
 service above it decides what to do when a run times out or the kernel dies.
 This module must never import FastAPI, Starlette or anything of ``reference_executor.app``.
 """
@@ -10,38 +11,48 @@ This module must never import FastAPI, Starlette or anything of ``reference_exec
 from __future__ import annotations
 
 import enum
-import importlib.util
-import json
 import logging
 import os
-import pwd
 import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Container
 from dataclasses import dataclass
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
 import zmq
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning import KernelProvisionerFactory, LocalProvisioner
 
 from . import workspace_loader
 from .config import Timeouts
+from .kernel_process import (
+    KERNEL_NAME,
+    KERNEL_PROVISIONER,
+    KernelFolder,
+    KernelStartError,
+    KernelUser,
+    Prestarted,
+    prepare,
+    resolve_kernel_user,
+)
 from .outputs import OutputCollector
 from .workspace_loader import python_files
 
-__all__ = ["KernelSession", "KernelStartError", "KernelUser", "RunOutcome", "RunResult", "resolve_kernel_user"]
+__all__ = [
+    "KernelSession",
+    "KernelStartError",
+    "KernelUser",
+    "Prestarted",
+    "RunOutcome",
+    "RunResult",
+    "resolve_kernel_user",
+]
 
 log = logging.getLogger("reference_executor.kernel")
 
-KERNEL_NAME = "reference-python"
-
-#: What the kernel process runs (see that module): copied into each kernel's folder, never imported here.
-_LAUNCHER_SOURCE = Path(__file__).with_name("kernel_launcher.py").read_text(encoding="utf-8")
 #: While a kernel starts: how long to wait for a kernel_info reply before asking again, and for
 #: an IOPub status once the reply came (jupyter_client waits 1 s and 0.2 s). The status is
 #: missed when the IOPub subscription has not (re)connected yet: zmq retries every 0.1 s, so
@@ -49,20 +60,6 @@ _LAUNCHER_SOURCE = Path(__file__).with_name("kernel_launcher.py").read_text(enco
 _KERNEL_INFO_RETRY = 1.0
 _IOPUB_CHECK = 0.05
 _LOADER_SOURCE = Path(workspace_loader.__file__).read_text(encoding="utf-8")
-
-#: Options that make the kernel answer faster without changing what user code sees.
-KERNEL_OPTIONS = (
-    "--HistoryManager.enabled=False",  # no sqlite write per execution
-    "--IPKernelApp.quiet=True",
-    "--InteractiveShell.colors=nocolor",
-    # A 0.5 ms sleep before each reply, for clients that read the reply before the outputs;
-    # this one reads outputs until the kernel says idle, which comes after them all.
-    "--IPythonKernel._execute_sleep=0",
-)
-
-
-class KernelStartError(RuntimeError):
-    """The kernel process could not be started or did not answer in time."""
 
 
 class RunOutcome(enum.StrEnum):
@@ -85,74 +82,51 @@ class RunResult:
     exit_code: int | None = None
 
 
-@dataclass(frozen=True)
-class KernelUser:
-    """The unprivileged user kernels run as when the server runs as root (SEC-1, SEC-2)."""
+class _AdoptingProvisioner(LocalProvisioner):
+    """jupyter_client's local provisioner, which adopts a kernel already launched by ``prestart``.
 
-    name: str
-    uid: int
-    gid: int
-
-
-#: KERNEL_USER values that mean "run kernels as the server's own user".
-NO_KERNEL_USER = {"", "-", "none", "root"}
-
-
-def resolve_kernel_user(name: str) -> KernelUser | None:
-    """The user to run kernels as, from KERNEL_USER ("auto": nobody, where that works).
-
-    Only a server running as root can switch users. An explicit user that cannot run this
-    Python raises; "auto" falls back to the server's user with a warning.
+    Everything else (signals, polling, killing, clean-up) is the local provisioner's own.
     """
-    if name.strip().lower() in NO_KERNEL_USER:
-        return None
-    explicit = name != "auto"
-    if os.geteuid() != 0:
-        if explicit:
-            log.warning("KERNEL_USER=%s ignored: the server does not run as root", name)
-        return None
-    try:
-        entry = pwd.getpwnam("nobody" if name == "auto" else name)
-    except KeyError:
-        if explicit:
-            raise KernelStartError(f"KERNEL_USER={name!r} is not a user on this system") from None
-        log.warning("no user 'nobody': kernels run as root")
-        return None
-    user = KernelUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
-    # Can the user start this interpreter and read ipykernel? Checked without importing it (-S,
-    # one file opened): a full `import ipykernel` would add a quarter second to every start.
-    spec = importlib.util.find_spec("ipykernel")
-    package = spec.origin if spec and spec.origin else ""
-    try:
-        probe = subprocess.run(
-            [sys.executable, "-S", "-c", "import sys; open(sys.argv[1], 'rb').close()", package],
-            user=user.uid,
-            group=user.gid,
-            extra_groups=[],
-            cwd="/",
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        failure = probe.stderr.decode(errors="replace")[-300:] if probe.returncode != 0 else None
-    except OSError as exc:
-        failure = str(exc)
-    if failure is not None:
-        problem = f"user {user.name!r} cannot run {sys.executable} with ipykernel"
-        if explicit:
-            raise KernelStartError(f"KERNEL_USER={name!r}: {problem}: {failure}")
-        log.warning("%s (is the interpreter under a private folder?): kernels run as root", problem)
-        return None
-    log.info("kernels run as user %s (uid %d)", user.name, user.uid)
-    return user
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
+        process = getattr(self.parent, "adopted", None)
+        if process is None:
+            return await super().launch_kernel(cmd, **kwargs)
+        if process.args != cmd:  # cannot happen unless the two ways of building the command part
+            process.kill()
+            raise KernelStartError(f"the prestarted kernel ran {process.args!r}, not {cmd!r}")
+        self.process = process
+        self.pid = process.pid
+        try:
+            self.pgid = os.getpgid(process.pid)
+        except OSError:  # it died already: the start notices
+            self.pgid = None
+        self.cwd = kwargs.get("cwd")
+        return self.connection_info
+
+
+# Provisioners are found by name, normally through entry points; registered here, the adopting
+# one works from a source tree as well as from an installed package.
+KernelProvisionerFactory.instance().provisioners.setdefault(
+    KERNEL_PROVISIONER,
+    EntryPoint(KERNEL_PROVISIONER, f"{__name__}:{_AdoptingProvisioner.__name__}", KernelProvisionerFactory.GROUP_NAME),
+)
 
 
 class _Manager(AsyncKernelManager):
-    """A kernel manager whose connection file is readable by the kernel's own user."""
+    """A kernel manager whose connection file is readable by the kernel's own user.
+
+    With ``adopted`` set, the kernel was launched already (``prestart``) on the connection
+    info loaded into this manager: the file is not written again (the kernel may be reading
+    it), and ``_AdoptingProvisioner`` takes that process instead of launching one.
+    """
 
     kernel_owner: tuple[int, int] | None = None
+    adopted: Any = None
 
     def write_connection_file(self, **kwargs: Any) -> None:
+        if self.adopted is not None:
+            return
         super().write_connection_file(**kwargs)
         if self.kernel_owner is not None:
             os.chown(self.connection_file, *self.kernel_owner)
@@ -170,13 +144,18 @@ class KernelSession:
         user: KernelUser | None = None,
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
+        prestarted: Prestarted | None = None,
     ) -> None:
+        """A session for a new kernel, or for the one ``prestarted`` (its folder and process)."""
         self._timeouts = timeouts
+        self._prestarted = prestarted
+        self._folder: KernelFolder = (
+            prestarted.folder
+            if prestarted is not None
+            else prepare(runtime_dir, user=user, max_output_bytes=max_output_bytes, cwd=cwd, env=env)
+        )
+        self._dir = self._folder.path
         self._max_output_bytes = max_output_bytes
-        self._user = user
-        self._dir = Path(tempfile.mkdtemp(prefix="kernel-", dir=runtime_dir))
-        self._cwd = cwd
-        self._env = env
         self._km: _Manager | None = None
         self._kc: Any = None
         self._closing = False
@@ -188,7 +167,7 @@ class KernelSession:
     # -- lifecycle ----------------------------------------------------------------------
     @property
     def name(self) -> str:
-        return self._dir.name
+        return self._folder.name
 
     @property
     def pid(self) -> int | None:
@@ -196,54 +175,30 @@ class KernelSession:
         return getattr(provisioner, "pid", None)
 
     async def start(self) -> None:
-        """Start the kernel process and wait until it answers, within ``kernel_start``."""
-        spec_dir = self._dir / "kernels" / KERNEL_NAME
-        spec_dir.mkdir(parents=True)
-        # One character more than the cap still comes through, so the collector sees, cuts and
-        # marks the overflow (OUTPUT-2).
-        limit = str(self._max_output_bytes + 1)
-        launcher = self._dir / "kernel_launcher.py"
-        launcher.write_text(_LAUNCHER_SOURCE, encoding="utf-8")
-        argv = [sys.executable, str(launcher), limit, "-f", "{connection_file}", *KERNEL_OPTIONS]
-        spec = {"argv": argv, "display_name": "Python (reference executor)", "language": "python"}
-        (spec_dir / "kernel.json").write_text(json.dumps(spec))
-        home = self._dir / "home"
-        home.mkdir()
-        if self._user is not None:
-            for path in (self._dir, home):
-                os.chown(path, self._user.uid, self._user.gid)
-        self._dir.chmod(0o711)
-
+        """Start the kernel process (or adopt the prestarted one) and wait until it answers."""
+        folder = self._folder
         km = _Manager(
             kernel_name=KERNEL_NAME,
-            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(self._dir / "kernels")]),
+            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(folder.kernels)]),
             transport="ipc",
-            ip=str(self._dir / "ipc"),
-            connection_file=str(self._dir / "connection.json"),
+            ip=str(folder.ipc),
+            connection_file=str(folder.connection_file),
         )
-        if self._user is not None:
-            km.kernel_owner = (self._user.uid, self._user.gid)
+        if folder.user is not None:
+            km.kernel_owner = (folder.user.uid, folder.user.gid)
+        prestarted, self._prestarted = self._prestarted, None
+        if prestarted is not None:
+            km.load_connection_info(prestarted.connection_info)
+            km.adopted = prestarted.process
         self._km = km
-        env = dict(os.environ if self._env is None else self._env)
-        env.update(
-            {
-                "HOME": str(home),
-                "IPYTHONDIR": str(home / ".ipython"),
-                "JUPYTER_RUNTIME_DIR": str(home / ".runtime"),
-                "MPLCONFIGDIR": str(home / ".matplotlib"),
-                "PYTHONUNBUFFERED": "1",
-                "PYTHONDONTWRITEBYTECODE": "1",
-            }
-        )
-        if self._user is not None:
-            env["USER"] = env["LOGNAME"] = self._user.name
-        launch: dict[str, Any] = {"env": env, "cwd": str(self._cwd or home)}
-        if self._user is not None:
-            launch.update(user=self._user.uid, group=self._user.gid, extra_groups=[])
         try:
-            await km.start_kernel(**launch)
+            await km.start_kernel(**folder.launch)
         except Exception as exc:
+            if prestarted is not None:
+                prestarted.process.kill()
             raise KernelStartError(f"could not start the kernel: {exc}") from exc
+        finally:
+            km.adopted = None
         self._raise_oom_score()
         kc = km.client()
         kc.start_channels()
@@ -253,7 +208,7 @@ class KernelSession:
         except KernelStartError:
             await self.shutdown()
             raise
-        log.info("kernel %s started (pid %s)", self.name, self.pid)
+        log.info("kernel %s started (pid %s)%s", self.name, self.pid, " (prestarted)" if prestarted else "")
 
     async def _wait_for_ready(self, kc: Any, deadline: float) -> None:
         """Ask for kernel_info until the kernel answers on shell and IOPub, or raise.
@@ -303,6 +258,10 @@ class KernelSession:
         A ``run`` in progress notices within ``watchdog_interval`` and returns ``DIED``.
         """
         self._closing = True
+        prestarted, self._prestarted = self._prestarted, None
+        if prestarted is not None:  # never adopted
+            prestarted.process.kill()
+            prestarted.process.wait()
         km, self._km = self._km, None
         if km is not None:
             try:

@@ -13,14 +13,13 @@ import asyncio
 import contextlib
 import logging
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .kernel import KernelSession, KernelStartError, RunOutcome, resolve_kernel_user, workspace_signature
+from .kernel import KernelSession, KernelStartError, RunOutcome, workspace_signature
+from .kernel_process import Prestarted, make_runtime_dir, resolve_kernel_user
 
 __all__ = ["ExecuteResult", "ExecutionService", "NotReadyError", "Readiness"]
 
@@ -63,15 +62,17 @@ class ExecuteResult:
 class ExecutionService:
     """Runs code for one client session on a kernel it keeps alive and replaces when needed."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, prestarted: Prestarted | None = None) -> None:
+        """``prestarted``: the first kernel, launched already in the service's runtime folder."""
         self.settings = settings
         self._owns_runtime_dir = settings.runtime_dir is None
-        self._runtime_dir = (
-            Path(tempfile.mkdtemp(prefix="executor-")) if settings.runtime_dir is None else settings.runtime_dir
-        )
-        self._runtime_dir.mkdir(parents=True, exist_ok=True)
-        self._runtime_dir.chmod(0o711)  # kernels of another user must reach their own folder inside
-        self._kernel_user = resolve_kernel_user(settings.kernel_user)
+        if prestarted is not None:
+            self._runtime_dir = prestarted.folder.path.parent
+            self._kernel_user = prestarted.folder.user
+        else:
+            self._runtime_dir = make_runtime_dir(settings.runtime_dir)
+            self._kernel_user = resolve_kernel_user(settings.kernel_user)
+        self._prestarted = prestarted
         self._run_lock = asyncio.Lock()  # one execution at a time (CONC-1)
         self._lifecycle_lock = asyncio.Lock()  # one kernel replacement at a time
         self._active: KernelSession | None = None
@@ -114,6 +115,8 @@ class ExecutionService:
             with contextlib.suppress(BaseException):
                 await task
         await self._discard_standby()
+        if self._prestarted is not None:  # closed before the first kernel was taken up
+            await self._new_kernel().shutdown()
         if self._active is not None:
             await self._active.shutdown()
             self._active = None
@@ -126,11 +129,13 @@ class ExecutionService:
         task.add_done_callback(self._background.discard)
 
     def _new_kernel(self) -> KernelSession:
+        prestarted, self._prestarted = self._prestarted, None  # the first kernel, if it was prestarted
         return KernelSession(
             timeouts=self.settings.timeouts,
             max_output_bytes=self.settings.max_output_bytes,
             runtime_dir=self._runtime_dir,
             user=self._kernel_user,
+            prestarted=prestarted,
         )
 
     async def _fresh_kernel(self) -> KernelSession:

@@ -13,6 +13,7 @@ import pytest
 
 from reference_executor.config import Timeouts
 from reference_executor.kernel import KernelSession, KernelStartError, KernelUser, RunOutcome, resolve_kernel_user
+from reference_executor.kernel_process import prepare, prestart
 from tests.conftest import EXAMPLES
 
 pytestmark = pytest.mark.anyio
@@ -20,12 +21,31 @@ pytestmark = pytest.mark.anyio
 TIMEOUTS = Timeouts(interrupt_grace=1.0)
 
 
-@pytest.fixture
-async def kernel_session(tmp_path: Path) -> AsyncIterator[KernelSession]:
-    session = KernelSession(timeouts=TIMEOUTS, max_output_bytes=4096, runtime_dir=tmp_path)
+@pytest.fixture(params=["launched", "prestarted"])
+async def kernel_session(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KernelSession]:
+    """A started kernel session: its kernel launched by jupyter_client, or prestarted and adopted.
+
+    The server prestarts its first kernel before it imports jupyter_client (issue #5); every
+    test of this module holds for that kernel too.
+    """
+    prestarted = None
+    if request.param == "prestarted":
+        prestarted = prestart(prepare(tmp_path, user=None, max_output_bytes=4096))
+    session = KernelSession(timeouts=TIMEOUTS, max_output_bytes=4096, runtime_dir=tmp_path, prestarted=prestarted)
     await session.start()
+    if prestarted is not None:
+        assert session.pid == prestarted.process.pid
     yield session
     await session.shutdown()
+    if prestarted is not None:
+        assert prestarted.process.poll() is not None and not prestarted.folder.path.exists()
+
+
+async def test_a_prestarted_kernel_that_is_never_adopted_is_killed_at_shutdown(tmp_path: Path) -> None:
+    prestarted = prestart(prepare(tmp_path, user=None, max_output_bytes=4096))
+    session = KernelSession(timeouts=TIMEOUTS, max_output_bytes=4096, runtime_dir=tmp_path, prestarted=prestarted)
+    await session.shutdown()
+    assert prestarted.process.poll() is not None and not prestarted.folder.path.exists()
 
 
 async def run(session: KernelSession, code: str, timeout: float = 10.0):
