@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None, service: ExecutionService | Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not started:
             await service.start()
+        service.serving()
         try:
             yield
         finally:

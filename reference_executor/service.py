@@ -73,6 +73,7 @@ class ExecutionService:
             self._runtime_dir = make_runtime_dir(settings.runtime_dir)
             self._kernel_user = resolve_kernel_user(settings.kernel_user)
         self._prestarted = prestarted
+        self._serving = False  # until serving(): no standby kernel
         self._run_lock = asyncio.Lock()  # one execution at a time (CONC-1)
         self._lifecycle_lock = asyncio.Lock()  # one kernel replacement at a time
         self._active: KernelSession | None = None
@@ -182,8 +183,18 @@ class ExecutionService:
                 await kernel.shutdown()
         return await self._fresh_kernel()
 
+    def serving(self) -> None:
+        """The HTTP server is up: the standby kernel may start now.
+
+        Not before: until then the standby's start would take CPU from the server's own start-up
+        and the first kernel's, and under a CPU quota delay readiness by seconds (issue #5).
+        """
+        self._serving = True
+        if self._active is not None:
+            self._refill_standby()
+
     def _refill_standby(self) -> None:
-        if self.settings.standby_kernel and self._standby is None and not self._closed:
+        if self.settings.standby_kernel and self._standby is None and not self._closed and self._serving:
             self._standby = asyncio.create_task(self._start_standby())
 
     async def _start_standby(self) -> KernelSession:

@@ -7,6 +7,7 @@ restart and recovery policy.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -66,6 +67,22 @@ def test_restart_during_a_long_execution_ends_it_as_crashed(reference_executor: 
     assert restart.json() == {"status": "ok"}
     assert body["status"] == "crashed" and body["restarted"] is True
     assert reference_executor.execute("greet('again')")["outputs"][0]["text"] == "'Hello, again!'"
+
+
+def test_the_first_kernel_is_prestarted_and_the_standby_waits_for_the_server(
+    reference_executor: RunningExecutor,
+) -> None:
+    """The first kernel boots while the server imports jupyter_client and the HTTP stack; the
+    standby kernel starts only once the server is up, so that under a CPU quota it does not
+    delay readiness (issue #5)."""
+    wait_for(
+        lambda: "standby kernel ready" in reference_executor.logs(), 60, "the standby kernel", reference_executor.logs
+    )
+    logs = reference_executor.logs()
+    starts = [match.start() for match in re.finditer(r"kernel kernel-\S+ started \(pid \d+\)", logs)]
+    assert len(starts) >= 2, logs
+    assert logs[starts[0] :].split("\n", 1)[0].endswith("(prestarted)"), logs
+    assert starts[1] > logs.index("Application startup complete"), logs
 
 
 def test_restart_swaps_in_the_loaded_standby_kernel(reference_executor: RunningExecutor) -> None:
