@@ -93,7 +93,6 @@ class _AdoptingProvisioner(LocalProvisioner):
         if process is None:
             return await super().launch_kernel(cmd, **kwargs)
         if process.args != cmd:  # cannot happen unless the two ways of building the command part
-            process.kill()
             raise KernelStartError(f"the prestarted kernel ran {process.args!r}, not {cmd!r}")
         self.process = process
         self.pid = process.pid
@@ -195,7 +194,7 @@ class KernelSession:
             await km.start_kernel(**folder.launch)
         except Exception as exc:
             if prestarted is not None:
-                prestarted.process.kill()
+                prestarted.discard()
             raise KernelStartError(f"could not start the kernel: {exc}") from exc
         finally:
             km.adopted = None
@@ -260,8 +259,7 @@ class KernelSession:
         self._closing = True
         prestarted, self._prestarted = self._prestarted, None
         if prestarted is not None:  # never adopted
-            prestarted.process.kill()
-            prestarted.process.wait()
+            prestarted.discard()
         km, self._km = self._km, None
         if km is not None:
             try:

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import pwd
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -133,6 +134,8 @@ class KernelFolder:
 
     path: Path
     user: KernelUser | None
+    #: The kernel spec's command, ``{connection_file}`` still to be filled in.
+    spec_argv: tuple[str, ...]
     #: Keyword arguments for the launch (``env``, ``cwd``, and the user to run as).
     launch: dict[str, Any]
 
@@ -156,8 +159,7 @@ class KernelFolder:
 
     def argv(self) -> list[str]:
         """The command of the kernel spec, with its connection file filled in."""
-        spec = json.loads((self.kernels / KERNEL_NAME / "kernel.json").read_text(encoding="utf-8"))
-        return [arg.replace("{connection_file}", str(self.connection_file)) for arg in spec["argv"]]
+        return [arg.replace("{connection_file}", str(self.connection_file)) for arg in self.spec_argv]
 
 
 def make_runtime_dir(configured: Path | None) -> Path:
@@ -214,7 +216,7 @@ def prepare(
     if user is not None:
         kernel_env["USER"] = kernel_env["LOGNAME"] = user.name
         launch.update(user=user.uid, group=user.gid, extra_groups=[])
-    return KernelFolder(path, user, launch)
+    return KernelFolder(path, user, tuple(argv), launch)
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,12 @@ class Prestarted:
     process: subprocess.Popen[bytes]
     #: What the connection file says (read from here: the kernel rewrites the file as it starts).
     connection_info: dict[str, Any]
+
+    def discard(self) -> None:
+        """Kill the kernel (if it still runs) and remove its folder: it is not to be adopted."""
+        self.process.kill()
+        self.process.wait()
+        shutil.rmtree(self.folder.path, ignore_errors=True)
 
 
 def prestart(folder: KernelFolder) -> Prestarted:

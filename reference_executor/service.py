@@ -117,7 +117,8 @@ class ExecutionService:
                 await task
         await self._discard_standby()
         if self._prestarted is not None:  # closed before the first kernel was taken up
-            await self._new_kernel().shutdown()
+            self._prestarted.discard()
+            self._prestarted = None
         if self._active is not None:
             await self._active.shutdown()
             self._active = None
