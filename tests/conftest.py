@@ -144,3 +144,15 @@ def run_kit(args: list[str], report_dir: Path, timeout: float = 900) -> KitRun:
     output = done.stdout + done.stderr
     assert results_path.exists(), f"the kit wrote no results.json (exit {done.returncode}):\n{output[-5000:]}"
     return KitRun(done.returncode, output, json.loads(results_path.read_text()), report_dir)
+
+
+#: The bench on small settings: every figure measured, in seconds rather than minutes.
+SMALL_BENCH = ["--repeats", "2", "--calls", "20", "--clients", "3"]
+
+
+def run_bench(args: list[str], out: Path, timeout: float = 600) -> tuple[dict[str, Any], str]:
+    """Run ``python -m conformance bench`` on small settings with ``args``; return bench.json and bench.md."""
+    command = [sys.executable, "-m", "conformance", "bench", "--out", str(out), *SMALL_BENCH, *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads((out / "bench.json").read_text()), (out / "bench.md").read_text()

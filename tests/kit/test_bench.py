@@ -1,36 +1,28 @@
 """The benchmark, run for real on small settings: against the reference and the example executor.
 
 Figures are not asserted against times (that would be a timed unit test); what is checked is
-that every figure is measured and consistent, that the floor ran, and that an executor without
-Jupyter is measured the same way. Of the reference executor's goals, only those that are stable
+that every figure is measured and consistent, that the floor ran, and that any executor is
+measured the same way: one without Jupyter, started by the kit or reached by URL. (The image's
+bench is in tests/image.) Of the reference executor's goals, only those that are stable
 on a noisy machine are asserted, with room to spare: restart (a swap, whatever the machine) and
 idle memory (not a time).
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, run_bench, start_executor, stop_executor
 
-SMALL = ["--repeats", "2", "--calls", "20", "--clients", "3"]
-
-
-def _bench(args: list[str], out: Path) -> tuple[dict, str]:
-    command = [sys.executable, "-m", "conformance", "bench", "--out", str(out), *SMALL, *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads((out / "bench.json").read_text()), (out / "bench.md").read_text()
+EXAMPLE = [sys.executable, str(EXAMPLES / "subprocess_executor" / "server.py")]
 
 
 @pytest.fixture(scope="module")
 def reference_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
-    return _bench([], tmp_path_factory.mktemp("bench-reference"))
+    return run_bench([], tmp_path_factory.mktemp("bench-reference"))
 
 
 def test_every_figure_is_measured_with_median_min_and_max(reference_bench: tuple[dict, str]) -> None:
@@ -65,8 +57,29 @@ def test_the_stable_goals_hold_with_room_to_spare(reference_bench: tuple[dict, s
 
 
 def test_an_executor_without_jupyter_is_measured_the_same_way(tmp_path: Path) -> None:
-    command = f"{sys.executable} {EXAMPLES / 'subprocess_executor' / 'server.py'}"
-    bench, _ = _bench(["--executor-command", command, "--no-floor"], tmp_path)
+    bench, _ = run_bench(["--executor-command", " ".join(EXAMPLE), "--no-floor"], tmp_path)
     assert bench["floor"] is None and bench["ratios"] == {}
     assert bench["figures"]["execute_ms"]["p50"]["median"] > 0
     assert bench["figures"]["restart_to_ready_s"]["median"] > 0
+
+
+def test_an_executor_reached_by_url_is_measured_and_compared_where_the_kit_can(tmp_path: Path) -> None:
+    """By URL the kit neither started the executor nor sees its processes: no start, no memory, and it says so."""
+    running = start_executor(EXAMPLE, {"WORKSPACE_FOLDER": str(tmp_path)}, tmp_path / "example.log")
+    try:
+        bench, table = run_bench(["--url", running.base_url], tmp_path / "bench")
+        assert running.process.poll() is None, "the bench must leave an executor it did not start running"
+        assert running.execute("1+1")["status"] == "ok"
+    finally:
+        stop_executor(running)
+    assert bench["subject"]["kind"] == "url" and bench["subject"]["base_url"] == running.base_url
+    figures = bench["figures"]
+    assert figures["start_to_ready_s"] is None and figures["memory_idle_mb"] is None and bench["memory_source"] is None
+    assert figures["execute_ms"]["p50"]["median"] > 0 and figures["throughput_3_clients"]["median"] > 0
+    assert figures["restart_to_ready_s"]["runs"] == 2 and figures["output_1mb_s"]["median"] > 0
+    assert any("start to ready is not measured" in note for note in bench["notes"])
+    assert any("memory is not measured" in note for note in bench["notes"])
+    assert bench["floor"]["where"] == "host"
+    assert bench["ratios"]["start_to_ready"] is None and bench["ratios"]["execute_p50"] > 0
+    assert bench["ratios"]["restart_to_ready"] > 0
+    assert "| start to ready (s) | n/a |" in table and "| memory at idle (MB) | n/a |" in table
