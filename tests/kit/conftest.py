@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 
 from conformance.cli import main as kit_command
-from tests.conftest import EXAMPLES, KitRun, RunningExecutor, run_kit, start_executor, stop_executor
+from tests.conftest import EXAMPLE_EXECUTOR, KitRun, RunningExecutor, run_kit, start_executor, stop_executor
 from tests.kit.broken import FAULTS
 
 BROKEN = Path(__file__).with_name("broken.py")
-EXAMPLE = [sys.executable, str(EXAMPLES / "subprocess_executor" / "server.py")]
 PARALLEL_RUNS = 9
 #: For the example and broken executors: a short default timeout and a small memory cap (the
 #: memory-exhaustion scenario) keep each run quick.
@@ -31,7 +30,7 @@ BY_URL = ("--workspace-mounted", "--allow-destructive", "--execution-timeout", "
 
 def _example_by_url(log: Path, workspace: Path) -> RunningExecutor:
     env = {"WORKSPACE_FOLDER": str(workspace), "EXECUTION_TIMEOUT": "1"}
-    return start_executor(EXAMPLE, env, log)
+    return start_executor(EXAMPLE_EXECUTOR, env, log)
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +49,7 @@ def kit_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Kit
     )  # fmt: skip
     jobs: dict[str, list[str]] = {
         "reference": [],
-        "baseline": ["--command", " ".join(EXAMPLE), *QUICK],
+        "baseline": ["--command", " ".join(EXAMPLE_EXECUTOR), *QUICK],
         "example-url": ["--url", direct.base_url, *BY_URL],
         "example-via-manager": ["--url", f"{manager.base_url}/session/0", *BY_URL],
     }

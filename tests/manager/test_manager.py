@@ -10,16 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import EXAMPLES, ROOT, RunningExecutor, start_executor, stop_executor
-
-EXECUTOR = [sys.executable, str(EXAMPLES / "subprocess_executor" / "server.py")]
+from tests.conftest import EXAMPLE_EXECUTOR, EXAMPLES, ROOT, RunningExecutor, start_executor, stop_executor
 
 
 @pytest.fixture
 def pool(tmp_path: Path) -> Iterator[tuple[httpx.Client, list[RunningExecutor]]]:
     """Three executors (two "python", one "other") and a manager over them; yields (manager client, executors)."""
     env = {"WORKSPACE_FOLDER": str(EXAMPLES / "test_code"), "EXECUTION_TIMEOUT": "2"}
-    executors = [start_executor(EXECUTOR, env, tmp_path / f"executor-{i}.log") for i in range(3)]
+    executors = [start_executor(EXAMPLE_EXECUTOR, env, tmp_path / f"executor-{i}.log") for i in range(3)]
     config = {str(i): {"url": e.base_url, "type": "python" if i < 2 else "other"} for i, e in enumerate(executors)}
     (tmp_path / "container_config.json").write_text(json.dumps(config))
     manager = start_executor(
