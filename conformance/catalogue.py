@@ -1,4 +1,4 @@
-"""The requirement catalogue of executor contract v1: the one place requirements live.
+"""The requirement catalogue of executor contract 1.x: the one place requirements live.
 
 Every test of the suite names the IDs it proves; the level (MUST, SHOULD, MAY) and the
 feature a requirement belongs to come from here, never from the test. The requirement
@@ -25,7 +25,7 @@ __all__ = [
     "markdown_table",
 ]
 
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"
 
 
 class Level(enum.StrEnum):
@@ -161,6 +161,38 @@ _ALL: tuple[Requirement, ...] = (
         "SCHEMA-2", "SHOULD", "schema", "responses pass schemathesis' stricter checks (negative data rejected, headers)"
     ),
     _r("INFO-1", "MAY", "info", "GET /info describes the implementation, contract version and features", "info"),
+    # -- 1.1: isolation between sessions -------------------------------------------------------
+    _r(
+        "ISO-1",
+        "MUST",
+        "isolation",
+        "once /restart has answered, no process that user code started or could signal is still running",
+    ),
+    _r(
+        "ISO-2",
+        "MUST",
+        "isolation",
+        "files user code wrote outside the workspace and the persistent folders are gone after /restart",
+    ),
+    _r(
+        "ISO-3",
+        "MUST",
+        "isolation",
+        "nothing user code plants (import-path files, environment) changes what a later session runs",
+    ),
+    _r("ISO-4", "MUST", "isolation", "output of a session's background threads and processes never reaches a later one"),
+    _r(
+        "ISO-5",
+        "MUST",
+        "isolation",
+        "signals user code sends to every process it can reach never take the server down or slow the next session",
+    ),
+    _r(
+        "ISO-6",
+        "SHOULD",
+        "isolation",
+        "the server's environment reaches user code only through the variables named in SESSION_ENV",
+    ),
 )
 
 

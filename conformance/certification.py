@@ -36,6 +36,8 @@ NEEDS = {
     "(export it with `executor-conformance workspace DIR`, start the executor with it, pass --workspace-mounted)",
     "destructive": "a destructive scenario (crash, killed process): pass --allow-destructive to run it",
     "memory_limit": "no memory limit is known to bound the executor: pass --memory-limited if one does",
+    "session_env": "taken on trust: the kit did not start the executor, so it could not set SESSION_ENV "
+    "and a server-only variable (certify by --image or --command to check it)",
 }
 
 FEATURES_FROM_INFO = "declared in GET /info"
@@ -55,6 +57,8 @@ class ConformanceRun:
     target_error: str | None = None
     features: set[str] = field(default_factory=set)
     feature_source: str = ""
+    #: Folders the operator keeps across sessions (ISO-2): /info's and --persistent-folder's.
+    persistent_folders: list[str] = field(default_factory=list)
     started_at: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
     started: float = field(default_factory=time.monotonic)
     report: Report | None = None
@@ -143,6 +147,9 @@ class ConformanceRun:
             self.features = set(FEATURES) - {"info"}
             self.feature_source = "no GET /info: every feature but `info` assumed"
         self.features -= set(self.config.getoption("skip_feature"))
+        declared = body.get("persistent_folders") if isinstance(body, dict) else None
+        folders = [str(f) for f in declared] if isinstance(declared, list) else []
+        self.persistent_folders = sorted({*folders, *self.config.getoption("persistent_folder")})
 
     def skip_reason(self, item: pytest.Item) -> tuple[SkipKind, str] | None:
         """Why ``item`` must not run against this target, if it must not."""
@@ -161,6 +168,7 @@ class ConformanceRun:
             "workspace": capabilities.workspace_mounted,
             "destructive": capabilities.destructive,
             "memory_limit": capabilities.memory_limited,
+            "session_env": capabilities.session_env_set,
         }
         for mark in item.iter_markers("needs"):
             if not have[mark.args[0]]:

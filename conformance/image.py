@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .targets import (
+    SESSION_ENV_PROBE,
     Capabilities,
     ReadyObservation,
     ResourceUsage,
@@ -103,6 +104,7 @@ class ImageTarget:
             "EXECUTION_TIMEOUT": str(self.timeouts.execution_timeout),
             "MAX_OUTPUT_BYTES": str(self.capabilities.max_output_bytes),
             "MAX_REQUEST_BYTES": str(self.capabilities.max_request_bytes),
+            **SESSION_ENV_PROBE,
             **self.env,
         }
         for key, value in env.items():
@@ -138,6 +140,8 @@ class ImageTarget:
             self.capabilities.destructive = True
             self.capabilities.memory_limited = self.memory is not None
             self.capabilities.execution_timeout = self.timeouts.execution_timeout
+            self.capabilities.signal_scope = 1  # the container's own PID namespace
+            self.capabilities.session_env_set = True
             wait_until_ready(self.base_url, self.timeouts, self.startup_observations, self._exited, self.logs)
         except BaseException:
             self.stop()

@@ -31,7 +31,7 @@ from .timeouts import KitTimeouts
 #: Areas in the order the suite runs them: harmless first, destructive last.
 AREA_ORDER = (
     "health", "ready", "info", "code", "execute", "state", "errors", "input", "output", "concurrency",
-    "timeout", "restart", "schema", "crash", "security",
+    "timeout", "restart", "schema", "crash", "security", "isolation",
 )  # fmt: skip
 
 _RUN_KEY = pytest.StashKey[ConformanceRun]()
@@ -44,12 +44,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--skip-feature", action="append", default=[], choices=sorted(FEATURES), help="certify without a feature")
     add("--report-dir", default="results", help="where results.json, junit.xml and summary.md go")
     add("--conformance-strict", action="store_true", help="SHOULD failures also fail the run")
+    add(
+        "--persistent-folder",
+        action="append",
+        default=[],
+        help="a folder the operator keeps across sessions (ISO-2); also read from GET /info",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirement(id): the contract requirement this test proves")
     config.addinivalue_line(
-        "markers", "needs(capability): a target capability the test needs (workspace, destructive, memory_limit)"
+        "markers", "needs(capability): a target capability the test needs (workspace, destructive, memory_limit, session_env)"
     )
 
 
@@ -208,6 +214,12 @@ def executor(request: pytest.FixtureRequest, executor_target: Target) -> Executo
 def features_declared(request: pytest.FixtureRequest, executor_target: Target) -> bool:
     """True when the executor listed its features in GET /info (rather than their being assumed)."""
     return _run_or_fail(request).feature_source == FEATURES_FROM_INFO
+
+
+@pytest.fixture(scope="session")
+def persistent_folders(request: pytest.FixtureRequest, executor_target: Target) -> tuple[str, ...]:
+    """Folders that keep user files across sessions on purpose: from /info and --persistent-folder."""
+    return tuple(_run_or_fail(request).persistent_folders)
 
 
 @pytest.fixture(scope="session")

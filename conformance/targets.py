@@ -37,6 +37,7 @@ __all__ = [
     "ProcessTarget",
     "ReadyObservation",
     "ResourceUsage",
+    "SESSION_ENV_PROBE",
     "Target",
     "TargetError",
     "UrlTarget",
@@ -76,6 +77,21 @@ class Capabilities:
     #: The executor's MAX_OUTPUT_BYTES and MAX_REQUEST_BYTES.
     max_output_bytes: int = 1024 * 1024
     max_request_bytes: int = 1024 * 1024
+    #: The PID, as user code sees it, of the process whose tree is the whole executor (1 in a
+    #: container, the executor's own PID for a local process): signal scenarios stay inside it.
+    #: None when unknown (a URL).
+    signal_scope: int | None = None
+    #: The kit started the executor with ``SESSION_ENV_PROBE`` in its environment (ISO-6).
+    session_env_set: bool = False
+
+
+#: ISO-6: what the kit puts in the environment of an executor it starts. Only the variable that
+#: SESSION_ENV names may reach user code.
+SESSION_ENV_PROBE = {
+    "SESSION_ENV": "CONFORMANCE_PASSED_ON",
+    "CONFORMANCE_PASSED_ON": "passed-on-on-purpose",
+    "CONFORMANCE_SERVER_ONLY": "server-secret",
+}
 
 
 @dataclass
@@ -269,6 +285,7 @@ class ProcessTarget:
             "MAX_REQUEST_BYTES": str(self.capabilities.max_request_bytes),
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
+            **SESSION_ENV_PROBE,
             **self.env,
         }
         self._log_path = self._dir / "executor.log"
@@ -290,6 +307,8 @@ class ProcessTarget:
         self.capabilities.destructive = True
         self.capabilities.memory_limited = limit is not None
         self.capabilities.execution_timeout = self.timeouts.execution_timeout
+        self.capabilities.signal_scope = self._process.pid
+        self.capabilities.session_env_set = True
         self._launched = command
         try:
             wait_until_ready(self.base_url, self.timeouts, self.startup_observations, self._exited, self.logs)

@@ -24,6 +24,11 @@ class KitTimeouts:
     crash_answer: float = 10.0
     #: TIMEOUT-3: "promptly": the execute after a timeout answers within this.
     prompt: float = 5.0
+    #: ISO-1: a process killed by a restart has this long, after /restart answered, to be gone.
+    process_exit: float = 1.0
+    #: ISO-5: after an attack by signals, /restart and /ready true within this, or three times
+    #: what a restart took before the attack, whichever is longer.
+    restart_after_attack: float = 15.0
 
     # -- the kit's own waits ---------------------------------------------------------------
     #: From starting a container or process to /ready true.

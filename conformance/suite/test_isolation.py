@@ -1,0 +1,210 @@
+"""Isolation between sessions (ISO-1 to ISO-6): what one user leaves behind must not reach the next.
+
+Each scenario does what a hostile session would (see ``isolation_code``), restarts the session as
+the manager does between users, and looks from the next session. Runs last: ISO-5 signals every
+process user code can reach, which may stop a weak executor for good.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+
+import pytest
+
+from conformance.client import ExecutorClient, output_text
+from conformance.suite import isolation_code as attack
+from conformance.targets import SESSION_ENV_PROBE, Capabilities, Target
+
+
+def _token(request: pytest.FixtureRequest) -> str:
+    return hashlib.sha256(f"{request.node.nodeid}:{os.getpid()}".encode()).hexdigest()[:12]
+
+
+def _printed(executor: ExecutorClient, code: str, expected: str) -> object:
+    """The JSON value ``code`` prints on its last line (its status must be ok)."""
+    body = executor.run(code)
+    executor.expect_status(body, "ok", executor.last)
+    lines = output_text(body, type_="stream", name="stdout").strip().splitlines()
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise executor.fail(expected, output_text(body)[-500:], executor.last) from None
+
+
+def _new_session(executor: ExecutorClient) -> float:
+    """Restart as the manager does between users; seconds until /ready said true again."""
+    started = time.monotonic()
+    exchange = executor.restart()
+    executor.expect(
+        exchange.status == 200 and isinstance(exchange.json, dict),
+        "HTTP 200 from /restart",
+        exchange.response_line,
+        exchange,
+        requirement="RESTART-1",
+    )
+    executor.wait_ready()
+    return time.monotonic() - started
+
+
+def _remove_left_over(target: Target, processes: list[list[object]], paths: list[str]) -> None:
+    """Clean up after an executor that failed: by PID (start time checked) and by path, where the
+    kit shares the executor's machine (a local process); elsewhere each lives at most LIFE s."""
+    if target.kind != "process":
+        return
+    for pid, start, _ in processes:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as file:
+                if file.read().rsplit(")", 1)[1].split()[19] == start:
+                    os.kill(int(pid), 9)  # type: ignore[call-overload]
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+
+
+@pytest.mark.requirement("ISO-1")
+def test_no_process_of_a_session_survives_restart(
+    executor: ExecutorClient, capabilities: Capabilities, executor_target: Target
+) -> None:
+    """A detached process, and every process user code could signal, are gone once /restart answered."""
+    seen = _printed(executor, attack.start_heartbeat(capabilities.signal_scope), "the heartbeat's PID")
+    if not isinstance(seen, dict):
+        raise executor.fail("the heartbeat's PID and the reachable processes", repr(seen), executor.last)
+    before: list[list[object]] = [seen["heartbeat"], *seen["reachable"]]
+    _new_session(executor)
+    deadline = time.monotonic() + executor.timeouts.process_exit
+    while True:  # a killed process may take a moment to exit
+        alive = _printed(executor, attack.processes_alive(before), "the processes still running")
+        if not alive or time.monotonic() >= deadline:
+            break
+        time.sleep(executor.timeouts.poll_interval)
+    _remove_left_over(executor_target, alive if isinstance(alive, list) else [], [])
+    executor.expect(
+        alive == [],
+        "no process of the earlier session still running (a detached heartbeat, "
+        f"and the {len(before) - 1} other processes user code could signal)",
+        "still running: " + "; ".join(f"PID {pid} ({command})" for pid, _, command in alive),  # type: ignore[union-attr]
+        executor.last,
+    )
+
+
+@pytest.mark.requirement("ISO-2")
+def test_files_written_by_a_session_are_gone_after_restart(
+    request: pytest.FixtureRequest,
+    executor: ExecutorClient,
+    persistent_folders: tuple[str, ...],
+    executor_target: Target,
+) -> None:
+    """Files in the temp folders, HOME, the working directory and on sys.path do not survive /restart."""
+    written = _printed(executor, attack.file_marks(_token(request), list(persistent_folders)), "the files written")
+    if not written:
+        pytest.skip("user code could write no file outside the workspace and the persistent folders")
+    _new_session(executor)
+    left = _printed(executor, attack.files_left(written), "the files still there")  # type: ignore[arg-type]
+    _remove_left_over(executor_target, [], left)  # type: ignore[arg-type]
+    executor.expect(left == [], f"none of the {len(written)} files written before the restart", f"still there: {left}")  # type: ignore[arg-type]
+
+
+@pytest.mark.requirement("ISO-3")
+def test_code_planted_by_a_session_does_not_run_in_the_next(
+    request: pytest.FixtureRequest,
+    executor: ExecutorClient,
+    persistent_folders: tuple[str, ...],
+    executor_target: Target,
+) -> None:
+    """.pth, sitecustomize and usercustomize files, and environment variables, are inert after /restart."""
+    token = _token(request)
+    planted = _printed(executor, attack.plant(token, list(persistent_folders)), "the files planted")
+    _new_session(executor)
+    ran = _printed(executor, attack.check_planted(token), "whether the planted code ran")
+    left = _printed(executor, attack.files_left(planted), "the planted files still there")  # type: ignore[arg-type]
+    _remove_left_over(executor_target, [], left)  # type: ignore[arg-type]
+    executor.expect(
+        ran == {"session": False, "new_interpreter": False},
+        "the planted code ran neither in the new session nor in an interpreter it starts",
+        f"{ran} (planted: {planted}; still there: {left})",
+        executor.last,
+    )
+
+
+@pytest.mark.requirement("ISO-4")
+def test_background_output_of_a_session_never_reaches_the_next(
+    request: pytest.FixtureRequest, executor: ExecutorClient
+) -> None:
+    """A thread and a detached process that keep printing: nothing of theirs after /restart."""
+    token = _token(request)
+    executor.expect_status(executor.run(attack.background_talkers(token)), "ok", executor.last)
+    _new_session(executor)
+    for _ in range(3):  # three calls that each leave room for a stray line
+        body = executor.run("import time\ntime.sleep(0.3)\nprint('after the restart')")
+        text = output_text(body)
+        executor.expect(
+            f"conformance-leak-{token}" not in text and body["status"] == "ok",
+            "only this call's own output: after the restart\\n",
+            text[:500],
+            executor.last,
+        )
+
+
+@pytest.mark.requirement("ISO-6")
+@pytest.mark.needs("session_env")
+def test_only_the_variables_named_in_session_env_reach_user_code(executor: ExecutorClient) -> None:
+    """With SESSION_ENV naming one variable, user code sees that one and not the server's others."""
+    names = [name for name in SESSION_ENV_PROBE if name != "SESSION_ENV"]
+    seen = _printed(executor, attack.session_environment(names), "the environment's values")
+    expected = {"CONFORMANCE_PASSED_ON": SESSION_ENV_PROBE["CONFORMANCE_PASSED_ON"], "CONFORMANCE_SERVER_ONLY": None}
+    executor.expect(seen == expected, json.dumps(expected), json.dumps(seen), executor.last)
+
+
+@pytest.mark.requirement("ISO-5")
+@pytest.mark.needs("destructive")
+@pytest.mark.parametrize("signal_name", ["SIGSTOP", "SIGKILL"])
+def test_signals_to_every_process_leave_the_next_session_sound(
+    executor: ExecutorClient, capabilities: Capabilities, signal_name: str
+) -> None:
+    """User code signals every process it can reach; the server serves and the next session runs normally.
+
+    The attack comes just after a restart, while an executor may still be preparing the session
+    after next (a standby), then the session is restarted as for a new user.
+    """
+    usual = _new_session(executor)
+    kit_namespace = os.readlink("/proc/self/ns/pid") if os.path.exists("/proc/self/ns/pid") else None
+    outcome = _printed(
+        executor,
+        attack.signal_everything(signal_name, capabilities.signal_scope, kit_namespace),
+        "the processes signalled",
+    )
+    if not isinstance(outcome, dict):
+        raise executor.fail("the processes signalled", repr(outcome), executor.last)
+    if outcome["refused"]:
+        pytest.skip(f"not run: {outcome['refused']}; certify the executor by --image or --command to run it")
+    health = executor.health(timeout=executor.timeouts.health)
+    executor.expect(health.status == 200, "/health answering after the signals", health.response_line, health)
+    bound = max(executor.timeouts.restart_after_attack, 3 * usual)
+    started = time.monotonic()
+    exchange = executor.restart()
+    executor.expect(exchange.status == 200, "HTTP 200 from /restart", exchange.response_line, exchange)
+    executor.wait_ready(within=max(0.0, bound - (time.monotonic() - started)) + executor.timeouts.poll_interval)
+    took = time.monotonic() - started
+    executor.expect(
+        took <= bound,
+        f"the restart done within {bound:.1f} s (three times the usual {usual:.1f} s, or at least "
+        f"{executor.timeouts.restart_after_attack:.0f} s)",
+        f"{took:.1f} s",
+        executor.last,
+    )
+    exchange = executor.execute_when_free("print('the next session')")
+    body = executor.expect_execute_response(exchange)
+    executor.expect(
+        body["status"] == "ok"
+        and body["restarted"] is False
+        and output_text(body) == "the next session\n"
+        and exchange.elapsed <= executor.timeouts.prompt,
+        f"status ok, restarted false, the printed line, within {executor.timeouts.prompt:.0f} s",
+        f"status {body['status']!r}, restarted {body['restarted']!r}, {output_text(body)[:200]!r} "
+        f"after {exchange.elapsed:.1f} s (signalled: {outcome['sent']})",
+        exchange,
+    )
