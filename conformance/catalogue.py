@@ -180,7 +180,9 @@ _ALL: tuple[Requirement, ...] = (
         "isolation",
         "nothing user code plants (import-path files, environment) changes what a later session runs",
     ),
-    _r("ISO-4", "MUST", "isolation", "output of a session's background threads and processes never reaches a later one"),
+    _r(
+        "ISO-4", "MUST", "isolation", "output of a session's background threads and processes never reaches a later one"
+    ),
     _r(
         "ISO-5",
         "MUST",

@@ -55,7 +55,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirement(id): the contract requirement this test proves")
     config.addinivalue_line(
-        "markers", "needs(capability): a target capability the test needs (workspace, destructive, memory_limit, session_env)"
+        "markers",
+        "needs(capability): a target capability the test needs (workspace, destructive, memory_limit, session_env)",
     )
 
 

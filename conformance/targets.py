@@ -32,12 +32,12 @@ import httpx
 from .timeouts import KitTimeouts
 
 __all__ = [
+    "SESSION_ENV_PROBE",
     "Capabilities",
     "NeverReadyError",
     "ProcessTarget",
     "ReadyObservation",
     "ResourceUsage",
-    "SESSION_ENV_PROBE",
     "Target",
     "TargetError",
     "UrlTarget",

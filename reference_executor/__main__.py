@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import sys
 from collections.abc import Callable
 from types import ModuleType
 
 from .config import ConfigError, Settings
-from .kernel_process import Prestarted, make_runtime_dir, prepare, prestart, resolve_kernel_user
+from .isolation import IsolationError, KernelUsers, claim_kernel_users, kernel_environment
+from .kernel_process import Prestarted, make_runtime_dir, prepare, prestart
 
 
 def _import_http_stack() -> tuple[ModuleType, ModuleType]:
@@ -27,24 +29,28 @@ def _import_http_stack() -> tuple[ModuleType, ModuleType]:
     return app, uvicorn
 
 
-def _prestart_first_kernel(settings: Settings) -> Prestarted | None:
-    """The first kernel, launched now; None if it could not be (the service will say why)."""
-    user = resolve_kernel_user(settings.kernel_user)  # an unusable explicit KERNEL_USER stops the server
+def _prestart_first_kernel(settings: Settings) -> tuple[Prestarted | None, KernelUsers | None]:
+    """The kernel users, and the first kernel launched now (None if it could not be: the service says why)."""
+    kept = (settings.workspace, *settings.persistent_folders)
+    users = claim_kernel_users(settings.kernel_user, settings.kernel_uids, keep=kept)  # or the server stops
     runtime_dir = make_runtime_dir(settings.runtime_dir)
+    env = kernel_environment(os.environ, settings.session_env)
+    user = users.first if users is not None else None
     try:
-        return prestart(prepare(runtime_dir, user=user, max_output_bytes=settings.max_output_bytes))
+        folder = prepare(runtime_dir, user=user, max_output_bytes=settings.max_output_bytes, env=env)
+        return prestart(folder), users
     except OSError as exc:
         logging.getLogger("reference_executor").warning("could not prestart the first kernel: %s", exc)
         if settings.runtime_dir is None:  # the service makes its own
             shutil.rmtree(runtime_dir, ignore_errors=True)
-        return None
+        return None, users
 
 
 async def serve(settings: Settings) -> None:
-    prestarted = _prestart_first_kernel(settings)
+    prestarted, users = _prestart_first_kernel(settings)
     from .service import ExecutionService  # jupyter_client: imported while the first kernel boots
 
-    service = ExecutionService(settings, prestarted=prestarted)
+    service = ExecutionService(settings, prestarted=prestarted, kernel_users=users)
     await service.start()
     try:
         app, uvicorn = await asyncio.to_thread(_import_http_stack)
@@ -78,7 +84,11 @@ def main() -> int:
         print(f"reference-executor: {exc}", file=sys.stderr)
         return 2
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve(settings))
+        try:
+            runner.run(serve(settings))
+        except IsolationError as exc:
+            print(f"reference-executor: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -51,6 +51,34 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type[float]
     return value
 
 
+def _kernel_user(env: Mapping[str, str]) -> str:
+    raw = env.get("KERNEL_USER", "auto").strip().lower()
+    if raw in ("auto", ""):
+        return "auto"
+    if raw in ("none", "-", "root"):
+        return "none"
+    raise ConfigError(
+        f"KERNEL_USER={raw!r}: use auto (kernels alternate between two throwaway user ids of KERNEL_UIDS, "
+        "so that one session cannot reach the next) or none (kernels run as the server's user)"
+    )
+
+
+def _uid_range(env: Mapping[str, str]) -> range:
+    raw = env.get("KERNEL_UIDS", "61000-61999")
+    low, _, high = raw.partition("-")
+    try:
+        first, last = int(low), int(high)
+    except ValueError:
+        raise ConfigError(f"KERNEL_UIDS={raw!r} is not a range of user ids such as 61000-61999") from None
+    if not 0 < first < last:
+        raise ConfigError(f"KERNEL_UIDS={raw!r} must hold at least two user ids above 0")
+    return range(first, last + 1)
+
+
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -71,9 +99,15 @@ class Settings:
     workspace: Path = Path("/code")
     max_output_bytes: int = 1024 * 1024
     max_request_bytes: int = 1024 * 1024
-    #: Run kernels as this user when the server runs as root (SEC-1, SEC-2): a user name,
-    #: "auto" (nobody, if it can run this Python) or "none" (the server's own user).
+    #: "auto": a server running as root runs kernels as two throwaway user ids of KERNEL_UIDS,
+    #: alternately (SEC-1, SEC-2, ISO-1); "none": as the server's own user (no isolation).
     kernel_user: str = "auto"
+    #: The user ids kernels may run as; a server claims a free pair of them.
+    kernel_uids: range = range(61000, 62000)
+    #: Names of the server's environment variables that user code sees (SESSION_ENV, ISO-6).
+    session_env: tuple[str, ...] = ()
+    #: Folders that keep user files across sessions on purpose (SUBMISSION_DIR, ISO-2).
+    persistent_folders: tuple[Path, ...] = ()
     #: Keep a second kernel started, with the workspace loaded, to swap in on restart.
     standby_kernel: bool = True
     #: Folder for connection files and IPC sockets; a private temporary one when None.
@@ -91,7 +125,10 @@ class Settings:
             workspace=Path(env.get("WORKSPACE_FOLDER") or "/code"),
             max_output_bytes=_number(env, "MAX_OUTPUT_BYTES", 1024 * 1024, int),
             max_request_bytes=_number(env, "MAX_REQUEST_BYTES", 1024 * 1024, int),
-            kernel_user=env.get("KERNEL_USER", "auto"),
+            kernel_user=_kernel_user(env),
+            kernel_uids=_uid_range(env),
+            session_env=_names(env, "SESSION_ENV"),
+            persistent_folders=tuple(Path(f) for f in _names(env, "SUBMISSION_DIR")),
             standby_kernel=_flag(env, "STANDBY_KERNEL", True),
             runtime_dir=Path(runtime_dir) if runtime_dir else None,
             timeouts=Timeouts(

@@ -28,15 +28,14 @@ from jupyter_client.provisioning import KernelProvisionerFactory, LocalProvision
 
 from . import workspace_loader
 from .config import Timeouts
+from .isolation import KernelUser
 from .kernel_process import (
     KERNEL_NAME,
     KERNEL_PROVISIONER,
     KernelFolder,
     KernelStartError,
-    KernelUser,
     Prestarted,
     prepare,
-    resolve_kernel_user,
 )
 from .outputs import OutputCollector
 from .workspace_loader import python_files
@@ -48,7 +47,6 @@ __all__ = [
     "Prestarted",
     "RunOutcome",
     "RunResult",
-    "resolve_kernel_user",
 ]
 
 log = logging.getLogger("reference_executor.kernel")
@@ -167,6 +165,11 @@ class KernelSession:
     @property
     def name(self) -> str:
         return self._folder.name
+
+    @property
+    def user(self) -> KernelUser | None:
+        """Who the kernel runs as (None: the server's own user)."""
+        return self._folder.user
 
     @property
     def pid(self) -> int | None:

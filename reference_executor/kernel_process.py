@@ -1,7 +1,8 @@
 """A kernel's folder and launch, which need nothing of ``jupyter_client``.
 
 Each kernel gets a folder of its own (its kernel spec, a copy of ``kernel_launcher.py``, its
-HOME, its connection file and IPC sockets) and runs as the kernel user. ``KernelSession``
+HOME, its connection file and IPC sockets), owned by the kernel's user and closed to every other
+(ISO-1: user code cannot read another kernel's connection file), and runs as that user. ``KernelSession``
 prepares it here and has ``jupyter_client`` launch it. The first kernel of a server is launched
 from here instead (``prestart``), before the server imports ``jupyter_client``: that import takes
 0.2-0.3 s, which the kernel's own start then overlaps (issue #5: start to ready). The kernel
@@ -12,11 +13,9 @@ Standard library only: importing this module must stay cheap.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
-import pwd
 import shutil
 import subprocess
 import sys
@@ -26,17 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .isolation import KernelUser
+
 __all__ = [
     "KERNEL_NAME",
     "KERNEL_PROVISIONER",
     "KernelFolder",
     "KernelStartError",
-    "KernelUser",
     "Prestarted",
     "make_runtime_dir",
     "prepare",
     "prestart",
-    "resolve_kernel_user",
 ]
 
 log = logging.getLogger("reference_executor.kernel")
@@ -64,68 +63,6 @@ _CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 
 class KernelStartError(RuntimeError):
     """The kernel process could not be started or did not answer in time."""
-
-
-@dataclass(frozen=True)
-class KernelUser:
-    """The unprivileged user kernels run as when the server runs as root (SEC-1, SEC-2)."""
-
-    name: str
-    uid: int
-    gid: int
-
-
-#: KERNEL_USER values that mean "run kernels as the server's own user".
-NO_KERNEL_USER = {"", "-", "none", "root"}
-
-
-def resolve_kernel_user(name: str) -> KernelUser | None:
-    """The user to run kernels as, from KERNEL_USER ("auto": nobody, where that works).
-
-    Only a server running as root can switch users. An explicit user that cannot run this
-    Python raises; "auto" falls back to the server's user with a warning.
-    """
-    if name.strip().lower() in NO_KERNEL_USER:
-        return None
-    explicit = name != "auto"
-    if os.geteuid() != 0:
-        if explicit:
-            log.warning("KERNEL_USER=%s ignored: the server does not run as root", name)
-        return None
-    try:
-        entry = pwd.getpwnam("nobody" if name == "auto" else name)
-    except KeyError:
-        if explicit:
-            raise KernelStartError(f"KERNEL_USER={name!r} is not a user on this system") from None
-        log.warning("no user 'nobody': kernels run as root")
-        return None
-    user = KernelUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
-    # Can the user start this interpreter and read ipykernel? Checked without importing it (-S,
-    # one file opened): a full `import ipykernel` would add a quarter second to every start.
-    spec = importlib.util.find_spec("ipykernel")
-    package = spec.origin if spec and spec.origin else ""
-    try:
-        probe = subprocess.run(
-            [sys.executable, "-S", "-c", "import sys; open(sys.argv[1], 'rb').close()", package],
-            user=user.uid,
-            group=user.gid,
-            extra_groups=[],
-            cwd="/",
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        failure = probe.stderr.decode(errors="replace")[-300:] if probe.returncode != 0 else None
-    except OSError as exc:
-        failure = str(exc)
-    if failure is not None:
-        problem = f"user {user.name!r} cannot run {sys.executable} with ipykernel"
-        if explicit:
-            raise KernelStartError(f"KERNEL_USER={name!r}: {problem}: {failure}")
-        log.warning("%s (is the interpreter under a private folder?): kernels run as root", problem)
-        return None
-    log.info("kernels run as user %s (uid %d)", user.name, user.uid)
-    return user
 
 
 @dataclass(frozen=True)
@@ -200,7 +137,7 @@ def prepare(
     if user is not None:
         for folder in (path, home):
             os.chown(folder, user.uid, user.gid)
-    path.chmod(0o711)
+    path.chmod(0o700)
     kernel_env = dict(os.environ if env is None else env)
     kernel_env.update(
         {

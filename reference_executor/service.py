@@ -3,7 +3,9 @@
 It serialises executions (one lock), tracks readiness, replaces a kernel that died or ignored
 an interrupt, restarts on request, keeps an optional standby kernel (started in the
 background with the workspace loaded, never used by anyone before it is swapped in), and
-watches the idle kernel so that a death is noticed within about a second.
+watches the idle kernel so that a death is noticed within about a second. Every kernel that
+goes is retired the same way (``_retire``): shut down, then its user's processes and files swept
+before that user id serves again, so that nothing of one session reaches the next (ISO-1..5).
 No HTTP types here: the routes in ``app.py`` translate its results and exceptions.
 """
 
@@ -12,14 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from .config import Settings
+from .isolation import IsolationError, KernelUser, KernelUsers, claim_kernel_users, kernel_environment, sweep
 from .kernel import KernelSession, KernelStartError, RunOutcome, workspace_signature
-from .kernel_process import Prestarted, make_runtime_dir, resolve_kernel_user
+from .kernel_process import Prestarted, make_runtime_dir
 
 __all__ = ["ExecuteResult", "ExecutionService", "NotReadyError", "Readiness"]
 
@@ -62,16 +66,29 @@ class ExecuteResult:
 class ExecutionService:
     """Runs code for one client session on a kernel it keeps alive and replaces when needed."""
 
-    def __init__(self, settings: Settings, *, prestarted: Prestarted | None = None) -> None:
-        """``prestarted``: the first kernel, launched already in the service's runtime folder."""
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        prestarted: Prestarted | None = None,
+        kernel_users: KernelUsers | None = None,
+    ) -> None:
+        """``prestarted``: the first kernel, launched already in the service's runtime folder, as
+        one of ``kernel_users`` (claimed by the caller; claimed here when neither is given)."""
         self.settings = settings
         self._owns_runtime_dir = settings.runtime_dir is None
+        #: What the sweep of a retired kernel's user leaves alone: the workspace, the persistent folders.
+        self._kept = (settings.workspace, *settings.persistent_folders)
+        self._kernel_env = kernel_environment(os.environ, settings.session_env)
+        if prestarted is None and kernel_users is None:
+            kernel_users = claim_kernel_users(settings.kernel_user, settings.kernel_uids, keep=self._kept)
+        self._users = kernel_users
         if prestarted is not None:
             self._runtime_dir = prestarted.folder.path.parent
-            self._kernel_user = prestarted.folder.user
+            if kernel_users is not None and prestarted.folder.user is not None:
+                kernel_users.take_this(prestarted.folder.user)
         else:
             self._runtime_dir = make_runtime_dir(settings.runtime_dir)
-            self._kernel_user = resolve_kernel_user(settings.kernel_user)
         self._prestarted = prestarted
         self._serving = False  # until serving(): no standby kernel
         self._run_lock = asyncio.Lock()  # one execution at a time (CONC-1)
@@ -120,8 +137,12 @@ class ExecutionService:
             self._prestarted.discard()
             self._prestarted = None
         if self._active is not None:
-            await self._active.shutdown()
+            await self._retire(self._active)
             self._active = None
+        if self._users is not None:  # nothing of any session outlives the server
+            for user in self._users.users:
+                await asyncio.to_thread(self._sweep, user)
+            self._users.release()
         if self._owns_runtime_dir:
             shutil.rmtree(self._runtime_dir, ignore_errors=True)
 
@@ -131,14 +152,33 @@ class ExecutionService:
         task.add_done_callback(self._background.discard)
 
     def _new_kernel(self) -> KernelSession:
+        """A kernel session (not started), as a user id that no live kernel has."""
         prestarted, self._prestarted = self._prestarted, None  # the first kernel, if it was prestarted
+        user = None
+        if prestarted is None and self._users is not None:
+            user = self._users.take()
         return KernelSession(
             timeouts=self.settings.timeouts,
             max_output_bytes=self.settings.max_output_bytes,
             runtime_dir=self._runtime_dir,
-            user=self._kernel_user,
+            user=user,
+            env=self._kernel_env,
             prestarted=prestarted,
         )
+
+    def _sweep(self, user: KernelUser) -> None:
+        try:
+            sweep(user, keep=self._kept)
+        except IsolationError as exc:
+            log.error("isolation between sessions may be broken: %s", exc)
+
+    async def _retire(self, kernel: KernelSession) -> None:
+        """Shut ``kernel`` down, and sweep its user's processes and files before that user serves again."""
+        await kernel.shutdown()
+        user = kernel.user
+        if user is not None and self._users is not None:
+            await asyncio.to_thread(self._sweep, user)
+            self._users.give_back(user)
 
     async def _fresh_kernel(self) -> KernelSession:
         """Start a kernel and load the workspace into it, trying again until one comes up."""
@@ -150,10 +190,10 @@ class ExecutionService:
                 return kernel
             except KernelStartError as exc:
                 log.error("kernel failed to start, trying again in %.0f s: %s", _START_RETRY_DELAY, exc)
-                await kernel.shutdown()
+                await self._retire(kernel)
                 await asyncio.sleep(_START_RETRY_DELAY)
             except BaseException:  # cancelled while starting (a discarded standby): leave no process behind
-                await asyncio.shield(kernel.shutdown())
+                await asyncio.shield(self._retire(kernel))
                 raise
 
     async def _discard_standby(self) -> None:
@@ -162,7 +202,7 @@ class ExecutionService:
             return
         standby.cancel()
         with contextlib.suppress(BaseException):
-            await (await standby).shutdown()
+            await self._retire(await standby)
 
     async def _take_kernel(self) -> KernelSession:
         """The standby kernel (waiting for it if it is still starting), else a fresh one.
@@ -181,7 +221,7 @@ class ExecutionService:
                     log.info("swapped in the standby kernel %s", kernel.name)
                     return kernel
                 log.info("the standby kernel is stale (dead, or the workspace changed); starting afresh")
-                await kernel.shutdown()
+                await self._retire(kernel)
         return await self._fresh_kernel()
 
     def serving(self) -> None:
@@ -215,7 +255,7 @@ class ExecutionService:
             self._not_ready(reason)
             old, self._active = self._active, None
             if old is not None:
-                await old.shutdown()
+                await self._retire(old)
             if first:
                 self._reason = "loading_code"
             self._active = await self._take_kernel()

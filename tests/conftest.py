@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -9,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,13 @@ def assert_stable_goals_hold(bench: dict[str, Any]) -> None:
     """
     assert bench["ratios"]["restart_to_ready"] <= 0.5
     assert bench["figures"]["memory_idle_mb"] <= 170
+
+
+async def until(condition: Callable[[], bool], within: float) -> bool:
+    """Poll ``condition`` every 50 ms until it holds or ``within`` seconds pass; its last value."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        await asyncio.sleep(0.05)
+    return condition()

@@ -26,7 +26,7 @@ __all__ = [
 LIFE = 60
 
 #: /proc helpers: (state, ppid, start time) of a process; the processes user code can signal.
-_PROC = r'''
+_PROC = r"""
 import json, os
 def _stat(pid):
     try:
@@ -72,7 +72,7 @@ def _reachable(scope, with_ancestors):
             continue
         chosen.append([pid, found[pid][2], _cmdline(pid)])
     return chosen
-'''
+"""
 
 _HEARTBEAT = (
     "import os, sys, time\n"
@@ -102,19 +102,21 @@ def start_heartbeat(scope: int | None) -> str:
 def processes_alive(processes: list[list[str | int]]) -> str:
     """ISO-1: which of ``processes`` ([pid, start time, command]) still run."""
     return _PROC + (
-        f"alive = [[p, s, c] for p, s, c in {processes!r} if (_stat(p) or ('Z', 0, ''))[0] != 'Z' and _stat(p)[2] == s]\n"
+        f"alive = [[p, s, c] for p, s, c in {processes!r} if (_stat(p) or ('Z', 0, ''))[0] != 'Z'\n"
+        "         and _stat(p)[2] == s]\n"
         "print(json.dumps(alive))\n"
     )
 
 
-_FOLDERS = r'''
+_FOLDERS = r"""
 import os, sys, tempfile
 def _inside(path, folders):
     return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
-_workspace = [os.path.realpath(p or ".") for p in sys.path if os.path.isfile(os.path.join(p or ".", "conformance_helper.py"))]
+_workspace = [os.path.realpath(p or ".") for p in sys.path
+              if os.path.isfile(os.path.join(p or ".", "conformance_helper.py"))]
 def _excluded(path):
     return _inside(path, _workspace + [os.path.realpath(f) for f in PERSISTENT])
-'''
+"""
 
 
 def file_marks(token: str, persistent: list[str]) -> str:

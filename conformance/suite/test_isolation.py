@@ -1,7 +1,8 @@
 """Isolation between sessions (ISO-1 to ISO-6): what one user leaves behind must not reach the next.
 
-Each scenario does what a hostile session would (see ``isolation_code``), restarts the session as
-the manager does between users, and looks from the next session. Runs last: ISO-5 signals every
+Each scenario begins with a session of its own (a restart: whatever earlier tests left, a memory
+bomb say, is gone), does what a hostile user would (see ``isolation_code``), restarts the session
+as the manager does between users, and looks from the next session. Runs last: ISO-5 signals every
 process user code can reach, which may stop a weak executor for good.
 """
 
@@ -56,10 +57,9 @@ def _remove_left_over(target: Target, processes: list[list[object]], paths: list
     if target.kind != "process":
         return
     for pid, start, _ in processes:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            with open(f"/proc/{pid}/stat", encoding="utf-8") as file:
-                if file.read().rsplit(")", 1)[1].split()[19] == start:
-                    os.kill(int(pid), 9)  # type: ignore[call-overload]
+        with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{pid}/stat", encoding="utf-8") as file:
+            if file.read().rsplit(")", 1)[1].split()[19] == start:
+                os.kill(int(str(pid)), 9)
     for path in paths:
         with contextlib.suppress(OSError):
             os.remove(path)
@@ -70,6 +70,7 @@ def test_no_process_of_a_session_survives_restart(
     executor: ExecutorClient, capabilities: Capabilities, executor_target: Target
 ) -> None:
     """A detached process, and every process user code could signal, are gone once /restart answered."""
+    _new_session(executor)
     seen = _printed(executor, attack.start_heartbeat(capabilities.signal_scope), "the heartbeat's PID")
     if not isinstance(seen, dict):
         raise executor.fail("the heartbeat's PID and the reachable processes", repr(seen), executor.last)
@@ -99,13 +100,18 @@ def test_files_written_by_a_session_are_gone_after_restart(
     executor_target: Target,
 ) -> None:
     """Files in the temp folders, HOME, the working directory and on sys.path do not survive /restart."""
+    _new_session(executor)
     written = _printed(executor, attack.file_marks(_token(request), list(persistent_folders)), "the files written")
     if not written:
         pytest.skip("user code could write no file outside the workspace and the persistent folders")
     _new_session(executor)
     left = _printed(executor, attack.files_left(written), "the files still there")  # type: ignore[arg-type]
     _remove_left_over(executor_target, [], left)  # type: ignore[arg-type]
-    executor.expect(left == [], f"none of the {len(written)} files written before the restart", f"still there: {left}")  # type: ignore[arg-type]
+    executor.expect(
+        left == [],
+        f"none of the {len(written)} files written before the restart",
+        f"still there: {left}",  # type: ignore[arg-type]
+    )
 
 
 @pytest.mark.requirement("ISO-3")
@@ -116,6 +122,7 @@ def test_code_planted_by_a_session_does_not_run_in_the_next(
     executor_target: Target,
 ) -> None:
     """.pth, sitecustomize and usercustomize files, and environment variables, are inert after /restart."""
+    _new_session(executor)
     token = _token(request)
     planted = _printed(executor, attack.plant(token, list(persistent_folders)), "the files planted")
     _new_session(executor)
@@ -135,6 +142,7 @@ def test_background_output_of_a_session_never_reaches_the_next(
     request: pytest.FixtureRequest, executor: ExecutorClient
 ) -> None:
     """A thread and a detached process that keep printing: nothing of theirs after /restart."""
+    _new_session(executor)
     token = _token(request)
     executor.expect_status(executor.run(attack.background_talkers(token)), "ok", executor.last)
     _new_session(executor)

@@ -6,10 +6,13 @@ choices contract v1 allows:
 - ``/ready`` answers 200 (not 503) while not ready, with the reason;
 - ``/restart`` finishes before it answers (``{"status": "ok"}``);
 - a second execute while one runs gets 429 instead of waiting (CONC-2);
-- no ``/info``; no rich ``display_data`` (EXEC-4, a SHOULD, is not met).
+- no ``/info``; no rich ``display_data`` (EXEC-4, a SHOULD, is not met);
+- run as root, one throwaway user id for every worker, swept between workers (``sandbox.py``),
+  where the reference alternates two ids to keep a standby.
 
 Run it with ``python examples/subprocess_executor/server.py``; it reads PORT, HOST,
-WORKSPACE_FOLDER, EXECUTION_TIMEOUT, MAX_OUTPUT_BYTES and MAX_REQUEST_BYTES.
+WORKSPACE_FOLDER, EXECUTION_TIMEOUT, MAX_OUTPUT_BYTES, MAX_REQUEST_BYTES, SESSION_ENV and
+SUBMISSION_DIR.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+try:
+    from .sandbox import Sandbox, worker_environment
+except ImportError:  # run as a script: the folder is on sys.path
+    from sandbox import Sandbox, worker_environment  # type: ignore[no-redef]
+
 WORKER = Path(__file__).with_name("worker.py")
 #: After SIGINT, how long interrupted code has to stop before the worker is replaced.
 INTERRUPT_GRACE = 1.0
@@ -47,6 +55,8 @@ class Settings:
     execution_timeout: float = 3.0
     max_output_bytes: int = 1024 * 1024
     max_request_bytes: int = 1024 * 1024
+    session_env: tuple[str, ...] = ()
+    submission_dir: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -58,6 +68,8 @@ class Settings:
             execution_timeout=float(env.get("EXECUTION_TIMEOUT", "3")),
             max_output_bytes=int(env.get("MAX_OUTPUT_BYTES", str(1024 * 1024))),
             max_request_bytes=int(env.get("MAX_REQUEST_BYTES", str(1024 * 1024))),
+            session_env=tuple(n.strip() for n in env.get("SESSION_ENV", "").split(",") if n.strip()),
+            submission_dir=env.get("SUBMISSION_DIR") or None,
         )
 
 
@@ -71,8 +83,8 @@ _DIED = object()
 class Worker:
     """One worker process and a thread that reads its answers into a queue."""
 
-    def __init__(self, command: list[str]) -> None:
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None)
+    def __init__(self, command: list[str], **options: Any) -> None:
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, **options)
         self.answers: queue.Queue[Any] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -116,16 +128,33 @@ class Session:
         self.ready = False
         self.reason: str | None = "starting"
         self.restarting = False
+        self.sandbox = Sandbox.claim(keep=[settings.workspace, *filter(None, [settings.submission_dir])])
 
     def worker_command(self) -> list[str]:
         return [sys.executable, str(WORKER), self.settings.workspace]
 
+    def new_worker(self) -> Worker:
+        """Replace the worker: the old one, and everything of its session, go first (ISO-1 to ISO-4)."""
+        if self.worker is not None:
+            self.worker.kill()
+        options: dict[str, Any] = {"env": worker_environment(os.environ, self.settings.session_env)}
+        if self.sandbox is not None:
+            self.sandbox.clean()
+            options.update(self.sandbox.spawn_options())
+            options["env"]["HOME"] = self.sandbox.home
+        return Worker(self.worker_command(), **options)
+
+    def close(self) -> None:
+        """The server stops: nothing of the last session outlives it."""
+        if self.worker is not None:
+            self.worker.kill()
+        if self.sandbox is not None:
+            self.sandbox.clean()
+
     def start_worker(self, reason: str) -> None:
         """Replace the worker and wait until it has loaded the workspace."""
         self.ready, self.reason = False, reason
-        if self.worker is not None:
-            self.worker.kill()
-        worker = Worker(self.worker_command())
+        worker = self.new_worker()
         answer = worker.answer(time.monotonic() + START_TIMEOUT)
         if not (isinstance(answer, dict) and answer.get("ready")):
             worker.kill()
@@ -300,8 +329,7 @@ def serve(session: Session, handler: type[Handler] = Handler) -> None:
     try:
         server.serve_forever()
     finally:
-        if session.worker is not None:
-            session.worker.kill()
+        session.close()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from reference_executor.config import Timeouts
-from reference_executor.kernel import KernelSession, KernelStartError, KernelUser, RunOutcome, resolve_kernel_user
+from reference_executor.isolation import claim_kernel_users
+from reference_executor.kernel import KernelSession, RunOutcome
 from reference_executor.kernel_process import prepare, prestart
 from tests.conftest import EXAMPLES
 
@@ -187,14 +188,25 @@ async def test_the_original_sample_workspace_loads(kernel_session: KernelSession
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only a server running as root switches users")
-def test_kernels_drop_to_nobody_only_where_nobody_can_run_the_interpreter(
+def test_kernels_get_throwaway_users_only_where_they_can_run_the_interpreter(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert resolve_kernel_user("auto") == KernelUser("nobody", *pwd.getpwnam("nobody")[2:4])
+    users = claim_kernel_users("auto", range(61500, 61600))
+    assert users is not None
+    try:
+        assert [u.uid for u in users.users] == [users.first.uid, users.first.uid + 1]
+        for user in users.users:
+            with pytest.raises(KeyError):
+                pwd.getpwuid(user.uid)  # a throwaway id: no account of the system is used
+    finally:
+        users.release()
     private = tmp_path / "private"
     private.mkdir(mode=0o700)  # a pyenv under /root, say
     (private / "python").symlink_to(sys.executable)
     monkeypatch.setattr(sys, "executable", str(private / "python"))
-    assert resolve_kernel_user("auto") is None  # falls back to the server's user, with a warning
-    with pytest.raises(KernelStartError, match="cannot run"):
-        resolve_kernel_user("nobody")
+    assert claim_kernel_users("auto", range(61500, 61600)) is None  # the server's user, with a warning
+
+
+async def test_a_kernel_folder_is_closed_to_every_other_user(tmp_path: Path) -> None:
+    folder = prepare(tmp_path, user=None, max_output_bytes=4096)
+    assert folder.path.stat().st_mode & 0o077 == 0

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import pytest
 
 from reference_executor.config import Settings
 from reference_executor.service import ExecutionService
+from tests.conftest import until
 
 pytestmark = pytest.mark.anyio
 
@@ -19,15 +18,6 @@ NO_STANDBY_WINDOW = 1.0
 
 def kernel_folders(runtime_dir: Path) -> int:
     return len(list(runtime_dir.glob("kernel-*")))
-
-
-async def until(condition, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(0.05)
-    return condition()
 
 
 async def test_the_standby_kernel_waits_until_the_server_is_serving(tmp_path: Path) -> None:

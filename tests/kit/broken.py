@@ -178,10 +178,8 @@ class _ReadyBeforeLoadingSession(BrokenSession):
             self._load(reason)
 
     def _load(self, reason: str) -> None:
-        if self.worker is not None:
-            self.worker.kill()
         self.ready, self.reason = True, None  # the fault: ready before the workspace has loaded
-        worker_ = server.Worker(self.worker_command())
+        worker_ = self.new_worker()
         answer = worker_.answer(time.monotonic() + server.START_TIMEOUT)
         if not (isinstance(answer, dict) and answer.get("ready")):
             worker_.kill()

@@ -1,0 +1,141 @@
+"""Who the worker runs as, and the clean-up between two workers (contract 1.1, ISO-1 to ISO-6).
+
+A server running as root claims one throwaway user id (a lock file held for its life, so that no
+other executor on the host takes it) and runs every worker as that id, in a fresh HOME. Before a
+new worker starts, everything of the old one goes: every process of the id (``kill(-1)`` run as
+the id reaches detached processes too) and every file it owns in the temporary folders. Not run
+as root, the worker runs as the server's own user, and none of this is possible: the kit then
+reports ISO-1 to ISO-5 as failed, rightly.
+
+Standard library only, and no code shared with the reference executor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+#: The ids a worker may run as (none of them with a passwd entry is used).
+WORKER_UIDS = range(62000, 63000)
+LOCK_FOLDER = Path("/run/subprocess-executor")
+TEMP_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
+#: What every worker gets of the server's environment, besides what SESSION_ENV names (ISO-6).
+BASE_VARIABLES = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM")
+BASE_PREFIXES = ("LC_", "PYTHON")
+KILL_DEADLINE = 5.0
+#: Run as the user id: SIGKILL to all its processes at once (so that none can fork its way out).
+_KILL_ALL = (
+    "import os, signal\n"
+    "for _ in range(3):\n    try:\n        os.kill(-1, signal.SIGKILL)\n    except OSError:\n        break\n"
+)
+
+
+def worker_environment(server: Mapping[str, str], passed_on: Iterable[str]) -> dict[str, str]:
+    """The server's environment less what the operator did not name in SESSION_ENV."""
+    names = set(passed_on)
+    return {k: v for k, v in server.items() if k in names or k in BASE_VARIABLES or k.startswith(BASE_PREFIXES)}
+
+
+class Sandbox:
+    """One throwaway user id for the workers of this server (None from ``claim`` when not root)."""
+
+    def __init__(self, uid: int, lock: int, keep: tuple[str, ...]) -> None:
+        self.uid = uid
+        self._lock = lock
+        self._keep = keep
+        self.home: str | None = None
+
+    @classmethod
+    def claim(cls, keep: Iterable[str] = ()) -> Sandbox | None:
+        if os.geteuid() != 0:
+            print("not root: the worker runs as the server's user; sessions are not isolated", file=sys.stderr)
+            return None
+        import pwd
+
+        LOCK_FOLDER.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for uid in WORKER_UIDS:
+            with contextlib.suppress(KeyError):
+                pwd.getpwuid(uid)
+                continue
+            fd = os.open(LOCK_FOLDER / f"uid-{uid}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            sandbox = cls(uid, fd, tuple(keep))
+            sandbox.clean()  # whatever a crashed earlier holder left
+            return sandbox
+        raise RuntimeError(f"every worker user id in {WORKER_UIDS.start}-{WORKER_UIDS.stop - 1} is taken")
+
+    def spawn_options(self) -> dict[str, Any]:
+        """Popen options for a new worker: this user id, a fresh HOME as its working directory."""
+        self.home = tempfile.mkdtemp(prefix="worker-home-")
+        os.chown(self.home, self.uid, self.uid)
+        return {"user": self.uid, "group": self.uid, "extra_groups": [], "cwd": self.home}
+
+    def clean(self) -> None:
+        """Kill every process of the user id, then remove its files; the worker must be gone already."""
+        self.kill_all()
+        if self.home is not None:
+            shutil.rmtree(self.home, ignore_errors=True)
+            self.home = None
+        for folder in TEMP_FOLDERS:
+            self._remove_files(folder)
+
+    def kill_all(self) -> None:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                [sys.executable, "-S", "-I", "-c", _KILL_ALL], user=self.uid, group=self.uid, extra_groups=[],
+                cwd="/", env={}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                timeout=KILL_DEADLINE, check=False,
+            )  # fmt: skip
+        deadline = time.monotonic() + KILL_DEADLINE
+        while (left := self._living()) and time.monotonic() < deadline:
+            for pid in left:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.01)
+
+    def _living(self) -> list[int]:
+        """Processes of the user id that are not yet dead (zombies of ours are reaped on the way)."""
+        living = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            with contextlib.suppress(OSError), open(f"/proc/{name}/status", encoding="utf-8") as file:
+                fields = dict(line.split(":", 1) for line in file if ":" in line)
+                if self.uid not in [int(x) for x in fields.get("Uid", "").split()[:3]]:
+                    continue
+                if fields.get("State", "").split()[:1] == ["Z"]:
+                    if fields.get("PPid", "").strip() == str(os.getpid()):
+                        os.waitpid(int(name), os.WNOHANG)
+                    continue
+                living.append(int(name))
+        return living
+
+    def _remove_files(self, folder: str, depth: int = 0) -> None:
+        with contextlib.suppress(OSError):
+            for entry in list(os.scandir(folder)):
+                if any(entry.path == k or entry.path.startswith(k.rstrip("/") + "/") for k in self._keep):
+                    continue
+                with contextlib.suppress(OSError):
+                    info = entry.stat(follow_symlinks=False)
+                    if info.st_uid == self.uid:
+                        if stat.S_ISDIR(info.st_mode):
+                            shutil.rmtree(entry.path, ignore_errors=True)
+                        else:
+                            os.unlink(entry.path)
+                    elif stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_IXOTH and depth < 32:
+                        self._remove_files(entry.path, depth + 1)

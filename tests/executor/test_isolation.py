@@ -1,0 +1,116 @@
+"""Isolation between sessions in the reference executor: kernel users, the sweep, the environment.
+
+Real processes and files, as root (only a server running as root can switch users): the kit's
+ISO scenarios (conformance/suite/test_isolation.py) prove the same end to end.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reference_executor.config import Settings
+from reference_executor.isolation import claim_kernel_users, kernel_environment, sweep
+from reference_executor.service import ExecutionService
+from tests.conftest import until
+
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only a server running as root switches users")
+
+#: A process that detaches itself (double fork, new session), prints its PID and lives 30 s at most.
+DETACHED = (
+    "import os, sys, time\n"
+    "if os.fork():\n    os._exit(0)\n"
+    "os.setsid()\n"
+    "if os.fork():\n    os._exit(0)\n"
+    "sys.stdout.write(str(os.getpid()))\nsys.stdout.flush()\nos.close(1)\n"
+    "end = time.monotonic() + 30\n"
+    "while time.monotonic() < end:\n    time.sleep(0.1)\n"
+    "os._exit(0)\n"
+)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as file:
+            return file.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_the_environment_holds_only_what_session_env_names() -> None:
+    server = {"PATH": "/bin", "LC_ALL": "C", "PYTHONUNBUFFERED": "1", "API_KEY": "secret", "SHARED": "yes"}
+    assert kernel_environment(server, ["SHARED"]) == {
+        "PATH": "/bin",
+        "LC_ALL": "C",
+        "PYTHONUNBUFFERED": "1",
+        "SHARED": "yes",
+    }
+
+
+@as_root
+def test_two_servers_on_one_host_never_share_a_kernel_user() -> None:
+    first = claim_kernel_users("auto", range(61500, 61600))
+    second = claim_kernel_users("auto", range(61500, 61600))
+    assert first is not None and second is not None
+    try:
+        assert {u.uid for u in first.users}.isdisjoint(u.uid for u in second.users)
+    finally:
+        first.release()
+        second.release()
+
+
+@as_root
+def test_the_sweep_kills_detached_processes_and_removes_files_but_kept_ones(tmp_path: Path) -> None:
+    users = claim_kernel_users("auto", range(61500, 61600))
+    assert users is not None
+    user = users.first
+    kept = tmp_path / "submission"
+    kept.mkdir()
+    kept.chmod(0o777)
+    tmp_path.chmod(0o755)
+    pid = 0
+    try:
+        detached = subprocess.run(
+            [sys.executable, "-c", DETACHED], user=user.uid, group=user.gid, extra_groups=[], cwd="/",
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30, check=True,
+        )  # fmt: skip
+        pid = int(detached.stdout)
+        assert _running(pid)
+        files = [Path("/tmp") / f"iso-test-{os.getpid()}", kept / "result.txt", tmp_path / "nested-owned"]
+        for path in files:
+            path.write_text("x")
+            os.chown(path, user.uid, user.gid)
+        sweep(user, keep=[kept], folders=[Path("/tmp"), tmp_path])
+        assert not _running(pid)
+        assert [path.exists() for path in files] == [False, True, False]
+    finally:
+        if _running(pid):
+            os.kill(pid, 9)
+        users.release()
+
+
+@as_root
+@pytest.mark.anyio
+async def test_the_standby_never_runs_as_the_user_being_served(tmp_path: Path) -> None:
+    """Active and standby kernels alternate between two user ids; a restart swaps them."""
+    settings = Settings.from_env({"WORKSPACE_FOLDER": str(tmp_path / "none")})  # its own runtime folder
+    service = ExecutionService(settings)
+    await service.start()
+    try:
+        assert await until(lambda: service.readiness.ready, 60)
+        service.serving()
+        assert await until(lambda: service._standby is not None and service._standby.done(), 60)
+        active, standby = service._active, service._standby.result()  # type: ignore[union-attr]
+        assert active is not None and active.user is not None and standby.user is not None
+        assert active.user.uid != standby.user.uid
+        served_before = active.user.uid
+        await service.restart()
+        assert service._active is standby
+        assert await until(lambda: service._standby is not None and service._standby.done(), 60)
+        assert service._standby.result().user.uid == served_before  # type: ignore[union-attr]
+    finally:
+        await service.close()
