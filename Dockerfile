@@ -7,24 +7,23 @@ ARG BASE=python:3.13-slim
 FROM ${BASE}
 
 LABEL org.opencontainers.image.title="reference-executor" \
-      org.opencontainers.image.description="Reference executor of the code-executor contract v1: FastAPI in front of an IPython kernel" \
+      org.opencontainers.image.description="Reference executor of the code-executor contract 1.1: FastAPI in front of an IPython kernel" \
       org.opencontainers.image.version="1.0.0" \
       org.opencontainers.image.licenses="MIT" \
-      io.executor-contract.version="1.0"
+      io.executor-contract.version="1.1"
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PORT=8432 \
     WORKSPACE_FOLDER=/code \
     EXECUTION_TIMEOUT=3 \
-    KERNEL_USER=executor \
     PATH=/opt/venv/bin:$PATH
 
-# User code runs as `executor` (SEC-1); the server stays root only to start kernels as that
-# user and so cannot be signalled by them (SEC-2).
-RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/executor executor \
- && mkdir -p /code /submission \
- && chown executor:executor /submission
+# User code runs as two throwaway user ids, alternately (SEC-1, ISO-1): the server stays root only
+# to start kernels as them and to sweep a retired one's processes and files, and so cannot be
+# signalled by them (SEC-2, ISO-5). /submission (the original deployment's save-to folder) is
+# writable by them, sticky like /tmp, and kept across sessions (SUBMISSION_DIR, ISO-2).
+RUN mkdir -p /code /submission && chmod 1777 /submission
 
 COPY build/wheelhouse /wheels
 RUN python3 -m venv /opt/venv \

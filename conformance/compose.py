@@ -24,6 +24,13 @@ MANAGER_PORT = 5000
 #: Environment keys the generator turns into container settings instead of variables.
 RESOURCE_KEYS = {"MEM_LIMIT": "mem_limit", "CPUS": "cpus", "MEM_RESERVATION": "mem_reservation"}
 DEFAULTS = {"EXECUTION_TIMEOUT": "360", "MEM_LIMIT": "2G", "CPUS": "0.5"}
+#: Keys of ``-e`` that configure the executor itself; every other one is meant for user code, and
+#: is named in SESSION_ENV so that it reaches it (contract ISO-6).
+EXECUTOR_SETTINGS = {
+    "PORT", "HOST", "WORKSPACE_FOLDER", "EXECUTION_TIMEOUT", "MAX_OUTPUT_BYTES", "MAX_REQUEST_BYTES",
+    "SESSION_ENV", "SUBMISSION_DIR", "KERNEL_USER", "KERNEL_UIDS", "STANDBY_KERNEL", "INTERRUPT_GRACE",
+    "KERNEL_START_TIMEOUT", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
+}  # fmt: skip
 
 
 class ComposeError(ValueError):
@@ -105,6 +112,9 @@ def compose_document(pool: Pool) -> dict[str, Any]:
             "HOST_PORT": str(host_port),
             **{k: v for k, v in settings.items() if k not in RESOURCE_KEYS},
         }
+        for_user_code = sorted(k for k in pool.env if k not in RESOURCE_KEYS and k not in EXECUTOR_SETTINGS)
+        if for_user_code:
+            environment["SESSION_ENV"] = ",".join(for_user_code)
         volumes = []
         if pool.workspace:
             volumes.append(f"{pool.workspace}:/data:ro")

@@ -152,13 +152,16 @@ def _marker(token: str) -> str:
     return f"CONFORMANCE_PLANTED_{token}"
 
 
-def plant(token: str, persistent: list[str]) -> str:
+def plant(token: str) -> str:
     """ISO-3: plant start-up code (.pth, sitecustomize, usercustomize) in every writable import path
-    and the user site, and a variable in the environment; print the files planted."""
+    and the user site, and a variable in the environment; print the files planted.
+
+    Persistent folders are not spared: files there may outlive the session, but must not run.
+    """
     marker = _marker(token)
     payload = f"import builtins; setattr(builtins, {marker!r}, True)\n"
     return (
-        f"PERSISTENT = {persistent!r}\n" + _FOLDERS + "import json, site\n"
+        "PERSISTENT = []\n" + _FOLDERS + "import json, site\n"
         "folders = [p or os.getcwd() for p in sys.path] + [site.getusersitepackages()]\n"
         "planted = []\n"
         "for folder in dict.fromkeys(os.path.realpath(f) for f in folders):\n"

@@ -116,15 +116,12 @@ def test_files_written_by_a_session_are_gone_after_restart(
 
 @pytest.mark.requirement("ISO-3")
 def test_code_planted_by_a_session_does_not_run_in_the_next(
-    request: pytest.FixtureRequest,
-    executor: ExecutorClient,
-    persistent_folders: tuple[str, ...],
-    executor_target: Target,
+    request: pytest.FixtureRequest, executor: ExecutorClient, executor_target: Target
 ) -> None:
-    """.pth, sitecustomize and usercustomize files, and environment variables, are inert after /restart."""
+    """Start-up files planted on import paths (persistent folders too) and environment variables are inert."""
     _new_session(executor)
     token = _token(request)
-    planted = _printed(executor, attack.plant(token, list(persistent_folders)), "the files planted")
+    planted = _printed(executor, attack.plant(token), "the files planted")
     _new_session(executor)
     ran = _printed(executor, attack.check_planted(token), "whether the planted code ran")
     left = _printed(executor, attack.files_left(planted), "the planted files still there")  # type: ignore[arg-type]

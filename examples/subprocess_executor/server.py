@@ -84,7 +84,7 @@ class Worker:
     """One worker process and a thread that reads its answers into a queue."""
 
     def __init__(self, command: list[str], **options: Any) -> None:
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, **options)
+        self.process = subprocess.Popen(command, **{"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, **options})
         self.answers: queue.Queue[Any] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -137,12 +137,17 @@ class Session:
         """Replace the worker: the old one, and everything of its session, go first (ISO-1 to ISO-4)."""
         if self.worker is not None:
             self.worker.kill()
-        options: dict[str, Any] = {"env": worker_environment(os.environ, self.settings.session_env)}
         if self.sandbox is not None:
             self.sandbox.clean()
+        return Worker(self.worker_command(), **self.worker_options())
+
+    def worker_options(self) -> dict[str, Any]:
+        """How a new worker is started (Popen's options): its user, HOME and environment."""
+        options: dict[str, Any] = {"env": worker_environment(os.environ, self.settings.session_env)}
+        if self.sandbox is not None:
             options.update(self.sandbox.spawn_options())
             options["env"]["HOME"] = self.sandbox.home
-        return Worker(self.worker_command(), **options)
+        return options
 
     def close(self) -> None:
         """The server stops: nothing of the last session outlives it."""

@@ -10,8 +10,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import queue
+import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -321,6 +324,114 @@ class _NoRecoverySession(BrokenSession):
         return True
 
 
+class _NoProcessSweepSession(BrokenSession):
+    """Kills the worker between sessions, but not what the worker started."""
+
+    fault = "detached_processes_survive"
+
+    def __init__(self, settings: server.Settings) -> None:
+        super().__init__(settings)
+        if self.sandbox is not None:
+            self.sandbox.kill_all = lambda: None  # type: ignore[method-assign]
+
+
+class _NoFileSweepSession(BrokenSession):
+    """Leaves the files of a session in the temporary folders."""
+
+    fault = "temp_files_survive"
+
+    def __init__(self, settings: server.Settings) -> None:
+        super().__init__(settings)
+        if self.sandbox is not None:
+            self.sandbox._remove_files = lambda folder, depth=0: None  # type: ignore[method-assign]
+
+
+#: The persistent folder of the fault below (the kit is told of it with --persistent-folder).
+SUBMISSION = "/tmp/conformance-broken-submission"
+
+
+class _SubmissionOnPythonPathSession(BrokenSession):
+    """Puts the persistent SUBMISSION_DIR on every worker's PYTHONPATH: what one user drops there
+    (a sitecustomize.py) runs in every later worker."""
+
+    fault = "submission_on_pythonpath"
+
+    def __init__(self, settings: server.Settings) -> None:
+        super().__init__(settings)
+        Path(SUBMISSION).mkdir(exist_ok=True)
+        Path(SUBMISSION).chmod(0o1777)
+
+    def worker_options(self) -> dict[str, Any]:
+        options = super().worker_options()
+        options["env"]["PYTHONPATH"] = SUBMISSION
+        return options
+
+
+class _PendingOutputWorker(worker.Worker):
+    """What is printed between two calls (by a background thread) comes back with the next call."""
+
+    pending: worker.OutputSink | None = None
+
+    def run(self, code: str, max_output: int) -> dict[str, Any]:
+        pending, self.pending = self.pending, None
+        answer = super().run(code, max_output)
+        if pending is not None:
+            answer["outputs"][:0] = pending.items
+        self.pending = worker.OutputSink(max_output)
+        sys.stdout = worker.Capture("stdout", self.pending)
+        return answer
+
+
+class _CarriesOutputOverSession(BrokenSession):
+    """Before a restart, asks the old worker for what it printed since its last call, and hands it
+    to the next session's first response, "so that nothing is lost"."""
+
+    fault = "background_output_carried_over"
+    carried: list[dict[str, Any]] = []
+
+    def restart(self) -> None:
+        if self.worker is not None and self.lock.acquire(blocking=False):
+            try:
+                self.worker.send({"code": "", "max_output": self.settings.max_output_bytes})
+                answer = self.worker.answer(time.monotonic() + 1.0)
+                self.carried = answer["outputs"] if isinstance(answer, dict) else []
+            finally:
+                self.lock.release()
+        server.Session.restart(self)
+
+    def _execute(self, code: str, timeout: float) -> dict[str, Any]:
+        body = server.Session._execute(self, code, timeout)
+        carried, self.carried = self.carried, []
+        body["outputs"][:0] = carried
+        return body
+
+
+class _ServerAsTheWorkerUserSession(BrokenSession):
+    """Runs the server itself as the worker's user id: user code can signal it."""
+
+    fault = "server_shares_the_user"
+
+    def __init__(self, settings: server.Settings) -> None:
+        super().__init__(settings)
+        sandbox = self.sandbox
+        if sandbox is None:
+            return
+        os.setgroups([])
+        os.setgid(sandbox.uid)
+        os.setuid(sandbox.uid)
+
+        def spawn_options() -> dict[str, Any]:
+            sandbox.home = tempfile.mkdtemp(prefix="worker-home-")
+            return {"cwd": sandbox.home}
+
+        def kill_all() -> None:
+            with contextlib.suppress(OSError):
+                os.kill(-1, signal.SIGKILL)  # every process of the id but the server
+
+        sandbox.spawn_options = spawn_options  # type: ignore[method-assign]
+        sandbox.kill_all = kill_all  # type: ignore[method-assign]
+
+
 # -- worker-side faults --------------------------------------------------------------------------
 
 
@@ -532,6 +643,17 @@ FAULTS: dict[str, Fault] = {
                session=_SlowCrashDetectionSession),
         _fault("no_crash_recovery", "after a crash no new worker is started", "CRASH-2",
                session=_NoRecoverySession),
+        _fault("detached_processes_survive", "a restart kills the worker but not the processes it started",
+               "ISO-1", session=_NoProcessSweepSession),
+        _fault("temp_files_survive", "a restart leaves the session's files in /tmp, /var/tmp and /dev/shm",
+               "ISO-2", session=_NoFileSweepSession),
+        _fault("submission_on_pythonpath", "the persistent SUBMISSION_DIR is on every worker's PYTHONPATH",
+               "ISO-3", session=_SubmissionOnPythonPathSession,
+               kit_args=("--executor-env", f"SUBMISSION_DIR={SUBMISSION}", "--persistent-folder", SUBMISSION)),
+        _fault("background_output_carried_over", "what a background thread printed before a restart comes "
+               "back after it", "ISO-4", session=_CarriesOutputOverSession, worker_class=_PendingOutputWorker),
+        _fault("server_shares_the_user", "the server runs as the user id of user code", "ISO-5 SEC-2",
+               session=_ServerAsTheWorkerUserSession, kit_args=("--timeout-factor", "0.25")),
     )
 }  # fmt: skip
 

@@ -52,6 +52,7 @@ def test_short_flags_types_env_submission_and_gpus(tmp_path: Path) -> None:
     assert node["ports"] == ["127.0.0.1:7002:8432"]
     assert (node["mem_limit"], node["cpus"], node["mem_reservation"]) == ("512m", 0.25, "128m")
     assert node["environment"]["EXECUTION_TIMEOUT"] == "30" and node["environment"]["DEBUG"] == "1"
+    assert node["environment"]["SESSION_ENV"] == "DEBUG"  # -e values reach user code; settings do not
     assert "MEM_LIMIT" not in node["environment"]
     assert (
         node["volumes"] == [f"{tmp_path / 'out'}/002:/submission"]
