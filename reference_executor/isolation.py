@@ -43,9 +43,10 @@ __all__ = [
 
 log = logging.getLogger("reference_executor.isolation")
 
-#: Where any user may write: swept of a retiring kernel user's files (the kernel's own folder,
-#: its HOME and working directory, is removed whole).
-TEMP_FOLDERS = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))
+#: Where any user may write (in the image, the only world-writable folders but /submission):
+#: swept of a retiring kernel user's files. The kernel's own folder, its HOME and working
+#: directory, is removed whole.
+TEMP_FOLDERS = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run/lock"))
 #: Where the lock files that claim kernel user ids live (root's own; the first that can be made).
 LOCK_FOLDERS = (Path("/run/reference-executor"), Path("/var/lock/reference-executor"))
 #: Variables every kernel gets from the server's environment, whatever SESSION_ENV says (ISO-6).
@@ -270,27 +271,37 @@ def _inside(path: str, folders: Iterable[str]) -> bool:
 
 
 def _remove_files_of(uid: int, folder: str, keep: tuple[str, ...], depth: int = 0) -> int:
-    """Remove what ``uid`` owns under ``folder``, descending only where ``uid`` could have gone."""
-    removed = 0
+    """Remove what ``uid`` owns under ``folder``, looking only where ``uid`` could have written.
+
+    An entry of ``uid`` can only have been made in a folder that ``uid`` may write to (it owns
+    none here but its own, which go whole): a world-writable one. Elsewhere only the subfolders
+    are looked at, and only those ``uid`` could enter; a read-only tree (a virtualenv in /tmp,
+    say) costs one look per folder, not per file.
+    """
     try:
+        writable = bool(os.stat(folder).st_mode & stat.S_IWOTH)
         entries = list(os.scandir(folder))
     except OSError:
         return 0
+    removed = 0
     for entry in entries:
         if _inside(entry.path, keep):
             continue
         try:
+            is_folder = entry.is_dir(follow_symlinks=False)
+            if not (writable or is_folder):
+                continue
             info = entry.stat(follow_symlinks=False)
         except OSError:
             continue
         if info.st_uid == uid:
-            if stat.S_ISDIR(info.st_mode):
+            if is_folder:
                 shutil.rmtree(entry.path, ignore_errors=True)
             else:
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
             removed += 1
-        elif stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_IXOTH and depth < MAX_DEPTH:
+        elif is_folder and info.st_mode & stat.S_IXOTH and depth < MAX_DEPTH:
             removed += _remove_files_of(uid, entry.path, keep, depth + 1)
     return removed
 

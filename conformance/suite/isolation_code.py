@@ -123,7 +123,8 @@ def file_marks(token: str, persistent: list[str]) -> str:
     """ISO-2: write a file in every place user code can write to; print the paths written."""
     return (
         f"PERSISTENT = {persistent!r}\n" + _FOLDERS + "import json\n"
-        "places = {tempfile.gettempdir(), '/tmp', '/var/tmp', '/dev/shm', os.path.expanduser('~'), os.getcwd(),\n"
+        "places = {tempfile.gettempdir(), '/tmp', '/var/tmp', '/dev/shm', '/run/lock', '/var/lock',\n"
+        "          os.path.expanduser('~'), os.getcwd(),\n"
         "          *(p or os.getcwd() for p in sys.path)}\n"
         "written = []\n"
         "for place in sorted({os.path.realpath(p) for p in places}):\n"

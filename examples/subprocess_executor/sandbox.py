@@ -29,7 +29,7 @@ from typing import Any
 #: The ids a worker may run as (none of them with a passwd entry is used).
 WORKER_UIDS = range(62000, 63000)
 LOCK_FOLDER = Path("/run/subprocess-executor")
-TEMP_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
+TEMP_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 #: What every worker gets of the server's environment, besides what SESSION_ENV names (ISO-6).
 BASE_VARIABLES = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM")
 BASE_PREFIXES = ("LC_", "PYTHON")

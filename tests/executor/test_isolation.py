@@ -71,7 +71,7 @@ def test_the_sweep_kills_detached_processes_and_removes_files_but_kept_ones(tmp_
     kept = tmp_path / "submission"
     kept.mkdir()
     kept.chmod(0o777)
-    tmp_path.chmod(0o755)
+    tmp_path.chmod(0o1777)  # world-writable, as /tmp: where user code can leave files
     pid = 0
     try:
         detached = subprocess.run(
