@@ -187,3 +187,15 @@ async def until(condition: Callable[[], bool], within: float) -> bool:
             return True
         await asyncio.sleep(0.05)
     return condition()
+
+
+def reachable_by_every_user(folder: Path) -> Path:
+    """``folder``, made enterable by other users up to the root (pytest's folders are private).
+
+    Run as root, executors run user code as throwaway user ids (contract ISO-1), which must
+    reach a workspace the tests make: listing stays closed, only passing through is allowed.
+    """
+    folder.chmod(folder.stat().st_mode | 0o005)
+    for parent in folder.parents:
+        parent.chmod(parent.stat().st_mode | 0o001)
+    return folder

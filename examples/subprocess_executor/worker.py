@@ -92,7 +92,11 @@ class Worker:
 
     def load_workspace(self) -> None:
         """Run every .py file of the workspace, in name order, with the folder on sys.path."""
-        if not self.workspace.is_dir():
+        try:
+            if not self.workspace.is_dir():
+                return
+        except OSError as exc:  # unreadable by the worker's user: logged, and the session starts empty
+            print(f"workspace: cannot read {self.workspace}: {exc}", file=sys.stderr)
             return
         sys.path.insert(0, str(self.workspace))
         for path in sorted(p for p in self.workspace.iterdir() if p.suffix == ".py" and p.is_file()):

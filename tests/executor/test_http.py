@@ -106,12 +106,19 @@ def test_without_a_standby_restart_still_clears_state(reference_executor: Runnin
 
 def test_info_lists_the_reference_features(reference_executor: RunningExecutor) -> None:
     info = reference_executor.client.get("/info").json()
-    assert info["contract_version"] == "1.0" and info["implementation"] == "reference-executor"
+    assert info["contract_version"] == "1.1" and info["implementation"] == "reference-executor"
     assert set(info["features"]) == {"mounted_code", "timeout_override", "rich_output", "restart_status", "info"}
 
 
 @pytest.mark.parametrize(
-    ("variable", "value"), [("EXECUTION_TIMEOUT", "soon"), ("PORT", "-1"), ("MAX_OUTPUT_BYTES", "0")]
+    ("variable", "value"),
+    [
+        ("EXECUTION_TIMEOUT", "soon"),
+        ("PORT", "-1"),
+        ("MAX_OUTPUT_BYTES", "0"),
+        ("KERNEL_USER", "executor"),  # a named, shared user cannot isolate sessions (ISO-1)
+        ("KERNEL_UIDS", "5"),
+    ],
 )
 def test_a_bad_setting_stops_start_up_with_a_clear_message(variable: str, value: str) -> None:
     done = subprocess.run(

@@ -16,7 +16,7 @@ import pytest
 from reference_executor.config import Settings
 from reference_executor.isolation import claim_kernel_users, kernel_environment, sweep
 from reference_executor.service import ExecutionService
-from tests.conftest import until
+from tests.conftest import start_executor, stop_executor, until
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only a server running as root switches users")
 
@@ -114,3 +114,27 @@ async def test_the_standby_never_runs_as_the_user_being_served(tmp_path: Path) -
         assert service._standby.result().user.uid == served_before  # type: ignore[union-attr]
     finally:
         await service.close()
+
+
+@as_root
+def test_nothing_of_the_last_session_outlives_the_server(tmp_path: Path) -> None:
+    """A stopped (SIGSTOP) detached process of user code is gone once the server stopped on SIGTERM."""
+    running = start_executor(
+        [sys.executable, "-m", "reference_executor"], {"WORKSPACE_FOLDER": str(tmp_path)}, tmp_path / "log"
+    )
+    pid = 0
+    try:
+        code = (
+            "import os, signal, subprocess, sys\n"
+            f"beat = int(subprocess.run([sys.executable, '-c', {DETACHED!r}], stdout=subprocess.PIPE).stdout)\n"
+            "os.kill(beat, signal.SIGSTOP)\n"
+            "print(beat)"
+        )
+        pid = int(running.execute(code)["outputs"][0]["text"])
+        assert _running(pid)
+    finally:
+        stop_executor(running)  # SIGTERM, as docker stop
+        left = _running(pid)
+        if left:
+            os.kill(pid, 9)
+    assert not left

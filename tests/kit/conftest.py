@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 
 from conformance.cli import main as kit_command
-from tests.conftest import EXAMPLE_EXECUTOR, KitRun, RunningExecutor, run_kit, start_executor, stop_executor
+from tests.conftest import (
+    EXAMPLE_EXECUTOR,
+    KitRun,
+    RunningExecutor,
+    reachable_by_every_user,
+    run_kit,
+    start_executor,
+    stop_executor,
+)
 from tests.kit.broken import FAULTS
 
 BROKEN = Path(__file__).with_name("broken.py")
@@ -36,7 +44,7 @@ def _example_by_url(log: Path, workspace: Path) -> RunningExecutor:
 @pytest.fixture(scope="session")
 def kit_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, KitRun]]:
     """name -> the kit's run: "reference", "baseline", "example-url", "example-via-manager", and each fault."""
-    root = tmp_path_factory.mktemp("kit-runs")
+    root = reachable_by_every_user(tmp_path_factory.mktemp("kit-runs"))
     workspace = root / "workspace"
     assert kit_command(["workspace", str(workspace)]) == 0
     direct = _example_by_url(root / "example-direct.log", workspace)

@@ -18,6 +18,7 @@ from tests.conftest import (
     EXAMPLE_EXECUTOR,
     assert_measured_in_every_run,
     assert_stable_goals_hold,
+    reachable_by_every_user,
     run_bench,
     start_executor,
     stop_executor,
@@ -65,7 +66,8 @@ def test_an_executor_without_jupyter_is_measured_the_same_way(tmp_path: Path) ->
 
 def test_an_executor_reached_by_url_is_measured_and_compared_where_the_kit_can(tmp_path: Path) -> None:
     """By URL the kit neither started the executor nor sees its processes: no start, no memory, and it says so."""
-    running = start_executor(EXAMPLE_EXECUTOR, {"WORKSPACE_FOLDER": str(tmp_path)}, tmp_path / "example.log")
+    workspace = reachable_by_every_user(tmp_path)
+    running = start_executor(EXAMPLE_EXECUTOR, {"WORKSPACE_FOLDER": str(workspace)}, tmp_path / "example.log")
     try:
         bench, table = run_bench(["--url", running.base_url], tmp_path / "bench")
         assert running.process.poll() is None, "the bench must leave an executor it did not start running"
