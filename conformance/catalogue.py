@@ -92,6 +92,12 @@ _ALL: tuple[Requirement, ...] = (
         "non-ASCII, emoji, NUL and ANSI control characters round-trip unchanged in valid JSON",
     ),
     _r("EXEC-7", "MUST", "execute", "empty or comment-only code gives `ok` with no outputs"),
+    _r(
+        "EXEC-8",
+        "MUST",
+        "execute",
+        "output that is not valid Unicode (a lone surrogate) comes back with U+FFFD, the rest kept",
+    ),
     _r("STATE-1", "MUST", "state", "variables, functions and imports persist between executes"),
     _r("ERROR-1", "MUST", "errors", "an exception gives 200, `status: error` and an `error` item; never a 5xx"),
     _r("ERROR-2", "MUST", "errors", "a SyntaxError is reported the same way; state defined before an error survives"),
@@ -139,10 +145,20 @@ _ALL: tuple[Requirement, ...] = (
         "concurrent executes never interleave: each response holds only its own outputs",
     ),
     _r("CONC-2", "MAY", "concurrency", "excess concurrent executes may get 429 or 503 with a JSON error"),
-    _r("INPUT-1", "MUST", "input", "malformed requests get a 4xx JSON error, never a 5xx; the executor stays usable"),
+    _r("CONC-3", "SHOULD", "concurrency", "a queued execute whose client has gone away is never run"),
+    _r(
+        "INPUT-1",
+        "MUST",
+        "input",
+        "malformed requests get a 4xx JSON error; no request, whatever its bytes, gets a 5xx; the executor stays usable",
+    ),
     _r("INPUT-2", "SHOULD", "input", "a body over MAX_REQUEST_BYTES gets 413"),
     _r("INPUT-3", "MUST", "input", "unknown paths get 404 and wrong methods 405"),
     _r("INPUT-4", "MUST", "input", "unknown fields of an execute request are ignored"),
+    _r("INPUT-5", "SHOULD", "input", "a `timeout` above MAX_EXECUTION_TIMEOUT gets 422"),
+    _r(
+        "INPUT-6", "SHOULD", "input", "connections that send their request too slowly are closed; /health still answers"
+    ),
     _r("OUTPUT-1", "MUST", "output", "huge output (50 MB) does not break the executor"),
     _r(
         "OUTPUT-2",

@@ -107,13 +107,18 @@ class ExecutorClient:
     def restart(self) -> Exchange:
         return self.request("POST", "/restart", timeout=self.timeouts.ready + self.timeouts.request)
 
-    def execute(self, code: str, timeout: float | None = None, **extra: Any) -> Exchange:
-        """POST /execute, waiting long enough for the code's timeout and the contract's slack."""
+    def execute(
+        self, code: str, timeout: float | None = None, *, client_timeout: float | None = None, **extra: Any
+    ) -> Exchange:
+        """POST /execute, waiting long enough for the code's timeout and the contract's slack.
+
+        ``client_timeout``: give up (and close the connection) after this many seconds instead.
+        """
         body: dict[str, Any] = {"code": code, **extra}
         if timeout is not None:
             body["timeout"] = timeout
         budget = (timeout or self.default_execution_timeout) + self.timeouts.timeout_slack + self.timeouts.request
-        return self.request("POST", "/execute", json_body=body, timeout=budget)
+        return self.request("POST", "/execute", json_body=body, timeout=client_timeout or budget)
 
     # -- checks ----------------------------------------------------------------------------
     def fail(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .targets import (
+    KIT_MAX_EXECUTION_TIMEOUT,
     SESSION_ENV_PROBE,
     Capabilities,
     ReadyObservation,
@@ -104,6 +105,7 @@ class ImageTarget:
             "EXECUTION_TIMEOUT": str(self.timeouts.execution_timeout),
             "MAX_OUTPUT_BYTES": str(self.capabilities.max_output_bytes),
             "MAX_REQUEST_BYTES": str(self.capabilities.max_request_bytes),
+            "MAX_EXECUTION_TIMEOUT": str(KIT_MAX_EXECUTION_TIMEOUT),
             **SESSION_ENV_PROBE,
             **self.env,
         }
@@ -142,6 +144,7 @@ class ImageTarget:
             self.capabilities.execution_timeout = self.timeouts.execution_timeout
             self.capabilities.signal_scope = 1  # the container's own PID namespace
             self.capabilities.session_env_set = True
+            self.capabilities.max_execution_timeout = KIT_MAX_EXECUTION_TIMEOUT
             wait_until_ready(self.base_url, self.timeouts, self.startup_observations, self._exited, self.logs)
         except BaseException:
             self.stop()

@@ -32,6 +32,7 @@ import httpx
 from .timeouts import KitTimeouts
 
 __all__ = [
+    "KIT_MAX_EXECUTION_TIMEOUT",
     "SESSION_ENV_PROBE",
     "Capabilities",
     "NeverReadyError",
@@ -83,10 +84,15 @@ class Capabilities:
     signal_scope: int | None = None
     #: The kit started the executor with ``SESSION_ENV_PROBE`` in its environment (ISO-6).
     session_env_set: bool = False
+    #: The executor's MAX_EXECUTION_TIMEOUT, when the kit set it (INPUT-5); None when unknown.
+    max_execution_timeout: float | None = None
 
 
 #: ISO-6: what the kit puts in the environment of an executor it starts. Only the variable that
 #: SESSION_ENV names may reach user code.
+#: INPUT-5: the MAX_EXECUTION_TIMEOUT the kit starts executors with (no default of anyone's).
+KIT_MAX_EXECUTION_TIMEOUT = 120.0
+
 SESSION_ENV_PROBE = {
     "SESSION_ENV": "CONFORMANCE_PASSED_ON",
     "CONFORMANCE_PASSED_ON": "passed-on-on-purpose",
@@ -283,6 +289,7 @@ class ProcessTarget:
             "EXECUTION_TIMEOUT": str(self.timeouts.execution_timeout),
             "MAX_OUTPUT_BYTES": str(self.capabilities.max_output_bytes),
             "MAX_REQUEST_BYTES": str(self.capabilities.max_request_bytes),
+            "MAX_EXECUTION_TIMEOUT": str(KIT_MAX_EXECUTION_TIMEOUT),
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
             **SESSION_ENV_PROBE,
@@ -309,6 +316,7 @@ class ProcessTarget:
         self.capabilities.execution_timeout = self.timeouts.execution_timeout
         self.capabilities.signal_scope = self._process.pid
         self.capabilities.session_env_set = True
+        self.capabilities.max_execution_timeout = KIT_MAX_EXECUTION_TIMEOUT
         self._launched = command
         try:
             wait_until_ready(self.base_url, self.timeouts, self.startup_observations, self._exited, self.logs)

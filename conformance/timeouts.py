@@ -24,6 +24,8 @@ class KitTimeouts:
     crash_answer: float = 10.0
     #: TIMEOUT-3: "promptly": the execute after a timeout answers within this.
     prompt: float = 5.0
+    #: INPUT-6: a connection that stopped sending its request is closed within this.
+    slow_client: float = 30.0
     #: ISO-1: a process killed by a restart has this long, after /restart answered, to be gone.
     process_exit: float = 1.0
     #: ISO-5: after an attack by signals, /restart and /ready true within this, or three times

@@ -1,4 +1,4 @@
-"""Concurrent executes (CONC-1, CONC-2)."""
+"""Concurrent executes (CONC-1 to CONC-3)."""
 
 from __future__ import annotations
 
@@ -51,3 +51,36 @@ def test_refused_concurrent_executes_get_a_json_error(executor: ExecutorClient) 
             exchange.response_line,
             exchange,
         )
+
+
+#: CONC-3: the call that holds the session, and the one whose client gives up while it waits.
+HOLDER = "import time\nconformance_holder_started = time.time()\ntime.sleep(3)"
+ABANDONED = "import time\nconformance_abandoned_ran = time.time()"
+#: How long the abandoned call's client waits before it gives up (the holder runs 3 s).
+GIVE_UP_AFTER = 0.5
+
+
+@pytest.mark.requirement("CONC-3")
+def test_a_queued_call_whose_client_left_is_never_run(executor: ExecutorClient) -> None:
+    """A call queued behind another, whose client disconnects while it waits, does not run."""
+    executor.expect_status(executor.run("conformance_abandoned_ran = None"), "ok", executor.last)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        holder = pool.submit(executor.execute, HOLDER)
+        # Not a wait for a condition: it orders the two calls, and the order is checked below from
+        # the times they record (a second call that ran first makes the test inconclusive).
+        time.sleep(GIVE_UP_AFTER)
+        abandoned = executor.execute(ABANDONED, timeout=None, client_timeout=GIVE_UP_AFTER)
+        held = holder.result()
+    if abandoned.status in BUSY:
+        pytest.skip(f"the executor refused the second call (HTTP {abandoned.status}) rather than queue it")
+    executor.expect_execute_response(held)
+    times = executor.evaluate("[conformance_holder_started, conformance_abandoned_ran]")
+    started, ran = times
+    if ran is not None and ran < started:
+        pytest.skip("the second call ran before the first one began: nothing was queued")
+    executor.expect(
+        ran is None,
+        f"the abandoned call never run (its client gave up after {GIVE_UP_AFTER} s, while it waited)",
+        f"it ran {ran - started:.1f} s after the first call began" if ran is not None else "",
+        abandoned,
+    )

@@ -147,3 +147,27 @@ def test_empty_or_comment_only_code_is_ok_with_no_outputs(executor: ExecutorClie
     executor.expect(
         body["status"] == "ok" and body["outputs"] == [], '"status": "ok", "outputs": []', body, executor.last
     )
+
+
+#: Code whose output is not valid Unicode: (name, code, the text expected back, the item's type).
+UNENCODABLE = {
+    "stdout": ("print('a\\ud800b')", "a\ufffdb\n", "stream"),
+    "stderr": ("import sys\nsys.stderr.write('c\\udfffd\\n')", "c\ufffdd\n", "stream"),
+    "exception": ("raise ValueError('e\\udc80f')", "e\ufffdf", "error"),
+}
+
+
+@pytest.mark.requirement("EXEC-8")
+@pytest.mark.parametrize("case", list(UNENCODABLE))
+def test_output_that_is_not_unicode_comes_back_with_replacement_characters(executor: ExecutorClient, case: str) -> None:
+    """A lone surrogate in output comes back as U+FFFD; the rest of the output is kept."""
+    code, expected, kind = UNENCODABLE[case]
+    body = executor.run(code)
+    items = [item for item in body["outputs"] if item.get("type") == kind]
+    text = "".join(str(item.get("evalue" if kind == "error" else "text", "")) for item in items)
+    executor.expect(
+        text == expected or (kind == "error" and expected in text),
+        f"{expected!r} in the {kind} output (U+FFFD for the lone surrogate)",
+        f"{text!r}; all outputs: {body['outputs']!r}",
+        executor.last,
+    )

@@ -1,12 +1,20 @@
-"""Bad input (INPUT-1 to INPUT-4)."""
+"""Bad input and hostile clients (INPUT-1 to INPUT-6)."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import time
+
+import httpx
 import pytest
 
 from conformance.client import ExecutorClient, output_text
+from conformance.targets import Capabilities
 
 JSON = {"Content-Type": "application/json"}
+#: INPUT-6: how many slow connections the kit opens at once.
+SLOW_CONNECTIONS = 20
 
 #: Malformed execute requests: (name, raw body). Each must get a 4xx JSON error.
 BAD_BODIES = {
@@ -24,6 +32,20 @@ BAD_BODIES = {
     "timeout is negative": b'{"code": "1+1", "timeout": -3}',
     "timeout is a string": b'{"code": "1+1", "timeout": "soon"}',
     "invalid UTF-8": b'{"code": "\xff\xfe"}',
+    "timeout is NaN": b'{"code": "1+1", "timeout": NaN}',
+    "timeout is Infinity": b'{"code": "1+1", "timeout": Infinity}',
+    "a body 100,000 arrays deep": b"[" * 100_000 + b"]" * 100_000,
+}
+
+#: Valid JSON built to break a parser or what comes after it: (name, raw body). An executor may run
+#: them (2xx) or refuse them (4xx JSON), never answer 5xx (INPUT-1).
+HOSTILE_BODIES = {
+    "an unknown field 100,000 arrays deep": b'{"code": "1+1", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "an unknown field of 500,000 digits": b'{"code": "1+1", "x": ' + b"7" * 500_000 + b"}",
+    "a timeout of 500,000 digits": b'{"code": "1+1", "timeout": ' + b"7" * 500_000 + b"}",
+    "a lone surrogate in the code": b'{"code": "print(\'\\ud800\')"}',
+    "a lone surrogate as the code": b'{"code": "\\udfff"}',
+    "duplicate keys": b'{"code": 42, "code": "1+1"}',
 }
 
 
@@ -45,6 +67,24 @@ def test_malformed_request_gets_a_4xx_json_error(executor: ExecutorClient, case:
     _expect_json_4xx(executor, exchange, case)
     body = executor.run("1+1")
     executor.expect_status(body, "ok", executor.last)
+
+
+@pytest.mark.requirement("INPUT-1")
+@pytest.mark.parametrize("case", list(HOSTILE_BODIES))
+def test_hostile_valid_json_never_gets_a_5xx(executor: ExecutorClient, case: str) -> None:
+    """Deep nesting, huge numbers, lone surrogates, duplicate keys: 2xx or a 4xx JSON error, never a 5xx."""
+    exchange = executor.request("POST", "/execute", content=HOSTILE_BODIES[case], headers=JSON)
+    executor.expect(
+        exchange.status is not None and (200 <= exchange.status < 300 or 400 <= exchange.status < 500),
+        f"2xx, or a 4xx JSON error, for {case}",
+        exchange.response_line,
+        exchange,
+    )
+    if exchange.status >= 400:
+        executor.expect(
+            isinstance(exchange.json, dict), f"a JSON error body for {case}", exchange.response_line, exchange
+        )
+    executor.expect_status(executor.run("1+1"), "ok", executor.last)
 
 
 @pytest.mark.requirement("INPUT-2")
@@ -86,3 +126,77 @@ def test_unknown_request_fields_are_ignored(executor: ExecutorClient) -> None:
     body = executor.run("print(20 + 22)", session="abc", language="python", options={"x": 1})
     executor.expect_status(body, "ok", executor.last)
     executor.expect(output_text(body) == "42\n", "the output '42'", body["outputs"], executor.last)
+
+
+@pytest.mark.requirement("INPUT-5")
+def test_a_timeout_above_the_maximum_gets_422(executor: ExecutorClient, capabilities: Capabilities) -> None:
+    """A `timeout` above MAX_EXECUTION_TIMEOUT is refused with 422; the maximum itself is accepted."""
+    cases = [(1e30, 422)]  # above any maximum an operator would set
+    if capabilities.max_execution_timeout is not None:  # the kit set it: the executor must read it
+        maximum = capabilities.max_execution_timeout
+        cases = [(maximum + 1, 422), (maximum, 200), *cases]
+    for timeout, status in cases:
+        exchange = executor.execute("1+1", timeout=timeout)
+        executor.expect(
+            exchange.status == status,
+            f"HTTP {status} for a timeout of {timeout:g} s (MAX_EXECUTION_TIMEOUT: "
+            f"{capabilities.max_execution_timeout or 'unknown'})",
+            exchange.response_line,
+            exchange,
+        )
+
+
+def _slow_connections(host: str, port: int) -> list[socket.socket]:
+    """Connections that send half a request head, then stop (half of them), or trickle (the rest)."""
+    connections = []
+    for _ in range(SLOW_CONNECTIONS):
+        connection = socket.create_connection((host, port), timeout=5)
+        connection.sendall(b"POST /execute HTTP/1.1\r\nHost: " + host.encode() + b"\r\nContent-Le")
+        connection.setblocking(False)
+        connections.append(connection)
+    return connections
+
+
+def _closed_by_peer(connection: socket.socket) -> bool:
+    try:
+        return connection.recv(65536) == b""
+    except BlockingIOError:
+        return False
+    except OSError:  # reset: closed too
+        return True
+
+
+@pytest.mark.requirement("INPUT-6")
+def test_slow_clients_are_closed_and_do_not_starve_health(executor: ExecutorClient) -> None:
+    """Connections that stop sending, or trickle, their request head are closed; /health answers meanwhile."""
+    url = httpx.URL(executor.base_url)
+    connections = _slow_connections(url.host, url.port or 80)
+    try:
+        deadline = time.monotonic() + executor.timeouts.slow_client
+        open_ = list(connections)
+        trickled = 0
+        while open_ and time.monotonic() < deadline:
+            health = executor.health(timeout=executor.timeouts.health)
+            executor.expect(
+                health.status == 200,
+                f"/health within {executor.timeouts.health:.0f} s while {len(open_)} slow connections are open",
+                health.response_line,
+                health,
+            )
+            open_ = [c for c in open_ if not _closed_by_peer(c)]
+            for connection in open_[: len(open_) // 2]:  # the trickling half: one more byte each round
+                with contextlib.suppress(OSError):
+                    connection.send(b"n")
+                    trickled += 1
+            time.sleep(executor.timeouts.poll_interval * 10)
+        executor.expect(
+            not open_,
+            f"all {SLOW_CONNECTIONS} slow connections closed by the executor within "
+            f"{executor.timeouts.slow_client:.0f} s",
+            f"{len(open_)} still open ({trickled} bytes trickled)",
+            executor.last,
+        )
+    finally:
+        for connection in connections:
+            connection.close()
+    executor.expect_status(executor.run("1+1"), "ok", executor.last)
