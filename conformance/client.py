@@ -80,9 +80,14 @@ class ExecutorClient:
         exchange = Exchange(method=method, path=path, request_body=shown)
         started = time.monotonic()
         try:
-            response = self._http.request(
-                method, self.base_url + path, content=content, headers=headers, timeout=timeout or self.timeouts.request
-            )
+            try:
+                response = self._send(method, path, content, headers, timeout)
+            except httpx.RemoteProtocolError:
+                if method != "GET":
+                    raise
+                # A kept-alive connection the server closed as idle just as it was reused: HTTP
+                # allows both; a client asks again (only for GET, which changes nothing).
+                response = self._send(method, path, content, headers, timeout)
         except httpx.HTTPError as exc:
             exchange.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         else:
@@ -97,6 +102,13 @@ class ExecutorClient:
         with self._lock:
             self.history.append(exchange)
         return exchange
+
+    def _send(
+        self, method: str, path: str, content: bytes | str | None, headers: dict[str, str] | None, timeout: float | None
+    ) -> httpx.Response:
+        return self._http.request(
+            method, self.base_url + path, content=content, headers=headers, timeout=timeout or self.timeouts.request
+        )
 
     def health(self, timeout: float | None = None) -> Exchange:
         return self.request("GET", "/health", timeout=timeout)

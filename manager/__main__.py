@@ -8,6 +8,9 @@ from pathlib import Path
 
 import uvicorn
 
+from reference_executor.config import Timeouts
+from reference_executor.http_protocol import bounded_request_protocol
+
 from .app import create_app, load_config
 
 
@@ -22,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"manager: cannot read {args.config}: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(create_app(pool), host=args.host, port=args.port, log_level="info")
+    # A request that has not arrived whole in time is closed, as by the reference executor (INPUT-6).
+    protocol = bounded_request_protocol(Timeouts.request_read)
+    uvicorn.run(create_app(pool), host=args.host, port=args.port, log_level="info", http=protocol)
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +66,32 @@ def load_config(path: Path) -> Pool:
         str(i): Executor(str(i), str(entry["url"]).rstrip("/"), str(entry["type"])) for i, entry in data.items()
     }
     return Pool(executors)
+
+
+class ClientGone(Exception):
+    """The client closed its connection before the executor answered."""
+
+
+async def _unless_the_client_leaves(forwarded: Awaitable[httpx.Response], request: Request) -> httpx.Response:
+    """The executor's answer; if the client disconnects first, the call to the executor is
+    cancelled (its connection closed, so the executor sees the client leave) and ClientGone raised."""
+    answer = asyncio.ensure_future(forwarded)
+    left = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({answer, left}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        left.cancel()
+        if not answer.done():
+            answer.cancel()
+    if answer.cancelled() or not answer.done():
+        raise ClientGone
+    return answer.result()
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns once the client has disconnected (the request body has been read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _error(status: int, detail: str) -> JSONResponse:
@@ -129,11 +155,14 @@ def create_app(pool: Pool) -> FastAPI:
             return _error(404, f"no executor {container_id!r}")
         assert client is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        forwarded = client.request(
+            request.method, f"{executor.url}/{path}", content=await request.body(), headers=headers,
+            params=request.query_params,
+        )  # fmt: skip
         try:
-            answer = await client.request(
-                request.method, f"{executor.url}/{path}", content=await request.body(), headers=headers,
-                params=request.query_params,
-            )  # fmt: skip
+            answer = await _unless_the_client_leaves(forwarded, request)
+        except ClientGone:  # the executor saw the call's connection close too (CONC-3)
+            return _error(499, "the client went away before the answer")
         except httpx.TimeoutException:
             return _error(504, f"executor {container_id} did not answer within {PROXY_TIMEOUT:.0f} s")
         except httpx.HTTPError as exc:

@@ -21,12 +21,12 @@ from .isolation import IsolationError, KernelUsers, claim_kernel_users, kernel_e
 from .kernel_process import Prestarted, make_runtime_dir, prepare, prestart
 
 
-def _import_http_stack() -> tuple[ModuleType, ModuleType]:
+def _import_http_stack() -> tuple[ModuleType, ModuleType, ModuleType]:
     import uvicorn
 
-    from . import app
+    from . import app, http_protocol
 
-    return app, uvicorn
+    return app, http_protocol, uvicorn
 
 
 def _prestart_first_kernel(settings: Settings) -> tuple[Prestarted | None, KernelUsers | None]:
@@ -53,11 +53,12 @@ async def serve(settings: Settings) -> None:
     service = ExecutionService(settings, prestarted=prestarted, kernel_users=users)
     await service.start()
     try:
-        app, uvicorn = await asyncio.to_thread(_import_http_stack)
+        app, http_protocol, uvicorn = await asyncio.to_thread(_import_http_stack)
         config = uvicorn.Config(
             app.create_app(settings, service=service),
             host=settings.host,
             port=settings.port,
+            http=http_protocol.bounded_request_protocol(settings.timeouts.request_read),
             log_level="info",
             access_log=False,
             timeout_graceful_shutdown=5,

@@ -16,12 +16,12 @@ from typing import Annotated, Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
 from .config import Settings
-from .service import ExecutionService, NotReadyError
+from .service import ClientGoneError, ExecutionService, NotReadyError
 
 __all__ = ["create_app"]
 
@@ -37,6 +37,17 @@ class ExecuteRequest(BaseModel):
 
     code: StrictStr
     timeout: Annotated[StrictFloat | StrictInt, Field(gt=0, allow_inf_nan=False)] | None = None
+
+    @field_validator("code")
+    @classmethod
+    def _encodable(cls, code: str) -> str:
+        try:
+            code.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"code holds a lone surrogate ({code[exc.start]!r} at {exc.start}), which UTF-8 cannot carry"
+            ) from None
+        return code
 
 
 #: Oversized bodies up to this many bytes are read and dropped before the 413 (see _json_body).
@@ -74,6 +85,10 @@ async def _json_body(request: Request, max_bytes: int) -> Any:
         return json.loads(raw, strict=False)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HTTPException(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:  # valid JSON nested deeper than the parser goes (INPUT-1)
+        raise HTTPException(400, "body is nested too deeply") from None
+    except ValueError as exc:  # a number past Python's digit limit for integers (INPUT-1)
+        raise HTTPException(400, f"body holds a value that cannot be read: {exc}") from None
 
 
 def create_app(settings: Settings | None = None, service: ExecutionService | None = None) -> FastAPI:
@@ -138,10 +153,20 @@ def create_app(settings: Settings | None = None, service: ExecutionService | Non
         body = {"ready": readiness.ready, "reason": readiness.reason}
         return JSONResponse(body, status_code=200 if readiness.ready else 503)
 
+    @app.exception_handler(ClientGoneError)
+    async def client_gone(request: Request, exc: ClientGoneError) -> JSONResponse:
+        log.info("dropped a queued execute: its client had gone before it could run (CONC-3)")
+        return JSONResponse({"detail": str(exc)}, status_code=499)  # nobody reads it
+
     @app.post("/execute")
     async def execute(request: Request) -> JSONResponse:
         body = ExecuteRequest.model_validate(await _json_body(request, settings.max_request_bytes))
-        result = await service.execute(body.code, None if body.timeout is None else float(body.timeout))
+        timeout = None if body.timeout is None else float(body.timeout)
+        if timeout is not None and timeout > settings.timeouts.max_execution:
+            raise HTTPException(
+                422, f"timeout {timeout:g} s is above MAX_EXECUTION_TIMEOUT ({settings.timeouts.max_execution:g} s)"
+            )
+        result = await service.execute(body.code, timeout, abandoned=request.is_disconnected)
         return JSONResponse(result.as_dict())  # already JSON types: no jsonable_encoder walk of the outputs
 
     @app.post("/restart")

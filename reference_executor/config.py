@@ -35,6 +35,11 @@ class Timeouts:
     watchdog_interval: float = 0.2
     #: How long to wait for an execute_reply once the kernel went idle.
     reply_after_idle: float = 5.0
+    #: The longest ``timeout`` a request may ask for (MAX_EXECUTION_TIMEOUT; contract INPUT-5).
+    max_execution: float = 3600.0
+    #: How long a client has to send a whole request, from its connection or its request's first
+    #: byte (REQUEST_READ_TIMEOUT; contract INPUT-6); past it the connection is closed.
+    request_read: float = 5.0
 
 
 def _number(env: Mapping[str, str], name: str, default: float, kind: type[float] | type[int] = float) -> Any:
@@ -77,6 +82,15 @@ def _uid_range(env: Mapping[str, str]) -> range:
 
 def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+def _timeouts(**values: float) -> Timeouts:
+    timeouts = Timeouts(**values)
+    if timeouts.max_execution < timeouts.execution:
+        raise ConfigError(
+            f"MAX_EXECUTION_TIMEOUT={timeouts.max_execution:g} is below EXECUTION_TIMEOUT={timeouts.execution:g}"
+        )
+    return timeouts
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -131,8 +145,10 @@ class Settings:
             persistent_folders=tuple(Path(f) for f in _names(env, "SUBMISSION_DIR")),
             standby_kernel=_flag(env, "STANDBY_KERNEL", True),
             runtime_dir=Path(runtime_dir) if runtime_dir else None,
-            timeouts=Timeouts(
+            timeouts=_timeouts(
                 execution=_number(env, "EXECUTION_TIMEOUT", 3.0),
+                max_execution=_number(env, "MAX_EXECUTION_TIMEOUT", 3600.0),
+                request_read=_number(env, "REQUEST_READ_TIMEOUT", 5.0),
                 interrupt_grace=_number(env, "INTERRUPT_GRACE", 1.0),
                 kernel_start=_number(env, "KERNEL_START_TIMEOUT", 60.0),
             ),

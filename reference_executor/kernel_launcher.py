@@ -28,11 +28,16 @@ Differences from a default kernel, none of which user code can see:
   six times per execution, each a round trip to its IOPub thread even when there is nothing
   to send, about a millisecond of every ``1+1`` (issue #5).
 
+- A message that cannot be sent because a string in it holds a lone surrogate (``print('\\ud800')``,
+  an exception's message) is sent with U+FFFD in its place, instead of being lost to a packing
+  error on the kernel's IOPub thread (EXEC-8).
+
 All of this happens before the kernel answers its first request, so the server needs no
 set-up round trip.
 """
 
 import os
+import re
 import sys
 
 
@@ -78,6 +83,32 @@ def cap_output(shell, streams, limit):
     shell.events.register("pre_execute", before_each_execution)
 
 
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def with_surrogates_replaced(value):
+    """``value`` with every lone surrogate in its strings replaced by U+FFFD."""
+    if isinstance(value, str):
+        return LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {with_surrogates_replaced(k): with_surrogates_replaced(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [with_surrogates_replaced(v) for v in value]
+    return value
+
+
+def packing_surrogates_too(pack):
+    """``pack``, which on a lone surrogate packs the message again with U+FFFD in its place."""
+
+    def pack_anything(message):
+        try:
+            return pack(message)
+        except UnicodeEncodeError:
+            return pack(with_surrogates_replaced(message))
+
+    return pack_anything
+
+
 def without_the_shell_channel_thread(app, init_sockets):
     """``init_sockets``, after which the shell channel is served on the main thread.
 
@@ -113,6 +144,7 @@ def launch():
     app = IPKernelApp.instance()
     app.init_sockets = without_the_shell_channel_thread(app, app.init_sockets)
     app.initialize()
+    app.session.pack = packing_surrogates_too(app.session.pack)
     cap_output(app.shell, (sys.stdout, sys.stderr), limit)
     if hasattr(app.kernel, "_publish_execute_input"):  # private API, hence the hasattr
         app.kernel._publish_execute_input = lambda code, parent, execution_count: None

@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from .isolation import IsolationError, KernelUser, KernelUsers, claim_kernel_use
 from .kernel import KernelSession, KernelStartError, RunOutcome, workspace_signature
 from .kernel_process import Prestarted, make_runtime_dir
 
-__all__ = ["ExecuteResult", "ExecutionService", "NotReadyError", "Readiness"]
+__all__ = ["ClientGoneError", "ExecuteResult", "ExecutionService", "NotReadyError", "Readiness"]
 
 log = logging.getLogger("reference_executor.service")
 
@@ -35,6 +36,10 @@ _START_RETRY_DELAY = 1.0
 
 class NotReadyError(RuntimeError):
     """No kernel became available within the bound; the HTTP layer answers 503."""
+
+
+class ClientGoneError(RuntimeError):
+    """The caller went away while its execution waited for its turn: it was not run (CONC-3)."""
 
 
 @dataclass(frozen=True)
@@ -302,11 +307,19 @@ class ExecutionService:
         await self._replace_kernel("restarting")
         return "ok"
 
-    async def execute(self, code: str, timeout: float | None = None) -> ExecuteResult:
-        """Run ``code`` in the session. Raises ``NotReadyError`` if no kernel comes up in time."""
+    async def execute(
+        self, code: str, timeout: float | None = None, *, abandoned: Callable[[], Awaitable[bool]] | None = None
+    ) -> ExecuteResult:
+        """Run ``code`` in the session. Raises ``NotReadyError`` if no kernel comes up in time.
+
+        ``abandoned``: asked once the call's turn has come; if it says the caller has gone, the
+        code is not run (``ClientGoneError``).
+        """
         timeout = self.settings.timeouts.execution if timeout is None else timeout
         async with self._run_lock:
             kernel = await self._wait_for_kernel(self.settings.timeouts.kernel_start)
+            if abandoned is not None and await abandoned():
+                raise ClientGoneError("the client went away while the call waited for its turn")
             started = time.monotonic()
             self._running = kernel
             try:

@@ -136,7 +136,7 @@ def test_a_timeout_above_the_maximum_gets_422(executor: ExecutorClient, capabili
         maximum = capabilities.max_execution_timeout
         cases = [(maximum + 1, 422), (maximum, 200), *cases]
     for timeout, status in cases:
-        exchange = executor.execute("1+1", timeout=timeout)
+        exchange = executor.execute("1+1", timeout=timeout, client_timeout=executor.timeouts.request)
         executor.expect(
             exchange.status == status,
             f"HTTP {status} for a timeout of {timeout:g} s (MAX_EXECUTION_TIMEOUT: "

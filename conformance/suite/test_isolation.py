@@ -148,8 +148,8 @@ def test_background_output_of_a_session_never_reaches_the_next(
         text = output_text(body)
         executor.expect(
             f"conformance-leak-{token}" not in text and body["status"] == "ok",
-            "only this call's own output: after the restart\\n",
-            text[:500],
+            "status ok and only this call's own output: after the restart\\n",
+            f"status {body['status']!r}, restarted {body['restarted']!r}: {text[:500]!r}",
             executor.last,
         )
 

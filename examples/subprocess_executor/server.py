@@ -23,6 +23,7 @@ import math
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -43,8 +44,11 @@ WORKER = Path(__file__).with_name("worker.py")
 INTERRUPT_GRACE = 1.0
 #: How long a new worker has to load the workspace and say it is ready.
 START_TIMEOUT = 120.0
-#: Longer timeouts are cut to this (a day): waits past it overflow the platform's clock.
+#: The default MAX_EXECUTION_TIMEOUT (a day): a request's timeout above the maximum gets 422.
 LONGEST_TIMEOUT = 86400.0
+#: A client has this long to send a whole request, from its connection or its request's first
+#: line; past it the connection is closed (INPUT-6).
+REQUEST_READ_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class Settings:
     max_request_bytes: int = 1024 * 1024
     session_env: tuple[str, ...] = ()
     submission_dir: str | None = None
+    max_execution_timeout: float = LONGEST_TIMEOUT
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -70,6 +75,7 @@ class Settings:
             max_request_bytes=int(env.get("MAX_REQUEST_BYTES", str(1024 * 1024))),
             session_env=tuple(n.strip() for n in env.get("SESSION_ENV", "").split(",") if n.strip()),
             submission_dir=env.get("SUBMISSION_DIR") or None,
+            max_execution_timeout=float(env.get("MAX_EXECUTION_TIMEOUT", str(LONGEST_TIMEOUT))),
         )
 
 
@@ -179,9 +185,7 @@ class Session:
         if not self.lock.acquire(blocking=False):
             raise Busy
         try:
-            return self._execute(
-                code, min(self.settings.execution_timeout if timeout is None else timeout, LONGEST_TIMEOUT)
-            )
+            return self._execute(code, self.settings.execution_timeout if timeout is None else timeout)
         finally:
             self.lock.release()
 
@@ -199,7 +203,6 @@ class Session:
     def _execute(self, code: str, timeout: float) -> dict[str, Any]:
         worker = self.worker
         assert worker is not None
-        timeout = min(timeout, LONGEST_TIMEOUT)
         started = time.monotonic()
         worker.send({"code": code, "max_output": self.settings.max_output_bytes})
         answer = worker.answer(started + timeout)
@@ -241,8 +244,10 @@ def parse_execute(raw: bytes) -> tuple[str, float | None]:
     """(code, timeout) from an execute body, or BadRequest saying what is wrong."""
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:  # a number past Python's digit limit too
         raise BadRequest(400, f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(400, "body is nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequest(422, "body must be a JSON object")
     code = body.get("code")
@@ -252,6 +257,10 @@ def parse_execute(raw: bytes) -> tuple[str, float | None]:
     number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
     if timeout is not None and not (number and math.isfinite(timeout) and timeout > 0):
         raise BadRequest(422, "`timeout` must be a number of seconds greater than 0")
+    try:
+        code.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(422, "`code` holds a lone surrogate, which UTF-8 cannot carry") from None
     return code, None if timeout is None else float(timeout)
 
 
@@ -262,6 +271,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         return None
+
+    def handle_one_request(self) -> None:
+        """One request, which must arrive whole within REQUEST_READ_TIMEOUT (INPUT-6)."""
+        self._deadline = threading.Timer(REQUEST_READ_TIMEOUT, self._too_slow)
+        self._deadline.start()
+        try:
+            super().handle_one_request()
+        finally:
+            self._deadline.cancel()
+
+    def _too_slow(self) -> None:
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
@@ -287,6 +309,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(413, {"detail": f"body larger than {self.session.settings.max_request_bytes} bytes"})
             return
         raw = self.rfile.read(length) if length else b""
+        self._deadline.cancel()  # the request has arrived: the answer may take as long as the code
         if path not in self.routes:
             self.send_json(404, {"detail": "not found"})
         elif self.routes[path] != method:
@@ -310,6 +333,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_execute(self, raw: bytes) -> None:
         code, timeout = parse_execute(raw)
+        if timeout is not None and timeout > self.session.settings.max_execution_timeout:
+            limit = self.session.settings.max_execution_timeout
+            raise BadRequest(422, f"`timeout` {timeout:g} s is above MAX_EXECUTION_TIMEOUT ({limit:g} s)")
         self.send_json(200, self.session.execute(code, timeout))
 
     def handle_restart(self, raw: bytes) -> None:

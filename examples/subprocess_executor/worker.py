@@ -16,6 +16,7 @@ import ast
 import io
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -24,6 +25,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 MARKER = "\n[output truncated: more than {limit} bytes]\n"
+
+
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unicode_only(text: str) -> str:
+    """``text`` with each lone surrogate (not Unicode, not encodable as UTF-8) as U+FFFD (EXEC-8)."""
+    return LONE_SURROGATE.sub("\ufffd", text)
 
 
 class Capture(io.TextIOBase):
@@ -53,6 +62,7 @@ class OutputSink:
     def add(self, name: str, text: str) -> None:
         if not text or self.truncated:
             return
+        text = unicode_only(text)
         data = text.encode("utf-8", "surrogatepass")
         if self.used + len(data) > self.limit:
             text = data[: self.limit - self.used].decode("utf-8", "ignore") + MARKER.format(limit=self.limit)
@@ -70,11 +80,12 @@ class OutputSink:
 
     def error(self, exc: BaseException) -> None:
         lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        lines = [unicode_only(line) for line in lines]
         self.items.append(
             {
                 "type": "error",
                 "ename": type(exc).__name__,
-                "evalue": str(exc),
+                "evalue": unicode_only(str(exc)),
                 "traceback": lines,
                 "text": "".join(lines),
             }

@@ -118,6 +118,7 @@ def test_info_lists_the_reference_features(reference_executor: RunningExecutor) 
         ("MAX_OUTPUT_BYTES", "0"),
         ("KERNEL_USER", "executor"),  # a named, shared user cannot isolate sessions (ISO-1)
         ("KERNEL_UIDS", "5"),
+        ("MAX_EXECUTION_TIMEOUT", "1"),  # below EXECUTION_TIMEOUT (3 s)
     ],
 )
 def test_a_bad_setting_stops_start_up_with_a_clear_message(variable: str, value: str) -> None:

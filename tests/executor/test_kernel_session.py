@@ -210,3 +210,11 @@ def test_kernels_get_throwaway_users_only_where_they_can_run_the_interpreter(
 async def test_a_kernel_folder_is_closed_to_every_other_user(tmp_path: Path) -> None:
     folder = prepare(tmp_path, user=None, max_output_bytes=4096)
     assert folder.path.stat().st_mode & 0o077 == 0
+
+
+async def test_a_lone_surrogate_in_output_comes_back_as_a_replacement_character(kernel_session: KernelSession) -> None:
+    """EXEC-8: the message is packed again with U+FFFD, not lost to a packing error in the kernel."""
+    result = await run(kernel_session, "print('a\\ud800b')\nraise ValueError('c\\udfffd')")
+    assert result.outcome is RunOutcome.ERROR
+    assert result.outputs[0]["text"] == "a\ufffdb\n"
+    assert result.outputs[1]["evalue"] == "c\ufffdd"

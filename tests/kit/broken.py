@@ -126,6 +126,12 @@ def _bad_input_as_500(self: server.Handler, raw: bytes) -> None:
     self.send_json(200, self.session.execute(code, timeout))
 
 
+def _deep_nesting_as_500(self: server.Handler, raw: bytes) -> None:
+    with contextlib.suppress(ValueError):  # malformed: the usual 4xx below
+        json.loads(raw)  # a RecursionError (nesting past Python's limit) reaches the catch-all: 500
+    server.Handler.handle_execute(self, raw)
+
+
 def _unknown_fields_refused(self: server.Handler, raw: bytes) -> None:
     code, timeout = server.parse_execute(raw)
     if set(json.loads(raw)) - {"code", "timeout"}:
@@ -476,6 +482,15 @@ class _LosesOutputOnTimeout(worker.Worker):
         return answer
 
 
+class _SurrogatesPassedThrough(worker.Worker):
+    """Output is sent as written, lone surrogates included: JSON escapes them, but no client can
+    decode them as Unicode."""
+
+    def __init__(self, workspace: str, protocol: Any) -> None:
+        super().__init__(workspace, protocol)
+        worker.unicode_only = lambda text: text  # the fault, in this worker process only
+
+
 class _LeaksLoadingOutput(worker.Worker):
     """What loading printed comes back in the first execute response."""
 
@@ -633,6 +648,10 @@ FAULTS: dict[str, Fault] = {
                session={"execute": _no_lock_execute}, worker_class=_SharedStdoutWorker),
         _fault("bad_input_as_500", "malformed requests get HTTP 500", "INPUT-1 SCHEMA-1",
                handler={"handle_execute": _bad_input_as_500}),
+        _fault("deep_nesting_as_500", "a body nested 100,000 deep gets HTTP 500", "INPUT-1",
+               handler={"handle_execute": _deep_nesting_as_500}),
+        _fault("surrogates_passed_through", "output holding a lone surrogate is sent as written", "EXEC-8",
+               worker_class=_SurrogatesPassedThrough),
         _fault("unknown_fields_refused", "unknown request fields get 422", "INPUT-4",
                handler={"handle_execute": _unknown_fields_refused}),
         _fault("wrong_method_is_404", "a wrong method gets 404 instead of 405", "INPUT-3 SCHEMA-2",
