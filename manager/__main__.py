@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="container_config.json")
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=int(os.environ.get("MAX_REQUEST_BYTES", 1024 * 1024)),
+        help="larger bodies get 413, unread past the limit (default: MAX_REQUEST_BYTES, or 1 MiB)",
+    )
     args = parser.parse_args(argv)
     try:
         pool = load_config(Path(args.config))
@@ -27,7 +34,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # A request that has not arrived whole in time is closed, as by the reference executor (INPUT-6).
     protocol = bounded_request_protocol(Timeouts.request_read)
-    uvicorn.run(create_app(pool), host=args.host, port=args.port, log_level="info", http=protocol)
+    uvicorn.run(
+        create_app(pool, max_request_bytes=args.max_request_bytes),
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        http=protocol,
+    )
     return 0
 
 

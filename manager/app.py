@@ -21,6 +21,10 @@ __all__ = ["Pool", "create_app", "load_config"]
 PROXY_TIMEOUT = 900.0
 #: How long a restart on deallocation may take.
 RESTART_TIMEOUT = 120.0
+#: How long an executor has to answer GET /ready before it is handed out.
+READY_CHECK_TIMEOUT = 2.0
+#: Bodies above the limit are read (and dropped) up to this many bytes before the 413 goes out.
+DRAIN_LIMIT = 64 * 1024 * 1024
 _HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive", "host", "date", "server"}
 
 
@@ -31,13 +35,26 @@ class Executor:
     type: str
 
 
+def _id_order(container_id: str) -> tuple[int, int, str]:
+    """Numeric ids in numeric order, then any others by name."""
+    return (0, int(container_id), "") if container_id.isdigit() else (1, 0, container_id)
+
+
 @dataclass
 class Pool:
-    """Executors by id, and a queue of free ones per type."""
+    """Executors by id, a queue of free ones per type, and what is known of their health.
+
+    A free executor is handed out only if its /ready says ready. One whose restart failed when it
+    was given back is ``dirty``: it is restarted before it is handed out again, never as it was.
+    """
 
     executors: dict[str, Executor]
     free: dict[str, deque[str]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Free executors that were not ready (or did not answer) when last asked.
+    not_ready: set[str] = field(default_factory=set)
+    #: Free executors whose restart failed when they were given back.
+    dirty: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         for executor in self.executors.values():
@@ -46,7 +63,7 @@ class Pool:
     @property
     def allocated(self) -> list[str]:
         free = {i for queue in self.free.values() for i in queue}
-        return sorted((i for i in self.executors if i not in free), key=int)
+        return sorted((i for i in self.executors if i not in free), key=_id_order)
 
     def status(self) -> dict[str, Any]:
         allocated = self.allocated
@@ -56,6 +73,8 @@ class Pool:
             "total": len(self.executors),
             "available_by_type": {kind: len(queue) for kind, queue in self.free.items()},
             "allocated_ids": allocated,
+            "not_ready_ids": sorted(self.not_ready, key=_id_order),
+            "needs_restart_ids": sorted(self.dirty, key=_id_order),
         }
 
 
@@ -98,8 +117,43 @@ def _error(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
-def create_app(pool: Pool) -> FastAPI:
-    """The manager app for ``pool``."""
+async def _ready(client: httpx.AsyncClient, executor: Executor) -> bool:
+    try:
+        answer = await client.get(f"{executor.url}/ready", timeout=READY_CHECK_TIMEOUT)
+        return answer.status_code == 200 and answer.json().get("ready") is True
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return False
+
+
+async def _restarted(client: httpx.AsyncClient, executor: Executor) -> bool:
+    try:
+        answer = await client.post(f"{executor.url}/restart", timeout=RESTART_TIMEOUT)
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200
+
+
+async def _body_within(request: Request, limit: int) -> bytes | None:
+    """The request body, or None if it is larger than ``limit`` (read no further than needed).
+
+    An oversized body is still read and dropped up to DRAIN_LIMIT: closing on unread data sends a
+    TCP reset that can destroy the 413 before the client reads it (RFC 9112, 9.6).
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > DRAIN_LIMIT:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > DRAIN_LIMIT:
+            break
+        if size <= limit:
+            chunks.append(chunk)
+    return None if size > limit else b"".join(chunks)
+
+
+def create_app(pool: Pool, *, max_request_bytes: int = 1024 * 1024) -> FastAPI:
+    """The manager app for ``pool``; bodies above ``max_request_bytes`` get 413 (MAX_REQUEST_BYTES)."""
     client: httpx.AsyncClient | None = None
 
     @asynccontextmanager
@@ -121,14 +175,24 @@ def create_app(pool: Pool) -> FastAPI:
 
     @app.post("/allocate")
     async def allocate(container_type: str = "python") -> Any:
+        """A free executor of the type that is ready now; one that is not stays free and is skipped."""
+        assert client is not None
         async with pool.lock:
             queue = pool.free.get(container_type)
             if queue is None:
                 return _error(404, f"no executors of type {container_type!r}; types: {sorted(pool.free)}")
             if not queue:
                 return _error(503, f"every executor of type {container_type!r} is allocated; try again later")
-            executor = pool.executors[queue.popleft()]
-        return {"container_id": executor.id, "url": executor.url, "type": executor.type}
+            for _ in range(len(queue)):
+                executor = pool.executors[queue.popleft()]
+                if executor.id in pool.dirty and await _restarted(client, executor):
+                    pool.dirty.discard(executor.id)
+                if executor.id not in pool.dirty and await _ready(client, executor):
+                    pool.not_ready.discard(executor.id)
+                    return {"container_id": executor.id, "url": executor.url, "type": executor.type}
+                pool.not_ready.add(executor.id)
+                queue.append(executor.id)  # still free: handed out once it is ready again
+        return _error(503, f"no executor of type {container_type!r} is ready ({len(queue)} free, none ready)")
 
     @app.post("/deallocate/{container_id}")
     async def deallocate(container_id: str) -> Any:
@@ -136,14 +200,17 @@ def create_app(pool: Pool) -> FastAPI:
         if executor is None:
             return _error(404, f"no executor {container_id!r}")
         assert client is not None
-        try:
-            await client.post(f"{executor.url}/restart", timeout=RESTART_TIMEOUT)  # clears the user's state
-        except httpx.HTTPError as exc:
-            return _error(502, f"executor {container_id} did not restart: {type(exc).__name__}")
+        restarted = await _restarted(client, executor)  # clears the user's state
         async with pool.lock:
             queue = pool.free[executor.type]
             if container_id not in queue:
-                queue.append(container_id)
+                queue.append(container_id)  # the pool never shrinks: a dirty one is restarted first
+            if not restarted:
+                pool.dirty.add(container_id)
+        if not restarted:
+            return _error(
+                502, f"executor {container_id} did not restart; it is restarted before it is handed out again"
+            )
         return {"status": "deallocated", "container_id": container_id}
 
     @app.api_route(
@@ -155,8 +222,11 @@ def create_app(pool: Pool) -> FastAPI:
             return _error(404, f"no executor {container_id!r}")
         assert client is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        body = await _body_within(request, max_request_bytes)
+        if body is None:
+            return _error(413, f"request body larger than MAX_REQUEST_BYTES ({max_request_bytes} bytes)")
         forwarded = client.request(
-            request.method, f"{executor.url}/{path}", content=await request.body(), headers=headers,
+            request.method, f"{executor.url}/{path}", content=body, headers=headers,
             params=request.query_params,
         )  # fmt: skip
         try:

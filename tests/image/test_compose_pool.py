@@ -117,6 +117,13 @@ def _logs(here: Path) -> str:
     return done.stdout.decode("utf-8", "replace")[-4000:]
 
 
+def _problems(here: Path) -> str:
+    """The WARNING and ERROR lines of every container's log (the kit has no logs of a URL target)."""
+    done = subprocess.run([*COMPOSE, "-f", "utilities-demo.yml", "logs"], cwd=here, capture_output=True)
+    lines = done.stdout.decode("utf-8", "replace").splitlines()
+    return "\n".join(line for line in lines if " ERROR " in line or " WARNING " in line)[-6000:]
+
+
 def _json_values(text: str) -> list[Any]:
     """The JSON documents curl printed one after another (with no line break between them)."""
     decoder, values, at = json.JSONDecoder(), [], 0
@@ -150,5 +157,7 @@ def test_kit_verdict_through_the_manager_equals_the_direct_one(pool: Path) -> No
         }
         runs = {name: future.result() for name, future in futures.items()}
     for name, run in runs.items():
-        assert run.results["verdict"] == "conformant" and run.returncode == 0, f"{name}:\n{run.output[-4000:]}"
+        assert run.results["verdict"] == "conformant" and run.returncode == 0, (
+            f"{name}:\n{run.output[-4000:]}\nThe pool's warnings and errors:\n{_problems(pool)}"
+        )
     assert runs["via-manager"].outcomes() == runs["direct"].outcomes()

@@ -43,7 +43,7 @@ def test_allocation_per_type_until_exhausted(pool: tuple[httpx.Client, list[Runn
     assert manager.post("/allocate", params={"container_type": "gpu"}).status_code == 404
     status = manager.get("/status").json()
     assert status == {"available": 1, "allocated": 2, "total": 3, "available_by_type": {"python": 0, "other": 1},
-                      "allocated_ids": ["0", "1"]}  # fmt: skip
+                      "allocated_ids": ["0", "1"], "not_ready_ids": [], "needs_restart_ids": []}  # fmt: skip
 
 
 def test_deallocation_restarts_the_executor_and_returns_it(pool: tuple[httpx.Client, list[RunningExecutor]]) -> None:
@@ -84,3 +84,49 @@ def test_unknown_and_dead_executors_get_json_errors(pool: tuple[httpx.Client, li
 
 def test_the_manager_is_importable_without_the_kit() -> None:
     assert "conformance" not in (ROOT / "manager" / "app.py").read_text()
+
+
+def test_a_down_executor_is_never_handed_out(pool: tuple[httpx.Client, list[RunningExecutor]]) -> None:
+    manager, executors = pool
+    stop_executor(executors[2])  # the only one of type "other"
+    refused = manager.post("/allocate", params={"container_type": "other"})
+    assert refused.status_code == 503 and "none ready" in refused.json()["detail"]
+    status = manager.get("/status").json()
+    assert status["not_ready_ids"] == ["2"] and status["available_by_type"]["other"] == 1  # still in the pool
+
+
+def test_giving_back_a_down_executor_keeps_the_pool_whole(pool: tuple[httpx.Client, list[RunningExecutor]]) -> None:
+    """It returns to the pool marked for a restart: never lost, never handed out with its old state."""
+    manager, executors = pool
+    assert manager.post("/allocate", params={"container_type": "other"}).json()["container_id"] == "2"
+    stop_executor(executors[2])
+    failed = manager.post("/deallocate/2")
+    assert failed.status_code == 502 and "restarted before it is handed out" in failed.json()["detail"]
+    status = manager.get("/status").json()
+    assert status["available_by_type"]["other"] == 1 and status["needs_restart_ids"] == ["2"]
+    assert manager.post("/allocate", params={"container_type": "other"}).status_code == 503
+
+
+def test_a_body_over_the_limit_gets_413_from_the_manager(pool: tuple[httpx.Client, list[RunningExecutor]]) -> None:
+    manager, _ = pool
+    huge = b'{"code": "' + b"#" * (2 * 1024 * 1024) + b'"}'
+    answer = manager.post("/session/0/execute", content=huge, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413 and "MAX_REQUEST_BYTES" in answer.json()["detail"]
+
+
+def test_any_id_string_works(tmp_path: Path) -> None:
+    """Ids need not be numbers: /status lists numeric ids in numeric order, then the others."""
+    config = {name: {"url": "http://127.0.0.1:9", "type": "python"} for name in ("10", "gpu-a", "2")}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    manager = start_executor(
+        [sys.executable, "-m", "manager", "--config", str(tmp_path / "config.json"), "--host", "127.0.0.1",
+         "--port", "{port}"],
+        {}, tmp_path / "manager.log", ready_path="/health",
+    )  # fmt: skip
+    try:
+        status = manager.client.get("/status")
+        assert status.status_code == 200 and status.json()["not_ready_ids"] == []
+        assert manager.client.post("/allocate").status_code == 503  # none of them answers
+        assert manager.client.get("/status").json()["not_ready_ids"] == ["2", "10", "gpu-a"]
+    finally:
+        stop_executor(manager)
