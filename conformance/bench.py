@@ -129,7 +129,9 @@ class Subject:
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.http = httpx.Client(base_url=self.target.base_url, timeout=self.timeouts.request)
+        self.http = httpx.Client(
+            base_url=self.target.base_url, timeout=self.timeouts.request, headers=self.target.headers
+        )
 
     def execute(self, code: str, http: httpx.Client | None = None) -> dict[str, Any]:
         """Run ``code``; ask again on a busy answer (429/503); fail unless it ran with status ok."""
@@ -252,7 +254,9 @@ def _throughput(subject: Subject, clients: int, calls: int) -> float:
     barrier = threading.Barrier(clients + 1)
 
     def client(count: int) -> None:
-        with httpx.Client(base_url=subject.target.base_url, timeout=subject.timeouts.request) as http:
+        with httpx.Client(
+            base_url=subject.target.base_url, timeout=subject.timeouts.request, headers=subject.target.headers
+        ) as http:
             barrier.wait(timeout=subject.timeouts.request)
             for _ in range(count):
                 subject.execute(TRIVIAL, http)

@@ -130,13 +130,16 @@ class ConformanceRun:
         if self._client is None:
             target = self.ensure_target()
             self._client = ExecutorClient(
-                target.base_url, self.timeouts, default_execution_timeout=target.capabilities.execution_timeout
+                target.base_url,
+                self.timeouts,
+                default_execution_timeout=target.capabilities.execution_timeout,
+                headers=target.headers,
             )
         return self._client
 
     def _detect_features(self, target: Target) -> None:
         try:
-            response = httpx.get(f"{target.base_url}/info", timeout=self.timeouts.request)
+            response = httpx.get(f"{target.base_url}/info", timeout=self.timeouts.request, headers=target.headers)
             body = response.json() if response.status_code == 200 else None
         except (httpx.HTTPError, ValueError):
             body = None

@@ -37,12 +37,14 @@ class ExecutorClient:
         requirement: str | None = None,
         http: httpx.Client | None = None,
         default_execution_timeout: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
+        """``headers``: sent with every request (a manager's session token, say)."""
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeouts
         self.requirement = requirement
         self.default_execution_timeout = default_execution_timeout or timeouts.execution_timeout
-        self._http = http or httpx.Client(base_url=self.base_url, timeout=timeouts.request)
+        self._http = http or httpx.Client(base_url=self.base_url, timeout=timeouts.request, headers=headers)
         self._lock = threading.Lock()
         self.history: list[Exchange] = []
 

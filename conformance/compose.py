@@ -146,8 +146,12 @@ def compose_document(pool: Pool) -> dict[str, Any]:
     services["manager"] = {
         "image": pool.manager_image,
         "container_name": "manager",
-        "command": f"python -m manager --config /config/{Path(pool.config_file).name} --port {MANAGER_PORT}",
+        # 0.0.0.0 inside its container; the port is published on --host-ip only.
+        "command": f"python -m manager --config /config/{Path(pool.config_file).name} --host 0.0.0.0 "
+        f"--port {MANAGER_PORT}",
         "ports": [f"{pool.host_ip}:{MANAGER_PORT}:{MANAGER_PORT}"],
+        # From the shell that runs `docker compose up`: set, the manager requires tokens.
+        "environment": {"MANAGER_TOKEN": "${MANAGER_TOKEN:-}"},
         "volumes": [f"./{Path(pool.config_file).name}:/config/{Path(pool.config_file).name}:ro"],
         "depends_on": [name for name in services],
         "restart": "unless-stopped",

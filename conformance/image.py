@@ -73,6 +73,7 @@ class ImageTarget:
     capabilities: Capabilities = field(default_factory=Capabilities)
     startup_observations: list[ReadyObservation] = field(default_factory=list)
     launched_at: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)
     image_id: str | None = None
     _container: Any = None
     _dir: Path | None = None

@@ -25,6 +25,16 @@ TARGET_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         ("--executor-env",),
         {"action": "append", "default": [], "metavar": "KEY=VALUE", "help": "extra environment for the executor"},
     ),
+    (
+        ("--header",),
+        {
+            "dest": "executor_header",
+            "action": "append",
+            "default": [],
+            "metavar": "'NAME: VALUE'",
+            "help": "(--url) a header sent with every request (a manager's session token, say)",
+        },
+    ),
     (("--workspace-mounted",), {"action": "store_true", "help": "(--url) the executor runs with the kit's workspace"}),
     (("--no-workspace",), {"action": "store_true", "help": "(--image, local) do not mount the kit's workspace"}),
     (("--workspace-folder",), {"default": "/code", "help": "(--image) where the image reads its workspace"}),
@@ -74,6 +84,17 @@ def size_in_bytes(value: str, option: str) -> int | None:
         raise OptionError(f"{option} {value!r}: use a size such as 512m or 2g, or none") from None
 
 
+def headers_from(values: list[str]) -> dict[str, str]:
+    """'Name: value' options as a dict of headers, or OptionError saying which one is malformed."""
+    headers = {}
+    for value in values:
+        name, sep, text = value.partition(":")
+        if not sep or not name.strip():
+            raise OptionError(f"--header {value!r}: use 'Name: value', e.g. 'Authorization: Bearer TOKEN'")
+        headers[name.strip()] = text.strip()
+    return headers
+
+
 def timeouts_from(option: Callable[[str], Any]) -> KitTimeouts:
     """The kit's waits, scaled and overridden as the options say."""
     timeouts = KitTimeouts().scaled(option("timeout_factor"))
@@ -103,12 +124,15 @@ def target_from(option: Callable[[str], Any], timeouts: KitTimeouts) -> Target:
             env=env,
             capabilities=capabilities,
         )
+    headers = headers_from(option("executor_header"))
+    if headers and not option("executor_url"):
+        raise OptionError("--header goes with --url: the kit starts other targets itself")
     if option("executor_url"):
         capabilities.workspace_mounted = option("workspace_mounted")
         capabilities.destructive = option("allow_destructive")
         capabilities.memory_limited = option("memory_limited")
         capabilities.execution_timeout = option("execution_timeout") or 3.0
-        return UrlTarget(option("executor_url"), timeouts, capabilities)
+        return UrlTarget(option("executor_url"), timeouts, capabilities, headers=headers)
     command = shlex.split(option("executor_command")) if option("executor_command") else None
     return ProcessTarget(
         timeouts,

@@ -155,6 +155,8 @@ class Target(Protocol):
     startup_observations: list[ReadyObservation]
     #: When the executor's process or container began to run (``time.time()``); None for a URL.
     launched_at: float | None
+    #: Headers every request carries (a manager's session token, for a URL); empty otherwise.
+    headers: dict[str, str]
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -210,13 +212,18 @@ def start_to_ready(target: Target) -> float | None:
 
 
 def wait_until_ready(
-    base_url: str, timeouts: KitTimeouts, observations: list[ReadyObservation], alive: Any, logs: Any
+    base_url: str,
+    timeouts: KitTimeouts,
+    observations: list[ReadyObservation],
+    alive: Any,
+    logs: Any,
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Poll /ready until it says ready, recording every answer; fail clearly if it never does."""
     deadline = time.monotonic() + timeouts.startup
     last = "no answer yet"
     seen: ReadyObservation | None = None
-    with httpx.Client(timeout=timeouts.request) as http:
+    with httpx.Client(timeout=timeouts.request, headers=headers) as http:
         while time.monotonic() < deadline:
             problem = alive()
             if problem:
@@ -271,6 +278,7 @@ class ProcessTarget:
     capabilities: Capabilities = field(default_factory=Capabilities)
     startup_observations: list[ReadyObservation] = field(default_factory=list)
     launched_at: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)
     _process: subprocess.Popen[bytes] | None = None
     _dir: Path | None = None
 
@@ -384,15 +392,17 @@ class UrlTarget:
     kind: str = "url"
     startup_observations: list[ReadyObservation] = field(default_factory=list)
     launched_at: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
         self.base_url = self.base_url.rstrip("/")
         try:
-            with httpx.Client(timeout=self.timeouts.request) as http:
+            with httpx.Client(timeout=self.timeouts.request, headers=self.headers) as http:
                 http.get(f"{self.base_url}/health")
         except httpx.HTTPError as exc:
             raise TargetError(f"no executor answers at {self.base_url}: {exc}") from None
-        wait_until_ready(self.base_url, self.timeouts, [], lambda: None, lambda: "(no logs: a URL target)")
+        no_logs = "(no logs: a URL target)"
+        wait_until_ready(self.base_url, self.timeouts, [], lambda: None, lambda: no_logs, self.headers)
 
     def stop(self) -> None:
         return None

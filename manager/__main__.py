@@ -18,7 +18,11 @@ from .app import create_app, load_config
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m manager")
     parser.add_argument("--config", default="container_config.json")
-    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--host", default="127.0.0.1", help="where to listen (default 127.0.0.1)")
+    parser.add_argument(
+        "--token-file",
+        help="a file holding the manager token (default: the MANAGER_TOKEN environment variable; none: no auth)",
+    )
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument(
         "--max-request-bytes",
@@ -32,10 +36,22 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"manager: cannot read {args.config}: {exc}", file=sys.stderr)
         return 2
+    try:
+        token = Path(args.token_file).read_text(encoding="utf-8").strip() if args.token_file else None
+    except OSError as exc:
+        print(f"manager: cannot read {args.token_file}: {exc}", file=sys.stderr)
+        return 2
+    token = token or os.environ.get("MANAGER_TOKEN") or None
+    if token is None:
+        print(
+            f"manager: no MANAGER_TOKEN: anyone who can reach {args.host}:{args.port} can use and end every "
+            "session (set MANAGER_TOKEN, or --token-file, to require tokens)",
+            file=sys.stderr,
+        )
     # A request that has not arrived whole in time is closed, as by the reference executor (INPUT-6).
     protocol = bounded_request_protocol(Timeouts.request_read)
     uvicorn.run(
-        create_app(pool, max_request_bytes=args.max_request_bytes),
+        create_app(pool, max_request_bytes=args.max_request_bytes, token=token),
         host=args.host,
         port=args.port,
         log_level="info",

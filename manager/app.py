@@ -1,9 +1,18 @@
-"""The manager's HTTP layer (FastAPI) and its pool (allocation queues per type)."""
+"""The manager's HTTP layer (FastAPI) and its pool (allocation queues per type).
+
+Authentication is optional. With a manager token, ``/allocate``, ``/status`` and ``/deallocate``
+need it (``Authorization: Bearer TOKEN``), and ``/allocate`` answers a token of the allocation
+that ``/session/{id}/...`` needs (and ``/deallocate/{id}`` accepts): one user can neither reach
+nor end another's session. The token goes no further than the manager. Without a manager token
+the original API works as it always did, for anyone who can reach the manager.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
+import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -26,6 +35,8 @@ READY_CHECK_TIMEOUT = 2.0
 #: Bodies above the limit are read (and dropped) up to this many bytes before the 413 goes out.
 DRAIN_LIMIT = 64 * 1024 * 1024
 _HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive", "host", "date", "server"}
+#: Never forwarded to an executor: the manager's and the sessions' tokens stay here.
+_PRIVATE_HEADERS = {"authorization"}
 
 
 @dataclass
@@ -55,6 +66,8 @@ class Pool:
     not_ready: set[str] = field(default_factory=set)
     #: Free executors whose restart failed when they were given back.
     dirty: set[str] = field(default_factory=set)
+    #: The token of each allocation, by executor id (only when the manager has a token).
+    session_tokens: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for executor in self.executors.values():
@@ -152,8 +165,34 @@ async def _body_within(request: Request, limit: int) -> bytes | None:
     return None if size > limit else b"".join(chunks)
 
 
-def create_app(pool: Pool, *, max_request_bytes: int = 1024 * 1024) -> FastAPI:
-    """The manager app for ``pool``; bodies above ``max_request_bytes`` get 413 (MAX_REQUEST_BYTES)."""
+def _bearer(request: Request) -> str:
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" else ""
+
+
+def _same(given: str, expected: str | None) -> bool:
+    return bool(given) and expected is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def create_app(pool: Pool, *, max_request_bytes: int = 1024 * 1024, token: str | None = None) -> FastAPI:
+    """The manager app for ``pool``; bodies above ``max_request_bytes`` get 413 (MAX_REQUEST_BYTES).
+
+    ``token``: the manager token; None leaves every endpoint open (the original API).
+    """
+
+    def operator(request: Request) -> bool:
+        return token is None or _same(_bearer(request), token)
+
+    def session_holder(request: Request, container_id: str) -> bool:
+        return token is None or _same(_bearer(request), pool.session_tokens.get(container_id))
+
+    def unauthorised(what: str) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"{what}: send Authorization: Bearer <token>"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
     client: httpx.AsyncClient | None = None
 
     @asynccontextmanager
@@ -170,13 +209,17 @@ def create_app(pool: Pool, *, max_request_bytes: int = 1024 * 1024) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/status")
-    async def status() -> dict[str, Any]:
+    async def status(request: Request) -> Any:
+        if not operator(request):
+            return unauthorised("/status needs the manager token")
         return pool.status()
 
     @app.post("/allocate")
-    async def allocate(container_type: str = "python") -> Any:
+    async def allocate(request: Request, container_type: str = "python") -> Any:
         """A free executor of the type that is ready now; one that is not stays free and is skipped."""
         assert client is not None
+        if not operator(request):
+            return unauthorised("/allocate needs the manager token")
         async with pool.lock:
             queue = pool.free.get(container_type)
             if queue is None:
@@ -189,19 +232,25 @@ def create_app(pool: Pool, *, max_request_bytes: int = 1024 * 1024) -> FastAPI:
                     pool.dirty.discard(executor.id)
                 if executor.id not in pool.dirty and await _ready(client, executor):
                     pool.not_ready.discard(executor.id)
-                    return {"container_id": executor.id, "url": executor.url, "type": executor.type}
+                    allocation = {"container_id": executor.id, "url": executor.url, "type": executor.type}
+                    if token is not None:
+                        allocation["token"] = pool.session_tokens[executor.id] = secrets.token_urlsafe(32)
+                    return allocation
                 pool.not_ready.add(executor.id)
                 queue.append(executor.id)  # still free: handed out once it is ready again
         return _error(503, f"no executor of type {container_type!r} is ready ({len(queue)} free, none ready)")
 
     @app.post("/deallocate/{container_id}")
-    async def deallocate(container_id: str) -> Any:
+    async def deallocate(container_id: str, request: Request) -> Any:
+        if not (operator(request) or session_holder(request, container_id)):
+            return unauthorised(f"/deallocate/{container_id} needs its allocation's token or the manager token")
         executor = pool.executors.get(container_id)
         if executor is None:
             return _error(404, f"no executor {container_id!r}")
         assert client is not None
         restarted = await _restarted(client, executor)  # clears the user's state
         async with pool.lock:
+            pool.session_tokens.pop(container_id, None)  # the user's token ends with the allocation
             queue = pool.free[executor.type]
             if container_id not in queue:
                 queue.append(container_id)  # the pool never shrinks: a dirty one is restarted first
@@ -217,11 +266,14 @@ def create_app(pool: Pool, *, max_request_bytes: int = 1024 * 1024) -> FastAPI:
         "/session/{container_id}/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
     )
     async def session(container_id: str, path: str, request: Request) -> Response:
+        if not session_holder(request, container_id):
+            return unauthorised(f"/session/{container_id} needs the token its /allocate answered")
         executor = pool.executors.get(container_id)
         if executor is None:
             return _error(404, f"no executor {container_id!r}")
         assert client is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        private = _HOP_HEADERS | _PRIVATE_HEADERS
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in private}
         body = await _body_within(request, max_request_bytes)
         if body is None:
             return _error(413, f"request body larger than MAX_REQUEST_BYTES ({max_request_bytes} bytes)")

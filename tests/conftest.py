@@ -199,3 +199,13 @@ def reachable_by_every_user(folder: Path) -> Path:
     for parent in folder.parents:
         parent.chmod(parent.stat().st_mode | 0o001)
     return folder
+
+
+def start_manager(
+    config: dict[str, dict[str, str]], folder: Path, env: dict[str, str] | None = None
+) -> RunningExecutor:
+    """The manager on 127.0.0.1 and a free port, over the executors of ``config`` (id -> url, type)."""
+    path = folder / "container_config.json"
+    path.write_text(json.dumps(config))
+    command = [sys.executable, "-m", "manager", "--config", str(path), "--port", "{port}"]
+    return start_executor(command, env or {}, folder / "manager.log", ready_path="/health")

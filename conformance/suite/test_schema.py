@@ -44,19 +44,20 @@ OPTIONAL_PATHS = ("/info", "/restart-status")
 
 
 @functools.cache
-def _served(base_url: str, path: str) -> bool:
-    return httpx.get(base_url + path, timeout=30).status_code != 404
+def _served(base_url: str, path: str, headers: tuple[tuple[str, str], ...]) -> bool:
+    return httpx.get(base_url + path, timeout=30, headers=dict(headers)).status_code != 404
 
 
-def _skip_unserved_optional_endpoint(case: schemathesis.Case, base_url: str) -> None:
-    if case.path in OPTIONAL_PATHS and not _served(base_url, case.path):
+def _skip_unserved_optional_endpoint(case: schemathesis.Case, target: Target) -> None:
+    if case.path in OPTIONAL_PATHS and not _served(target.base_url, case.path, tuple(target.headers.items())):
         pytest.skip(f"the executor does not serve the optional {case.path}")
 
 
-def _judge(case: schemathesis.Case, response: Any, base_url: str, checks: list, requirement: str) -> None:
+def _judge(case: schemathesis.Case, response: Any, target: Target, checks: list, requirement: str) -> None:
     """Raise a violation of ``requirement`` if ``response`` fails any of ``checks``."""
     try:
-        case.validate_response(response, checks=checks, transport_kwargs={"base_url": base_url, "timeout": 30})
+        transport = {"base_url": target.base_url, "timeout": 30, "headers": target.headers}
+        case.validate_response(response, checks=checks, transport_kwargs=transport)
     except FailureGroup as failures:
         names = ", ".join(check.__name__ for check in checks)
         raise Violation(requirement, expected=f"a response that passes {names}", received=describe(failures)) from None
@@ -73,10 +74,10 @@ def test_responses_conform_to_the_contract(case: schemathesis.Case, executor_tar
     and POST /execute it sends is a real one, seconds each at a quarter of a CPU (issue #5).
     """
     base_url = executor_target.base_url
-    _skip_unserved_optional_endpoint(case, base_url)
+    _skip_unserved_optional_endpoint(case, executor_target)
     try:
-        response = case.call(base_url=base_url, timeout=30)
+        response = case.call(base_url=base_url, timeout=30, headers=executor_target.headers)
     except OSError as exc:  # no answer at all (requests' errors are OSErrors): SCHEMA-1's, as a 5xx would be
         raise Violation("SCHEMA-1", expected="an answer within 30 s", received=describe(exc)) from None
-    _judge(case, response, base_url, MUST_CHECKS, "SCHEMA-1")
-    _judge(case, response, base_url, SHOULD_CHECKS, "SCHEMA-2")
+    _judge(case, response, executor_target, MUST_CHECKS, "SCHEMA-1")
+    _judge(case, response, executor_target, SHOULD_CHECKS, "SCHEMA-2")

@@ -181,7 +181,15 @@ class Session:
             self.start_worker("restarting")
             self.restarting = False
 
+    def check_timeout(self, timeout: float | None) -> None:
+        """BadRequest (422) for a timeout above MAX_EXECUTION_TIMEOUT (INPUT-5)."""
+        if timeout is not None and timeout > self.settings.max_execution_timeout:
+            limit = self.settings.max_execution_timeout
+            raise BadRequest(422, f"`timeout` {timeout:g} s is above MAX_EXECUTION_TIMEOUT ({limit:g} s)")
+
     def execute(self, code: str, timeout: float | None) -> dict[str, Any]:
+        """Run ``code``; BadRequest for a timeout above the maximum, Busy while another call runs."""
+        self.check_timeout(timeout)
         if not self.lock.acquire(blocking=False):
             raise Busy
         try:
@@ -333,9 +341,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_execute(self, raw: bytes) -> None:
         code, timeout = parse_execute(raw)
-        if timeout is not None and timeout > self.session.settings.max_execution_timeout:
-            limit = self.session.settings.max_execution_timeout
-            raise BadRequest(422, f"`timeout` {timeout:g} s is above MAX_EXECUTION_TIMEOUT ({limit:g} s)")
         self.send_json(200, self.session.execute(code, timeout))
 
     def handle_restart(self, raw: bytes) -> None:

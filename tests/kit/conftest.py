@@ -7,7 +7,6 @@ every broken executor. Executors reached by URL are started here and stopped aft
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from tests.conftest import (
     reachable_by_every_user,
     run_kit,
     start_executor,
+    start_manager,
     stop_executor,
 )
 from tests.kit.broken import FAULTS
@@ -49,12 +49,7 @@ def kit_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Kit
     assert kit_command(["workspace", str(workspace)]) == 0
     direct = _example_by_url(root / "example-direct.log", workspace)
     behind = _example_by_url(root / "example-behind-manager.log", workspace)
-    (root / "container_config.json").write_text(json.dumps({"0": {"url": behind.base_url, "type": "python"}}))
-    manager = start_executor(
-        [sys.executable, "-m", "manager", "--config", str(root / "container_config.json"), "--host", "127.0.0.1",
-         "--port", "{port}"],
-        {}, root / "manager.log", ready_path="/health",
-    )  # fmt: skip
+    manager = start_manager({"0": {"url": behind.base_url, "type": "python"}}, root)
     jobs: dict[str, list[str]] = {
         "reference": [],
         "baseline": ["--command", " ".join(EXAMPLE_EXECUTOR), *QUICK],

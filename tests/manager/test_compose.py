@@ -36,6 +36,7 @@ def test_original_flags_give_the_original_layout(tmp_path: Path) -> None:
     assert (first["mem_limit"], first["cpus"], first["restart"]) == ("2G", 0.5, "unless-stopped")
     assert first["labels"] == {"container.id": "0", "container.port": "60000", "container.type": "python"}
     assert services["manager"]["ports"] == ["127.0.0.1:5000:5000"]
+    assert services["manager"]["environment"] == {"MANAGER_TOKEN": "${MANAGER_TOKEN:-}"}  # auth from the shell
     assert config["2"] == {"url": "http://executor-002:8432", "type": "python"}
 
 

@@ -2,33 +2,48 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import EXAMPLE_EXECUTOR, EXAMPLES, ROOT, RunningExecutor, start_executor, stop_executor
+from conformance.cli import main as kit_command
+from tests.conftest import (
+    EXAMPLE_EXECUTOR,
+    EXAMPLES,
+    ROOT,
+    RunningExecutor,
+    reachable_by_every_user,
+    run_kit,
+    start_executor,
+    start_manager,
+    stop_executor,
+)
 
 
 @pytest.fixture
 def pool(tmp_path: Path) -> Iterator[tuple[httpx.Client, list[RunningExecutor]]]:
     """Three executors (two "python", one "other") and a manager over them; yields (manager client, executors)."""
     env = {"WORKSPACE_FOLDER": str(EXAMPLES / "test_code"), "EXECUTION_TIMEOUT": "2"}
-    executors = [start_executor(EXAMPLE_EXECUTOR, env, tmp_path / f"executor-{i}.log") for i in range(3)]
-    config = {str(i): {"url": e.base_url, "type": "python" if i < 2 else "other"} for i, e in enumerate(executors)}
-    (tmp_path / "container_config.json").write_text(json.dumps(config))
-    manager = start_executor(
-        [sys.executable, "-m", "manager", "--config", str(tmp_path / "container_config.json"), "--host", "127.0.0.1",
-         "--port", "{port}"],
-        {}, tmp_path / "manager.log", ready_path="/health",
-    )  # fmt: skip
+    yield from _pool_of(["python", "python", "other"], env, tmp_path)
+
+
+def _pool_of(
+    types: list[str], env: dict[str, str], folder: Path, manager_env: dict[str, str] | None = None
+) -> Iterator[tuple[httpx.Client, list[RunningExecutor]]]:
+    """Example executors of ``types`` (ids 0, 1, ...) and a manager over them, stopped afterwards."""
+    executors = [start_executor(EXAMPLE_EXECUTOR, env, folder / f"executor-{i}.log") for i in range(len(types))]
     try:
-        yield manager.client, executors
+        config = {
+            str(i): {"url": e.base_url, "type": kind} for i, (e, kind) in enumerate(zip(executors, types, strict=True))
+        }
+        manager = start_manager(config, folder, manager_env)
+        try:
+            yield manager.client, executors
+        finally:
+            stop_executor(manager)
     finally:
-        stop_executor(manager)
         for executor in executors:
             stop_executor(executor)
 
@@ -117,12 +132,7 @@ def test_a_body_over_the_limit_gets_413_from_the_manager(pool: tuple[httpx.Clien
 def test_any_id_string_works(tmp_path: Path) -> None:
     """Ids need not be numbers: /status lists numeric ids in numeric order, then the others."""
     config = {name: {"url": "http://127.0.0.1:9", "type": "python"} for name in ("10", "gpu-a", "2")}
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    manager = start_executor(
-        [sys.executable, "-m", "manager", "--config", str(tmp_path / "config.json"), "--host", "127.0.0.1",
-         "--port", "{port}"],
-        {}, tmp_path / "manager.log", ready_path="/health",
-    )  # fmt: skip
+    manager = start_manager(config, tmp_path)
     try:
         status = manager.client.get("/status")
         assert status.status_code == 200 and status.json()["not_ready_ids"] == []
@@ -130,3 +140,56 @@ def test_any_id_string_works(tmp_path: Path) -> None:
         assert manager.client.get("/status").json()["not_ready_ids"] == ["2", "10", "gpu-a"]
     finally:
         stop_executor(manager)
+
+
+MANAGER_TOKEN = "operator-secret-of-the-tests"
+
+
+@pytest.fixture
+def authenticated_pool(tmp_path: Path) -> Iterator[tuple[httpx.Client, list[RunningExecutor]]]:
+    """Two executors, with the kit's sample workspace, behind a manager started with MANAGER_TOKEN."""
+    workspace = reachable_by_every_user(tmp_path) / "workspace"
+    assert kit_command(["workspace", str(workspace)]) == 0
+    env = {"WORKSPACE_FOLDER": str(workspace), "EXECUTION_TIMEOUT": "1"}
+    yield from _pool_of(["python", "python"], env, tmp_path, {"MANAGER_TOKEN": MANAGER_TOKEN})
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_with_a_token_one_user_can_neither_reach_nor_end_anothers_session(
+    authenticated_pool: tuple[httpx.Client, list[RunningExecutor]],
+) -> None:
+    manager, _ = authenticated_pool
+    assert manager.post("/allocate").status_code == 401 and manager.get("/status").status_code == 401
+    operator = _bearer(MANAGER_TOKEN)
+    mine, theirs = (manager.post("/allocate", headers=operator).json() for _ in range(2))
+    assert mine["token"] != theirs["token"]
+    code = {"code": "secret = 'mine'"}
+    assert manager.post(f"/session/{mine['container_id']}/execute", json=code).status_code == 401
+    assert manager.post(f"/session/{mine['container_id']}/execute", json=code, headers=operator).status_code == 401
+    stolen = manager.post(f"/session/{mine['container_id']}/execute", json=code, headers=_bearer(theirs["token"]))
+    assert stolen.status_code == 401 and "token" in stolen.json()["detail"]
+    ran = manager.post(f"/session/{mine['container_id']}/execute", json=code, headers=_bearer(mine["token"]))
+    assert ran.status_code == 200 and ran.json()["status"] == "ok"
+    assert manager.post(f"/deallocate/{mine['container_id']}", headers=_bearer(theirs["token"])).status_code == 401
+    assert manager.post(f"/deallocate/{mine['container_id']}", headers=_bearer(mine["token"])).status_code == 200
+    after = manager.get(f"/session/{mine['container_id']}/ready", headers=_bearer(mine["token"]))
+    assert after.status_code == 401  # the token ended with the allocation
+    assert manager.get("/status", headers=operator).json()["allocated_ids"] == [theirs["container_id"]]
+
+
+def test_the_kit_certifies_a_session_through_an_authenticated_manager(
+    authenticated_pool: tuple[httpx.Client, list[RunningExecutor]], tmp_path: Path
+) -> None:
+    manager, _ = authenticated_pool
+    allocation = manager.post("/allocate", headers=_bearer(MANAGER_TOKEN)).json()
+    url = f"{manager.base_url}/session/{allocation['container_id']}"
+    run = run_kit(
+        ["--url", url, "--header", f"Authorization: Bearer {allocation['token']}", "--workspace-mounted",
+         "--allow-destructive", "--execution-timeout", "1"],
+        tmp_path / "results",
+    )  # fmt: skip
+    assert run.results["verdict"] == "conformant with warnings", run.output[-3000:]
+    assert {rid for rid, outcome in run.outcomes().items() if outcome == "failed"} == {"READY-3", "EXEC-4"}
