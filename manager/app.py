@@ -22,7 +22,8 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 __all__ = ["Pool", "create_app", "load_config"]
 
@@ -277,10 +278,10 @@ def create_app(pool: Pool, *, max_request_bytes: int = 1024 * 1024, token: str |
         body = await _body_within(request, max_request_bytes)
         if body is None:
             return _error(413, f"request body larger than MAX_REQUEST_BYTES ({max_request_bytes} bytes)")
-        forwarded = client.request(
-            request.method, f"{executor.url}/{path}", content=body, headers=headers,
-            params=request.query_params,
-        )  # fmt: skip
+        outgoing = client.build_request(
+            request.method, f"{executor.url}/{path}", content=body, headers=headers, params=request.query_params
+        )
+        forwarded = client.send(outgoing, stream=True)  # the answer is passed on as it comes, never held whole
         try:
             answer = await _unless_the_client_leaves(forwarded, request)
         except ClientGone:  # the executor saw the call's connection close too (CONC-3)
@@ -289,7 +290,9 @@ def create_app(pool: Pool, *, max_request_bytes: int = 1024 * 1024, token: str |
             return _error(504, f"executor {container_id} did not answer within {PROXY_TIMEOUT:.0f} s")
         except httpx.HTTPError as exc:
             return _error(502, f"executor {container_id} is unreachable: {type(exc).__name__}")
-        kept = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP_HEADERS | {"content-encoding"}}
-        return Response(answer.content, status_code=answer.status_code, headers=kept)
+        kept = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP_HEADERS}
+        return StreamingResponse(
+            answer.aiter_raw(), status_code=answer.status_code, headers=kept, background=BackgroundTask(answer.aclose)
+        )
 
     return app

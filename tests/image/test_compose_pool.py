@@ -4,6 +4,10 @@
 ...`, `docker compose -f ... up -d`, the README's curl commands through the manager on port 5000,
 then the kit certifies executor 0 through the manager, and executor 1 directly: the two verdicts
 must be the same. Needs Docker and a compose command (`docker compose` or `docker-compose`).
+
+Authentication is on: `docker compose up` runs with MANAGER_TOKEN set, the test allocates
+executor 0 with it, and every call through the manager carries that allocation's token (the
+README's curl commands get one header more, `Authorization: Bearer $SESSION_TOKEN`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ pytestmark = needs(
 )
 
 MANAGER = "http://localhost:5000"
+MANAGER_TOKEN = "operator-secret-of-the-compose-test"
+#: The executors' own ports, published by the generated compose file (--start-port 60000).
+DIRECT = ("http://127.0.0.1:60000", "http://127.0.0.1:60001")
 
 #: The original README's commands, as written (its generate and up steps, then its curl examples).
 #: Two differences: `docker-compose` where the `docker compose` plugin is absent, and the README's
@@ -56,6 +63,7 @@ python generate_compose.py \\
 """
 README_USE = """
 curl -X POST http://localhost:5000/session/0/execute \\
+  -H "Authorization: Bearer $SESSION_TOKEN" \\
   -H "Content-Type: application/json" \\
   -d '{
     "code": "
@@ -68,14 +76,14 @@ print(f\\"Total: {format_currency(stats[\\"sum\\"])}\\")
 "}'
 """
 README_RESTART = """
-curl -X POST http://localhost:5000/session/0/restart
+curl -X POST http://localhost:5000/session/0/restart -H "Authorization: Bearer $SESSION_TOKEN"
 
-curl http://localhost:5000/session/0/ready
+curl http://localhost:5000/session/0/ready -H "Authorization: Bearer $SESSION_TOKEN"
 """
 
 
-def _bash(script: str, cwd: Path, timeout: float = 300) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # `python` is ours
+def _bash(script: str, cwd: Path, timeout: float = 300, **variables: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", **variables}  # our `python`
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -84,8 +92,8 @@ def _bash(script: str, cwd: Path, timeout: float = 300) -> str:
 
 
 @pytest.fixture(scope="module")
-def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The README's utilities demo, up: two executors and the manager on 127.0.0.1:5000.
+def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """The README's utilities demo, up, with authentication: (its folder, executor 0's session token).
 
     The workspace holds the README's my_utilities and the kit's sample files, so that the kit
     can certify the same executors the README's examples ran on.
@@ -96,17 +104,21 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.copy(ROOT / "generate_compose.py", here)  # the README runs it from the current folder
     subprocess.run(["docker", "tag", IMAGE, "python:latest"], check=True)  # README: docker build -t python ./
     try:
-        _bash(README_DEPLOY.replace("{compose}", " ".join(COMPOSE)), here)
+        _bash(README_DEPLOY.replace("{compose}", " ".join(COMPOSE)), here, MANAGER_TOKEN=MANAGER_TOKEN)
         with httpx.Client(timeout=10) as http:
 
             def all_ready() -> bool:
                 try:
-                    return all(http.get(f"{MANAGER}/session/{i}/ready").json().get("ready") for i in (0, 1))
+                    ready = all(http.get(f"{url}/ready").json().get("ready") for url in DIRECT)
+                    return ready and http.get(f"{MANAGER}/health").status_code == 200
                 except (httpx.HTTPError, ValueError, AttributeError):
                     return False
 
-            wait_for(all_ready, STARTUP_TIMEOUT * 2, "both executors ready through the manager", lambda: _logs(here))
-        yield here
+            wait_for(all_ready, STARTUP_TIMEOUT * 2, "both executors and the manager ready", lambda: _logs(here))
+            assert http.post(f"{MANAGER}/allocate").status_code == 401  # the manager requires its token
+            allocation = http.post(f"{MANAGER}/allocate", headers=_bearer(MANAGER_TOKEN)).json()
+        assert allocation["container_id"] == "0"
+        yield here, allocation["token"]
     finally:
         subprocess.run([*COMPOSE, "-f", "utilities-demo.yml", "down", "--timeout", "5"], cwd=here, capture_output=True)
         subprocess.run(["docker", "rmi", "python:latest"], capture_output=True)  # the tag only
@@ -133,31 +145,41 @@ def _json_values(text: str) -> list[Any]:
     return values
 
 
-def test_readme_examples_run_as_written(pool: Path) -> None:
-    [body] = _json_values(_bash(README_USE, pool))
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_readme_examples_run_as_written(pool: tuple[Path, str]) -> None:
+    here, token = pool
+    [body] = _json_values(_bash(README_USE, here, SESSION_TOKEN=token))
     stdout = "".join(item["text"] for item in body["outputs"] if item.get("name") == "stdout")
     assert stdout == "Processed: [2, 6, 8, 10]\nStats: {'sum': 26, 'avg': 6.5, 'count': 4}\nTotal: $26.00\n"
 
-    restart, ready = _json_values(_bash(README_RESTART, pool))
+    restart, ready = _json_values(_bash(README_RESTART, here, SESSION_TOKEN=token))
     assert restart["status"] in ("ok", "restarting")
     assert isinstance(ready["ready"], bool)
     with httpx.Client(timeout=10) as http:
-        status = http.get(f"{MANAGER}/status").json()
-    assert status["total"] == 2
+        assert http.get(f"{MANAGER}/session/0/ready").status_code == 401  # no token, no session
+        status = http.get(f"{MANAGER}/status", headers=_bearer(MANAGER_TOKEN)).json()
+    assert status["total"] == 2 and status["allocated_ids"] == ["0"]
 
 
-def test_kit_verdict_through_the_manager_equals_the_direct_one(pool: Path) -> None:
+def test_kit_verdict_through_the_manager_equals_the_direct_one(pool: tuple[Path, str]) -> None:
     """Executor 0 through the manager and executor 1 on its own port, at once: both conformant, same outcomes."""
+    here, token = pool
     by_url = ["--workspace-mounted", "--allow-destructive", "--memory-limited", "--execution-timeout", "3"]
-    urls = {"via-manager": f"{MANAGER}/session/0", "direct": "http://127.0.0.1:60001"}
-    with ThreadPoolExecutor(len(urls)) as pool_of_runs:
+    runs_of = {
+        "via-manager": ["--url", f"{MANAGER}/session/0", "--header", f"Authorization: Bearer {token}"],
+        "direct": ["--url", DIRECT[1]],
+    }
+    with ThreadPoolExecutor(len(runs_of)) as pool_of_runs:
         futures = {
-            name: pool_of_runs.submit(run_kit, ["--url", url, *by_url], pool / "results" / name)
-            for name, url in urls.items()
+            name: pool_of_runs.submit(run_kit, [*target, *by_url], here / "results" / name)
+            for name, target in runs_of.items()
         }
         runs = {name: future.result() for name, future in futures.items()}
     for name, run in runs.items():
         assert run.results["verdict"] == "conformant" and run.returncode == 0, (
-            f"{name}:\n{run.output[-4000:]}\nThe pool's warnings and errors:\n{_problems(pool)}"
+            f"{name}:\n{run.output[-4000:]}\nThe pool's warnings and errors:\n{_problems(here)}"
         )
     assert runs["via-manager"].outcomes() == runs["direct"].outcomes()
