@@ -44,6 +44,8 @@ WORKER = Path(__file__).with_name("worker.py")
 INTERRUPT_GRACE = 1.0
 #: How long a new worker has to load the workspace and say it is ready.
 START_TIMEOUT = 120.0
+#: How many times a worker that dies before it is ready is started again before giving up.
+START_ATTEMPTS = 3
 #: The default MAX_EXECUTION_TIMEOUT (a day): a request's timeout above the maximum gets 422.
 LONGEST_TIMEOUT = 86400.0
 #: A client has this long to send a whole request, from its connection or its request's first
@@ -163,15 +165,19 @@ class Session:
             self.sandbox.clean()
 
     def start_worker(self, reason: str) -> None:
-        """Replace the worker and wait until it has loaded the workspace."""
+        """Replace the worker and wait until it has loaded the workspace (START_ATTEMPTS tries)."""
         self.ready, self.reason = False, reason
-        worker = self.new_worker()
-        answer = worker.answer(time.monotonic() + START_TIMEOUT)
-        if not (isinstance(answer, dict) and answer.get("ready")):
+        for attempt in range(1, START_ATTEMPTS + 1):
+            worker = self.new_worker()
+            answer = worker.answer(time.monotonic() + START_TIMEOUT)
+            if isinstance(answer, dict) and answer.get("ready"):
+                self.worker = worker
+                self.ready, self.reason = True, None
+                return
             worker.kill()
-            raise RuntimeError("the worker did not start")
-        self.worker = worker
-        self.ready, self.reason = True, None
+            problem = "no answer" if answer is None else f"exit code {worker.process.returncode}"
+            print(f"worker start {attempt}/{START_ATTEMPTS} failed ({problem})", file=sys.stderr, flush=True)
+        raise RuntimeError("the worker did not start")
 
     def restart(self) -> None:
         self.restarting = True
