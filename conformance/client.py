@@ -23,6 +23,9 @@ __all__ = ["BUSY", "ExecutorClient", "output_text"]
 #: Answers that mean "not now, ask again": busy (CONC-2) or restarting (RESTART-4).
 BUSY = (429, 503)
 
+#: How many kept-alive connections a GET may find closed by the server before a fresh one.
+STALE_CONNECTION_RETRIES = 3
+
 _EXECUTE_FIELDS = ("status", "outputs", "execution_count", "duration_ms", "truncated", "restarted")
 
 
@@ -44,7 +47,12 @@ class ExecutorClient:
         self.timeouts = timeouts
         self.requirement = requirement
         self.default_execution_timeout = default_execution_timeout or timeouts.execution_timeout
-        self._http = http or httpx.Client(base_url=self.base_url, timeout=timeouts.request, headers=headers)
+        self._http = http or httpx.Client(
+            base_url=self.base_url,
+            timeout=timeouts.request,
+            headers=headers,
+            limits=httpx.Limits(keepalive_expiry=timeouts.keepalive),
+        )
         self._lock = threading.Lock()
         self.history: list[Exchange] = []
 
@@ -82,14 +90,7 @@ class ExecutorClient:
         exchange = Exchange(method=method, path=path, request_body=shown)
         started = time.monotonic()
         try:
-            try:
-                response = self._send(method, path, content, headers, timeout)
-            except httpx.RemoteProtocolError:
-                if method != "GET":
-                    raise
-                # A kept-alive connection the server closed as idle just as it was reused: HTTP
-                # allows both; a client asks again (only for GET, which changes nothing).
-                response = self._send(method, path, content, headers, timeout)
+            response = self._send(method, path, content, headers, timeout)
         except httpx.HTTPError as exc:
             exchange.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         else:
@@ -108,9 +109,22 @@ class ExecutorClient:
     def _send(
         self, method: str, path: str, content: bytes | str | None, headers: dict[str, str] | None, timeout: float | None
     ) -> httpx.Response:
-        return self._http.request(
-            method, self.base_url + path, content=content, headers=headers, timeout=timeout or self.timeouts.request
-        )
+        """One request. A GET that meets a kept-alive connection the server closed as idle just as
+        it was reused (HTTP allows both) is asked again, as a client would: it changes nothing."""
+        attempts = 1 + (STALE_CONNECTION_RETRIES if method == "GET" else 0)
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._http.request(
+                    method,
+                    self.base_url + path,
+                    content=content,
+                    headers=headers,
+                    timeout=timeout or self.timeouts.request,
+                )
+            except httpx.RemoteProtocolError:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def health(self, timeout: float | None = None) -> Exchange:
         return self.request("GET", "/health", timeout=timeout)

@@ -41,6 +41,10 @@ class KitTimeouts:
     request: float = 30.0
     #: Between two polls of a condition.
     poll_interval: float = 0.05
+    #: How long the kit keeps an idle connection open for reuse: shorter than the idle timeouts of
+    #: servers (uvicorn's and the second executor's are 5 s), so that it seldom reuses one the
+    #: server is closing.
+    keepalive: float = 2.0
     #: Benchmark: for the executor's CPU to go quiet (a background kernel start, say) before a measure.
     settle: float = 30.0
     #: Benchmark: the window over which "quiet" is judged (under 5% of one core).

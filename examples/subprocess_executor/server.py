@@ -363,7 +363,10 @@ class Handler(BaseHTTPRequestHandler):
 def serve(session: Session, handler: type[Handler] = Handler) -> None:
     """Start the worker in the background and serve HTTP until interrupted."""
     bound = type("BoundHandler", (handler,), {"session": session})
-    server = ThreadingHTTPServer((session.settings.host, session.settings.port), bound)
+    # A listen backlog of 128, not socketserver's 5: a burst of connections (slow clients, say)
+    # must not make the kernel drop the next ones, /health's included (INPUT-6).
+    server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 128})
+    server = server_class((session.settings.host, session.settings.port), bound)
     server.daemon_threads = True
     threading.Thread(target=session.start_worker, args=("loading_code",), daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())

@@ -400,7 +400,8 @@ class _CarriesOutputOverSession(BrokenSession):
     def restart(self) -> None:
         if self.worker is not None and self.lock.acquire(blocking=False):
             try:
-                self.worker.send({"code": "", "max_output": self.settings.max_output_bytes})
+                # A short run: what the background prints meanwhile, and before, is "pending".
+                self.worker.send({"code": "import time\ntime.sleep(0.2)", "max_output": self.settings.max_output_bytes})
                 answer = self.worker.answer(time.monotonic() + 1.0)
                 self.carried = answer["outputs"] if isinstance(answer, dict) else []
             finally:
