@@ -47,6 +47,7 @@ class ExecutorClient:
         self.timeouts = timeouts
         self.requirement = requirement
         self.default_execution_timeout = default_execution_timeout or timeouts.execution_timeout
+        self._headers = headers
         self._http = http or httpx.Client(
             base_url=self.base_url,
             timeout=timeouts.request,
@@ -64,6 +65,7 @@ class ExecutorClient:
             requirement=requirement,
             http=self._http,
             default_execution_timeout=self.default_execution_timeout,
+            headers=self._headers,
         )
         client.history = self.history
         return client
@@ -126,7 +128,17 @@ class ExecutorClient:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    def health(self, timeout: float | None = None) -> Exchange:
+    def health(self, timeout: float | None = None, *, new_connection: bool = False) -> Exchange:
+        """GET /health; with ``new_connection``, on a connection of its own, as a new client would."""
+        if new_connection:
+            fresh = ExecutorClient(self.base_url, self.timeouts, requirement=self.requirement, headers=self._headers)
+            try:
+                exchange = fresh.request("GET", "/health", timeout=timeout)
+            finally:
+                fresh.close()
+            with self._lock:
+                self.history.append(exchange)
+            return exchange
         return self.request("GET", "/health", timeout=timeout)
 
     def ready(self) -> Exchange:

@@ -176,7 +176,7 @@ def test_slow_clients_are_closed_and_do_not_starve_health(executor: ExecutorClie
         open_ = list(connections)
         trickled = 0
         while open_ and time.monotonic() < deadline:
-            health = executor.health(timeout=executor.timeouts.health)
+            health = executor.health(timeout=executor.timeouts.health, new_connection=True)  # a new client
             executor.expect(
                 health.status == 200,
                 f"/health within {executor.timeouts.health:.0f} s while {len(open_)} slow connections are open",
