@@ -25,7 +25,7 @@ __all__ = [
     "markdown_table",
 ]
 
-CONTRACT_VERSION = "1.1"
+CONTRACT_VERSION = "1.2"
 
 
 class Level(enum.StrEnum):
@@ -210,6 +210,14 @@ _ALL: tuple[Requirement, ...] = (
         "SHOULD",
         "isolation",
         "the server's environment reaches user code only through the variables named in SESSION_ENV",
+    ),
+    # -- 1.2: configuration ----------------------------------------------------------------------
+    _r("CONFIG-1", "MUST", "configuration", "the executor listens on the port the PORT environment variable names"),
+    _r(
+        "CONFIG-2",
+        "SHOULD",
+        "configuration",
+        "a setting left unset takes the contract's default (PORT 8432, WORKSPACE_FOLDER /code, EXECUTION_TIMEOUT 3)",
     ),
 )
 

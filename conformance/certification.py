@@ -22,6 +22,7 @@ from .client import ExecutorClient
 from .options import OptionError, target_from, timeouts_from
 from .render import write_reports
 from .results import Report, SkipKind, TestRecord, build_report, exit_code
+from .settings import SettingsSource, settings_report
 from .targets import NeverReadyError, Target, TargetError
 from .timeouts import KitTimeouts
 from .violations import Violation, cut
@@ -36,8 +37,8 @@ NEEDS = {
     "(export it with `executor-conformance workspace DIR`, start the executor with it, pass --workspace-mounted)",
     "destructive": "a destructive scenario (crash, killed process): pass --allow-destructive to run it",
     "memory_limit": "no memory limit is known to bound the executor: pass --memory-limited if one does",
-    "session_env": "taken on trust: the kit did not start the executor, so it could not set SESSION_ENV "
-    "and a server-only variable (certify by --image or --command to check it)",
+    "settings": "taken on trust: the kit did not start the executor, so it could not choose its settings "
+    "(PORT, WORKSPACE_FOLDER, SESSION_ENV ...) and see them honoured (certify by --image or --command to check)",
 }
 
 FEATURES_FROM_INFO = "declared in GET /info"
@@ -171,7 +172,7 @@ class ConformanceRun:
             "workspace": capabilities.workspace_mounted,
             "destructive": capabilities.destructive,
             "memory_limit": capabilities.memory_limited,
-            "session_env": capabilities.session_env_set,
+            "settings": capabilities.settings_source is SettingsSource.KIT,
         }
         for mark in item.iter_markers("needs"):
             if not have[mark.args[0]]:
@@ -210,6 +211,9 @@ class ConformanceRun:
             target["restarted_by_kit"] = self.restarts_by_kit
         configuration = {
             "timeouts": self.timeouts.__dict__,
+            "settings": settings_report(self.target.capabilities.settings, self.target.capabilities.settings_source)
+            if self.target is not None
+            else [],
             "skip_features": option("skip_feature"),
             "strict": option("conformance_strict"),
             "pytest_args": list(self.config.invocation_params.args),

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from .settings import CONTRACT_DEFAULTS
 from .timeouts import KitTimeouts
 from .violations import Exchange, Violation
 
@@ -46,7 +47,8 @@ class ExecutorClient:
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeouts
         self.requirement = requirement
-        self.default_execution_timeout = default_execution_timeout or timeouts.execution_timeout
+        #: The executor's EXECUTION_TIMEOUT, to bound a call without a timeout of its own.
+        self.default_execution_timeout = default_execution_timeout or CONTRACT_DEFAULTS.execution_timeout
         self._headers = headers
         self._http = http or httpx.Client(
             base_url=self.base_url,
@@ -131,7 +133,13 @@ class ExecutorClient:
     def health(self, timeout: float | None = None, *, new_connection: bool = False) -> Exchange:
         """GET /health; with ``new_connection``, on a connection of its own, as a new client would."""
         if new_connection:
-            fresh = ExecutorClient(self.base_url, self.timeouts, requirement=self.requirement, headers=self._headers)
+            fresh = ExecutorClient(
+                self.base_url,
+                self.timeouts,
+                requirement=self.requirement,
+                default_execution_timeout=self.default_execution_timeout,
+                headers=self._headers,
+            )
             try:
                 exchange = fresh.request("GET", "/health", timeout=timeout)
             finally:

@@ -17,13 +17,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .settings import CONTRACT_DEFAULTS, KIT_SETTINGS, WORKSPACE_ELSEWHERE, ExecutorSettings, SettingsSource
 from .targets import (
-    KIT_MAX_EXECUTION_TIMEOUT,
-    SESSION_ENV_PROBE,
+    WORKSPACE_KINDS_WITH_CODE,
     Capabilities,
     ReadyObservation,
     ResourceUsage,
     TargetError,
+    find_answering_port,
     prepare_workspace,
     wait_until_ready,
 )
@@ -56,15 +57,15 @@ def docker_available() -> str | None:
 
 @dataclass
 class ImageTarget:
-    """A container of ``image``, with the kit's workspace mounted read-only at ``workspace_folder``."""
+    """A container of ``image``, with the kit's workspace mounted read-only at its WORKSPACE_FOLDER."""
 
     image: str
     timeouts: KitTimeouts
     memory: str | None = "256m"
     cpus: float | None = 0.25
-    workspace_folder: str = "/code"
-    port: int = 8432
-    #: "kit" (the sample workspace, read-only), "empty" or "missing".
+    #: The values the container is started with (``workspace`` "defaults": none at all).
+    settings: ExecutorSettings = KIT_SETTINGS
+    #: One of ``targets.WORKSPACE_KINDS``; the sample workspace is mounted read-only.
     workspace: str = "kit"
     env: dict[str, str] = field(default_factory=dict)
     command: str | None = None
@@ -86,7 +87,6 @@ class ImageTarget:
             raise TargetError(f"cannot certify image {self.image!r}: {problem}. Start dockerd, or use --url.")
         import docker
         from testcontainers.core.container import DockerContainer
-        from testcontainers.core.wait_strategies import HttpWaitStrategy
 
         client = docker.from_env()
         try:
@@ -100,34 +100,23 @@ class ImageTarget:
             client.close()
 
         container = DockerContainer(self.image, **self.docker_limits())
-        env = {
-            "PORT": str(self.port),
-            "WORKSPACE_FOLDER": self.workspace_folder,
-            "EXECUTION_TIMEOUT": str(self.timeouts.execution_timeout),
-            "MAX_OUTPUT_BYTES": str(self.capabilities.max_output_bytes),
-            "MAX_REQUEST_BYTES": str(self.capabilities.max_request_bytes),
-            "MAX_EXECUTION_TIMEOUT": str(KIT_MAX_EXECUTION_TIMEOUT),
-            **SESSION_ENV_PROBE,
-            **self.env,
-        }
-        for key, value in env.items():
+        settings, env = self._settings()
+        for key, value in {**env, **self.env}.items():
             container.with_env(key, value)
         if self.workspace != "missing":
             self._dir = Path(tempfile.mkdtemp(prefix="conformance-"))
             self._dir.chmod(0o755)
             folder = prepare_workspace(self.workspace, self._dir / "workspace")
-            container.with_volume_mapping(str(folder), self.workspace_folder, "ro")
+            container.with_volume_mapping(str(folder), str(settings.workspace_folder), "ro")
         if self.command:
             container.with_command(self.command)
-        # A free host port on loopback only. testcontainers' with_bind_ports takes no host address,
-        # so the binding goes to docker-py, which accepts (address, port) with port None: any free one.
-        container.with_exposed_ports(self.port)
-        container.ports[str(self.port)] = ("127.0.0.1", None)  # type: ignore[assignment]
-        container.waiting_for(
-            HttpWaitStrategy(self.port, "/health")
-            .with_startup_timeout(int(self.timeouts.startup))
-            .with_poll_interval(self.timeouts.poll_interval)  # testcontainers' default is a whole second
-        )
+        # Free host ports on loopback only, for PORT and for the contract's default (where an
+        # executor that ignores PORT is found). testcontainers' with_bind_ports takes no host
+        # address, so the bindings go to docker-py, which accepts (address, None): any free port.
+        ports = sorted({int(settings.port or CONTRACT_DEFAULTS.port), int(CONTRACT_DEFAULTS.port or 0)})
+        container.with_exposed_ports(*ports)
+        for port in ports:
+            container.ports[str(port)] = ("127.0.0.1", None)  # type: ignore[assignment]
         self._container = container
         try:
             try:
@@ -137,19 +126,34 @@ class ImageTarget:
                     f"the container {self._state()} ({type(exc).__name__}).\nLast log lines:\n{self.logs()}"
                 ) from None
             self.launched_at = self._started_at()
-            host = container.get_container_host_ip()
-            self.base_url = f"http://{host}:{container.get_exposed_port(self.port)}"
-            self.capabilities.workspace_mounted = self.workspace == "kit"
+            self.capabilities.workspace_mounted = self.workspace in WORKSPACE_KINDS_WITH_CODE
             self.capabilities.destructive = True
             self.capabilities.memory_limited = self.memory is not None
-            self.capabilities.execution_timeout = self.timeouts.execution_timeout
+            self.capabilities.settings = settings
+            self.capabilities.settings_source = SettingsSource.KIT
             self.capabilities.signal_scope = 1  # the container's own PID namespace
-            self.capabilities.session_env_set = True
-            self.capabilities.max_execution_timeout = KIT_MAX_EXECUTION_TIMEOUT
+            self.capabilities.answered_on, self.base_url = find_answering_port(
+                lambda: self._published(settings, ports), self.timeouts, self._exited, self.logs
+            )
             wait_until_ready(self.base_url, self.timeouts, self.startup_observations, self._exited, self.logs)
         except BaseException:
             self.stop()
             raise
+
+    def _settings(self) -> tuple[ExecutorSettings, dict[str, str]]:
+        """The settings in force in the container, and the environment that sets them."""
+        if self.workspace == "defaults":
+            return CONTRACT_DEFAULTS, {}
+        settings = self.settings
+        if self.workspace == "elsewhere":
+            settings = replace(settings, workspace_folder=WORKSPACE_ELSEWHERE)
+        return settings, settings.environment()
+
+    def _published(self, settings: ExecutorSettings, ports: list[int]) -> list[tuple[int, str]]:
+        """(port, base URL on 127.0.0.1) for each published port, the one PORT names first."""
+        host = self._container.get_container_host_ip()
+        ordered = sorted(ports, key=lambda port: port != (settings.port or CONTRACT_DEFAULTS.port))
+        return [(port, f"http://{host}:{self._container.get_exposed_port(port)}") for port in ordered]
 
     def docker_limits(self) -> dict[str, Any]:
         """The memory and CPU limits as docker-py takes them (for this container, or another like it)."""
@@ -166,8 +170,7 @@ class ImageTarget:
             self.timeouts,
             memory=self.memory,
             cpus=self.cpus,
-            workspace_folder=self.workspace_folder,
-            port=self.port,
+            settings=self.settings,
             workspace=workspace,
             env=dict(self.env),
             command=self.command,

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+from .settings import CONTRACT_DEFAULTS, KIT_SETTINGS, ExecutorSettings, SettingsSource
 from .targets import Capabilities, ProcessTarget, Target, UrlTarget
 from .timeouts import KitTimeouts
 
-__all__ = ["TARGET_OPTIONS", "OptionError", "add_target_options", "target_from", "timeouts_from"]
+__all__ = [
+    "TARGET_OPTIONS",
+    "OptionError",
+    "add_target_options",
+    "settings_from",
+    "target_from",
+    "timeouts_from",
+]
 
 #: (flags, keyword arguments) in the form both argparse and pytest's ``addoption`` take.
 TARGET_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
@@ -37,7 +46,10 @@ TARGET_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     ),
     (("--workspace-mounted",), {"action": "store_true", "help": "(--url) the executor runs with the kit's workspace"}),
     (("--no-workspace",), {"action": "store_true", "help": "(--image, local) do not mount the kit's workspace"}),
-    (("--workspace-folder",), {"default": "/code", "help": "(--image) where the image reads its workspace"}),
+    (
+        ("--workspace-folder",),
+        {"default": None, "help": "(--image) where the kit mounts its workspace (WORKSPACE_FOLDER; default /code)"},
+    ),
     (("--allow-destructive",), {"action": "store_true", "help": "(--url) run crash and kill scenarios"}),
     (("--memory-limited",), {"action": "store_true", "help": "(--url) a memory limit bounds the executor"}),
     (("--memory",), {"default": "256m", "help": "(--image) memory limit, or 'none' (default 256m)"}),
@@ -48,10 +60,20 @@ TARGET_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--cpus",), {"default": "0.25", "help": "(--image) CPU limit, or 'none' (default 0.25)"}),
     (
         ("--execution-timeout",),
-        {"type": float, "default": None, "help": "EXECUTION_TIMEOUT of the executor, in seconds"},
+        {
+            "type": float,
+            "default": None,
+            "help": "EXECUTION_TIMEOUT of the executor, in seconds (the kit's choice: 2; a URL's: 3)",
+        },
     ),
-    (("--max-output-bytes",), {"type": int, "default": 1024 * 1024, "help": "MAX_OUTPUT_BYTES of the executor"}),
-    (("--max-request-bytes",), {"type": int, "default": 1024 * 1024, "help": "MAX_REQUEST_BYTES of the executor"}),
+    (
+        ("--max-output-bytes",),
+        {"type": int, "default": None, "help": "MAX_OUTPUT_BYTES of the executor (the kit's choice: 262144)"},
+    ),
+    (
+        ("--max-request-bytes",),
+        {"type": int, "default": None, "help": "MAX_REQUEST_BYTES of the executor (the kit's choice: 2097152)"},
+    ),
     (("--timeout-factor",), {"type": float, "default": 1.0, "help": "multiply the kit's own waits (slow machines)"}),
     (("--startup-timeout",), {"type": float, "default": None, "help": "seconds for the executor to become ready"}),
 ]
@@ -100,17 +122,26 @@ def timeouts_from(option: Callable[[str], Any]) -> KitTimeouts:
     timeouts = KitTimeouts().scaled(option("timeout_factor"))
     if option("startup_timeout"):
         timeouts = KitTimeouts(**{**timeouts.__dict__, "startup": option("startup_timeout")})
-    if option("execution_timeout") and not option("executor_url"):
-        timeouts = KitTimeouts(**{**timeouts.__dict__, "execution_timeout": option("execution_timeout")})
     return timeouts
+
+
+def settings_from(option: Callable[[str], Any]) -> ExecutorSettings:
+    """The executor's settings: the kit's choice for a target it starts, else the contract's defaults,
+    with what the options say in either case (for a URL, what the user declares it runs with)."""
+    # For a URL, MAX_EXECUTION_TIMEOUT is unknown: INPUT-5 then checks only a timeout above any maximum.
+    base = replace(CONTRACT_DEFAULTS, max_execution_timeout=None) if option("executor_url") else KIT_SETTINGS
+    return base.with_values(
+        execution_timeout=option("execution_timeout"),
+        max_output_bytes=option("max_output_bytes"),
+        max_request_bytes=option("max_request_bytes"),
+        workspace_folder=option("workspace_folder"),
+    )
 
 
 def target_from(option: Callable[[str], Any], timeouts: KitTimeouts) -> Target:
     """The unstarted target the options describe: an image, a URL, or a local command."""
     env = dict(pair.split("=", 1) for pair in option("executor_env") if "=" in pair)
-    capabilities = Capabilities(
-        max_output_bytes=option("max_output_bytes"), max_request_bytes=option("max_request_bytes")
-    )
+    settings = settings_from(option)
     if option("executor_image"):
         from .image import ImageTarget  # testcontainers is imported only when an image is used
 
@@ -119,19 +150,21 @@ def target_from(option: Callable[[str], Any], timeouts: KitTimeouts) -> Target:
             timeouts,
             memory=limit(option("memory")),
             cpus=float(c) if (c := limit(option("cpus"))) else None,
-            workspace_folder=option("workspace_folder"),
+            settings=settings,
             workspace="missing" if option("no_workspace") else "kit",
             env=env,
-            capabilities=capabilities,
         )
     headers = headers_from(option("executor_header"))
     if headers and not option("executor_url"):
         raise OptionError("--header goes with --url: the kit starts other targets itself")
     if option("executor_url"):
-        capabilities.workspace_mounted = option("workspace_mounted")
-        capabilities.destructive = option("allow_destructive")
-        capabilities.memory_limited = option("memory_limited")
-        capabilities.execution_timeout = option("execution_timeout") or 3.0
+        capabilities = Capabilities(
+            workspace_mounted=option("workspace_mounted"),
+            destructive=option("allow_destructive"),
+            memory_limited=option("memory_limited"),
+            settings=settings,
+            settings_source=SettingsSource.TRUSTED,
+        )
         return UrlTarget(option("executor_url"), timeouts, capabilities, headers=headers)
     command = shlex.split(option("executor_command")) if option("executor_command") else None
     return ProcessTarget(
@@ -139,6 +172,6 @@ def target_from(option: Callable[[str], Any], timeouts: KitTimeouts) -> Target:
         command=command,
         env=env,
         workspace="missing" if option("no_workspace") else "kit",
-        capabilities=capabilities,
+        settings=settings,
         memory_limit_bytes=size_in_bytes(option("process_memory_limit"), "--process-memory-limit"),
     )

@@ -30,7 +30,7 @@ from .timeouts import KitTimeouts
 
 #: Areas in the order the suite runs them: harmless first, destructive last.
 AREA_ORDER = (
-    "health", "ready", "info", "code", "execute", "state", "errors", "input", "output", "concurrency",
+    "health", "ready", "info", "configuration", "code", "execute", "state", "errors", "input", "output", "concurrency",
     "timeout", "restart", "schema", "crash", "security", "isolation",
 )  # fmt: skip
 

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from .catalogue import Level
 from .results import Outcome, Report, Verdict
+from .settings import SettingsSource
+
+TRUSTED = SettingsSource.TRUSTED.value
 
 __all__ = ["to_json", "to_junit", "to_markdown", "to_terminal", "write_reports"]
 
@@ -86,7 +89,22 @@ def to_markdown(report: Report) -> str:
     lines += ["", "| | Requirement | Level | Outcome | Note |", "| --- | --- | --- | --- | --- |"]
     for r in report.requirements:
         lines.append(f"| {_ICON[r.outcome]} | {r.id} | {r.level.value} | {r.outcome.value} | {_cell(r.reason)} |")
+    settings = report.configuration.get("settings") or []
+    if settings:
+        lines += ["", "| Setting | Value | Default | Source | Checked by |", "| --- | --- | --- | --- | --- |"]
+        for row in settings:
+            value, default, checked = _value(row["value"]), _value(row["default"]), ", ".join(row["checked_by"])
+            lines.append(f"| `{row['variable']}` | {value} | {default} | {row['source']} | {checked or '-'} |")
     return "\n".join(lines) + "\n"
+
+
+def _value(value: object) -> str:
+    return "-" if value is None else f"`{value}`"
+
+
+def trusted_settings(report: Report) -> list[str]:
+    """The settings the kit could not choose, and so took on trust (a URL target)."""
+    return [row["variable"] for row in report.configuration.get("settings") or [] if row["source"] == TRUSTED]
 
 
 def to_terminal(report: Report) -> str:
@@ -108,6 +126,9 @@ def to_terminal(report: Report) -> str:
             f"{level:<6} {row['passed']:>3} passed  {row['failed']:>3} failed  "
             f"{row['skipped']:>3} skipped  {row['not run']:>3} not run"
         )
+    trusted = trusted_settings(report)
+    if trusted:
+        lines.append(f"Taken on trust (the kit did not start the executor): {', '.join(trusted)}")
     if report.error:
         lines.append(f"ERROR: {report.error}")
     strict = " (strict)" if report.strict and report.verdict is Verdict.WITH_WARNINGS else ""

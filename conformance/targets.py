@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -29,11 +30,10 @@ from typing import Any, Protocol
 
 import httpx
 
+from .settings import CONTRACT_DEFAULTS, KIT_SETTINGS, ExecutorSettings, SettingsSource
 from .timeouts import KitTimeouts
 
 __all__ = [
-    "KIT_MAX_EXECUTION_TIMEOUT",
-    "SESSION_ENV_PROBE",
     "Capabilities",
     "NeverReadyError",
     "ProcessTarget",
@@ -47,8 +47,6 @@ __all__ = [
     "start_to_ready",
     "wait_until_ready",
 ]
-
-DEFAULT_PORT = 8432
 
 
 class TargetError(RuntimeError):
@@ -65,7 +63,7 @@ class NeverReadyError(TargetError):
 
 @dataclass
 class Capabilities:
-    """What the kit may test on this executor, beyond the core."""
+    """What the kit may test on this executor, beyond the core, and the settings it runs with."""
 
     #: The kit's sample workspace is loaded (mounted-code requirements can run).
     workspace_mounted: bool = False
@@ -73,31 +71,19 @@ class Capabilities:
     destructive: bool = False
     #: A memory limit bounds the executor, so a memory-exhaustion scenario is safe to run.
     memory_limited: bool = False
-    #: The executor's default EXECUTION_TIMEOUT, in seconds.
-    execution_timeout: float = 3.0
-    #: The executor's MAX_OUTPUT_BYTES and MAX_REQUEST_BYTES.
-    max_output_bytes: int = 1024 * 1024
-    max_request_bytes: int = 1024 * 1024
+    #: The values of the contract's settings in force, and whether the kit chose them.
+    settings: ExecutorSettings = CONTRACT_DEFAULTS
+    settings_source: SettingsSource = SettingsSource.TRUSTED
+    #: The port the executor answered on, when the kit started it (CONFIG-1: ``settings.port``).
+    answered_on: int | None = None
     #: The PID, as user code sees it, of the process whose tree is the whole executor (1 in a
     #: container, the executor's own PID for a local process): signal scenarios stay inside it.
     #: None when unknown (a URL).
     signal_scope: int | None = None
-    #: The kit started the executor with ``SESSION_ENV_PROBE`` in its environment (ISO-6).
-    session_env_set: bool = False
-    #: The executor's MAX_EXECUTION_TIMEOUT, when the kit set it (INPUT-5); None when unknown.
-    max_execution_timeout: float | None = None
 
-
-#: ISO-6: what the kit puts in the environment of an executor it starts. Only the variable that
-#: SESSION_ENV names may reach user code.
-#: INPUT-5: the MAX_EXECUTION_TIMEOUT the kit starts executors with (no default of anyone's).
-KIT_MAX_EXECUTION_TIMEOUT = 120.0
-
-SESSION_ENV_PROBE = {
-    "SESSION_ENV": "CONFORMANCE_PASSED_ON",
-    "CONFORMANCE_PASSED_ON": "passed-on-on-purpose",
-    "CONFORMANCE_SERVER_ONLY": "server-secret",
-}
+    @property
+    def execution_timeout(self) -> float:
+        return self.settings.execution_timeout
 
 
 @dataclass
@@ -121,28 +107,81 @@ class ResourceUsage:
     source: str
 
 
-def process_tree_usage(root_pid: int) -> ResourceUsage | None:
-    """RSS and CPU time of ``root_pid`` and all its descendants, from Linux's /proc."""
-    stats: dict[int, list[str]] = {}  # pid -> the fields of /proc/PID/stat after the command name
+def _process_tree(root_pid: int) -> dict[int, list[str]]:
+    """``root_pid`` and all its descendants: pid -> the fields of /proc/PID/stat after the command name."""
+    stats: dict[int, list[str]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, ValueError, IndexError):
             stats[int(stat.parent.name)] = stat.read_text().rsplit(")", 1)[1].split()
-    tree, frontier = set(), [root_pid]
+    tree: dict[int, list[str]] = {}
+    frontier = [root_pid]
     while frontier:
         pid = frontier.pop()
         if pid in tree or pid not in stats:
             continue
-        tree.add(pid)
+        tree[pid] = stats[pid]
         frontier.extend(child for child, fields in stats.items() if fields[1] == str(pid))
+    return tree
+
+
+def process_tree_usage(root_pid: int) -> ResourceUsage | None:
+    """RSS and CPU time of ``root_pid`` and all its descendants, from Linux's /proc."""
+    tree = _process_tree(root_pid)
     memory = cpu_ticks = 0
-    for pid in tree:
+    for fields in tree.values():
         with contextlib.suppress(ValueError, IndexError):
-            fields = stats[pid]
             cpu_ticks += int(fields[11]) + int(fields[12])  # utime, stime
             memory += int(fields[21]) * resource.getpagesize()  # rss, in pages
     if not tree or memory == 0:
         return None
     return ResourceUsage(memory, cpu_ticks / os.sysconf("SC_CLK_TCK"), f"RSS of {len(tree)} processes")
+
+
+def listening_ports(root_pid: int) -> set[int]:
+    """The TCP ports that ``root_pid`` or a descendant listens on, from Linux's /proc."""
+    inodes = set()
+    for pid in _process_tree(root_pid):
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    link = os.readlink(fd)
+                    if link.startswith("socket:["):
+                        inodes.add(link[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def find_answering_port(
+    candidates: Callable[[], list[tuple[int, str]]], timeouts: KitTimeouts, alive: Any, logs: Any
+) -> tuple[int, str]:
+    """The first (port, base URL) of ``candidates`` whose /health answers HTTP, polled until startup.
+
+    The first candidate is the port the kit set (PORT); the others are where an executor that
+    ignores PORT would be found (the contract's default), so that CONFIG-1 can name the fault
+    and the rest of the certification can go on.
+    """
+    deadline = time.monotonic() + timeouts.startup
+    with httpx.Client(timeout=timeouts.health) as http:
+        while time.monotonic() < deadline:
+            problem = alive()
+            if problem:
+                raise TargetError(f"the executor {problem} before it answered.\nLast log lines:\n{logs()}")
+            for port, base_url in candidates():
+                with contextlib.suppress(httpx.HTTPError):
+                    http.get(f"{base_url}/health")
+                    return port, base_url
+            time.sleep(timeouts.poll_interval)
+    tried = ", ".join(str(port) for port, _ in candidates())
+    raise TargetError(
+        f"nothing answered HTTP on port {tried} within {timeouts.startup:.0f} s "
+        f"(the executor must listen on the port PORT names).\nLast log lines:\n{logs()}"
+    )
 
 
 class Target(Protocol):
@@ -161,7 +200,7 @@ class Target(Protocol):
     def start(self) -> None: ...
     def stop(self) -> None: ...
     def sibling(self, workspace: str) -> Target | None:
-        """An unstarted copy with a "missing" or "empty" workspace; None if the kit cannot start one."""
+        """An unstarted copy with another workspace (``WORKSPACE_KINDS``); None if the kit cannot start one."""
         ...
 
     def logs(self, lines: int = 60) -> str: ...
@@ -169,6 +208,14 @@ class Target(Protocol):
     def resource_usage(self) -> ResourceUsage | None:
         """What the running executor uses now; None when the kit cannot see it (a URL)."""
         ...
+
+
+#: The workspaces a target can be started with: the kit's sample workspace where the settings say
+#: ("kit"), none ("missing"), an empty folder ("empty"), the sample workspace in a folder other
+#: than the main target's ("elsewhere", CODE-5), and every setting left unset with the sample
+#: workspace at the contract's default folder ("defaults", CONFIG-2).
+WORKSPACE_KINDS = ("kit", "missing", "empty", "elsewhere", "defaults")
+WORKSPACE_KINDS_WITH_CODE = ("kit", "elsewhere", "defaults")
 
 
 def export_workspace(folder: Path) -> Path:
@@ -185,8 +232,12 @@ def export_workspace(folder: Path) -> Path:
 
 
 def prepare_workspace(kind: str, folder: Path) -> Path:
-    """The folder to give as WORKSPACE_FOLDER: the kit's workspace, an empty folder, or none."""
-    if kind == "kit":
+    """The folder to give as WORKSPACE_FOLDER: the kit's workspace, an empty folder, or none.
+
+    Every kind that mounts the sample workspace ("kit", "elsewhere", "defaults") exports it; they
+    differ in where the target puts the folder and what WORKSPACE_FOLDER says.
+    """
+    if kind in WORKSPACE_KINDS_WITH_CODE:
         return export_workspace(folder)
     if kind == "empty":
         folder.mkdir(parents=True)
@@ -194,7 +245,7 @@ def prepare_workspace(kind: str, folder: Path) -> Path:
         return folder
     if kind == "missing":
         return folder.with_name("no-such-workspace")
-    raise ValueError(f"workspace must be 'kit', 'empty' or 'missing', not {kind!r}")
+    raise ValueError(f"workspace must be one of {', '.join(WORKSPACE_KINDS)}, not {kind!r}")
 
 
 def _free_port() -> int:
@@ -262,17 +313,20 @@ class ProcessTarget:
     """A local executor process on 127.0.0.1 and a free port.
 
     With no ``command`` it is the bundled reference executor (``python -m reference_executor``).
-    The command gets PORT, HOST, WORKSPACE_FOLDER, EXECUTION_TIMEOUT, MAX_OUTPUT_BYTES and
-    MAX_REQUEST_BYTES in its environment; ``{port}`` in the command is replaced too.
+    The command gets the kit's settings (``settings``, PORT a free port) and HOST in its
+    environment; ``{port}`` in the command is replaced too.
     """
 
     timeouts: KitTimeouts
     command: list[str] | None = None
     env: dict[str, str] = field(default_factory=dict)
-    #: "kit" (the sample workspace), "empty" (an empty folder) or "missing" (no such folder).
+    #: "kit" (the sample workspace), "empty" (an empty folder), "missing" (no such folder) or
+    #: "elsewhere" (the sample workspace in another folder).
     workspace: str = "kit"
     #: Address-space cap per process (RLIMIT_AS), so a memory bomb cannot eat the host.
     memory_limit_bytes: int | None = 2 * 1024**3
+    #: The values the executor is started with (PORT and WORKSPACE_FOLDER are chosen at start).
+    settings: ExecutorSettings = KIT_SETTINGS
     kind: str = "process"
     base_url: str = ""
     capabilities: Capabilities = field(default_factory=Capabilities)
@@ -286,21 +340,17 @@ class ProcessTarget:
         self._dir = Path(tempfile.mkdtemp(prefix="conformance-"))
         self._dir.chmod(0o755)
         port = _free_port()
-        workspace = prepare_workspace(self.workspace, self._dir / "workspace")
+        folder = "elsewhere" if self.workspace == "elsewhere" else "workspace"
+        workspace = prepare_workspace(self.workspace, self._dir / folder)
+        settings = replace(self.settings, port=port, workspace_folder=str(workspace))
         command = self.command or [sys.executable, "-m", "reference_executor"]
         command = [part.replace("{port}", str(port)) for part in command]
         env = {
             **os.environ,
             "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "WORKSPACE_FOLDER": str(workspace),
-            "EXECUTION_TIMEOUT": str(self.timeouts.execution_timeout),
-            "MAX_OUTPUT_BYTES": str(self.capabilities.max_output_bytes),
-            "MAX_REQUEST_BYTES": str(self.capabilities.max_request_bytes),
-            "MAX_EXECUTION_TIMEOUT": str(KIT_MAX_EXECUTION_TIMEOUT),
+            **settings.environment(),
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
-            **SESSION_ENV_PROBE,
             **self.env,
         }
         self._log_path = self._dir / "executor.log"
@@ -317,20 +367,29 @@ class ProcessTarget:
             preexec_fn=(lambda: _memory_limit(limit)) if limit else None,
         )
         log_file.close()
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.capabilities.workspace_mounted = self.workspace == "kit"
+        self.capabilities.workspace_mounted = self.workspace in WORKSPACE_KINDS_WITH_CODE
         self.capabilities.destructive = True
         self.capabilities.memory_limited = limit is not None
-        self.capabilities.execution_timeout = self.timeouts.execution_timeout
+        self.capabilities.settings = settings
+        self.capabilities.settings_source = SettingsSource.KIT
         self.capabilities.signal_scope = self._process.pid
-        self.capabilities.session_env_set = True
-        self.capabilities.max_execution_timeout = KIT_MAX_EXECUTION_TIMEOUT
         self._launched = command
         try:
+            self.capabilities.answered_on, self.base_url = find_answering_port(
+                lambda: self._ports(port), self.timeouts, self._exited, self.logs
+            )
             wait_until_ready(self.base_url, self.timeouts, self.startup_observations, self._exited, self.logs)
         except BaseException:
             self.stop()
             raise
+
+    def _ports(self, port: int) -> list[tuple[int, str]]:
+        """PORT, then the contract's default if this executor (and nothing else) listens there."""
+        candidates = [(port, f"http://127.0.0.1:{port}")]
+        default = CONTRACT_DEFAULTS.port
+        if self._process is not None and default in listening_ports(self._process.pid):
+            candidates.append((default, f"http://127.0.0.1:{default}"))
+        return candidates
 
     def _exited(self) -> str | None:
         code = self._process.poll() if self._process else None
@@ -351,13 +410,16 @@ class ProcessTarget:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
-    def sibling(self, workspace: str) -> ProcessTarget:
+    def sibling(self, workspace: str) -> ProcessTarget | None:
+        if workspace == "defaults":  # PORT cannot be left unset on a shared host
+            return None
         return ProcessTarget(
             self.timeouts,
             command=self.command,
             env=dict(self.env),
             workspace=workspace,
             memory_limit_bytes=self.memory_limit_bytes,
+            settings=self.settings,
             capabilities=replace(self.capabilities),
         )
 

@@ -49,8 +49,6 @@ class KitTimeouts:
     settle: float = 30.0
     #: Benchmark: the window over which "quiet" is judged (under 5% of one core).
     settle_window: float = 0.5
-    #: EXECUTION_TIMEOUT the kit starts executors with (image and local targets).
-    execution_timeout: float = 2.0
 
     def scaled(self, factor: float) -> KitTimeouts:
         """The kit's own waits multiplied by ``factor`` (for slow machines); contract bounds stay."""

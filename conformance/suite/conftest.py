@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -9,13 +10,46 @@ from typing import TypeVar
 
 import pytest
 
-from conformance.certification import requirement_ids
-from conformance.targets import Capabilities, Target
+from conformance.client import ExecutorClient
+from conformance.targets import Capabilities, Target, TargetError
 
 T = TypeVar("T")
 
 #: A default EXECUTION_TIMEOUT longer than this is not waited for when a per-request one works.
 LONGEST_DEFAULT_TO_WAIT = 30.0
+#: Code that outlives any timeout the kit waits for.
+SLEEPS = "import time\ntime.sleep(600)"
+#: Code that sleeps this many times the default timeout must be cut; this many times, not.
+PAST_THE_DEFAULT, WITHIN_THE_DEFAULT = 1.3, 0.5
+
+
+def judge_default_timeout(executor: ExecutorClient, default: float) -> None:
+    """Code sent without a `timeout` is cut at ``default`` seconds: not sooner, not later.
+
+    Judged on status, not on wall time alone: code that sleeps 1.3x the default must end
+    `timeout` and code that sleeps 0.5x must end `ok`, so an executor that uses another default
+    (the contract's, when the kit set a shorter one) gives a different status.
+    """
+    started = time.monotonic()
+    body = executor.run(SLEEPS)
+    elapsed = time.monotonic() - started
+    executor.expect(
+        body["status"] == "timeout" and default * 0.9 <= elapsed <= default + executor.timeouts.timeout_slack,
+        f'"status": "timeout" after about the default timeout of {default:g} s',
+        f"status {body['status']!r} after {elapsed:.1f} s",
+        executor.last,
+    )
+    if default > LONGEST_DEFAULT_TO_WAIT:
+        return
+    for factor, status in ((PAST_THE_DEFAULT, "timeout"), (WITHIN_THE_DEFAULT, "ok")):
+        seconds = round(default * factor, 2)
+        body = executor.run(f"import time\ntime.sleep({seconds})\n'finished'")
+        executor.expect(
+            body["status"] == status,
+            f'"status": "{status}" for code that sleeps {seconds:g} s ({factor}x the default timeout of {default:g} s)',
+            f"status {body['status']!r}",
+            executor.last,
+        )
 
 
 @dataclass(frozen=True)
@@ -49,18 +83,37 @@ def deadline(capabilities: Capabilities, declared_features: frozenset[str]) -> D
     return Deadline(None, default)
 
 
+def started_sibling(
+    executor: ExecutorClient, capabilities: Capabilities, starts: dict[str, Future[Target | None]], workspace: str
+) -> Target | None:
+    """The second executor with ``workspace``, once started; None if the kit cannot start one.
+
+    One that never became ready fails the calling test's requirement, unless the first executor
+    was found on the default port instead of PORT: then every executor of this command listens
+    there, the second cannot, and the fault is CONFIG-1's.
+    """
+    try:
+        return starts[workspace].result()  # started at the beginning of the run
+    except TargetError as exc:
+        requirement = "CONFIG-1" if capabilities.answered_on != capabilities.settings.port else None
+        expected = f"a second executor ({workspace} workspace) to become ready"
+        raise executor.fail(expected, str(exc), requirement=requirement) from None
+
+
 @pytest.fixture(scope="session", autouse=True)
 def sibling_starts(request: pytest.FixtureRequest) -> Iterator[dict[str, Future[Target | None]]]:
-    """CODE-5's second executors, started in the background as soon as the run begins.
+    """Second executors (CODE-5's, CONFIG-2's), started in the background as soon as the run begins.
 
-    A container at a quarter of a CPU takes seconds to start; started early, the two are ready
-    when CODE-5 needs them instead of each being waited for there. A target the kit cannot start
-    again (a URL) gives None. Each is stopped at the end of the run, if CODE-5 did not already.
+    A test asks for one by its ``workspace`` parameter (``targets.WORKSPACE_KINDS``). A container
+    at a quarter of a CPU takes seconds to start; started early, they are ready when the tests
+    need them instead of each being waited for there. A target the kit cannot start that way
+    (a URL; a local command with every setting unset) gives None. Each is stopped at the end of
+    the run, if its test did not already.
     """
     workspaces = {
         item.callspec.params["workspace"]
         for item in request.session.items
-        if "CODE-5" in requirement_ids(item) and hasattr(item, "callspec")
+        if hasattr(item, "callspec") and "workspace" in item.callspec.params
     }
     target: Target = request.getfixturevalue("executor_target")
     if not workspaces or not target.capabilities.workspace_mounted:

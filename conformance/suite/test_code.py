@@ -12,7 +12,9 @@ from concurrent.futures import Future
 import pytest
 
 from conformance.client import BUSY, ExecutorClient, output_text
-from conformance.targets import Target, TargetError
+from conformance.targets import Capabilities, Target
+
+from .conftest import started_sibling
 
 LOADING_MARKER = "conformance-loading-marker"
 
@@ -75,29 +77,34 @@ def test_failing_file_is_skipped_and_the_rest_load(executor: ExecutorClient) -> 
 
 @pytest.mark.requirement("CODE-5")
 @pytest.mark.needs("workspace")
-@pytest.mark.parametrize("workspace", ["missing", "empty"])
+@pytest.mark.parametrize("workspace", ["missing", "empty", "elsewhere"])
 def test_workspace_folder_variable_chooses_the_folder(
-    executor: ExecutorClient, sibling_starts: dict[str, Future[Target | None]], workspace: str
+    executor: ExecutorClient,
+    capabilities: Capabilities,
+    sibling_starts: dict[str, Future[Target | None]],
+    workspace: str,
 ) -> None:
     """WORKSPACE_FOLDER chooses the folder; a missing or an empty folder is fine.
 
     The kit's workspace was loaded from the folder it named (CODE-1); here a second executor
-    is started with a missing or an empty folder. An executor the kit did not start (a URL)
-    cannot be started again, and is checked on its own folder only.
+    is started with a missing or an empty folder, or with the workspace in another folder than
+    the first (a container: nothing at /code), whose files must load. An executor the kit did
+    not start (a URL) cannot be started again, and is checked on its own folder only.
     """
     order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
     executor.expect(isinstance(order, list), "the kit's workspace loaded from WORKSPACE_FOLDER", order, executor.last)
-    try:
-        sibling = sibling_starts[workspace].result()  # started at the beginning of the run
-    except TargetError as exc:
-        raise executor.fail(f"an executor with a {workspace} WORKSPACE_FOLDER to become ready", str(exc)) from None
+    sibling = started_sibling(executor, capabilities, sibling_starts, workspace)
     if sibling is None:
         return
     try:
         other = ExecutorClient(sibling.base_url, executor.timeouts, requirement="CODE-5")
         try:
             loaded = other.evaluate("'CONFORMANCE_LOAD_ORDER' in globals()")
-            other.expect(loaded is False, f"nothing loaded from a {workspace} folder", loaded, other.last)
+            if workspace == "elsewhere":
+                folder = sibling.capabilities.settings.workspace_folder
+                other.expect(loaded is True, f"the kit's workspace loaded from {folder}", loaded, other.last)
+            else:
+                other.expect(loaded is False, f"nothing loaded from a {workspace} folder", loaded, other.last)
         finally:
             other.close()
     finally:

@@ -17,8 +17,9 @@ import time
 import pytest
 
 from conformance.client import ExecutorClient, output_text
+from conformance.settings import SESSION_ENV_PROBE
 from conformance.suite import isolation_code as attack
-from conformance.targets import SESSION_ENV_PROBE, Capabilities, Target
+from conformance.targets import Capabilities, Target
 
 
 def _token(request: pytest.FixtureRequest) -> str:
@@ -155,7 +156,7 @@ def test_background_output_of_a_session_never_reaches_the_next(
 
 
 @pytest.mark.requirement("ISO-6")
-@pytest.mark.needs("session_env")
+@pytest.mark.needs("settings")
 def test_only_the_variables_named_in_session_env_reach_user_code(executor: ExecutorClient) -> None:
     """With SESSION_ENV naming one variable, user code sees that one and not the server's others."""
     names = [name for name in SESSION_ENV_PROBE if name != "SESSION_ENV"]

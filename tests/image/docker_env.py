@@ -11,9 +11,10 @@ import subprocess
 
 import pytest
 
-__all__ = ["IMAGE", "PROBLEM", "needs"]
+__all__ = ["EXAMPLE_IMAGE", "IMAGE", "PROBLEM", "needs"]
 
 IMAGE = os.environ.get("REFERENCE_IMAGE", "executor-conformance/reference-executor:latest")
+EXAMPLE_IMAGE = "executor-conformance/subprocess-executor:latest"
 
 
 def _docker_problem() -> str | None:
@@ -22,8 +23,9 @@ def _docker_problem() -> str | None:
             return "no Docker engine answers"
     except (OSError, subprocess.TimeoutExpired):
         return "no docker command"
-    if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, timeout=30).returncode != 0:
-        return f"image {IMAGE} is not built (nox -s image)"
+    for image, session in ((IMAGE, "image"), (EXAMPLE_IMAGE, "example_image")):
+        if subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=30).returncode != 0:
+            return f"image {image} is not built (nox -s {session})"
     return None
 
 

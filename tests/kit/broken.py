@@ -8,6 +8,7 @@ Run one with ``python tests/kit/broken.py FAULT`` (the same environment as any e
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -556,7 +557,11 @@ class _MissingFolderIsFatal(worker.Worker):
 
 @dataclass(frozen=True)
 class Fault:
-    """One deliberately broken executor and what the kit must say about it."""
+    """One deliberately broken executor and what the kit must say about it.
+
+    ``expected``: the IDs the kit must fail by command. A fault with ``expected_by_image`` is
+    also certified by image (``tests/image/test_broken_images.py``), under the production limits.
+    """
 
     name: str
     breaks: str
@@ -565,6 +570,26 @@ class Fault:
     handler: type[server.Handler] = server.Handler
     worker: type[worker.Worker] = worker.Worker
     kit_args: tuple[str, ...] = field(default_factory=tuple)
+    #: Settings (``server.Settings`` fields) the executor ignores: it uses the contract's default.
+    ignores: tuple[str, ...] = ()
+    #: Settings, by variable, that take another default than the contract's when unset.
+    own_defaults: tuple[tuple[str, str, Any], ...] = ()
+    #: By command, run with the kit's own settings rather than the gallery's quick ones.
+    kit_settings: bool = False
+    expected_by_image: frozenset[str] | None = None
+
+    def settings(self) -> server.Settings:
+        """The settings this executor runs with: what the environment says, less what it ignores."""
+        settings = server.Settings.from_env()
+        defaults = server.Settings()
+        changes = {name: getattr(defaults, name) for name in self.ignores}
+        changes.update({name: value for variable, name, value in self.own_defaults if variable not in os.environ})
+        return dataclasses.replace(settings, **changes)
+
+    @property
+    def by_command(self) -> bool:
+        """Whether the kit can catch it by command (CONFIG-2's defaults are checked in containers only)."""
+        return bool(self.expected)
 
 
 def _fault(
@@ -576,6 +601,9 @@ def _fault(
     handler: dict[str, Callable[..., Any]] | None = None,
     worker_class: type[worker.Worker] = worker.Worker,
     kit_args: tuple[str, ...] = (),
+    ignores: tuple[str, ...] = (),
+    own_defaults: tuple[tuple[str, str, Any], ...] = (),
+    by_image: str | None = None,
 ) -> Fault:
     session_class = session if isinstance(session, type) else _session(name, **(session or {}))
     return Fault(
@@ -586,6 +614,10 @@ def _fault(
         _handler(**(handler or {})),
         worker_class,
         kit_args,
+        ignores,
+        own_defaults,
+        kit_settings=bool(ignores),
+        expected_by_image=None if by_image is None else frozenset(by_image.split()),
     )
 
 
@@ -681,16 +713,37 @@ FAULTS: dict[str, Fault] = {
                "back after it", "ISO-4", session=_CarriesOutputOverSession, worker_class=_PendingOutputWorker),
         _fault("server_shares_the_user", "the server runs as the user id of user code", "ISO-5 SEC-2",
                session=_ServerAsTheWorkerUserSession, kit_args=("--timeout-factor", "0.25")),
+        # Settings ignored: the contract's default is used whatever the variable says.
+        _fault("port_ignored", "PORT is ignored: it always listens on 8432", "CONFIG-1",
+               ignores=("port",), by_image="CONFIG-1"),
+        _fault("workspace_folder_ignored", "WORKSPACE_FOLDER is ignored: it always loads /code",
+               "CODE-1 CODE-2 CODE-4 CODE-5 READY-4 RESTART-3 TIMEOUT-5 CRASH-2",
+               ignores=("workspace",), by_image="CODE-5"),
+        _fault("execution_timeout_ignored", "EXECUTION_TIMEOUT is ignored: always the default 3 s", "TIMEOUT-7",
+               ignores=("execution_timeout",), by_image="TIMEOUT-7"),
+        _fault("max_output_bytes_ignored", "MAX_OUTPUT_BYTES is ignored: always the default 1 MiB", "OUTPUT-2",
+               ignores=("max_output_bytes",), by_image="OUTPUT-2"),
+        _fault("max_request_bytes_ignored", "MAX_REQUEST_BYTES is ignored: always the default 1 MiB", "INPUT-2",
+               ignores=("max_request_bytes",), by_image="INPUT-2"),
+        _fault("max_execution_timeout_ignored", "MAX_EXECUTION_TIMEOUT is ignored: always the default 3600 s",
+               "INPUT-5", ignores=("max_execution_timeout",)),
+        _fault("own_defaults", "unset, WORKSPACE_FOLDER loads nothing and EXECUTION_TIMEOUT is 10 s", "",
+               own_defaults=(("WORKSPACE_FOLDER", "workspace", "/nowhere"), ("EXECUTION_TIMEOUT", "execution_timeout",
+                                                                          10.0)),
+               by_image="CONFIG-2"),
+        _fault("session_env_ignored", "SESSION_ENV is ignored: no server variable reaches user code", "ISO-6",
+               ignores=("session_env",)),
     )
 }  # fmt: skip
 
 
 def detection_table() -> str:
     """The README's "what the kit catches" table: each broken executor and the IDs it must fail."""
-    lines = ["| Broken executor | What is wrong | The kit fails |", "| --- | --- | --- |"]
+    lines = ["| Broken executor | What is wrong | The kit fails (by command) | By image |", "| --- | --- | --- | --- |"]
     for fault in FAULTS.values():
-        ids = ", ".join(sorted(fault.expected))
-        lines.append(f"| `{fault.name}` | {fault.breaks} | {ids} |")
+        ids = ", ".join(sorted(fault.expected)) or "- (checked in containers only)"
+        by_image = ", ".join(sorted(fault.expected_by_image)) if fault.expected_by_image is not None else "-"
+        lines.append(f"| `{fault.name}` | {fault.breaks} | {ids} | {by_image} |")
     return "\n".join(lines) + "\n"
 
 
@@ -702,8 +755,8 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["--worker"]:
         _worker_class(argv[1])(argv[2], worker.protocol_pipe()).serve()
         return
-    fault = FAULTS[argv[0]]
-    server.serve(fault.session(server.Settings.from_env()), fault.handler)
+    fault = FAULTS[argv[0] if argv else os.environ["BROKEN_FAULT"]]  # in an image: the variable
+    server.serve(fault.session(fault.settings()), fault.handler)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,10 @@ def kit_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Kit
         "example-via-manager": ["--url", f"{manager.base_url}/session/0", *BY_URL],
     }
     for name, fault in FAULTS.items():
-        jobs[name] = ["--command", f"{sys.executable} {BROKEN} {name}", *QUICK, *fault.kit_args]
+        if not fault.by_command:
+            continue
+        quick = () if fault.kit_settings else QUICK
+        jobs[name] = ["--command", f"{sys.executable} {BROKEN} {name}", *quick, *fault.kit_args]
     try:
         with ThreadPoolExecutor(max_workers=PARALLEL_RUNS) as pool:
             futures = {name: pool.submit(run_kit, args, root / name / "results") for name, args in jobs.items()}

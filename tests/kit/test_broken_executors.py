@@ -23,7 +23,7 @@ def test_the_unbroken_example_meets_every_must(kit_runs: dict[str, KitRun]) -> N
     assert {rid for rid in baseline.failed() if catalogue.get(rid).level is Level.MUST} == set()
 
 
-@pytest.mark.parametrize("name", list(FAULTS))
+@pytest.mark.parametrize("name", [name for name, fault in FAULTS.items() if fault.by_command])
 def test_the_kit_fails_exactly_the_expected_requirements(kit_runs: dict[str, KitRun], name: str) -> None:
     run, baseline = kit_runs[name], kit_runs["baseline"].failed()
     caught = run.failed() - baseline

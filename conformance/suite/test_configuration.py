@@ -1,0 +1,72 @@
+"""Configuration (CONFIG-1, CONFIG-2): the settings the executor is started with, and their defaults.
+
+Each setting's effect is checked where the contract uses it (TIMEOUT-7, CODE-5, OUTPUT-2,
+INPUT-2, INPUT-5, ISO-6), with values the kit chose apart from the defaults
+(``conformance/settings.py``). Here: the port, which every other check goes through, and what an
+executor started with no settings at all does.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+
+import pytest
+
+from conformance.client import ExecutorClient
+from conformance.settings import CONTRACT_DEFAULTS
+from conformance.targets import Capabilities, Target
+
+from .conftest import judge_default_timeout, started_sibling
+
+
+@pytest.mark.requirement("CONFIG-1")
+@pytest.mark.needs("settings")
+def test_the_executor_listens_on_the_port_named_by_port(executor: ExecutorClient, capabilities: Capabilities) -> None:
+    """The executor answers on the port PORT names (the kit chose one that is not the default).
+
+    An executor found on the contract's default port instead fails here, and the rest of the
+    certification goes on there.
+    """
+    port = capabilities.settings.port
+    executor.expect(
+        capabilities.answered_on == port,
+        f"/health answered on PORT = {port}",
+        f"nothing answered on {port}; the executor answered on {capabilities.answered_on} (the default) instead",
+    )
+
+
+@pytest.mark.requirement("CONFIG-2")
+@pytest.mark.needs("settings")
+@pytest.mark.needs("workspace")
+@pytest.mark.parametrize("workspace", ["defaults"])
+def test_unset_settings_take_the_contracts_defaults(
+    executor: ExecutorClient,
+    capabilities: Capabilities,
+    sibling_starts: dict[str, Future[Target | None]],
+    workspace: str,
+) -> None:
+    """Started with no settings and the workspace at /code: it answers on 8432, loads /code, cuts code at 3 s."""
+    defaults = CONTRACT_DEFAULTS
+    sibling = started_sibling(executor, capabilities, sibling_starts, workspace)
+    if sibling is None:
+        pytest.skip("a local command is always given PORT: the contract's default may be taken on a shared host")
+    try:
+        other = ExecutorClient(
+            sibling.base_url,
+            executor.timeouts,
+            requirement="CONFIG-2",
+            default_execution_timeout=defaults.execution_timeout,
+        )
+        try:
+            other.expect(
+                sibling.capabilities.answered_on == defaults.port,
+                f"/health answered on the default port {defaults.port}",
+                f"answered on {sibling.capabilities.answered_on}",
+            )
+            loaded = other.evaluate("'CONFORMANCE_LOAD_ORDER' in globals()")
+            other.expect(loaded is True, f"the workspace at {defaults.workspace_folder} loaded", loaded, other.last)
+            judge_default_timeout(other, defaults.execution_timeout)
+        finally:
+            other.close()
+    finally:
+        sibling.stop()

@@ -1,0 +1,77 @@
+"""The gallery's setting shortcuts certified by image, under the production limits (256 MB, 0.25 CPU).
+
+An executor that ignores a setting and uses the contract's default passed the kit by image while
+the kit started containers with the defaults' own values (PORT 8432, WORKSPACE_FOLDER /code) or
+values the check could not tell from them. Each such broken executor (``tests/kit/broken.py``,
+faults with ``expected_by_image``) runs here in an image built from the second executor's, and
+must fail exactly its own requirement beyond what the unbroken second executor fails.
+
+Needs a Docker engine and the second executor's image (``nox -s example_image``); without them
+these tests skip, saying so, unless REQUIRE_DOCKER_TESTS=1 (as in CI), where they fail instead.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conformance import catalogue
+from conformance.catalogue import Level
+from tests.conftest import ROOT, KitRun, run_kit
+from tests.image.docker_env import EXAMPLE_IMAGE, PROBLEM, needs
+from tests.kit.broken import FAULTS
+
+pytestmark = needs(PROBLEM, "Docker-backed")
+
+BROKEN_IMAGE = "executor-conformance/broken-executor:latest"
+BY_IMAGE = {name: fault for name, fault in FAULTS.items() if fault.expected_by_image is not None}
+#: Runs at once: each is five containers at a quarter of a CPU (the executor and CODE-5's and
+#: CONFIG-2's second executors), on a machine of two cores.
+PARALLEL_RUNS = 2
+
+
+def _build_broken_image(context: Path) -> None:
+    """The second executor's image, plus the gallery; the fault is chosen by BROKEN_FAULT."""
+    package = context / "gallery" / "examples" / "subprocess_executor"
+    package.mkdir(parents=True)
+    for source in (ROOT / "examples" / "subprocess_executor").glob("*.py"):
+        shutil.copy(source, package / source.name)
+    (context / "gallery" / "tests" / "kit").mkdir(parents=True)
+    shutil.copy(ROOT / "tests" / "kit" / "broken.py", context / "gallery" / "tests" / "kit" / "broken.py")
+    (context / "Dockerfile").write_text(
+        f'FROM {EXAMPLE_IMAGE}\nCOPY gallery /gallery\nCMD ["python3", "/gallery/tests/kit/broken.py"]\n'
+    )
+    subprocess.run(["docker", "build", "-q", "-t", BROKEN_IMAGE, str(context)], check=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def image_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, KitRun]]:
+    """name -> the kit's run by image: "baseline" (the unbroken second executor), and each fault."""
+    root = tmp_path_factory.mktemp("broken-images")
+    _build_broken_image(root / "context")
+    jobs = {"baseline": ["--image", EXAMPLE_IMAGE]}
+    for name in BY_IMAGE:
+        jobs[name] = ["--image", BROKEN_IMAGE, "--executor-env", f"BROKEN_FAULT={name}"]
+    with ThreadPoolExecutor(max_workers=PARALLEL_RUNS) as pool:
+        futures = {name: pool.submit(run_kit, args, root / name / "results") for name, args in jobs.items()}
+        yield {name: future.result() for name, future in futures.items()}
+    subprocess.run(["docker", "image", "rm", "-f", BROKEN_IMAGE], capture_output=True, check=False)
+
+
+@pytest.mark.parametrize("name", list(BY_IMAGE))
+def test_each_setting_shortcut_is_caught_by_image_with_its_own_id(image_runs: dict[str, KitRun], name: str) -> None:
+    run, baseline = image_runs[name], image_runs["baseline"]
+    assert baseline.results["verdict"] in ("conformant", "conformant with warnings"), baseline.output[-3000:]
+    assert baseline.results["target"]["memory"] == "256m" and baseline.results["target"]["cpus"] == 0.25
+    caught = run.failed() - baseline.failed()
+    assert caught == BY_IMAGE[name].expected_by_image, (
+        f"{name}: expected {sorted(BY_IMAGE[name].expected_by_image or ())}, kit failed {sorted(caught)}\n"
+        f"{run.output[-3000:]}"
+    )
+    musts = {rid for rid in caught if catalogue.get(rid).level is Level.MUST}
+    assert run.results["verdict"] == ("non-conformant" if musts else "conformant with warnings")

@@ -1,0 +1,103 @@
+"""The settings the kit starts executors with: apart from the defaults, on the side the checks can see."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from conformance import catalogue
+from conformance.options import TARGET_OPTIONS, settings_from
+from conformance.render import to_markdown, to_terminal
+from conformance.results import build_report
+from conformance.settings import (
+    CONTRACT_DEFAULTS,
+    KIT_SETTINGS,
+    SETTINGS,
+    SettingsSource,
+    settings_report,
+)
+from tests.conftest import ROOT
+from tests.unit.test_results import _report
+
+KIT, DEFAULT = KIT_SETTINGS, CONTRACT_DEFAULTS
+
+
+def test_each_value_the_kit_sets_gives_another_outcome_than_the_default() -> None:
+    # TIMEOUT-7: code sleeping 1.3x the kit's timeout ends `timeout` here and `ok` under the default.
+    assert KIT.execution_timeout * 1.3 < DEFAULT.execution_timeout * 0.95
+    # OUTPUT-2: twice the kit's limit printed is cut here and not under the default.
+    assert KIT.max_output_bytes * 2 < DEFAULT.max_output_bytes
+    # INPUT-2: three quarters of the kit's limit is accepted here and refused under the default.
+    assert KIT.max_request_bytes * 3 // 4 > DEFAULT.max_request_bytes
+    # INPUT-5: a timeout just over the kit's maximum is refused here and accepted under the default.
+    assert KIT.max_execution_timeout is not None and DEFAULT.max_execution_timeout is not None
+    assert KIT.max_execution_timeout + 1 < DEFAULT.max_execution_timeout
+    assert KIT.port != DEFAULT.port
+    assert KIT.session_env and not DEFAULT.session_env
+
+
+def test_the_environment_leaves_unset_settings_out() -> None:
+    env = KIT.environment()
+    assert env["PORT"] == "9432" and env["EXECUTION_TIMEOUT"] == "2.0" and env["SESSION_ENV"] == "CONFORMANCE_PASSED_ON"
+    assert "CONFORMANCE_SERVER_ONLY" in env  # the variable SESSION_ENV does not name (ISO-6)
+    unset = dataclasses.replace(KIT, port=None, session_env=None)
+    assert "PORT" not in unset.environment() and "CONFORMANCE_SERVER_ONLY" not in unset.environment()
+
+
+def test_every_requirement_that_checks_a_setting_is_in_the_catalogue() -> None:
+    for setting in SETTINGS:
+        for rid in setting.checked_by:
+            catalogue.get(rid)  # raises for an unknown ID
+
+
+def test_the_contract_documents_every_setting_and_how_the_kit_checks_it() -> None:
+    text = (ROOT / "docs" / "contract.md").read_text(encoding="utf-8")
+    section = text[text.index("## Configuration") : text.index("## Health")]
+    for setting in SETTINGS:
+        first = setting.variable.split(",")[0]
+        assert section.count(f"`{first}`") >= 2, f"{first}: in the table of settings and in how the kit checks it"
+        for rid in setting.checked_by:
+            assert re.search(rf"`{first}`[^\n]*{rid}", section), f"{first}: the contract says {rid} checks it"
+
+
+def _options(**given: object):
+    defaults = {
+        kwargs.get("dest", flags[0].lstrip("-").replace("-", "_")): kwargs.get("default")
+        for flags, kwargs in TARGET_OPTIONS
+    }
+    values = {**defaults, **given}
+    return lambda name: values[name]
+
+
+def test_the_kit_chooses_the_settings_of_a_target_it_starts_and_trusts_a_url() -> None:
+    assert settings_from(_options()) == KIT
+    assert settings_from(_options(execution_timeout=1.0)).execution_timeout == 1.0
+    declared = settings_from(_options(executor_url="http://127.0.0.1:1", max_output_bytes=4096))
+    assert declared.max_output_bytes == 4096 and declared.execution_timeout == DEFAULT.execution_timeout
+    assert declared.max_execution_timeout is None  # unknown: the kit did not set it
+
+
+@pytest.mark.parametrize("source", list(SettingsSource))
+def test_the_report_says_who_chose_each_setting(source: SettingsSource, tmp_path: Path) -> None:
+    rows = settings_report(KIT if source is SettingsSource.KIT else DEFAULT, source)
+    report = _report()
+    report = build_report(
+        report.tests,
+        target=report.target,
+        configuration={"settings": rows},
+        features={},
+        strict=False,
+        started_at=report.started_at,
+        duration_s=1.0,
+    )
+    markdown, terminal = to_markdown(report), to_terminal(report)
+    assert f"| `EXECUTION_TIMEOUT` | `{rows[2]['value']}` | `3.0` | {source.value} |" in markdown
+    if source is SettingsSource.TRUSTED:
+        assert "Taken on trust (the kit did not start the executor): PORT, WORKSPACE_FOLDER" in terminal
+        assert all(not row["checked_by"] for row in rows)
+    else:
+        assert "Taken on trust" not in terminal
+        assert {"CONFIG-1", "TIMEOUT-7", "OUTPUT-2", "INPUT-2"} <= {rid for row in rows for rid in row["checked_by"]}
