@@ -103,10 +103,11 @@ def stability(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff, and the contract's requirement table against the catalogue."""
-    session.install("ruff>=0.5", "-e", ".")
+    """ruff, mypy --strict (settings in pyproject.toml), and the contract's table against the catalogue."""
+    session.install("-e", ".[dev]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
     session.run("executor-conformance", "catalogue", "--check", "docs/contract.md")
 
 

@@ -36,7 +36,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,8 @@ from typing import Any
 import httpx
 
 from . import __version__
-from .options import OptionError, add_target_options, target_from, timeouts_from
+from .image import ImageTarget
+from .options import OptionError, TargetSpec, add_target_options, spec_from
 from .targets import Target, TargetError, start_to_ready
 from .timeouts import KitTimeouts
 
@@ -185,16 +185,16 @@ class Subject:
         return None if usage is None else usage.memory_bytes / MB
 
 
-def measure_start(make_target: Callable[[], Target], settings: BenchSettings, progress: Progress) -> tuple[Target, Any]:
+def measure_start(spec: TargetSpec, settings: BenchSettings, progress: Progress) -> tuple[Target, Any]:
     """Start the executor ``repeats`` times; keep the last one running. Returns it and the figure."""
     times: list[float] = []
     for run in range(settings.repeats):
-        target = make_target()
+        target = spec.target()
         started = time.perf_counter()
         target.start()
         measured = start_to_ready(target)  # from the launch itself, when the target knows it
         times.append(time.perf_counter() - started if measured is None else measured)
-        if target.kind == "url":
+        if not spec.started_by_kit:
             progress("start to ready: not measured (the kit did not start this executor)")
             return target, None
         progress(f"start to ready, run {run + 1}/{settings.repeats}: {times[-1]:.2f} s")
@@ -289,7 +289,7 @@ def measure_floor(target: Target, settings: BenchSettings, timeouts: KitTimeouts
     """The bare jupyter_client floor: in the image under test with its limits when possible, else here."""
     raw: dict[str, Any] | None = None
     where, why = "host", ""
-    if target.kind == "image":
+    if isinstance(target, ImageTarget):
         raw, why = _floor_in_container(target, settings, timeouts)
         where = "container"
     if raw is None:
@@ -316,7 +316,9 @@ def measure_floor(target: Target, settings: BenchSettings, timeouts: KitTimeouts
     return floor
 
 
-def _floor_in_container(target: Any, settings: BenchSettings, timeouts: KitTimeouts) -> tuple[dict | None, str]:
+def _floor_in_container(
+    target: ImageTarget, settings: BenchSettings, timeouts: KitTimeouts
+) -> tuple[dict[str, Any] | None, str]:
     """Run floor.py in a container of the image under test, with the same limits."""
     import docker
 
@@ -406,16 +408,16 @@ def versions() -> dict[str, str]:
 
 
 def run_bench(
-    make_target: Callable[[], Target],
+    spec: TargetSpec,
     settings: BenchSettings,
-    timeouts: KitTimeouts,
     *,
     with_floor: bool = True,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Measure the executor, then the floor; return the bench.json document."""
     progress = progress or Progress(settings.repeats * 2 + 6)
-    target, start = measure_start(make_target, settings, progress)
+    timeouts = spec.timeouts
+    target, start = measure_start(spec, settings, progress)
     subject = Subject(target, timeouts)
     try:
         subject.wait_ready()
@@ -546,16 +548,12 @@ def main(argv: list[str]) -> int:
     def option(name: str) -> Any:
         return getattr(args, name)
 
-    def make_target() -> Target:
-        target = target_from(option, timeouts)
-        if target.kind != "url" and not args.no_workspace:
-            # The kit's workspace sleeps on purpose (READY-4); the floor loads nothing either.
-            target.workspace = settings.workspace  # type: ignore[attr-defined]
-        return target
-
     try:
-        timeouts = timeouts_from(option)
-        bench = run_bench(make_target, settings, timeouts, with_floor=not args.no_floor)
+        spec = spec_from(option)
+        if not args.no_workspace:
+            # The kit's workspace sleeps on purpose (READY-4); the floor loads nothing either.
+            spec = spec.with_workspace(settings.workspace)
+        bench = run_bench(spec, settings, with_floor=not args.no_floor)
     except OptionError as exc:
         parser.error(str(exc))
     except (TargetError, BenchError) as exc:

@@ -18,7 +18,9 @@ __all__ = [
     "CONTRACT_VERSION",
     "FEATURES",
     "REQUIREMENTS",
+    "Area",
     "Level",
+    "Need",
     "Requirement",
     "UnknownRequirementError",
     "get",
@@ -34,6 +36,68 @@ class Level(enum.StrEnum):
     MUST = "MUST"
     SHOULD = "SHOULD"
     MAY = "MAY"
+
+
+class Area(enum.StrEnum):
+    """The contract's areas, in the order the suite runs them: the basics first, destructive last."""
+
+    HEALTH = "health"
+    READY = "ready"
+    INFO = "info"
+    CONFIGURATION = "configuration"
+    CODE = "code"
+    EXECUTE = "execute"
+    STATE = "state"
+    ERRORS = "errors"
+    INPUT = "input"
+    OUTPUT = "output"
+    CONCURRENCY = "concurrency"
+    TIMEOUT = "timeout"
+    RESTART = "restart"
+    SCHEMA = "schema"
+    CRASH = "crash"
+    SECURITY = "security"
+    ISOLATION = "isolation"
+
+    @property
+    def order(self) -> int:
+        return list(Area).index(self)
+
+
+class Need(enum.StrEnum):
+    """What a test needs of the target beyond the core (``@pytest.mark.needs(Need.X)``).
+
+    A target that lacks it reports the test's requirement *not run*, saying what was missing.
+    """
+
+    WORKSPACE = "workspace"
+    DESTRUCTIVE = "destructive"
+    MEMORY_LIMIT = "memory_limit"
+    SETTINGS = "settings"
+
+    @property
+    def missing(self) -> str:
+        """Why a target that lacks it cannot run the test, and what to do about it."""
+        return _MISSING[self]
+
+    @property
+    def taken_on_trust(self) -> bool:
+        """A target that lacks it has the behaviour taken on trust (reported skipped), not left unchecked (not run).
+
+        The settings of an executor the kit did not start are the user's to vouch for, as the
+        port it is reached on is: asking for them would leave every URL certification incomplete.
+        """
+        return self is Need.SETTINGS
+
+
+_MISSING = {
+    Need.WORKSPACE: "the executor was not started with the kit's sample workspace (export it with "
+    "`executor-conformance workspace DIR`, start the executor with it, pass --workspace-mounted)",
+    Need.DESTRUCTIVE: "a destructive scenario (crash, killed process): pass --allow-destructive to run it",
+    Need.MEMORY_LIMIT: "no memory limit is known to bound the executor: pass --memory-limited if one does",
+    Need.SETTINGS: "taken on trust: the kit did not start the executor, so it could not choose its settings "
+    "(PORT, WORKSPACE_FOLDER, SESSION_ENV ...) and see them honoured (certify by --image or --command to check)",
+}
 
 
 #: Optional features an executor may declare in ``GET /info``. Requirements that belong
@@ -54,7 +118,7 @@ class Requirement:
 
     id: str
     level: Level
-    area: str
+    area: Area
     title: str
     feature: str | None = None
 
@@ -64,7 +128,7 @@ class Requirement:
 
 
 def _r(id: str, level: str, area: str, title: str, feature: str | None = None) -> Requirement:
-    return Requirement(id, Level(level), area, title, feature)
+    return Requirement(id, Level(level), Area(area), title, feature)
 
 
 _ALL: tuple[Requirement, ...] = (

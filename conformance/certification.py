@@ -8,44 +8,78 @@ how an outcome is recorded), and never registers a hook itself.
 from __future__ import annotations
 
 import datetime
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
 
 from . import catalogue
-from .catalogue import FEATURES
+from .catalogue import FEATURES, Need
 from .client import ExecutorClient
-from .options import OptionError, target_from, timeouts_from
+from .options import OptionError, TargetSpec, spec_from
 from .render import write_reports
 from .results import Report, SkipKind, TestRecord, build_report, exit_code
-from .settings import SettingsSource, settings_report
+from .settings import settings_report
 from .targets import NeverReadyError, Target, TargetError
 from .timeouts import KitTimeouts
 from .violations import Violation, cut
 
-__all__ = ["FEATURES_FROM_INFO", "NEEDS", "SKIP_KIND", "ConformanceRun", "requirement_ids"]
+__all__ = [
+    "FEATURES_FROM_INFO",
+    "SKIP_KIND",
+    "ConformanceRun",
+    "NotApplicable",
+    "NotRun",
+    "describe",
+    "needs",
+    "not_applicable",
+    "not_run",
+    "requirement_ids",
+    "violation_in",
+]
 
 #: Why a test was skipped, set on the item by whoever skips it (read when the outcome is recorded).
 SKIP_KIND = pytest.StashKey[SkipKind]()
 
-NEEDS = {
-    "workspace": "the executor was not started with the kit's sample workspace "
-    "(export it with `executor-conformance workspace DIR`, start the executor with it, pass --workspace-mounted)",
-    "destructive": "a destructive scenario (crash, killed process): pass --allow-destructive to run it",
-    "memory_limit": "no memory limit is known to bound the executor: pass --memory-limited if one does",
-    "settings": "taken on trust: the kit did not start the executor, so it could not choose its settings "
-    "(PORT, WORKSPACE_FOLDER, SESSION_ENV ...) and see them honoured (certify by --image or --command to check)",
-}
+
+class NotApplicable(pytest.skip.Exception):  # type: ignore[name-defined,misc]
+    """The situation the requirement is about never arose (an allowed choice): not a gap."""
+
+
+class NotRun(pytest.skip.Exception):  # type: ignore[name-defined,misc]
+    """The kit could not check the requirement on this target: a gap in the certification."""
+
+
+def not_applicable(reason: str) -> NoReturn:
+    """End the test: nothing to check here. Alone, its requirement is *skipped*; beside a pass, passed."""
+    raise NotApplicable(reason)
+
+
+def not_run(reason: str) -> NoReturn:
+    """End the test: the kit could not check it here. Its requirement is *not run*, never passed."""
+    raise NotRun(reason)
+
+
+def skip_kind_of(call: pytest.CallInfo[None]) -> SkipKind:
+    """A skip raised inside a test: not applicable only when it says so; any other skip is not run."""
+    error = call.excinfo.value if call.excinfo else None
+    return SkipKind.NOT_APPLICABLE if isinstance(error, NotApplicable) else SkipKind.CAPABILITY
+
 
 FEATURES_FROM_INFO = "declared in GET /info"
 
 
 def requirement_ids(item: pytest.Item) -> list[str]:
     return [str(mark.args[0]) for mark in item.iter_markers("requirement")]
+
+
+def needs(item: pytest.Item) -> list[Need]:
+    """What ``item`` needs of the target (its ``needs`` marks); ValueError for an unknown need."""
+    return [Need(mark.args[0]) for mark in item.iter_markers("needs")]
 
 
 @dataclass
@@ -69,15 +103,20 @@ class ConformanceRun:
     _client: ExecutorClient | None = None
     current_area: str = ""
 
-    @property
-    def timeouts(self) -> KitTimeouts:
-        return timeouts_from(self.config.getoption)
-
-    def _make_target(self) -> Target:
+    @functools.cached_property
+    def spec(self) -> TargetSpec:
+        """The target the options describe, parsed once."""
         try:
-            return target_from(self.config.getoption, self.timeouts)
+            return spec_from(self.config.getoption)
         except OptionError as exc:
             raise pytest.UsageError(str(exc)) from None
+
+    @property
+    def timeouts(self) -> KitTimeouts:
+        return self.spec.timeouts
+
+    def _make_target(self) -> Target:
+        return self.spec.target()
 
     def ensure_target(self) -> Target:
         """Start the target on first use; a failure to start ends the run with the reason."""
@@ -116,7 +155,7 @@ class ConformanceRun:
 
     def restart_target(self) -> None:
         """Start a managed target afresh after an earlier test left it unusable."""
-        if self.target is None or self.target.kind == "url":
+        if self.target is None or not self.spec.started_by_kit:
             return
         self.target.stop()
         self.target.startup_observations.clear()
@@ -167,16 +206,9 @@ class ConformanceRun:
                     else "not declared by the executor"
                 )
                 return SkipKind.DECLARATION, f"feature `{feature}` {how}"
-        capabilities = target.capabilities
-        have = {
-            "workspace": capabilities.workspace_mounted,
-            "destructive": capabilities.destructive,
-            "memory_limit": capabilities.memory_limited,
-            "settings": capabilities.settings_source is SettingsSource.KIT,
-        }
-        for mark in item.iter_markers("needs"):
-            if not have[mark.args[0]]:
-                return SkipKind.CAPABILITY, NEEDS[mark.args[0]]
+        for need in needs(item):
+            if not target.capabilities.has(need):
+                return (SkipKind.TRUSTED if need.taken_on_trust else SkipKind.CAPABILITY), need.missing
         return None
 
     # -- recording ------------------------------------------------------------------------
@@ -186,7 +218,7 @@ class ConformanceRun:
         record.duration_s = round(record.duration_s + report.duration, 3)
         if report.skipped:
             record.outcome = "skipped"
-            record.skip_kind = item.stash.get(SKIP_KIND, SkipKind.NOT_APPLICABLE)
+            record.skip_kind = item.stash.get(SKIP_KIND, None) or skip_kind_of(call)
             longrepr = report.longrepr
             record.reason = str(longrepr[2]).removeprefix("Skipped: ") if isinstance(longrepr, tuple) else str(longrepr)
         elif report.failed and record.outcome != "failed":
@@ -201,7 +233,7 @@ class ConformanceRun:
                 text = describe(call.excinfo.value) if call.excinfo else str(report.longrepr)
                 record.reason = f"{where}: {cut(text, 3000)}"
                 record.evidence = {}
-            if self.target is not None and self.target.kind != "url":
+            if self.target is not None and self.spec.started_by_kit:
                 record.evidence["log_tail"] = self.target.logs(40)
 
     def finish(self, session: pytest.Session) -> None:

@@ -36,6 +36,7 @@ def _plugin_registered() -> bool:
 
 
 def _alias(arg: str) -> str:
+    """``arg`` with a short spelling of an option (``--command``, ``--command=...``) made the plugin's."""
     name, sep, value = arg.partition("=")
     return f"{ALIASES.get(name, name)}{sep}{value}"
 
@@ -45,11 +46,7 @@ def run(argv: list[str]) -> int:
     import pytest
 
     suite = resources.files("conformance") / "suite"
-    args = [ALIASES.get(arg, arg) for arg in argv]
-    args = [
-        f"{ALIASES[a.split('=', 1)[0]]}={a.split('=', 1)[1]}" if a.split("=", 1)[0] in ALIASES and "=" in a else a
-        for a in args
-    ]
+    args = [_alias(arg) for arg in argv]
     pytest_args = [
         str(suite),
         "-c",

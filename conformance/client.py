@@ -7,6 +7,7 @@ bound requirement with that exchange as evidence.
 
 from __future__ import annotations
 
+import enum
 import json
 import threading
 import time
@@ -28,6 +29,12 @@ BUSY = (429, 503)
 STALE_CONNECTION_RETRIES = 3
 
 _EXECUTE_FIELDS = ("status", "outputs", "execution_count", "duration_ms", "truncated", "restarted")
+
+
+class Last(enum.Enum):
+    """``expect``'s default evidence: the client's last exchange."""
+
+    EXCHANGE = "the last exchange"
 
 
 class ExecutorClient:
@@ -183,12 +190,13 @@ class ExecutorClient:
         condition: bool,
         expected: str,
         received: Any,
-        exchange: Exchange | None = None,
+        exchange: Exchange | Last | None = Last.EXCHANGE,
         requirement: str | None = None,
     ) -> None:
-        """Raise a violation unless ``condition`` holds."""
+        """Raise a violation unless ``condition`` holds; the evidence is the last exchange unless given."""
         if not condition:
-            raise self.fail(expected, received if isinstance(received, str) else repr(received), exchange, requirement)
+            evidence = self.last if exchange is Last.EXCHANGE else exchange
+            raise self.fail(expected, received if isinstance(received, str) else repr(received), evidence, requirement)
 
     def run(
         self, code: str, timeout: float | None = None, *, requirement: str | None = None, **extra: Any
@@ -222,6 +230,7 @@ class ExecutorClient:
             exchange,
             "EXEC-1",  # a malformed execute response is an EXEC-1 violation, whichever test saw it
         )
+        assert isinstance(body, dict)
         return body
 
     @property
@@ -247,7 +256,11 @@ class ExecutorClient:
             raise self.fail(f"the JSON value of `{expression}` on stdout", repr(text), self.last, requirement) from None
 
     def expect_status(
-        self, body: dict[str, Any], status: str, exchange: Exchange | None = None, requirement: str | None = None
+        self,
+        body: dict[str, Any],
+        status: str,
+        exchange: Exchange | Last | None = Last.EXCHANGE,
+        requirement: str | None = None,
     ) -> None:
         self.expect(
             body.get("status") == status,

@@ -100,7 +100,7 @@ def compose_document(pool: Pool) -> dict[str, Any]:
     if len(set(pool.gpu_ids)) != len(pool.gpu_ids):
         raise ComposeError("--gpu-ids: each container needs a GPU of its own; the ids repeat")
     settings = {**DEFAULTS, **pool.env}
-    resources = {RESOURCE_KEYS[key]: value for key, value in settings.items() if key in RESOURCE_KEYS}
+    resources: dict[str, Any] = {RESOURCE_KEYS[key]: value for key, value in settings.items() if key in RESOURCE_KEYS}
     if "cpus" in resources:
         resources["cpus"] = float(resources["cpus"])
     services: dict[str, Any] = {}

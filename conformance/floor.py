@@ -16,6 +16,7 @@ import json
 import subprocess
 import sys
 import time
+from typing import Any
 
 #: One kernel start or restart must not take longer than this (seconds).
 KERNEL_READY_TIMEOUT = 120.0
@@ -23,7 +24,7 @@ KERNEL_READY_TIMEOUT = 120.0
 ROUND_TRIP_TIMEOUT = 30.0
 
 
-def _start():
+def _start() -> tuple[Any, Any]:
     from jupyter_client.manager import KernelManager
 
     km = KernelManager(kernel_name="python3")
@@ -34,7 +35,7 @@ def _start():
     return km, kc
 
 
-def _round_trip(kc) -> float:
+def _round_trip(kc: Any) -> float:
     started = time.perf_counter()
     reply = kc.execute_interactive("1+1", timeout=ROUND_TRIP_TIMEOUT, output_hook=lambda msg: None)
     elapsed = time.perf_counter() - started
@@ -75,8 +76,8 @@ def measure(repeats: int, calls: int, warmup: int) -> dict[str, object]:
         "restart_s": restarts,
         "versions": {
             "python": sys.version.split()[0],
-            "jupyter_client": jupyter_client.__version__,
-            "ipykernel": ipykernel.__version__,
+            "jupyter_client": jupyter_client.__version__,  # type: ignore[attr-defined]
+            "ipykernel": ipykernel.__version__,  # type: ignore[attr-defined]
         },
     }
 

@@ -113,7 +113,8 @@ class ImageTarget:
         # Free host ports on loopback only, for PORT and for the contract's default (where an
         # executor that ignores PORT is found). testcontainers' with_bind_ports takes no host
         # address, so the bindings go to docker-py, which accepts (address, None): any free port.
-        ports = sorted({int(settings.port or CONTRACT_DEFAULTS.port), int(CONTRACT_DEFAULTS.port or 0)})
+        default = CONTRACT_DEFAULTS.port or 0  # the contract's default is never unset
+        ports = sorted({settings.port or default, default})
         container.with_exposed_ports(*ports)
         for port in ports:
             container.ports[str(port)] = ("127.0.0.1", None)  # type: ignore[assignment]

@@ -1,15 +1,16 @@
 """The options that choose and shape the executor under test, shared by every front door.
 
 The pytest plugin (``--executor-image`` ...) and the benchmark (``executor-conformance bench``)
-register the same options from ``TARGET_OPTIONS``, and build the same target from them with
-``target_from``, so an executor is started the same way whether it is certified or measured.
+register the same options from ``TARGET_OPTIONS`` and parse them once into a ``TargetSpec``
+(``spec_from``), so an executor is started the same way whether it is certified or measured.
 """
 
 from __future__ import annotations
 
+import enum
 import shlex
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .settings import CONTRACT_DEFAULTS, KIT_SETTINGS, ExecutorSettings, SettingsSource
@@ -19,9 +20,11 @@ from .timeouts import KitTimeouts
 __all__ = [
     "TARGET_OPTIONS",
     "OptionError",
+    "TargetKind",
+    "TargetSpec",
     "add_target_options",
     "settings_from",
-    "target_from",
+    "spec_from",
     "timeouts_from",
 ]
 
@@ -117,6 +120,112 @@ def headers_from(values: list[str]) -> dict[str, str]:
     return headers
 
 
+class TargetKind(enum.StrEnum):
+    IMAGE = "image"  # a local container image the kit starts
+    URL = "url"  # an executor already running: the kit neither starts nor stops it
+    PROCESS = "process"  # a local command (by default the reference executor) the kit starts
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """The executor to certify or measure, parsed once from the options and shared by every front door.
+
+    Each default is written once: the executor's settings in ``settings.py``, the limits and the
+    kit's waits in ``TARGET_OPTIONS`` and ``timeouts.py``. A target is built from it with ``target()``.
+    """
+
+    kind: TargetKind
+    timeouts: KitTimeouts
+    settings: ExecutorSettings
+    #: The image, the URL or the command (split), by ``kind``; None for the reference executor.
+    subject: str | tuple[str, ...] | None
+    #: One of ``targets.WORKSPACE_KINDS`` for a target the kit starts.
+    workspace: str = "kit"
+    env: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    #: Container limits (an image) and the address-space cap of each process (a command).
+    memory: str | None = None
+    cpus: float | None = None
+    process_memory_limit: int | None = None
+    #: For a URL, what the user declares the kit may do; a target the kit starts can do all three.
+    workspace_mounted: bool = False
+    destructive: bool = False
+    memory_limited: bool = False
+
+    @property
+    def started_by_kit(self) -> bool:
+        return self.kind is not TargetKind.URL
+
+    def with_workspace(self, workspace: str) -> TargetSpec:
+        """The same target with another workspace (a URL's is its own: unchanged)."""
+        return replace(self, workspace=workspace) if self.started_by_kit else self
+
+    def target(self) -> Target:
+        """A new, unstarted target as this spec describes it."""
+        env = dict(self.env)
+        if self.kind is TargetKind.IMAGE:
+            from .image import ImageTarget  # testcontainers is imported only when an image is used
+
+            assert isinstance(self.subject, str)
+            return ImageTarget(
+                self.subject,
+                self.timeouts,
+                memory=self.memory,
+                cpus=self.cpus,
+                settings=self.settings,
+                workspace=self.workspace,
+                env=env,
+            )
+        if self.kind is TargetKind.URL:
+            assert isinstance(self.subject, str)
+            capabilities = Capabilities(
+                workspace_mounted=self.workspace_mounted,
+                destructive=self.destructive,
+                memory_limited=self.memory_limited,
+                settings=self.settings,
+                settings_source=SettingsSource.TRUSTED,
+            )
+            return UrlTarget(self.subject, self.timeouts, capabilities, headers=dict(self.headers))
+        return ProcessTarget(
+            self.timeouts,
+            command=list(self.subject) if isinstance(self.subject, tuple) else None,
+            env=env,
+            workspace=self.workspace,
+            settings=self.settings,
+            memory_limit_bytes=self.process_memory_limit,
+        )
+
+
+def spec_from(option: Callable[[str], Any]) -> TargetSpec:
+    """The target the options describe, parsed and checked once; OptionError says what is wrong."""
+    headers = headers_from(option("executor_header"))
+    if option("executor_image"):
+        kind, subject = TargetKind.IMAGE, option("executor_image")
+    elif option("executor_url"):
+        kind, subject = TargetKind.URL, option("executor_url")
+    else:
+        command = option("executor_command")
+        kind, subject = TargetKind.PROCESS, tuple(shlex.split(command)) if command else None
+    if headers and kind is not TargetKind.URL:
+        raise OptionError("--header goes with --url: the kit starts other targets itself")
+    cpus = limit(option("cpus"))
+    return TargetSpec(
+        kind=kind,
+        timeouts=timeouts_from(option),
+        settings=settings_from(option),
+        subject=subject,
+        workspace="missing" if option("no_workspace") else "kit",
+        env=tuple((key, value) for key, _, value in (p.partition("=") for p in option("executor_env")) if key and _),
+        headers=tuple(headers.items()),
+        memory=limit(option("memory")),
+        cpus=float(cpus) if cpus else None,
+        process_memory_limit=size_in_bytes(option("process_memory_limit"), "--process-memory-limit"),
+        workspace_mounted=option("workspace_mounted"),
+        destructive=option("allow_destructive"),
+        memory_limited=option("memory_limited"),
+    )
+
+
 def timeouts_from(option: Callable[[str], Any]) -> KitTimeouts:
     """The kit's waits, scaled and overridden as the options say."""
     timeouts = KitTimeouts().scaled(option("timeout_factor"))
@@ -135,43 +244,4 @@ def settings_from(option: Callable[[str], Any]) -> ExecutorSettings:
         max_output_bytes=option("max_output_bytes"),
         max_request_bytes=option("max_request_bytes"),
         workspace_folder=option("workspace_folder"),
-    )
-
-
-def target_from(option: Callable[[str], Any], timeouts: KitTimeouts) -> Target:
-    """The unstarted target the options describe: an image, a URL, or a local command."""
-    env = dict(pair.split("=", 1) for pair in option("executor_env") if "=" in pair)
-    settings = settings_from(option)
-    if option("executor_image"):
-        from .image import ImageTarget  # testcontainers is imported only when an image is used
-
-        return ImageTarget(
-            option("executor_image"),
-            timeouts,
-            memory=limit(option("memory")),
-            cpus=float(c) if (c := limit(option("cpus"))) else None,
-            settings=settings,
-            workspace="missing" if option("no_workspace") else "kit",
-            env=env,
-        )
-    headers = headers_from(option("executor_header"))
-    if headers and not option("executor_url"):
-        raise OptionError("--header goes with --url: the kit starts other targets itself")
-    if option("executor_url"):
-        capabilities = Capabilities(
-            workspace_mounted=option("workspace_mounted"),
-            destructive=option("allow_destructive"),
-            memory_limited=option("memory_limited"),
-            settings=settings,
-            settings_source=SettingsSource.TRUSTED,
-        )
-        return UrlTarget(option("executor_url"), timeouts, capabilities, headers=headers)
-    command = shlex.split(option("executor_command")) if option("executor_command") else None
-    return ProcessTarget(
-        timeouts,
-        command=command,
-        env=env,
-        workspace="missing" if option("no_workspace") else "kit",
-        settings=settings,
-        memory_limit_bytes=size_in_bytes(option("process_memory_limit"), "--process-memory-limit"),
     )

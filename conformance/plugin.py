@@ -13,14 +13,14 @@ installing the kit does not change anyone else's test runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 import pytest
 
 from . import catalogue
-from .catalogue import FEATURES, Level
-from .certification import FEATURES_FROM_INFO, NEEDS, SKIP_KIND, ConformanceRun, requirement_ids, violation_in
+from .catalogue import FEATURES, Area, Level, Need
+from .certification import FEATURES_FROM_INFO, SKIP_KIND, ConformanceRun, needs, requirement_ids, violation_in
 from .client import ExecutorClient
 from .options import add_target_options
 from .render import to_terminal
@@ -29,11 +29,6 @@ from .targets import Capabilities, Target
 from .timeouts import KitTimeouts
 
 #: Areas in the order the suite runs them: harmless first, destructive last.
-AREA_ORDER = (
-    "health", "ready", "info", "configuration", "code", "execute", "state", "errors", "input", "output", "concurrency",
-    "timeout", "restart", "schema", "crash", "security", "isolation",
-)  # fmt: skip
-
 _RUN_KEY = pytest.StashKey[ConformanceRun]()
 
 
@@ -56,7 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirement(id): the contract requirement this test proves")
     config.addinivalue_line(
         "markers",
-        "needs(capability): a target capability the test needs (workspace, destructive, memory_limit, session_env)",
+        f"needs(need): what the test needs of the target ({', '.join(Need)})",
     )
 
 
@@ -73,17 +68,17 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             except catalogue.UnknownRequirementError as exc:
                 raise pytest.UsageError(f"{item.nodeid}: {exc.args[0]}") from None
             proven.add(rid)
-        for mark in item.iter_markers("needs"):
-            if mark.args[0] not in NEEDS:
-                raise pytest.UsageError(f"{item.nodeid}: unknown need {mark.args[0]!r}; valid: {', '.join(NEEDS)}")
+        try:
+            needs(item)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{item.nodeid}: {exc}; valid needs: {', '.join(Need)}") from None
     unproven = [r.id for r in catalogue.REQUIREMENTS.values() if r.level is Level.MUST and r.id not in proven]
     if unproven:
         raise pytest.UsageError(f"no test proves these MUST requirements: {', '.join(unproven)}")
 
     def order(item: pytest.Item) -> int:
         ids = requirement_ids(item)
-        area = catalogue.get(ids[0]).area if ids else ""
-        return AREA_ORDER.index(area) if area in AREA_ORDER else len(AREA_ORDER)
+        return catalogue.get(ids[0]).area.order if ids else len(Area)
 
     items.sort(key=order)  # stable: within an area, the file's order
     config.stash[_RUN_KEY] = ConformanceRun(config)
@@ -108,7 +103,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     violation = violation_in(call.excinfo.value) if report.failed and call.excinfo is not None else None
     if violation is not None:
@@ -203,7 +200,7 @@ def executor(request: pytest.FixtureRequest, executor_target: Target) -> Executo
     run = _run_or_fail(request)
     client = run.client().bound_to(requirement_ids(request.node)[0])
     if not client.usable():
-        if executor_target.kind == "url":
+        if not _run_or_fail(request).spec.started_by_kit:
             request.node.stash[SKIP_KIND] = SkipKind.BROKEN_BY_EARLIER
             pytest.skip("the executor was not usable before this test began (an earlier test left it so)")
         run.restart_target()

@@ -121,9 +121,9 @@ def to_terminal(report: Report) -> str:
     not_run = [r for r in report.requirements if r.outcome is Outcome.NOT_RUN and r.level is Level.MUST]
     for r in not_run:
         lines.append(f"NOT RUN [{r.level.value} {r.id}] {_cell(r.reason)}")
-    for level, row in report.counts().items():
+    for level_name, row in report.counts().items():
         lines.append(
-            f"{level:<6} {row['passed']:>3} passed  {row['failed']:>3} failed  "
+            f"{level_name:<6} {row['passed']:>3} passed  {row['failed']:>3} failed  "
             f"{row['skipped']:>3} skipped  {row['not run']:>3} not run"
         )
     trusted = trusted_settings(report)

@@ -44,6 +44,12 @@ class SkipKind(enum.StrEnum):
     CAPABILITY = "capability"  # the target cannot be tested for it (no workspace, not destructive)
     NOT_APPLICABLE = "not applicable"  # the test found nothing to check (e.g. an optional behaviour not used)
     BROKEN_BY_EARLIER = "broken by earlier test"  # the executor was unusable before the test began
+    TRUSTED = "taken on trust"  # the kit could not choose what it checks (a URL's settings): the user vouches
+
+    @property
+    def benign(self) -> bool:
+        """Not a gap in the certification: the requirement is skipped (or passed beside a pass), not "not run"."""
+        return self in (SkipKind.DECLARATION, SkipKind.NOT_APPLICABLE, SkipKind.TRUSTED)
 
 
 class Verdict(enum.StrEnum):
@@ -144,7 +150,7 @@ def _fold(requirement: Requirement, records: list[TestRecord]) -> RequirementRes
     # Skipped by declaration, or the situation the requirement is about never arose: not a
     # gap in the certification. A missing capability or a broken executor is: "not run".
     # A requirement some of whose tests passed, the rest not applicable, has passed.
-    benign = all(r.skip_kind in (SkipKind.DECLARATION, SkipKind.NOT_APPLICABLE) for r in skipped)
+    benign = all(r.skip_kind is not None and SkipKind(r.skip_kind).benign for r in skipped)
     if skipped and not blocked and benign:
         passed = any(r.outcome == "passed" for r in records)
         result.outcome = Outcome.PASSED if passed else Outcome.SKIPPED

@@ -20,6 +20,7 @@ __all__ = [
     "KIT_SETTINGS",
     "SESSION_ENV_PROBE",
     "SETTINGS",
+    "WORKSPACE_ELSEWHERE",
     "ExecutorSettings",
     "Setting",
     "SettingsSource",

@@ -30,10 +30,13 @@ from typing import Any, Protocol
 
 import httpx
 
+from .catalogue import Need
 from .settings import CONTRACT_DEFAULTS, KIT_SETTINGS, ExecutorSettings, SettingsSource
 from .timeouts import KitTimeouts
 
 __all__ = [
+    "WORKSPACE_KINDS",
+    "WORKSPACE_KINDS_WITH_CODE",
     "Capabilities",
     "NeverReadyError",
     "ProcessTarget",
@@ -43,6 +46,8 @@ __all__ = [
     "TargetError",
     "UrlTarget",
     "export_workspace",
+    "find_answering_port",
+    "listening_ports",
     "prepare_workspace",
     "start_to_ready",
     "wait_until_ready",
@@ -84,6 +89,15 @@ class Capabilities:
     @property
     def execution_timeout(self) -> float:
         return self.settings.execution_timeout
+
+    def has(self, need: Need) -> bool:
+        """Whether the kit may run a test that needs ``need`` on this target."""
+        return {
+            Need.WORKSPACE: self.workspace_mounted,
+            Need.DESTRUCTIVE: self.destructive,
+            Need.MEMORY_LIMIT: self.memory_limited,
+            Need.SETTINGS: self.settings_source is SettingsSource.KIT,
+        }[need]
 
 
 @dataclass

@@ -6,3 +6,5 @@ launch, without jupyter_client) / ``outputs`` / ``workspace_loader``.
 """
 
 __version__ = "1.0.0"
+
+__all__ = ["__version__"]

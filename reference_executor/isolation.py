@@ -209,7 +209,8 @@ def _processes_of(uid: int) -> dict[int, str]:
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
-        state, ids = "", ()
+        state = ""
+        ids: tuple[int, ...] = ()
         path = f"/proc/{entry.name}/status"
         with contextlib.suppress(OSError), open(path, encoding="utf-8", errors="replace") as file:
             for line in file:

@@ -24,7 +24,8 @@ from typing import Any
 import zmq
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
-from jupyter_client.provisioning import KernelProvisionerFactory, LocalProvisioner
+from jupyter_client.provisioning.factory import KernelProvisionerFactory
+from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
 from . import workspace_loader
 from .config import Timeouts
@@ -47,6 +48,7 @@ __all__ = [
     "Prestarted",
     "RunOutcome",
     "RunResult",
+    "workspace_signature",
 ]
 
 log = logging.getLogger("reference_executor.kernel")
@@ -190,7 +192,7 @@ class KernelSession:
             km.kernel_owner = (folder.user.uid, folder.user.gid)
         prestarted, self._prestarted = self._prestarted, None
         if prestarted is not None:
-            km.load_connection_info(prestarted.connection_info)
+            km.load_connection_info(prestarted.connection_info)  # type: ignore[arg-type]  # a TypedDict in stubs
             km.adopted = prestarted.process
         self._km = km
         try:
@@ -389,7 +391,8 @@ class KernelSession:
             except zmq.Again:
                 return None
         _, frames = channel.session.feed_identities(frames)
-        return channel.session.deserialize(frames)
+        message: dict[str, Any] = channel.session.deserialize(frames)
+        return message
 
     async def _receive_reply(self, channel: Any, parents: Container[str], deadline: float) -> dict[str, Any] | None:
         """The next message on ``channel`` whose parent is one of ``parents``, before ``deadline``, or None."""

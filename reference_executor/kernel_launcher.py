@@ -36,22 +36,26 @@ All of this happens before the kernel answers its first request, so the server n
 set-up round trip.
 """
 
+from __future__ import annotations
+
 import os
 import re
 import sys
+from collections.abc import Callable, Iterable
+from typing import Any
 
 
-def cap_output(shell, streams, limit):
+def cap_output(shell: Any, streams: Iterable[Any], limit: int) -> None:
     """Cap what the streams take per execution at ``limit`` characters; skip empty flushes."""
     import contextlib
 
     if hasattr(shell, "_tee"):
         shell._tee = lambda channel: contextlib.nullcontext()
     used = [0]
-    written = set()
+    written: set[int] = set()
 
-    def capped(stream, write):
-        def write_within_the_cap(text):
+    def capped(stream: Any, write: Callable[[str], int]) -> Callable[[str], int]:
+        def write_within_the_cap(text: str) -> int:
             room = limit - used[0]
             if room <= 0:
                 return len(text)
@@ -60,18 +64,18 @@ def cap_output(shell, streams, limit):
             written.add(id(stream))
             return count
 
-        write_within_the_cap.uncapped = write
+        write_within_the_cap.uncapped = write  # type: ignore[attr-defined]
         return write_within_the_cap
 
-    def flushed_when_written(stream, flush):
-        def flush_if_written():
+    def flushed_when_written(stream: Any, flush: Callable[[], None]) -> Callable[[], None]:
+        def flush_if_written() -> None:
             if id(stream) in written:
                 written.discard(id(stream))
                 flush()
 
         return flush_if_written
 
-    def before_each_execution():
+    def before_each_execution() -> None:
         used[0] = 0
         for stream in streams:
             if not hasattr(stream.write, "uncapped"):
@@ -86,7 +90,7 @@ def cap_output(shell, streams, limit):
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def with_surrogates_replaced(value):
+def with_surrogates_replaced(value: Any) -> Any:
     """``value`` with every lone surrogate in its strings replaced by U+FFFD."""
     if isinstance(value, str):
         return LONE_SURROGATE.sub("\ufffd", value)
@@ -97,10 +101,10 @@ def with_surrogates_replaced(value):
     return value
 
 
-def packing_surrogates_too(pack):
+def packing_surrogates_too(pack: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``pack``, which on a lone surrogate packs the message again with U+FFFD in its place."""
 
-    def pack_anything(message):
+    def pack_anything(message: Any) -> Any:
         try:
             return pack(message)
         except UnicodeEncodeError:
@@ -109,7 +113,7 @@ def packing_surrogates_too(pack):
     return pack_anything
 
 
-def without_the_shell_channel_thread(app, init_sockets):
+def without_the_shell_channel_thread(app: Any, init_sockets: Callable[[], None]) -> Callable[[], None]:
     """``init_sockets``, after which the shell channel is served on the main thread.
 
     ipykernel 7 receives every shell message on a thread of its own, for subshells, and hands
@@ -118,7 +122,7 @@ def without_the_shell_channel_thread(app, init_sockets):
     thread (its own path for kernels without subshells).
     """
 
-    def init_sockets_on_the_main_thread():
+    def init_sockets_on_the_main_thread() -> None:
         init_sockets()
         if getattr(app, "shell_channel_thread", None) is not None:
             app.shell_channel_thread.io_loop.close()  # never started
@@ -127,21 +131,21 @@ def without_the_shell_channel_thread(app, init_sockets):
     return init_sockets_on_the_main_thread
 
 
-def launch():
+def launch() -> None:
     # As ipykernel_launcher: the script's folder leaves sys.path while ipykernel loads
     # (InteractiveShellApp.init_path puts the working directory there for user code). Under
     # PYTHONSAFEPATH, Python did not put it there.
     if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
         del sys.path[0]
     limit = int(sys.argv.pop(1))
-    sys.modules["debugpy"] = None  # ipykernel finds no debugpy and starts no debugger
+    sys.modules["debugpy"] = None  # type: ignore[assignment]  # ipykernel finds no debugpy and starts no debugger
     try:
         import ipykernel.debugger  # noqa: F401  (it decides once, at import)
     finally:
         del sys.modules["debugpy"]
     from ipykernel.kernelapp import IPKernelApp
 
-    app = IPKernelApp.instance()
+    app: Any = IPKernelApp.instance()  # patched below, as ipykernel allows
     app.init_sockets = without_the_shell_channel_thread(app, app.init_sockets)
     app.initialize()
     app.session.pack = packing_surrogates_too(app.session.pack)

@@ -13,6 +13,15 @@ import pytest
 from conformance.client import ExecutorClient
 from conformance.targets import Capabilities, Target, TargetError
 
+__all__ = [
+    "LONGEST_DEFAULT_TO_WAIT",
+    "SLEEPS",
+    "Deadline",
+    "judge_default_timeout",
+    "observed_once",
+    "started_sibling",
+]
+
 T = TypeVar("T")
 
 #: A default EXECUTION_TIMEOUT longer than this is not waited for when a per-request one works.
@@ -37,7 +46,6 @@ def judge_default_timeout(executor: ExecutorClient, default: float) -> None:
         body["status"] == "timeout" and default * 0.9 <= elapsed <= default + executor.timeouts.timeout_slack,
         f'"status": "timeout" after about the default timeout of {default:g} s',
         f"status {body['status']!r} after {elapsed:.1f} s",
-        executor.last,
     )
     if default > LONGEST_DEFAULT_TO_WAIT:
         return
@@ -48,7 +56,6 @@ def judge_default_timeout(executor: ExecutorClient, default: float) -> None:
             body["status"] == status,
             f'"status": "{status}" for code that sleeps {seconds:g} s ({factor}x the default timeout of {default:g} s)',
             f"status {body['status']!r}",
-            executor.last,
         )
 
 

@@ -11,6 +11,7 @@ from concurrent.futures import Future
 
 import pytest
 
+from conformance.catalogue import Need
 from conformance.client import BUSY, ExecutorClient, output_text
 from conformance.targets import Capabilities, Target
 
@@ -20,19 +21,17 @@ LOADING_MARKER = "conformance-loading-marker"
 
 
 @pytest.mark.requirement("CODE-1")
-@pytest.mark.needs("workspace")
+@pytest.mark.needs(Need.WORKSPACE)
 def test_workspace_files_run_in_the_session_namespace(executor: ExecutorClient) -> None:
     """Every .py file of the workspace ran at start-up in the session's global namespace."""
     value = executor.evaluate(
         "[type(globals().get('CONFORMANCE_LOAD_ORDER')).__name__, callable(globals().get('workspace_folder'))]"
     )
-    executor.expect(
-        value == ["list", True], "names defined by the workspace files, in the session", value, executor.last
-    )
+    executor.expect(value == ["list", True], "names defined by the workspace files, in the session", value)
 
 
 @pytest.mark.requirement("CODE-2")
-@pytest.mark.needs("workspace")
+@pytest.mark.needs(Need.WORKSPACE)
 def test_files_run_in_sorted_order_and_import_siblings(executor: ExecutorClient) -> None:
     """Files run in sorted name order, and the folder is on sys.path so that siblings import."""
     order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
@@ -40,14 +39,13 @@ def test_files_run_in_sorted_order_and_import_siblings(executor: ExecutorClient)
         isinstance(order, list) and order[:2] == ["a_first", "b_second"],
         "a_first, then b_second (which imported conformance_helper)",
         order,
-        executor.last,
     )
     value = executor.evaluate("globals().get('CONFORMANCE_HELPER_VALUE')")
-    executor.expect(value == 42, "the value b_second took from its sibling module", value, executor.last)
+    executor.expect(value == 42, "the value b_second took from its sibling module", value)
 
 
 @pytest.mark.requirement("CODE-3")
-@pytest.mark.needs("workspace")
+@pytest.mark.needs(Need.WORKSPACE)
 def test_loading_output_never_appears_in_a_response(executor: ExecutorClient) -> None:
     """What loading prints stays out of execute responses, also right after a restart."""
     exchange = executor.restart()
@@ -63,7 +61,7 @@ def test_loading_output_never_appears_in_a_response(executor: ExecutorClient) ->
 
 
 @pytest.mark.requirement("CODE-4")
-@pytest.mark.needs("workspace")
+@pytest.mark.needs(Need.WORKSPACE)
 def test_failing_file_is_skipped_and_the_rest_load(executor: ExecutorClient) -> None:
     """A file that raises is skipped; the files after it load and the executor is ready."""
     order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
@@ -71,12 +69,11 @@ def test_failing_file_is_skipped_and_the_rest_load(executor: ExecutorClient) -> 
         isinstance(order, list) and "d_after_broken" in order,
         "d_after_broken loaded after the broken file",
         order,
-        executor.last,
     )
 
 
 @pytest.mark.requirement("CODE-5")
-@pytest.mark.needs("workspace")
+@pytest.mark.needs(Need.WORKSPACE)
 @pytest.mark.parametrize("workspace", ["missing", "empty", "elsewhere"])
 def test_workspace_folder_variable_chooses_the_folder(
     executor: ExecutorClient,
@@ -92,7 +89,7 @@ def test_workspace_folder_variable_chooses_the_folder(
     not start (a URL) cannot be started again, and is checked on its own folder only.
     """
     order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
-    executor.expect(isinstance(order, list), "the kit's workspace loaded from WORKSPACE_FOLDER", order, executor.last)
+    executor.expect(isinstance(order, list), "the kit's workspace loaded from WORKSPACE_FOLDER", order)
     sibling = started_sibling(executor, capabilities, sibling_starts, workspace)
     if sibling is None:
         return
@@ -102,9 +99,9 @@ def test_workspace_folder_variable_chooses_the_folder(
             loaded = other.evaluate("'CONFORMANCE_LOAD_ORDER' in globals()")
             if workspace == "elsewhere":
                 folder = sibling.capabilities.settings.workspace_folder
-                other.expect(loaded is True, f"the kit's workspace loaded from {folder}", loaded, other.last)
+                other.expect(loaded is True, f"the kit's workspace loaded from {folder}", loaded)
             else:
-                other.expect(loaded is False, f"nothing loaded from a {workspace} folder", loaded, other.last)
+                other.expect(loaded is False, f"nothing loaded from a {workspace} folder", loaded)
         finally:
             other.close()
     finally:

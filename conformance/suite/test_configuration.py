@@ -12,6 +12,8 @@ from concurrent.futures import Future
 
 import pytest
 
+from conformance.catalogue import Need
+from conformance.certification import not_run
 from conformance.client import ExecutorClient
 from conformance.settings import CONTRACT_DEFAULTS
 from conformance.targets import Capabilities, Target
@@ -20,7 +22,7 @@ from .conftest import judge_default_timeout, started_sibling
 
 
 @pytest.mark.requirement("CONFIG-1")
-@pytest.mark.needs("settings")
+@pytest.mark.needs(Need.SETTINGS)
 def test_the_executor_listens_on_the_port_named_by_port(executor: ExecutorClient, capabilities: Capabilities) -> None:
     """The executor answers on the port PORT names (the kit chose one that is not the default).
 
@@ -32,12 +34,13 @@ def test_the_executor_listens_on_the_port_named_by_port(executor: ExecutorClient
         capabilities.answered_on == port,
         f"/health answered on PORT = {port}",
         f"nothing answered on {port}; the executor answered on {capabilities.answered_on} (the default) instead",
+        None,
     )
 
 
 @pytest.mark.requirement("CONFIG-2")
-@pytest.mark.needs("settings")
-@pytest.mark.needs("workspace")
+@pytest.mark.needs(Need.SETTINGS)
+@pytest.mark.needs(Need.WORKSPACE)
 @pytest.mark.parametrize("workspace", ["defaults"])
 def test_unset_settings_take_the_contracts_defaults(
     executor: ExecutorClient,
@@ -49,7 +52,7 @@ def test_unset_settings_take_the_contracts_defaults(
     defaults = CONTRACT_DEFAULTS
     sibling = started_sibling(executor, capabilities, sibling_starts, workspace)
     if sibling is None:
-        pytest.skip("a local command is always given PORT: the contract's default may be taken on a shared host")
+        not_run("a local command is always given PORT: the contract's default may be taken on a shared host")
     try:
         other = ExecutorClient(
             sibling.base_url,
@@ -62,9 +65,10 @@ def test_unset_settings_take_the_contracts_defaults(
                 sibling.capabilities.answered_on == defaults.port,
                 f"/health answered on the default port {defaults.port}",
                 f"answered on {sibling.capabilities.answered_on}",
+                None,
             )
             loaded = other.evaluate("'CONFORMANCE_LOAD_ORDER' in globals()")
-            other.expect(loaded is True, f"the workspace at {defaults.workspace_folder} loaded", loaded, other.last)
+            other.expect(loaded is True, f"the workspace at {defaults.workspace_folder} loaded", loaded)
             judge_default_timeout(other, defaults.execution_timeout)
         finally:
             other.close()

@@ -5,9 +5,13 @@ Destructive: they run on targets the kit started, and on a URL only with --allow
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from conformance.catalogue import Need
 from conformance.client import ExecutorClient
+from conformance.targets import Capabilities
 
 CRASHES = {
     "os._exit": "import os\nos._exit(1)",
@@ -18,7 +22,7 @@ CRASH_CALL_TIMEOUT = 60
 MEMORY_BOMB = "blocks = []\nwhile True:\n    blocks.append(bytearray(64 * 1024 * 1024))"
 
 
-def _crash(executor: ExecutorClient, code: str) -> dict:
+def _crash(executor: ExecutorClient, code: str) -> dict[str, Any]:
     exchange = executor.execute_when_free(code, timeout=CRASH_CALL_TIMEOUT)  # far past the bound: no waiting for it
     elapsed = exchange.elapsed  # of the call that was accepted
     body = executor.expect_execute_response(exchange, requirement="CRASH-1")
@@ -34,7 +38,7 @@ def _crash(executor: ExecutorClient, code: str) -> dict:
 
 
 @pytest.mark.requirement("CRASH-1")
-@pytest.mark.needs("destructive")
+@pytest.mark.needs(Need.DESTRUCTIVE)
 @pytest.mark.parametrize("how", list(CRASHES))
 def test_dying_environment_answers_crashed_promptly(executor: ExecutorClient, how: str) -> None:
     """If the session dies during a call, the call answers `crashed`, `restarted: true` within 10 s."""
@@ -43,21 +47,21 @@ def test_dying_environment_answers_crashed_promptly(executor: ExecutorClient, ho
 
 
 @pytest.mark.requirement("CRASH-2")
-@pytest.mark.needs("destructive")
-def test_executor_recovers_by_itself(executor: ExecutorClient, capabilities) -> None:
+@pytest.mark.needs(Need.DESTRUCTIVE)
+def test_executor_recovers_by_itself(executor: ExecutorClient, capabilities: Capabilities) -> None:
     """After a crash the executor becomes ready again, with mounted code, and runs code."""
     _crash(executor, CRASHES["os._exit"])
     executor.wait_ready()
     body = executor.run("'alive again'")
-    executor.expect_status(body, "ok", executor.last)
+    executor.expect_status(body, "ok")
     if capabilities.workspace_mounted:
         order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
-        executor.expect(bool(order), "the mounted code loaded again after the crash", order, executor.last)
+        executor.expect(bool(order), "the mounted code loaded again after the crash", order)
 
 
 @pytest.mark.requirement("CRASH-3")
-@pytest.mark.needs("destructive")
-@pytest.mark.needs("memory_limit")
+@pytest.mark.needs(Need.DESTRUCTIVE)
+@pytest.mark.needs(Need.MEMORY_LIMIT)
 def test_memory_exhaustion_does_not_take_down_the_server(executor: ExecutorClient) -> None:
     """User code that exhausts memory leaves the HTTP server serving; the session recovers."""
     exchange = executor.execute_when_free(MEMORY_BOMB, timeout=60)
@@ -70,4 +74,4 @@ def test_memory_exhaustion_does_not_take_down_the_server(executor: ExecutorClien
     executor.expect(
         exchange.status == 200, "HTTP 200 for code that raised", exchange.response_line, exchange, "ERROR-1"
     )
-    executor.expect_status(executor.run("'still serving'"), "ok", executor.last)
+    executor.expect_status(executor.run("'still serving'"), "ok")

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from conformance.client import ExecutorClient
 
 
-def _error_item(executor: ExecutorClient, body: dict, ename: str) -> dict:
-    executor.expect_status(body, "error", executor.last)
+def _error_item(executor: ExecutorClient, body: dict[str, Any], ename: str) -> dict[str, Any]:
+    executor.expect_status(body, "error")
     errors = [item for item in body["outputs"] if item.get("type") == "error"]
-    executor.expect(len(errors) >= 1, "an `error` output item", body["outputs"], executor.last)
-    item = errors[0]
+    executor.expect(len(errors) >= 1, "an `error` output item", body["outputs"])
+    item: dict[str, Any] = errors[0]
     executor.expect(
         item.get("ename") == ename
         and isinstance(item.get("evalue"), str)
@@ -19,7 +21,6 @@ def _error_item(executor: ExecutorClient, body: dict, ename: str) -> dict:
         and all(isinstance(line, str) for line in item["traceback"]),
         f"an error item with ename {ename!r}, a string evalue and a list of strings as traceback",
         item,
-        executor.last,
     )
     return item
 
@@ -29,14 +30,14 @@ def test_exception_is_reported_as_an_error_item(executor: ExecutorClient) -> Non
     """An exception gives HTTP 200, `status: error` and an error item; never a 5xx."""
     body = executor.run("def failing():\n    raise ValueError('boom 17')\nfailing()")
     item = _error_item(executor, body, "ValueError")
-    executor.expect("boom 17" in item["evalue"], "evalue 'boom 17'", item["evalue"], executor.last)
+    executor.expect("boom 17" in item["evalue"], "evalue 'boom 17'", item["evalue"])
 
 
 @pytest.mark.requirement("ERROR-2")
 def test_syntax_error_is_reported_the_same_way_and_state_survives(executor: ExecutorClient) -> None:
     """A SyntaxError is an error item too, and state defined before any error survives."""
-    executor.expect_status(executor.run("survivor = 'still here'"), "ok", executor.last)
+    executor.expect_status(executor.run("survivor = 'still here'"), "ok")
     _error_item(executor, executor.run("x = = 1"), "SyntaxError")  # plainly a SyntaxError in every version
     _error_item(executor, executor.run("1 / 0"), "ZeroDivisionError")
     value = executor.evaluate("survivor")
-    executor.expect(value == "still here", "'still here' after the errors", value, executor.last)
+    executor.expect(value == "still here", "'still here' after the errors", value)

@@ -40,7 +40,7 @@ def test_execute_response_matches_the_schema(executor: ExecutorClient, sample: s
     """Whenever code was run, the answer is 200 with the documented fields and a known status."""
     body = executor.run(SAMPLES[sample])
     errors = schema_errors("ExecuteResponse", body)
-    executor.expect(not errors, "a body matching the ExecuteResponse schema", "; ".join(errors), executor.last)
+    executor.expect(not errors, "a body matching the ExecuteResponse schema", "; ".join(errors))
 
 
 @pytest.mark.requirement("EXEC-2")
@@ -50,47 +50,42 @@ def test_stdout_and_stderr_come_back_as_named_streams(executor: ExecutorClient) 
         "import sys\nprint('to stdout')\nprint('to stderr', file=sys.stderr)\n"
         "sys.stdout.write('no newline')\nsys.stdout.flush()"
     )
-    executor.expect_status(body, "ok", executor.last)
+    executor.expect_status(body, "ok")
     stdout = output_text(body, type_="stream", name="stdout")
     stderr = output_text(body, type_="stream", name="stderr")
-    executor.expect(
-        stdout == "to stdout\nno newline", "stdout text 'to stdout\\nno newline'", repr(stdout), executor.last
-    )
-    executor.expect(stderr == "to stderr\n", "stderr text 'to stderr\\n'", repr(stderr), executor.last)
+    executor.expect(stdout == "to stdout\nno newline", "stdout text 'to stdout\\nno newline'", repr(stdout))
+    executor.expect(stderr == "to stderr\n", "stderr text 'to stderr\\n'", repr(stderr))
 
 
 @pytest.mark.requirement("EXEC-3")
 def test_trailing_expression_comes_back_as_execute_result(executor: ExecutorClient) -> None:
     """The value of a trailing expression is an `execute_result` with text/plain."""
     body = executor.run("1+1")
-    executor.expect_status(body, "ok", executor.last)
+    executor.expect_status(body, "ok")
     results = [item for item in body["outputs"] if item.get("type") == "execute_result"]
-    executor.expect(len(results) == 1, "one execute_result item", body["outputs"], executor.last)
+    executor.expect(len(results) == 1, "one execute_result item", body["outputs"])
     data = results[0].get("data")
-    executor.expect(
-        isinstance(data, dict) and data.get("text/plain") == "2", 'data {"text/plain": "2"}', data, executor.last
-    )
+    executor.expect(isinstance(data, dict) and data.get("text/plain") == "2", 'data {"text/plain": "2"}', data)
 
 
 @pytest.mark.requirement("EXEC-4")
 def test_rich_display_comes_back_as_display_data(executor: ExecutorClient) -> None:
     """IPython.display output is `display_data` with its MIME bundle; images as base64 PNG."""
     body = executor.run(PNG_CODE)
-    executor.expect_status(body, "ok", executor.last)
+    executor.expect_status(body, "ok")
     bundles = [item.get("data") or {} for item in body["outputs"] if item.get("type") == "display_data"]
     executor.expect(
         any("<i>rich</i>" in str(b.get("text/html", "")) for b in bundles),
         "a display_data item with text/html '<i>rich</i>'",
         body["outputs"],
-        executor.last,
     )
     pngs = [b["image/png"] for b in bundles if isinstance(b.get("image/png"), str)]
-    executor.expect(bool(pngs), "a display_data item with image/png", body["outputs"], executor.last)
+    executor.expect(bool(pngs), "a display_data item with image/png", body["outputs"])
     try:
         decoded = base64.b64decode(pngs[0], validate=False)
     except ValueError:
         decoded = b""
-    executor.expect(decoded.startswith(b"\x89PNG"), "image/png as base64 of a PNG", pngs[0][:80], executor.last)
+    executor.expect(decoded.startswith(b"\x89PNG"), "image/png as base64 of a PNG", pngs[0][:80])
 
 
 @pytest.mark.requirement("EXEC-5")
@@ -104,23 +99,19 @@ def test_every_output_item_has_type_and_text(executor: ExecutorClient) -> None:
                 isinstance(item, dict) and isinstance(item.get("type"), str) and isinstance(item.get("text"), str),
                 "an item with string `type` and `text`",
                 item,
-                executor.last,
             )
             if item["type"] in ("execute_result", "display_data") and isinstance(item.get("data"), dict):
                 plain = item["data"].get("text/plain", "")
-                executor.expect(item["text"] == plain, f"text equal to text/plain {plain!r}", item, executor.last)
+                executor.expect(item["text"] == plain, f"text equal to text/plain {plain!r}", item)
             if item["type"] == "error":
                 executor.expect(
                     item["text"].strip() != "" and "\x1b[" not in item["text"],
                     "error text holding the traceback without ANSI colour codes",
                     repr(item["text"][:300]),
-                    executor.last,
                 )
     body = executor.run(SAMPLES["exception"], requirement="ERROR-1")
     text = output_text(body, type_="error")
-    executor.expect(
-        "sample error" in text, "the raised error's message in the error item's text", repr(text[:300]), executor.last
-    )
+    executor.expect("sample error" in text, "the raised error's message in the error item's text", repr(text[:300]))
 
 
 @pytest.mark.requirement("EXEC-6")
@@ -131,10 +122,9 @@ def test_special_characters_round_trip_unchanged(executor: ExecutorClient) -> No
         executor.last is not None and executor.last.json is not None,
         "valid JSON",
         executor.last.body_text if executor.last else "",
-        executor.last,
     )
     stdout = output_text(body, type_="stream", name="stdout")
-    executor.expect(stdout == SPECIAL_TEXT + "\n", repr(SPECIAL_TEXT + "\n"), repr(stdout), executor.last)
+    executor.expect(stdout == SPECIAL_TEXT + "\n", repr(SPECIAL_TEXT + "\n"), repr(stdout))
 
 
 @pytest.mark.requirement("EXEC-7")
@@ -144,9 +134,7 @@ def test_special_characters_round_trip_unchanged(executor: ExecutorClient) -> No
 def test_empty_or_comment_only_code_is_ok_with_no_outputs(executor: ExecutorClient, code: str) -> None:
     """Empty or comment-only code gives `ok` and no outputs."""
     body = executor.run(code)
-    executor.expect(
-        body["status"] == "ok" and body["outputs"] == [], '"status": "ok", "outputs": []', body, executor.last
-    )
+    executor.expect(body["status"] == "ok" and body["outputs"] == [], '"status": "ok", "outputs": []', body)
 
 
 #: Code whose output is not valid Unicode: (name, code, the text expected back, the item's type).
@@ -169,5 +157,4 @@ def test_output_that_is_not_unicode_comes_back_with_replacement_characters(execu
         text == expected or (kind == "error" and expected in text),
         f"{expected!r} in the {kind} output (U+FFFD for the lone surrogate)",
         f"{text!r}; all outputs: {body['outputs']!r}",
-        executor.last,
     )

@@ -13,23 +13,26 @@ import hashlib
 import json
 import os
 import time
+from typing import Any
 
 import pytest
 
+from conformance.catalogue import Need
+from conformance.certification import not_applicable, not_run
 from conformance.client import ExecutorClient, output_text
 from conformance.settings import SESSION_ENV_PROBE
 from conformance.suite import isolation_code as attack
-from conformance.targets import Capabilities, Target
+from conformance.targets import Capabilities, ProcessTarget, Target
 
 
 def _token(request: pytest.FixtureRequest) -> str:
     return hashlib.sha256(f"{request.node.nodeid}:{os.getpid()}".encode()).hexdigest()[:12]
 
 
-def _printed(executor: ExecutorClient, code: str, expected: str) -> object:
+def _printed(executor: ExecutorClient, code: str, expected: str) -> Any:
     """The JSON value ``code`` prints on its last line (its status must be ok)."""
     body = executor.run(code)
-    executor.expect_status(body, "ok", executor.last)
+    executor.expect_status(body, "ok")
     lines = output_text(body, type_="stream", name="stdout").strip().splitlines()
     try:
         return json.loads(lines[-1])
@@ -55,7 +58,7 @@ def _new_session(executor: ExecutorClient) -> float:
 def _remove_left_over(target: Target, processes: list[list[object]], paths: list[str]) -> None:
     """Clean up after an executor that failed: by PID (start time checked) and by path, where the
     kit shares the executor's machine (a local process); elsewhere each lives at most LIFE s."""
-    if target.kind != "process":
+    if not isinstance(target, ProcessTarget):
         return
     for pid, start, _ in processes:
         with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{pid}/stat", encoding="utf-8") as file:
@@ -75,7 +78,7 @@ def test_no_process_of_a_session_survives_restart(
     seen = _printed(executor, attack.start_heartbeat(capabilities.signal_scope), "the heartbeat's PID")
     if not isinstance(seen, dict):
         raise executor.fail("the heartbeat's PID and the reachable processes", repr(seen), executor.last)
-    before: list[list[object]] = [seen["heartbeat"], *seen["reachable"]]
+    before: list[list[Any]] = [seen["heartbeat"], *seen["reachable"]]
     _new_session(executor)
     deadline = time.monotonic() + executor.timeouts.process_exit
     while True:  # a killed process may take a moment to exit
@@ -88,8 +91,7 @@ def test_no_process_of_a_session_survives_restart(
         alive == [],
         "no process of the earlier session still running (a detached heartbeat, "
         f"and the {len(before) - 1} other processes user code could signal)",
-        "still running: " + "; ".join(f"PID {pid} ({command})" for pid, _, command in alive),  # type: ignore[union-attr]
-        executor.last,
+        "still running: " + "; ".join(f"PID {pid} ({command})" for pid, _, command in alive),
     )
 
 
@@ -104,14 +106,15 @@ def test_files_written_by_a_session_are_gone_after_restart(
     _new_session(executor)
     written = _printed(executor, attack.file_marks(_token(request), list(persistent_folders)), "the files written")
     if not written:
-        pytest.skip("user code could write no file outside the workspace and the persistent folders")
+        not_applicable("user code could write no file outside the workspace and the persistent folders")
     _new_session(executor)
-    left = _printed(executor, attack.files_left(written), "the files still there")  # type: ignore[arg-type]
-    _remove_left_over(executor_target, [], left)  # type: ignore[arg-type]
+    left = _printed(executor, attack.files_left(written), "the files still there")
+    _remove_left_over(executor_target, [], left)
     executor.expect(
         left == [],
         f"none of the {len(written)} files written before the restart",
-        f"still there: {left}",  # type: ignore[arg-type]
+        f"still there: {left}",
+        None,
     )
 
 
@@ -125,13 +128,12 @@ def test_code_planted_by_a_session_does_not_run_in_the_next(
     planted = _printed(executor, attack.plant(token), "the files planted")
     _new_session(executor)
     ran = _printed(executor, attack.check_planted(token), "whether the planted code ran")
-    left = _printed(executor, attack.files_left(planted), "the planted files still there")  # type: ignore[arg-type]
-    _remove_left_over(executor_target, [], left)  # type: ignore[arg-type]
+    left = _printed(executor, attack.files_left(planted), "the planted files still there")
+    _remove_left_over(executor_target, [], left)
     executor.expect(
         ran == {"session": False, "new_interpreter": False},
         "the planted code ran neither in the new session nor in an interpreter it starts",
         f"{ran} (planted: {planted}; still there: {left})",
-        executor.last,
     )
 
 
@@ -142,7 +144,7 @@ def test_background_output_of_a_session_never_reaches_the_next(
     """A thread and a detached process that keep printing: nothing of theirs after /restart."""
     _new_session(executor)
     token = _token(request)
-    executor.expect_status(executor.run(attack.background_talkers(token)), "ok", executor.last)
+    executor.expect_status(executor.run(attack.background_talkers(token)), "ok")
     _new_session(executor)
     for _ in range(3):  # three calls that each leave room for a stray line
         body = executor.run("import time\ntime.sleep(0.3)\nprint('after the restart')")
@@ -151,22 +153,21 @@ def test_background_output_of_a_session_never_reaches_the_next(
             f"conformance-leak-{token}" not in text and body["status"] == "ok",
             "status ok and only this call's own output: after the restart\\n",
             f"status {body['status']!r}, restarted {body['restarted']!r}: {text[:500]!r}",
-            executor.last,
         )
 
 
 @pytest.mark.requirement("ISO-6")
-@pytest.mark.needs("settings")
+@pytest.mark.needs(Need.SETTINGS)
 def test_only_the_variables_named_in_session_env_reach_user_code(executor: ExecutorClient) -> None:
     """With SESSION_ENV naming one variable, user code sees that one and not the server's others."""
     names = [name for name in SESSION_ENV_PROBE if name != "SESSION_ENV"]
     seen = _printed(executor, attack.session_environment(names), "the environment's values")
     expected = {"CONFORMANCE_PASSED_ON": SESSION_ENV_PROBE["CONFORMANCE_PASSED_ON"], "CONFORMANCE_SERVER_ONLY": None}
-    executor.expect(seen == expected, json.dumps(expected), json.dumps(seen), executor.last)
+    executor.expect(seen == expected, json.dumps(expected), json.dumps(seen))
 
 
 @pytest.mark.requirement("ISO-5")
-@pytest.mark.needs("destructive")
+@pytest.mark.needs(Need.DESTRUCTIVE)
 @pytest.mark.parametrize("signal_name", ["SIGSTOP", "SIGKILL"])
 def test_signals_to_every_process_leave_the_next_session_sound(
     executor: ExecutorClient, capabilities: Capabilities, signal_name: str
@@ -186,7 +187,7 @@ def test_signals_to_every_process_leave_the_next_session_sound(
     if not isinstance(outcome, dict):
         raise executor.fail("the processes signalled", repr(outcome), executor.last)
     if outcome["refused"]:
-        pytest.skip(f"not run: {outcome['refused']}; certify the executor by --image or --command to run it")
+        not_run(f"{outcome['refused']}; certify the executor by --image or --command to run it")
     health = executor.health(timeout=executor.timeouts.health)
     executor.expect(health.status == 200, "/health answering after the signals", health.response_line, health)
     bound = max(executor.timeouts.restart_after_attack, 3 * usual)
@@ -200,7 +201,6 @@ def test_signals_to_every_process_leave_the_next_session_sound(
         f"the restart done within {bound:.1f} s (three times the usual {usual:.1f} s, or at least "
         f"{executor.timeouts.restart_after_attack:.0f} s)",
         f"{took:.1f} s",
-        executor.last,
     )
     exchange = executor.execute_when_free("print('the next session')")
     body = executor.expect_execute_response(exchange)

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from conformance.catalogue import Need
+from conformance.certification import not_applicable
 from conformance.client import ExecutorClient
 from conformance.targets import ReadyObservation, Target
 
@@ -72,7 +74,7 @@ def test_not_ready_answers_say_false_and_why(
     """While not ready, `ready` is false and `reason` is a non-empty string."""
     seen = _not_ready_answers(request, executor, executor_target)
     if not seen:
-        pytest.skip("the executor was never seen not ready (at start-up or during a restart)")
+        not_applicable("the executor was never seen not ready (at start-up or during a restart)")
     for observation in seen:
         body = observation.body
         executor.expect(
@@ -82,6 +84,7 @@ def test_not_ready_answers_say_false_and_why(
             and body["reason"].strip() != "",
             'a not-ready answer {"ready": false, "reason": "<why>"}',
             f"HTTP {observation.status} {body!r}",
+            None,
         )
 
 
@@ -92,15 +95,18 @@ def test_not_ready_answers_use_503(
     """Not-ready answers use HTTP 503, so that readiness probes work."""
     seen = [o for o in _not_ready_answers(request, executor, executor_target) if o.status is not None]
     if not seen:
-        pytest.skip("the executor was never seen not ready (at start-up or during a restart)")
+        not_applicable("the executor was never seen not ready (at start-up or during a restart)")
     for observation in seen:
         executor.expect(
-            observation.status == 503, "HTTP 503 while not ready", f"HTTP {observation.status} {observation.body!r}"
+            observation.status == 503,
+            "HTTP 503 while not ready",
+            f"HTTP {observation.status} {observation.body!r}",
+            None,
         )
 
 
 @pytest.mark.requirement("READY-4")
-@pytest.mark.needs("workspace")
+@pytest.mark.needs(Need.WORKSPACE)
 def test_ready_only_after_mounted_code_is_loaded(executor: ExecutorClient) -> None:
     """The executor says ready only once the mounted code has been loaded (after a restart too)."""
     exchange = executor.restart()

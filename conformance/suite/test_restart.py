@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from conformance.catalogue import Need
+from conformance.certification import not_applicable
 from conformance.client import BUSY, ExecutorClient
 from conformance.violations import Exchange
 
@@ -31,7 +33,7 @@ def test_restart_answers_ok_or_restarting(executor: ExecutorClient) -> None:
 @pytest.mark.requirement("RESTART-2")
 def test_restart_clears_user_state(executor: ExecutorClient) -> None:
     """Once a restart has completed, earlier user state is gone."""
-    executor.expect_status(executor.run("state_before_restart = 1"), "ok", executor.last)
+    executor.expect_status(executor.run("state_before_restart = 1"), "ok")
     _restart(executor)
     executor.wait_ready()
     body = executor.run("state_before_restart", requirement="ERROR-1")
@@ -39,15 +41,14 @@ def test_restart_clears_user_state(executor: ExecutorClient) -> None:
         body["status"] == "error" and any(item.get("ename") == "NameError" for item in body["outputs"]),
         "NameError: the variable is gone",
         f"status {body['status']!r}: {body['outputs']!r}",
-        executor.last,
     )
 
 
 @pytest.mark.requirement("RESTART-3")
-@pytest.mark.needs("workspace")
+@pytest.mark.needs(Need.WORKSPACE)
 def test_restart_loads_mounted_code_again(executor: ExecutorClient) -> None:
     """After a restart, the mounted code is loaded again."""
-    executor.expect_status(executor.run("CONFORMANCE_LOAD_ORDER = 'overwritten'"), "ok", executor.last)
+    executor.expect_status(executor.run("CONFORMANCE_LOAD_ORDER = 'overwritten'"), "ok")
     _restart(executor)
     executor.wait_ready()
     order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
@@ -55,14 +56,13 @@ def test_restart_loads_mounted_code_again(executor: ExecutorClient) -> None:
         isinstance(order, list) and "a_first" in order,
         "CONFORMANCE_LOAD_ORDER as the workspace defines it",
         order,
-        executor.last,
     )
 
 
 @pytest.mark.requirement("RESTART-4")
 def test_no_execute_after_restart_sees_the_old_state(executor: ExecutorClient) -> None:
     """An execute sent right after /restart answered waits for the new session, or gets 503."""
-    executor.expect_status(executor.run("old_session_marker = 'old'"), "ok", executor.last)
+    executor.expect_status(executor.run("old_session_marker = 'old'"), "ok")
     _restart(executor)
     exchange = executor.execute("old_session_marker")  # no wait for /ready
     if exchange.status in BUSY:  # "not now" is allowed: then the new session must answer
@@ -85,7 +85,7 @@ def test_restart_status_answers_a_boolean(executor: ExecutorClient, features_dec
     """GET /restart-status answers {"restarting": bool}."""
     exchange = executor.request("GET", "/restart-status")
     if exchange.status == 404 and not features_declared:
-        pytest.skip("the executor does not serve the optional GET /restart-status")
+        not_applicable("the executor does not serve the optional GET /restart-status")
     body = exchange.json
     executor.expect(
         exchange.status == 200 and isinstance(body, dict) and isinstance(body.get("restarting"), bool),

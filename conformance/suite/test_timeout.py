@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from .conftest import LONGEST_DEFAULT_TO_WAIT, SLEEPS, Deadline, judge_default_t
 IGNORES_SIGINT = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.05)"
 
 
-def _timed_out(executor: ExecutorClient, code: str, deadline: Deadline) -> tuple[dict, float]:
+def _timed_out(executor: ExecutorClient, code: str, deadline: Deadline) -> tuple[dict[str, Any], float]:
     """Run code that outlives its timeout; it must end as `timeout` within timeout + 5 s."""
     started = time.monotonic()
     body = executor.run(code, deadline.send)
@@ -26,7 +27,6 @@ def _timed_out(executor: ExecutorClient, code: str, deadline: Deadline) -> tuple
         body["status"] == "timeout" and elapsed <= bound,
         f'"status": "timeout" within {bound:.1f} s',
         f"status {body['status']!r} after {elapsed:.1f} s",
-        executor.last,
         requirement="TIMEOUT-1",  # whichever test ran into it, a late or missing timeout is TIMEOUT-1's
     )
     return body, elapsed
@@ -41,7 +41,7 @@ class AfterATimeout:
     its deadline, the next execute is sent at once, and the variable is read back.
     """
 
-    timed_out: dict
+    timed_out: dict[str, Any]
     timed_out_exchange: Exchange | None
     next_call: Exchange
     next_call_elapsed: float
@@ -58,7 +58,7 @@ def _after_a_timeout(request: pytest.FixtureRequest, executor: ExecutorClient, d
 
 def _observe_a_timeout(executor: ExecutorClient, deadline: Deadline) -> AfterATimeout:
     defined = executor.run("kept_through_timeout = 'kept'", requirement="TIMEOUT-4")
-    executor.expect_status(defined, "ok", executor.last, requirement="TIMEOUT-4")
+    executor.expect_status(defined, "ok", requirement="TIMEOUT-4")
     body, _ = _timed_out(executor, f"print({BEFORE_THE_DEADLINE!r}, flush=True)\n{SLEEPS}", deadline)
     timed_out_exchange = executor.last
     started = time.monotonic()
@@ -122,20 +122,20 @@ def test_state_survives_a_timeout_of_interruptible_code(
 
 @pytest.mark.requirement("TIMEOUT-5")
 def test_code_ignoring_interrupts_is_ended_by_a_restart(
-    executor: ExecutorClient, deadline: Deadline, capabilities
+    executor: ExecutorClient, deadline: Deadline, capabilities: Capabilities
 ) -> None:
     """Code that ignores SIGINT is still ended: the session restarts (`restarted: true`) and stays usable."""
     body, _ = _timed_out(executor, IGNORES_SIGINT, deadline)
-    executor.expect(body["restarted"] is True, '"restarted": true', {"restarted": body["restarted"]}, executor.last)
+    executor.expect(body["restarted"] is True, '"restarted": true', {"restarted": body["restarted"]})
     executor.wait_ready()
-    executor.expect_status(executor.run("1"), "ok", executor.last)
+    executor.expect_status(executor.run("1"), "ok")
     if capabilities.workspace_mounted:
         order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
-        executor.expect(bool(order), "the mounted code loaded again after the restart", order, executor.last)
+        executor.expect(bool(order), "the mounted code loaded again after the restart", order)
 
 
 @pytest.mark.requirement("TIMEOUT-6")
-def test_per_request_timeout_is_honoured(executor: ExecutorClient, capabilities) -> None:
+def test_per_request_timeout_is_honoured(executor: ExecutorClient, capabilities: Capabilities) -> None:
     """A per-request `timeout` overrides the default, both shorter and longer."""
     default = capabilities.execution_timeout
     started = time.monotonic()
@@ -145,11 +145,10 @@ def test_per_request_timeout_is_honoured(executor: ExecutorClient, capabilities)
         body["status"] == "timeout" and elapsed < min(default, 0.5 + executor.timeouts.timeout_slack),
         f'"status": "timeout" sooner than the default {default:.1f} s',
         f"status {body['status']!r} after {elapsed:.1f} s",
-        executor.last,
     )
     if default <= LONGEST_DEFAULT_TO_WAIT:
         body = executor.run(f"import time\ntime.sleep({default + 1.0})\n'finished'", default + 4.0)
-        executor.expect_status(body, "ok", executor.last)
+        executor.expect_status(body, "ok")
 
 
 @pytest.mark.requirement("TIMEOUT-7")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 
 import pytest
 from hypothesis.errors import FlakyFailure
 
 from conformance import catalogue
-from conformance.certification import violation_in
+from conformance.certification import not_applicable, not_run, skip_kind_of, violation_in
 from conformance.render import to_json, to_junit, to_markdown, to_terminal
 from conformance.results import Outcome, SkipKind, TestRecord, Verdict, build_report, exit_code
 from conformance.violations import Violation
@@ -120,3 +121,24 @@ def test_a_violation_that_hypothesis_could_not_replay_still_names_its_requiremen
     assert violation_in(ExceptionGroup("mixed", [schema_1, _violation("SCHEMA-2")])) is None  # both failed
     assert violation_in(ExceptionGroup("other", [schema_1, ValueError("not a violation")])) is None
     assert violation_in(ValueError("not a violation")) is None
+
+
+def _skip_kind_of(error: Callable[[], None]) -> SkipKind:
+    return skip_kind_of(pytest.CallInfo.from_call(error, "call"))
+
+
+def test_a_skip_inside_a_test_is_not_run_unless_it_says_not_applicable() -> None:
+    assert _skip_kind_of(lambda: not_applicable("an allowed choice")) is SkipKind.NOT_APPLICABLE
+    assert _skip_kind_of(lambda: not_run("the kit could not check it")) is SkipKind.CAPABILITY
+    assert _skip_kind_of(lambda: pytest.skip("no kind said")) is SkipKind.CAPABILITY  # never folded into a pass
+
+
+def test_a_must_taken_on_trust_is_skipped_and_keeps_the_verdict() -> None:
+    report = _report(TestRecord("t::x", ["CONFIG-1"], "skipped", skip_kind=SkipKind.TRUSTED, reason="a URL"))
+    assert {r.id: r.outcome for r in report.requirements}["CONFIG-1"] is Outcome.SKIPPED
+    assert report.verdict is Verdict.CONFORMANT
+
+
+def test_every_requirement_is_in_a_known_area_and_every_need_says_what_is_missing() -> None:
+    assert {r.area for r in catalogue.REQUIREMENTS.values()} <= set(catalogue.Area)
+    assert all(need.missing for need in catalogue.Need)
