@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
-from .config import Settings
+from .config import DRAIN_LIMIT_BYTES, Settings
 from .service import ClientGoneError, ExecutionService, NotReadyError
 
 __all__ = ["create_app"]
@@ -50,14 +50,10 @@ class ExecuteRequest(BaseModel):
         return code
 
 
-#: Oversized bodies up to this many bytes are read and dropped before the 413 (see _json_body).
-_DRAIN_LIMIT = 64 * 1024 * 1024
-
-
 async def _json_body(request: Request, max_bytes: int) -> Any:
     """The request body parsed as JSON, whatever its Content-Type; 413 past ``max_bytes``.
 
-    An oversized body is still read (and dropped) up to ``_DRAIN_LIMIT`` before the 413 goes
+    An oversized body is still read (and dropped) up to ``DRAIN_LIMIT_BYTES`` before the 413 goes
     out: closing on unread data sends a TCP reset that can destroy the answer (RFC 9112, 9.6).
     """
     refusal = HTTPException(413, f"request body larger than MAX_REQUEST_BYTES ({max_bytes} bytes)")
@@ -65,12 +61,12 @@ async def _json_body(request: Request, max_bytes: int) -> Any:
     size = 0
     declared = request.headers.get("content-length", "")
     too_large = declared.isdigit() and int(declared) > max_bytes
-    if too_large and int(declared) > _DRAIN_LIMIT:
+    if too_large and int(declared) > DRAIN_LIMIT_BYTES:
         raise refusal
     async for chunk in request.stream():
         size += len(chunk)
         too_large = too_large or size > max_bytes
-        if too_large and size > _DRAIN_LIMIT:
+        if too_large and size > DRAIN_LIMIT_BYTES:
             break
         if not too_large:
             chunks.append(chunk)

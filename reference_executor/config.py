@@ -1,6 +1,7 @@
 """Settings of the reference executor, read once from the environment.
 
-Every bound the executor waits on lives here, documented, so that no module hides a number.
+Every bound of the executor lives here, documented, so that no module hides a number: the waits
+in ``Timeouts``, the sizes below, the settings' defaults once, in ``Settings``.
 This module must never import FastAPI or jupyter_client.
 """
 
@@ -12,7 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "Settings", "Timeouts"]
+__all__ = ["DRAIN_LIMIT_BYTES", "SWEEP_MAX_DEPTH", "ConfigError", "Settings", "Timeouts"]
+
+#: A body over MAX_REQUEST_BYTES is read (and dropped) up to this many bytes before the 413 goes
+#: out: closing on unread data would send a TCP reset that can destroy the 413 (RFC 9112, 9.6).
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+#: How deep the sweep between sessions descends into folders the retired user could enter.
+SWEEP_MAX_DEPTH = 32
 
 
 class ConfigError(ValueError):
@@ -40,6 +47,14 @@ class Timeouts:
     #: How long a client has to send a whole request, from its connection or its request's first
     #: byte (REQUEST_READ_TIMEOUT; contract INPUT-6); past it the connection is closed.
     request_read: float = 5.0
+    #: After a kernel failed to start, how long before the next try.
+    start_retry: float = 1.0
+    #: While a new kernel starts: how often kernel_info is asked again (a request sent before the
+    #: kernel listened is lost), and how long its status on IOPub is waited for once it answered.
+    kernel_info_retry: float = 1.0
+    iopub_check: float = 0.05
+    #: How long killing a retired user's processes may take before the sweep gives up and says so.
+    sweep_kill: float = 5.0
 
 
 def _number(env: Mapping[str, str], name: str, default: float, kind: type[float] | type[int] = float) -> Any:
@@ -133,23 +148,24 @@ class Settings:
         """Read the settings from environment variables, failing clearly on bad values."""
         env = os.environ if env is None else env
         runtime_dir = env.get("EXECUTOR_RUNTIME_DIR")
+        default, waits = cls(), Timeouts()  # the defaults, written once above
         return cls(
-            host=env.get("HOST", "0.0.0.0"),
-            port=_number(env, "PORT", 8432, int),
-            workspace=Path(env.get("WORKSPACE_FOLDER") or "/code"),
-            max_output_bytes=_number(env, "MAX_OUTPUT_BYTES", 1024 * 1024, int),
-            max_request_bytes=_number(env, "MAX_REQUEST_BYTES", 1024 * 1024, int),
+            host=env.get("HOST", default.host),
+            port=_number(env, "PORT", default.port, int),
+            workspace=Path(env.get("WORKSPACE_FOLDER") or default.workspace),
+            max_output_bytes=_number(env, "MAX_OUTPUT_BYTES", default.max_output_bytes, int),
+            max_request_bytes=_number(env, "MAX_REQUEST_BYTES", default.max_request_bytes, int),
             kernel_user=_kernel_user(env),
             kernel_uids=_uid_range(env),
             session_env=_names(env, "SESSION_ENV"),
             persistent_folders=tuple(Path(f) for f in _names(env, "SUBMISSION_DIR")),
-            standby_kernel=_flag(env, "STANDBY_KERNEL", True),
+            standby_kernel=_flag(env, "STANDBY_KERNEL", default.standby_kernel),
             runtime_dir=Path(runtime_dir) if runtime_dir else None,
             timeouts=_timeouts(
-                execution=_number(env, "EXECUTION_TIMEOUT", 3.0),
-                max_execution=_number(env, "MAX_EXECUTION_TIMEOUT", 3600.0),
-                request_read=_number(env, "REQUEST_READ_TIMEOUT", 5.0),
-                interrupt_grace=_number(env, "INTERRUPT_GRACE", 1.0),
-                kernel_start=_number(env, "KERNEL_START_TIMEOUT", 60.0),
+                execution=_number(env, "EXECUTION_TIMEOUT", waits.execution),
+                max_execution=_number(env, "MAX_EXECUTION_TIMEOUT", waits.max_execution),
+                request_read=_number(env, "REQUEST_READ_TIMEOUT", waits.request_read),
+                interrupt_grace=_number(env, "INTERRUPT_GRACE", waits.interrupt_grace),
+                kernel_start=_number(env, "KERNEL_START_TIMEOUT", waits.kernel_start),
             ),
         )

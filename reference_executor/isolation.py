@@ -31,6 +31,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config import SWEEP_MAX_DEPTH, Timeouts
+
 __all__ = [
     "TEMP_FOLDERS",
     "IsolationError",
@@ -52,10 +54,6 @@ LOCK_FOLDERS = (Path("/run/reference-executor"), Path("/var/lock/reference-execu
 #: Variables every kernel gets from the server's environment, whatever SESSION_ENV says (ISO-6).
 BASE_VARIABLES = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "VIRTUAL_ENV")
 BASE_PREFIXES = ("LC_", "PYTHON")
-#: How long killing a user's processes may take before the sweep gives up and says so.
-KILL_DEADLINE = 5.0
-#: How deep the file sweep descends into folders that the user could enter.
-MAX_DEPTH = 32
 
 #: Run as the retiring user: SIGKILL to every process that user has (all at once, so that a
 #: process cannot fork its way out; ``kill(-1)`` spares the caller).
@@ -249,10 +247,10 @@ def _kill_everything_of(user: KernelUser) -> int:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            timeout=KILL_DEADLINE,
+            timeout=Timeouts.sweep_kill,
             check=False,
         )
-    deadline = time.monotonic() + KILL_DEADLINE
+    deadline = time.monotonic() + Timeouts.sweep_kill
     while True:  # whatever the helper could not reach (it could not start, say): killed from here
         processes = _processes_of(user.uid)
         living = [pid for pid, state in processes.items() if state != "Z"]
@@ -260,7 +258,9 @@ def _kill_everything_of(user: KernelUser) -> int:
         if not living:
             return len(found)
         if time.monotonic() >= deadline:
-            raise IsolationError(f"processes of user {user.uid} outlived {KILL_DEADLINE:.0f} s of SIGKILL: {living}")
+            raise IsolationError(
+                f"processes of user {user.uid} outlived {Timeouts.sweep_kill:.0f} s of SIGKILL: {living}"
+            )
         for pid in living:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
@@ -302,7 +302,7 @@ def _remove_files_of(uid: int, folder: str, keep: tuple[str, ...], depth: int = 
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
             removed += 1
-        elif is_folder and info.st_mode & stat.S_IXOTH and depth < MAX_DEPTH:
+        elif is_folder and info.st_mode & stat.S_IXOTH and depth < SWEEP_MAX_DEPTH:
             removed += _remove_files_of(uid, entry.path, keep, depth + 1)
     return removed
 

@@ -57,8 +57,6 @@ log = logging.getLogger("reference_executor.kernel")
 #: an IOPub status once the reply came (jupyter_client waits 1 s and 0.2 s). The status is
 #: missed when the IOPub subscription has not (re)connected yet: zmq retries every 0.1 s, so
 #: asking again soon beats waiting long.
-_KERNEL_INFO_RETRY = 1.0
-_IOPUB_CHECK = 0.05
 _LOADER_SOURCE = Path(workspace_loader.__file__).read_text(encoding="utf-8")
 
 
@@ -104,12 +102,19 @@ class _AdoptingProvisioner(LocalProvisioner):
         return self.connection_info
 
 
-# Provisioners are found by name, normally through entry points; registered here, the adopting
-# one works from a source tree as well as from an installed package.
-KernelProvisionerFactory.instance().provisioners.setdefault(
-    KERNEL_PROVISIONER,
-    EntryPoint(KERNEL_PROVISIONER, f"{__name__}:{_AdoptingProvisioner.__name__}", KernelProvisionerFactory.GROUP_NAME),
-)
+def _register_provisioner() -> None:
+    """Make the adopting provisioner known to jupyter_client by name (idempotent).
+
+    Provisioners are found by name, normally through entry points; registered by the kernel
+    layer before each kernel manager is made, it works from a source tree as well as from an
+    installed package, and importing this module changes nothing of jupyter_client's.
+    """
+    KernelProvisionerFactory.instance().provisioners.setdefault(
+        KERNEL_PROVISIONER,
+        EntryPoint(
+            KERNEL_PROVISIONER, f"{__name__}:{_AdoptingProvisioner.__name__}", KernelProvisionerFactory.GROUP_NAME
+        ),
+    )
 
 
 class _Manager(AsyncKernelManager):
@@ -181,6 +186,7 @@ class KernelSession:
     async def start(self) -> None:
         """Start the kernel process (or adopt the prestarted one) and wait until it answers."""
         folder = self._folder
+        _register_provisioner()
         km = _Manager(
             kernel_name=KERNEL_NAME,
             kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(folder.kernels)]),
@@ -227,10 +233,12 @@ class KernelSession:
         while time.monotonic() < deadline:
             msg_id = kc.kernel_info()
             asked.add(msg_id)
-            ask_again = min(deadline, time.monotonic() + _KERNEL_INFO_RETRY)
+            ask_again = min(deadline, time.monotonic() + self._timeouts.kernel_info_retry)
             answered = await self._receive_reply(kc.shell_channel, {msg_id}, ask_again)
             # The status of any request asked so far will do: under a CPU quota it can come late.
-            if answered and await self._receive_reply(kc.iopub_channel, asked, time.monotonic() + _IOPUB_CHECK):
+            if answered and await self._receive_reply(
+                kc.iopub_channel, asked, time.monotonic() + self._timeouts.iopub_check
+            ):
                 return
             if not await self.is_alive():
                 raise KernelStartError(f"the kernel died before it answered (exit code {await self.exit_code()})")

@@ -31,7 +31,6 @@ __all__ = ["ClientGoneError", "ExecuteResult", "ExecutionService", "NotReadyErro
 log = logging.getLogger("reference_executor.service")
 
 #: How long to wait before trying again after a kernel failed to start.
-_START_RETRY_DELAY = 1.0
 
 
 class NotReadyError(RuntimeError):
@@ -194,9 +193,9 @@ class ExecutionService:
                 await kernel.load_workspace(self.settings.workspace)
                 return kernel
             except KernelStartError as exc:
-                log.error("kernel failed to start, trying again in %.0f s: %s", _START_RETRY_DELAY, exc)
+                log.error("kernel failed to start, trying again in %.0f s: %s", self.settings.timeouts.start_retry, exc)
                 await self._retire(kernel)
-                await asyncio.sleep(_START_RETRY_DELAY)
+                await asyncio.sleep(self.settings.timeouts.start_retry)
             except BaseException:  # cancelled while starting (a discarded standby): leave no process behind
                 await asyncio.shield(self._retire(kernel))
                 raise
