@@ -162,6 +162,26 @@ class ExecutorClient:
     def restart(self) -> Exchange:
         return self.request("POST", "/restart", timeout=self.timeouts.ready + self.timeouts.request)
 
+    def restart_answered(self) -> Exchange:
+        """POST /restart, whose answer must be 200 ``ok`` or ``restarting`` (else RESTART-1 is violated)."""
+        exchange = self.restart()
+        body = exchange.json
+        self.expect(
+            exchange.status == 200 and isinstance(body, dict) and body.get("status") in ("ok", "restarting"),
+            'HTTP 200 {"status": "ok"} or {"status": "restarting"}',
+            exchange.response_line,
+            exchange,
+            requirement="RESTART-1",
+        )
+        return exchange
+
+    def new_session(self) -> float:
+        """Restart as a manager does between two users, and wait for /ready: the seconds it took."""
+        started = time.monotonic()
+        self.restart_answered()
+        self.wait_ready()
+        return time.monotonic() - started
+
     def execute(
         self, code: str, timeout: float | None = None, *, client_timeout: float | None = None, **extra: Any
     ) -> Exchange:

@@ -30,7 +30,11 @@ from .targets import (
 )
 from .timeouts import KitTimeouts
 
-__all__ = ["ImageTarget", "docker_available"]
+__all__ = ["PRODUCTION_CPUS", "PRODUCTION_MEMORY", "ImageTarget", "docker_available"]
+
+#: The limits the kit starts an image under unless told otherwise: the original deployment's.
+PRODUCTION_MEMORY = "256m"
+PRODUCTION_CPUS = 0.25
 
 
 def _configure_testcontainers() -> None:
@@ -61,8 +65,8 @@ class ImageTarget:
 
     image: str
     timeouts: KitTimeouts
-    memory: str | None = "256m"
-    cpus: float | None = 0.25
+    memory: str | None = PRODUCTION_MEMORY
+    cpus: float | None = PRODUCTION_CPUS
     #: The values the container is started with (``workspace`` "defaults": none at all).
     settings: ExecutorSettings = KIT_SETTINGS
     #: One of ``targets.WORKSPACE_KINDS``; the sample workspace is mounted read-only.

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .image import PRODUCTION_CPUS, PRODUCTION_MEMORY, ImageTarget
 from .settings import CONTRACT_DEFAULTS, KIT_SETTINGS, ExecutorSettings, SettingsSource
 from .targets import Capabilities, ProcessTarget, Target, UrlTarget
 from .timeouts import KitTimeouts
@@ -51,31 +52,45 @@ TARGET_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--no-workspace",), {"action": "store_true", "help": "(--image, local) do not mount the kit's workspace"}),
     (
         ("--workspace-folder",),
-        {"default": None, "help": "(--image) where the kit mounts its workspace (WORKSPACE_FOLDER; default /code)"},
+        {
+            "default": None,
+            "help": f"(--image) where the kit mounts its workspace (default {KIT_SETTINGS.workspace_folder})",
+        },
     ),
     (("--allow-destructive",), {"action": "store_true", "help": "(--url) run crash and kill scenarios"}),
     (("--memory-limited",), {"action": "store_true", "help": "(--url) a memory limit bounds the executor"}),
-    (("--memory",), {"default": "256m", "help": "(--image) memory limit, or 'none' (default 256m)"}),
+    (
+        ("--memory",),
+        {"default": PRODUCTION_MEMORY, "help": f"(--image) memory limit, or 'none' (default {PRODUCTION_MEMORY})"},
+    ),
     (
         ("--process-memory-limit",),
         {"default": "2g", "help": "(local) address-space limit of each process, or 'none'"},
     ),
-    (("--cpus",), {"default": "0.25", "help": "(--image) CPU limit, or 'none' (default 0.25)"}),
+    (
+        ("--cpus",),
+        {"default": str(PRODUCTION_CPUS), "help": f"(--image) CPU limit, or 'none' (default {PRODUCTION_CPUS})"},
+    ),
     (
         ("--execution-timeout",),
         {
             "type": float,
             "default": None,
-            "help": "EXECUTION_TIMEOUT of the executor, in seconds (the kit's choice: 2; a URL's: 3)",
+            "help": f"EXECUTION_TIMEOUT in seconds (the kit's choice: {KIT_SETTINGS.execution_timeout:g}; "
+            f"a URL's: {CONTRACT_DEFAULTS.execution_timeout:g})",
         },
     ),
     (
         ("--max-output-bytes",),
-        {"type": int, "default": None, "help": "MAX_OUTPUT_BYTES of the executor (the kit's choice: 262144)"},
+        {"type": int, "default": None, "help": f"MAX_OUTPUT_BYTES (the kit's choice: {KIT_SETTINGS.max_output_bytes})"},
     ),
     (
         ("--max-request-bytes",),
-        {"type": int, "default": None, "help": "MAX_REQUEST_BYTES of the executor (the kit's choice: 2097152)"},
+        {
+            "type": int,
+            "default": None,
+            "help": f"MAX_REQUEST_BYTES (the kit's choice: {KIT_SETTINGS.max_request_bytes})",
+        },
     ),
     (("--timeout-factor",), {"type": float, "default": 1.0, "help": "multiply the kit's own waits (slow machines)"}),
     (("--startup-timeout",), {"type": float, "default": None, "help": "seconds for the executor to become ready"}),
@@ -164,8 +179,6 @@ class TargetSpec:
         """A new, unstarted target as this spec describes it."""
         env = dict(self.env)
         if self.kind is TargetKind.IMAGE:
-            from .image import ImageTarget  # testcontainers is imported only when an image is used
-
             assert isinstance(self.subject, str)
             return ImageTarget(
                 self.subject,

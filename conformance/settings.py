@@ -90,7 +90,7 @@ CONTRACT_DEFAULTS = ExecutorSettings(
 #: fails CODE-5 alone), and CODE-5 starts a second container with the workspace elsewhere.
 KIT_SETTINGS = ExecutorSettings(
     port=9432,
-    workspace_folder="/code",
+    workspace_folder=CONTRACT_DEFAULTS.workspace_folder,
     execution_timeout=2.0,  # TIMEOUT-7: 1.3 x 2 s = 2.6 s ends `timeout` here, `ok` under 3 s
     max_output_bytes=256 * 1024,  # OUTPUT-2: 512 KiB printed is cut here, not under 1 MiB
     max_request_bytes=2 * 1024 * 1024,  # INPUT-2: a 1.5 MiB body is accepted here, 413 under 1 MiB

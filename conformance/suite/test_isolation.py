@@ -40,21 +40,6 @@ def _printed(executor: ExecutorClient, code: str, expected: str) -> Any:
         raise executor.fail(expected, output_text(body)[-500:], executor.last) from None
 
 
-def _new_session(executor: ExecutorClient) -> float:
-    """Restart as the manager does between users; seconds until /ready said true again."""
-    started = time.monotonic()
-    exchange = executor.restart()
-    executor.expect(
-        exchange.status == 200 and isinstance(exchange.json, dict),
-        "HTTP 200 from /restart",
-        exchange.response_line,
-        exchange,
-        requirement="RESTART-1",
-    )
-    executor.wait_ready()
-    return time.monotonic() - started
-
-
 def _remove_left_over(target: Target, processes: list[list[object]], paths: list[str]) -> None:
     """Clean up after an executor that failed: by PID (start time checked) and by path, where the
     kit shares the executor's machine (a local process); elsewhere each lives at most LIFE s."""
@@ -74,12 +59,12 @@ def test_no_process_of_a_session_survives_restart(
     executor: ExecutorClient, capabilities: Capabilities, executor_target: Target
 ) -> None:
     """A detached process, and every process user code could signal, are gone once /restart answered."""
-    _new_session(executor)
+    executor.new_session()
     seen = _printed(executor, attack.start_heartbeat(capabilities.signal_scope), "the heartbeat's PID")
     if not isinstance(seen, dict):
         raise executor.fail("the heartbeat's PID and the reachable processes", repr(seen), executor.last)
     before: list[list[Any]] = [seen["heartbeat"], *seen["reachable"]]
-    _new_session(executor)
+    executor.new_session()
     deadline = time.monotonic() + executor.timeouts.process_exit
     while True:  # a killed process may take a moment to exit
         alive = _printed(executor, attack.processes_alive(before), "the processes still running")
@@ -103,11 +88,11 @@ def test_files_written_by_a_session_are_gone_after_restart(
     executor_target: Target,
 ) -> None:
     """Files in the temp folders, HOME, the working directory and on sys.path do not survive /restart."""
-    _new_session(executor)
+    executor.new_session()
     written = _printed(executor, attack.file_marks(_token(request), list(persistent_folders)), "the files written")
     if not written:
         not_applicable("user code could write no file outside the workspace and the persistent folders")
-    _new_session(executor)
+    executor.new_session()
     left = _printed(executor, attack.files_left(written), "the files still there")
     _remove_left_over(executor_target, [], left)
     executor.expect(
@@ -123,10 +108,10 @@ def test_code_planted_by_a_session_does_not_run_in_the_next(
     request: pytest.FixtureRequest, executor: ExecutorClient, executor_target: Target
 ) -> None:
     """Start-up files planted on import paths (persistent folders too) and environment variables are inert."""
-    _new_session(executor)
+    executor.new_session()
     token = _token(request)
     planted = _printed(executor, attack.plant(token), "the files planted")
-    _new_session(executor)
+    executor.new_session()
     ran = _printed(executor, attack.check_planted(token), "whether the planted code ran")
     left = _printed(executor, attack.files_left(planted), "the planted files still there")
     _remove_left_over(executor_target, [], left)
@@ -142,10 +127,10 @@ def test_background_output_of_a_session_never_reaches_the_next(
     request: pytest.FixtureRequest, executor: ExecutorClient
 ) -> None:
     """A thread and a detached process that keep printing: nothing of theirs after /restart."""
-    _new_session(executor)
+    executor.new_session()
     token = _token(request)
     executor.expect_status(executor.run(attack.background_talkers(token)), "ok")
-    _new_session(executor)
+    executor.new_session()
     for _ in range(3):  # three calls that each leave room for a stray line
         body = executor.run("import time\ntime.sleep(0.3)\nprint('after the restart')")
         text = output_text(body)
@@ -177,7 +162,7 @@ def test_signals_to_every_process_leave_the_next_session_sound(
     The attack comes just after a restart, while an executor may still be preparing the session
     after next (a standby), then the session is restarted as for a new user.
     """
-    usual = _new_session(executor)
+    usual = executor.new_session()
     kit_namespace = os.readlink("/proc/self/ns/pid") if os.path.exists("/proc/self/ns/pid") else None
     outcome = _printed(
         executor,

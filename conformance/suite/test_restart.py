@@ -7,26 +7,12 @@ import pytest
 from conformance.catalogue import Need
 from conformance.certification import not_applicable
 from conformance.client import BUSY, ExecutorClient
-from conformance.violations import Exchange
-
-
-def _restart(executor: ExecutorClient) -> Exchange:
-    exchange = executor.restart()
-    body = exchange.json
-    executor.expect(
-        exchange.status == 200 and isinstance(body, dict) and body.get("status") in ("ok", "restarting"),
-        'HTTP 200 {"status": "ok"} or {"status": "restarting"}',
-        exchange.response_line,
-        exchange,
-        requirement="RESTART-1",
-    )
-    return exchange
 
 
 @pytest.mark.requirement("RESTART-1")
 def test_restart_answers_ok_or_restarting(executor: ExecutorClient) -> None:
     """POST /restart answers 200 with `ok` (done) or `restarting` (under way)."""
-    _restart(executor)
+    executor.restart_answered()
     executor.wait_ready()
 
 
@@ -34,7 +20,7 @@ def test_restart_answers_ok_or_restarting(executor: ExecutorClient) -> None:
 def test_restart_clears_user_state(executor: ExecutorClient) -> None:
     """Once a restart has completed, earlier user state is gone."""
     executor.expect_status(executor.run("state_before_restart = 1"), "ok")
-    _restart(executor)
+    executor.restart_answered()
     executor.wait_ready()
     body = executor.run("state_before_restart", requirement="ERROR-1")
     executor.expect(
@@ -49,7 +35,7 @@ def test_restart_clears_user_state(executor: ExecutorClient) -> None:
 def test_restart_loads_mounted_code_again(executor: ExecutorClient) -> None:
     """After a restart, the mounted code is loaded again."""
     executor.expect_status(executor.run("CONFORMANCE_LOAD_ORDER = 'overwritten'"), "ok")
-    _restart(executor)
+    executor.restart_answered()
     executor.wait_ready()
     order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
     executor.expect(
@@ -63,7 +49,7 @@ def test_restart_loads_mounted_code_again(executor: ExecutorClient) -> None:
 def test_no_execute_after_restart_sees_the_old_state(executor: ExecutorClient) -> None:
     """An execute sent right after /restart answered waits for the new session, or gets 503."""
     executor.expect_status(executor.run("old_session_marker = 'old'"), "ok")
-    _restart(executor)
+    executor.restart_answered()
     exchange = executor.execute("old_session_marker")  # no wait for /ready
     if exchange.status in BUSY:  # "not now" is allowed: then the new session must answer
         executor.run("old_session_marker", requirement="ERROR-1")
