@@ -44,6 +44,8 @@ WORKER = Path(__file__).with_name("worker.py")
 INTERRUPT_GRACE = 1.0
 #: How long a new worker has to load the workspace and say it is ready.
 START_TIMEOUT = 120.0
+#: The stack of each of the server's threads (see serve).
+HANDLER_STACK_BYTES = 2 * 1024 * 1024
 #: How many times a worker that dies before it is ready is started again before giving up.
 START_ATTEMPTS = 3
 #: The default MAX_EXECUTION_TIMEOUT (a day): a request's timeout above the maximum gets 422.
@@ -364,6 +366,11 @@ class Handler(BaseHTTPRequestHandler):
 
 def serve(session: Session, handler: type[Handler] = Handler) -> None:
     """Start the worker in the background and serve HTTP until interrupted."""
+    # A thread per connection, and one more per request for its read deadline (INPUT-6): with
+    # Linux's default 8 MB stack each, an address-space limit (RLIMIT_AS) ran out of room for new
+    # threads under a burst ("can't start new thread", the connection dropped). 2 MB is ample for
+    # a handler (the JSON parser's recursion is bounded by Python's recursion limit).
+    threading.stack_size(HANDLER_STACK_BYTES)
     bound = type("BoundHandler", (handler,), {"session": session})
     # A listen backlog of 128, not socketserver's 5: a burst of connections (slow clients, say)
     # must not make the kernel drop the next ones, /health's included (INPUT-6).

@@ -68,6 +68,7 @@ def test_each_setting_shortcut_is_caught_by_image_with_its_own_id(image_runs: di
     run, baseline = image_runs[name], image_runs["baseline"]
     assert baseline.results["verdict"] in ("conformant", "conformant with warnings"), baseline.output[-3000:]
     assert baseline.results["target"]["memory"] == "256m" and baseline.results["target"]["cpus"] == 0.25
+    assert baseline.outcomes()["CONFIG-2"] == "passed"  # its defaults are the contract's, with no ENV of its own
     caught = run.failed() - baseline.failed()
     assert caught == BY_IMAGE[name].expected_by_image, (
         f"{name}: expected {sorted(BY_IMAGE[name].expected_by_image or ())}, kit failed {sorted(caught)}\n"

@@ -8,9 +8,15 @@ The runs are made in tests/kit/conftest.py.
 
 from __future__ import annotations
 
+import socket
+
+import httpx
+
 from conformance import catalogue
 from conformance.catalogue import Level
-from tests.conftest import KitRun
+from conformance.targets import ProcessTarget
+from conformance.timeouts import KitTimeouts
+from tests.conftest import EXAMPLE_EXECUTOR, KitRun
 
 
 def test_example_executor_by_url_fails_no_must_and_says_what_it_could_not_check(kit_runs: dict[str, KitRun]) -> None:
@@ -36,3 +42,39 @@ def test_the_verdict_through_the_manager_equals_the_verdict_direct(kit_runs: dic
     direct, proxied = kit_runs["example-url"], kit_runs["example-via-manager"]
     assert proxied.results["verdict"] == direct.results["verdict"]
     assert proxied.outcomes() == direct.outcomes()
+
+
+#: The gallery runs the example under this address-space cap (tests/kit/conftest.py, QUICK).
+GALLERY_ADDRESS_SPACE = 512 * 1024**2
+IDLE_CONNECTIONS = 48
+
+
+def test_a_threaded_executor_keeps_serving_under_the_kits_address_space_cap() -> None:
+    """The kit caps a local executor's address space (RLIMIT_AS) against memory bombs.
+
+    glibc reserves 64 MB of address space per thread's malloc arena (up to 8 per core) and each
+    thread's stack: under a 512 MB cap the second executor, a thread per connection and one per
+    request's read deadline, could not start a thread past about six connections, and dropped
+    them unanswered (CONC-1 failed in two gallery runs). The kit now caps the arenas of what it
+    starts (MALLOC_ARENA_MAX), and the example's threads take 2 MB stacks: 48 idle keep-alive
+    connections, then new requests, are all answered.
+    """
+    target = ProcessTarget(
+        KitTimeouts(), command=EXAMPLE_EXECUTOR, workspace="missing", memory_limit_bytes=GALLERY_ADDRESS_SPACE
+    )
+    target.start()
+    host, port = target.base_url.removeprefix("http://").split(":")
+    held: list[socket.socket] = []
+    try:
+        for _ in range(IDLE_CONNECTIONS):
+            connection = socket.create_connection((host, int(port)), timeout=10)
+            held.append(connection)
+            connection.sendall(b"GET /health HTTP/1.1\r\nHost: kit\r\n\r\n")
+            assert connection.recv(4096).startswith(b"HTTP/1.1 200"), target.logs()
+        for _ in range(5):
+            assert httpx.get(f"{target.base_url}/health", timeout=10).status_code == 200
+        assert "can't start new thread" not in target.logs()
+    finally:
+        for connection in held:
+            connection.close()
+        target.stop()
