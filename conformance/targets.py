@@ -433,7 +433,9 @@ class ProcessTarget:
             self._dir = None
 
     def sibling(self, workspace: str) -> ProcessTarget | None:
-        if workspace == "defaults":  # PORT cannot be left unset on a shared host
+        # "defaults": PORT cannot be left unset on a shared host. "elsewhere": this executor's own
+        # workspace is already in a folder of the kit's choosing, which only WORKSPACE_FOLDER names.
+        if workspace in ("defaults", "elsewhere"):
             return None
         return ProcessTarget(
             self.timeouts,

@@ -574,8 +574,6 @@ class Fault:
     ignores: tuple[str, ...] = ()
     #: Settings, by variable, that take another default than the contract's when unset.
     own_defaults: tuple[tuple[str, str, Any], ...] = ()
-    #: By command, run with the kit's own settings rather than the gallery's quick ones.
-    kit_settings: bool = False
     expected_by_image: frozenset[str] | None = None
 
     def settings(self) -> server.Settings:
@@ -616,7 +614,6 @@ def _fault(
         kit_args,
         ignores,
         own_defaults,
-        kit_settings=bool(ignores),
         expected_by_image=None if by_image is None else frozenset(by_image.split()),
     )
 

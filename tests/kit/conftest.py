@@ -59,8 +59,7 @@ def kit_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Kit
     for name, fault in FAULTS.items():
         if not fault.by_command:
             continue
-        quick = () if fault.kit_settings else QUICK
-        jobs[name] = ["--command", f"{sys.executable} {BROKEN} {name}", *quick, *fault.kit_args]
+        jobs[name] = ["--command", f"{sys.executable} {BROKEN} {name}", *QUICK, *fault.kit_args]
     try:
         with ThreadPoolExecutor(max_workers=PARALLEL_RUNS) as pool:
             futures = {name: pool.submit(run_kit, args, root / name / "results") for name, args in jobs.items()}
