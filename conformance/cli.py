@@ -113,7 +113,10 @@ def workspace_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"bench", "catalogue", "workspace", "compose", "compare"}
+    commands = {"bench", "catalogue", "workspace", "compare"}
+    if argv[:1] == ["compose"]:
+        print("executor-conformance compose is now the deployment's own: executor-pool compose", file=sys.stderr)
+        return 2
     if not argv or argv[0] not in commands:
         if argv and argv[0] == "run":
             argv = argv[1:]
@@ -136,10 +139,6 @@ def main(argv: list[str] | None = None) -> int:
         from . import bench
 
         return bench.main(argv[1:])
-    if argv[0] == "compose":
-        from . import compose
-
-        return compose.main(argv[1:])
     parsed = parser.parse_args(argv)
     return int(parsed.handler(parsed))
 

@@ -207,5 +207,5 @@ def start_manager(
     """The manager on 127.0.0.1 and a free port, over the executors of ``config`` (id -> url, type)."""
     path = folder / "container_config.json"
     path.write_text(json.dumps(config))
-    command = [sys.executable, "-m", "manager", "--config", str(path), "--port", "{port}"]
+    command = [sys.executable, "-m", "executor_pool.manager", "--config", str(path), "--port", "{port}"]
     return start_executor(command, env or {}, folder / "manager.log", ready_path="/health")

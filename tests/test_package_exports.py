@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-PACKAGES = ("conformance", "reference_executor", "manager")
+PACKAGES = ("conformance", "reference_executor", "executor_pool")
 
 
 def _module_name(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""``python -m manager --config container_config.json [--port 5000]``."""
+"""``executor-pool manager --config container_config.json [--port 5000]`` (``python -m executor_pool.manager``)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from reference_executor.http_protocol import bounded_request_protocol
 
 from .app import create_app, load_config
 
+__all__ = ["main"]
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m manager")
+    parser = argparse.ArgumentParser(prog="executor-pool manager")
     parser.add_argument("--config", default="container_config.json")
     parser.add_argument("--host", default="127.0.0.1", help="where to listen (default 127.0.0.1)")
     parser.add_argument(

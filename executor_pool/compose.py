@@ -1,4 +1,4 @@
-"""`executor-conformance compose`: a docker compose file for a pool of executors and a manager.
+"""`executor-pool compose` (or `python generate_compose.py`): a compose file for a pool of executors and a manager.
 
 It takes the flags of the original deployment's ``generate_compose.py`` (long and short forms)
 and writes the same layout: one service per executor (``executor-000`` ...), each started with
@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ComposeError", "Pool", "compose_document", "container_config", "main", "parse_types"]
+__all__ = ["ComposeError", "Deployment", "compose_document", "container_config", "main", "parse_types"]
 
 EXECUTOR_PORT = 8432
 MANAGER_PORT = 5000
@@ -38,7 +38,7 @@ class ComposeError(ValueError):
 
 
 @dataclass(frozen=True)
-class Pool:
+class Deployment:
     """Everything the compose file is made from."""
 
     types: list[tuple[str, int]]
@@ -85,74 +85,76 @@ def parse_env(text: str) -> dict[str, str]:
     return env
 
 
-def container_config(pool: Pool) -> dict[str, dict[str, str]]:
+def container_config(deployment: Deployment) -> dict[str, dict[str, str]]:
     """What the manager reads: container id -> its URL inside the compose network, and its type."""
     return {
         str(i): {"url": f"http://executor-{i:03d}:{EXECUTOR_PORT}", "type": kind}
-        for i, kind in enumerate(pool.container_types())
+        for i, kind in enumerate(deployment.container_types())
     }
 
 
-def compose_document(pool: Pool) -> dict[str, Any]:
+def compose_document(deployment: Deployment) -> dict[str, Any]:
     """The docker compose file, as data."""
-    if pool.gpu_ids and len(pool.gpu_ids) < pool.size:
-        raise ComposeError(f"--gpu-ids names {len(pool.gpu_ids)} GPUs for {pool.size} containers: one each")
-    if len(set(pool.gpu_ids)) != len(pool.gpu_ids):
+    if deployment.gpu_ids and len(deployment.gpu_ids) < deployment.size:
+        raise ComposeError(f"--gpu-ids names {len(deployment.gpu_ids)} GPUs for {deployment.size} containers: one each")
+    if len(set(deployment.gpu_ids)) != len(deployment.gpu_ids):
         raise ComposeError("--gpu-ids: each container needs a GPU of its own; the ids repeat")
-    settings = {**DEFAULTS, **pool.env}
+    settings = {**DEFAULTS, **deployment.env}
     resources: dict[str, Any] = {RESOURCE_KEYS[key]: value for key, value in settings.items() if key in RESOURCE_KEYS}
     if "cpus" in resources:
         resources["cpus"] = float(resources["cpus"])
     services: dict[str, Any] = {}
-    for i, kind in enumerate(pool.container_types()):
-        host_port = pool.start_port + i
+    for i, kind in enumerate(deployment.container_types()):
+        host_port = deployment.start_port + i
         environment = {
             "PORT": str(EXECUTOR_PORT),
             "CONTAINER_ID": str(i),
             "HOST_PORT": str(host_port),
             **{k: v for k, v in settings.items() if k not in RESOURCE_KEYS},
         }
-        for_user_code = sorted(k for k in pool.env if k not in RESOURCE_KEYS and k not in EXECUTOR_SETTINGS)
+        for_user_code = sorted(k for k in deployment.env if k not in RESOURCE_KEYS and k not in EXECUTOR_SETTINGS)
         if for_user_code:
             environment["SESSION_ENV"] = ",".join(for_user_code)
         volumes = []
-        if pool.workspace:
-            volumes.append(f"{pool.workspace}:/data:ro")
+        if deployment.workspace:
+            volumes.append(f"{deployment.workspace}:/data:ro")
             environment["WORKSPACE_FOLDER"] = "/data"
-        if pool.submission:
-            volumes.append(f"{pool.submission}/{i:03d}:/submission")
+        if deployment.submission:
+            volumes.append(f"{deployment.submission}/{i:03d}:/submission")
             environment["SUBMISSION_DIR"] = "/submission"
         service: dict[str, Any] = {
-            "image": pool.images.get(kind, kind),
+            "image": deployment.images.get(kind, kind),
             "container_name": f"executor-{i:03d}",
             "command": "python main.py",
             "environment": environment,
-            "ports": [f"{pool.host_ip}:{host_port}:{EXECUTOR_PORT}"],
+            "ports": [f"{deployment.host_ip}:{host_port}:{EXECUTOR_PORT}"],
             "restart": "unless-stopped",
             "labels": {"container.id": str(i), "container.port": str(host_port), "container.type": kind},
             **resources,
         }
         if volumes:
             service["volumes"] = volumes
-        if pool.gpu_ids:
+        if deployment.gpu_ids:
             service["deploy"] = {
                 "resources": {
                     "reservations": {
-                        "devices": [{"driver": "nvidia", "device_ids": [pool.gpu_ids[i]], "capabilities": ["gpu"]}]
+                        "devices": [
+                            {"driver": "nvidia", "device_ids": [deployment.gpu_ids[i]], "capabilities": ["gpu"]}
+                        ]
                     }
                 }
             }
         services[f"executor-{i:03d}"] = service
     services["manager"] = {
-        "image": pool.manager_image,
+        "image": deployment.manager_image,
         "container_name": "manager",
         # 0.0.0.0 inside its container; the port is published on --host-ip only.
-        "command": f"python -m manager --config /config/{Path(pool.config_file).name} --host 0.0.0.0 "
-        f"--port {MANAGER_PORT}",
-        "ports": [f"{pool.host_ip}:{MANAGER_PORT}:{MANAGER_PORT}"],
+        "command": f"python -m executor_pool.manager --config /config/{Path(deployment.config_file).name} "
+        f"--host 0.0.0.0 --port {MANAGER_PORT}",
+        "ports": [f"{deployment.host_ip}:{MANAGER_PORT}:{MANAGER_PORT}"],
         # From the shell that runs `docker compose up`: set, the manager requires tokens.
         "environment": {"MANAGER_TOKEN": "${MANAGER_TOKEN:-}"},
-        "volumes": [f"./{Path(pool.config_file).name}:/config/{Path(pool.config_file).name}:ro"],
+        "volumes": [f"./{Path(deployment.config_file).name}:/config/{Path(deployment.config_file).name}:ro"],
         "depends_on": [name for name in services],
         "restart": "unless-stopped",
     }
@@ -161,7 +163,7 @@ def compose_document(pool: Pool) -> dict[str, Any]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="executor-conformance compose", description="Write a docker compose file for a pool of executors."
+        prog="executor-pool compose", description="Write a docker compose file for a pool of executors."
     )
     parser.add_argument("-n", "--num-containers", type=int, required=True)
     parser.add_argument("-t", "--types", required=True, help="NAME:COUNT,... (counts add up to -n)")
@@ -173,7 +175,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-g", "--gpu-ids", default="", help="GPU ids, one per container")
     parser.add_argument("-c", "--config-file", default=None, help="container_config.json (default: beside -o)")
     parser.add_argument("--image", action="append", default=[], metavar="TYPE=IMAGE", help="image of a type")
-    parser.add_argument("--manager-image", default=Pool.manager_image)
+    parser.add_argument("--manager-image", default=Deployment.manager_image)
     parser.add_argument("--host-ip", default="127.0.0.1", help="interface the ports are published on")
     return parser
 
@@ -186,7 +188,7 @@ def main(argv: list[str]) -> int:
         if args.num_containers < 1:
             raise ComposeError("--num-containers must be at least 1")
         images = parse_env(",".join(args.image))
-        pool = Pool(
+        deployment = Deployment(
             types=parse_types(args.types, args.num_containers),
             start_port=args.start_port,
             workspace=str(Path(args.mountable_volumes).resolve()) if args.mountable_volumes else None,
@@ -198,11 +200,11 @@ def main(argv: list[str]) -> int:
             host_ip=args.host_ip,
             config_file=config_path.name,
         )
-        document = compose_document(pool)
+        document = compose_document(deployment)
     except ComposeError as exc:
-        print(f"executor-conformance compose: {exc}")
+        print(f"executor-pool compose: {exc}")
         return 2
     output.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    config_path.write_text(json.dumps(container_config(pool), indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {output} ({pool.size} executors, manager on port {MANAGER_PORT}) and {config_path}")
+    config_path.write_text(json.dumps(container_config(deployment), indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {output} ({deployment.size} executors, manager on port {MANAGER_PORT}) and {config_path}")
     return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance.cli import main
+from executor_pool.__main__ import main
 from tests.conftest import EXAMPLES
 
 

@@ -20,7 +20,7 @@ from conformance.settings import (
     settings_report,
 )
 from tests.conftest import ROOT
-from tests.unit.test_results import _report
+from tests.kit.test_results import _report
 
 KIT, DEFAULT = KIT_SETTINGS, CONTRACT_DEFAULTS
 

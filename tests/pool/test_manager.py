@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,8 +98,18 @@ def test_unknown_and_dead_executors_get_json_errors(pool: tuple[httpx.Client, li
     assert dead.status_code == 502 and "unreachable" in dead.json()["detail"]
 
 
-def test_the_manager_is_importable_without_the_kit() -> None:
-    assert "conformance" not in (ROOT / "manager" / "app.py").read_text()
+def test_the_deployment_never_imports_the_kit() -> None:
+    imported = {
+        (path.name, name)
+        for path in (ROOT / "executor_pool").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        for name in (
+            [alias.name for alias in node.names] if isinstance(node, ast.Import)
+            else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        )
+    }  # fmt: skip
+    assert imported, "no import found: the walk is broken"
+    assert not {(file, name) for file, name in imported if name.split(".")[0] == "conformance"}
 
 
 def test_a_down_executor_is_never_handed_out(pool: tuple[httpx.Client, list[RunningExecutor]]) -> None:
