@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shutil
 import sys
 from collections.abc import Callable
 from types import ModuleType
 
 from .config import ConfigError, Settings
-from .isolation import IsolationError, KernelUsers, claim_kernel_users, kernel_environment
-from .kernel_process import Prestarted, make_runtime_dir, prepare, prestart
+from .isolation import IsolationError
+from .kernels import KernelFactory
+
+#: The exit status of a server that stopped because no kernel could start (KERNEL_START_GIVE_UP).
+EXIT_NO_KERNEL = 3
 
 
 def _import_http_stack() -> tuple[ModuleType, ModuleType, ModuleType]:
@@ -29,28 +30,13 @@ def _import_http_stack() -> tuple[ModuleType, ModuleType, ModuleType]:
     return app, http_protocol, uvicorn
 
 
-def _prestart_first_kernel(settings: Settings) -> tuple[Prestarted | None, KernelUsers | None]:
-    """The kernel users, and the first kernel launched now (None if it could not be: the service says why)."""
-    kept = (settings.workspace, *settings.persistent_folders)
-    users = claim_kernel_users(settings.kernel_user, settings.kernel_uids, keep=kept)  # or the server stops
-    runtime_dir = make_runtime_dir(settings.runtime_dir)
-    env = kernel_environment(os.environ, settings.session_env)
-    user = users.first if users is not None else None
-    try:
-        folder = prepare(runtime_dir, user=user, max_output_bytes=settings.max_output_bytes, env=env)
-        return prestart(folder), users
-    except OSError as exc:
-        logging.getLogger("reference_executor").warning("could not prestart the first kernel: %s", exc)
-        if settings.runtime_dir is None:  # the service makes its own
-            shutil.rmtree(runtime_dir, ignore_errors=True)
-        return None, users
-
-
-async def serve(settings: Settings) -> None:
-    prestarted, users = _prestart_first_kernel(settings)
+async def serve(settings: Settings) -> int:
+    """Serve until stopped: 0, or ``EXIT_NO_KERNEL`` when the service failed for want of a kernel."""
+    kernels = KernelFactory(settings)  # claims the kernel users, or the server stops
+    kernels.prestart()
     from .service import ExecutionService  # jupyter_client: imported while the first kernel boots
 
-    service = ExecutionService(settings, prestarted=prestarted, kernel_users=users)
+    service = ExecutionService(settings, kernels=kernels)
     await service.start()
     try:
         app, http_protocol, uvicorn = await asyncio.to_thread(_import_http_stack)
@@ -63,9 +49,20 @@ async def serve(settings: Settings) -> None:
             access_log=False,
             timeout_graceful_shutdown=5,
         )
-        await uvicorn.Server(config).serve()
+        server = uvicorn.Server(config)
+
+        async def stop_when_failed() -> None:
+            await service.failed.wait()
+            server.should_exit = True
+
+        watcher = asyncio.create_task(stop_when_failed())
+        try:
+            await server.serve()
+        finally:
+            watcher.cancel()
     finally:
         await service.close()  # also when the server could not start (port taken, say)
+    return EXIT_NO_KERNEL if service.failed.is_set() else 0
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -86,11 +83,10 @@ def main() -> int:
         return 2
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         try:
-            runner.run(serve(settings))
+            return runner.run(serve(settings))
         except IsolationError as exc:
             print(f"reference-executor: {exc}", file=sys.stderr)
             return 2
-    return 0
 
 
 if __name__ == "__main__":

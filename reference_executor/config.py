@@ -47,8 +47,13 @@ class Timeouts:
     #: How long a client has to send a whole request, from its connection or its request's first
     #: byte (REQUEST_READ_TIMEOUT; contract INPUT-6); past it the connection is closed.
     request_read: float = 5.0
-    #: After a kernel failed to start, how long before the next try.
+    #: After a kernel failed to start, how long before the next try; the wait doubles with each
+    #: failure, up to ``start_retry_max``.
     start_retry: float = 1.0
+    start_retry_max: float = 30.0
+    #: How long kernels may keep failing to start before the server gives up and stops
+    #: (KERNEL_START_GIVE_UP), so that whatever runs it starts it afresh.
+    start_give_up: float = 600.0
     #: While a new kernel starts: how often kernel_info is asked again (a request sent before the
     #: kernel listened is lost), and how long its status on IOPub is waited for once it answered.
     kernel_info_retry: float = 1.0
@@ -167,5 +172,6 @@ class Settings:
                 request_read=_number(env, "REQUEST_READ_TIMEOUT", waits.request_read),
                 interrupt_grace=_number(env, "INTERRUPT_GRACE", waits.interrupt_grace),
                 kernel_start=_number(env, "KERNEL_START_TIMEOUT", waits.kernel_start),
+                start_give_up=_number(env, "KERNEL_START_GIVE_UP", waits.start_give_up),
             ),
         )

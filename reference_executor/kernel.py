@@ -36,7 +36,6 @@ from .kernel_process import (
     KernelFolder,
     KernelStartError,
     Prestarted,
-    prepare,
 )
 from .outputs import OutputCollector
 from .workspace_loader import python_files
@@ -139,25 +138,12 @@ class _Manager(AsyncKernelManager):
 class KernelSession:
     """One kernel, from start to shutdown. Not safe for concurrent ``run`` calls."""
 
-    def __init__(
-        self,
-        *,
-        timeouts: Timeouts,
-        max_output_bytes: int,
-        runtime_dir: Path,
-        user: KernelUser | None = None,
-        cwd: Path | None = None,
-        env: dict[str, str] | None = None,
-        prestarted: Prestarted | None = None,
-    ) -> None:
-        """A session for a new kernel, or for the one ``prestarted`` (its folder and process)."""
+    def __init__(self, launch: KernelFolder | Prestarted, *, timeouts: Timeouts, max_output_bytes: int) -> None:
+        """A session for the kernel to launch from ``launch``'s folder (``kernel_process.prepare``),
+        or for the one already launched (``kernel_process.prestart``), to adopt."""
         self._timeouts = timeouts
-        self._prestarted = prestarted
-        self._folder: KernelFolder = (
-            prestarted.folder
-            if prestarted is not None
-            else prepare(runtime_dir, user=user, max_output_bytes=max_output_bytes, cwd=cwd, env=env)
-        )
+        self._prestarted = launch if isinstance(launch, Prestarted) else None
+        self._folder: KernelFolder = launch.folder if isinstance(launch, Prestarted) else launch
         self._dir = self._folder.path
         self._max_output_bytes = max_output_bytes
         self._km: _Manager | None = None

@@ -3,9 +3,12 @@
 It serialises executions (one lock), tracks readiness, replaces a kernel that died or ignored
 an interrupt, restarts on request, keeps an optional standby kernel (started in the
 background with the workspace loaded, never used by anyone before it is swapped in), and
-watches the idle kernel so that a death is noticed within about a second. Every kernel that
-goes is retired the same way (``_retire``): shut down, then its user's processes and files swept
-before that user id serves again, so that nothing of one session reaches the next (ISO-1..5).
+watches the idle kernel so that a death is noticed within about a second. Its kernels come from
+one ``KernelFactory``, which retires every kernel that goes the same way: shut down, then its
+user's processes and files swept before that user id serves again, so that nothing of one
+session reaches the next (ISO-1..5). A kernel that fails to start is tried again, less and
+less often, until ``timeouts.start_give_up``; then the service has ``failed`` and the server
+stops, so that whatever runs it starts it afresh.
 No HTTP types here: the routes in ``app.py`` translate its results and exceptions.
 """
 
@@ -14,17 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .config import Settings
-from .isolation import IsolationError, KernelUser, KernelUsers, claim_kernel_users, kernel_environment, sweep
 from .kernel import KernelSession, KernelStartError, RunOutcome, workspace_signature
-from .kernel_process import Prestarted, make_runtime_dir
+from .kernels import KernelFactory
 
 __all__ = ["ClientGoneError", "ExecuteResult", "ExecutionService", "NotReadyError", "Readiness"]
 
@@ -70,30 +70,13 @@ class ExecuteResult:
 class ExecutionService:
     """Runs code for one client session on a kernel it keeps alive and replaces when needed."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        prestarted: Prestarted | None = None,
-        kernel_users: KernelUsers | None = None,
-    ) -> None:
-        """``prestarted``: the first kernel, launched already in the service's runtime folder, as
-        one of ``kernel_users`` (claimed by the caller; claimed here when neither is given)."""
+    def __init__(self, settings: Settings, *, kernels: KernelFactory | None = None) -> None:
+        """``kernels``: where the kernels come from (made here when not given; ``__main__`` gives
+        one that has prestarted the first kernel already)."""
         self.settings = settings
-        self._owns_runtime_dir = settings.runtime_dir is None
-        #: What the sweep of a retired kernel's user leaves alone: the workspace, the persistent folders.
-        self._kept = (settings.workspace, *settings.persistent_folders)
-        self._kernel_env = kernel_environment(os.environ, settings.session_env)
-        if prestarted is None and kernel_users is None:
-            kernel_users = claim_kernel_users(settings.kernel_user, settings.kernel_uids, keep=self._kept)
-        self._users = kernel_users
-        if prestarted is not None:
-            self._runtime_dir = prestarted.folder.path.parent
-            if kernel_users is not None and prestarted.folder.user is not None:
-                kernel_users.take_this(prestarted.folder.user)
-        else:
-            self._runtime_dir = make_runtime_dir(settings.runtime_dir)
-        self._prestarted = prestarted
+        self._kernels = KernelFactory(settings) if kernels is None else kernels
+        #: Set when no kernel could start within ``timeouts.start_give_up``: the server should stop.
+        self.failed = asyncio.Event()
         self._serving = False  # until serving(): no standby kernel
         self._run_lock = asyncio.Lock()  # one execution at a time (CONC-1)
         self._lifecycle_lock = asyncio.Lock()  # one kernel replacement at a time
@@ -137,67 +120,39 @@ class ExecutionService:
             with contextlib.suppress(BaseException):
                 await task
         await self._discard_standby()
-        if self._prestarted is not None:  # closed before the first kernel was taken up
-            self._prestarted.discard()
-            self._prestarted = None
         if self._active is not None:
-            await self._retire(self._active)
+            await self._kernels.retire(self._active)
             self._active = None
-        if self._users is not None:  # nothing of any session outlives the server
-            for user in self._users.users:
-                await asyncio.to_thread(self._sweep, user)
-            self._users.release()
-        if self._owns_runtime_dir:
-            shutil.rmtree(self._runtime_dir, ignore_errors=True)
+        await self._kernels.close()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _new_kernel(self) -> KernelSession:
-        """A kernel session (not started), as a user id that no live kernel has."""
-        prestarted, self._prestarted = self._prestarted, None  # the first kernel, if it was prestarted
-        user = None
-        if prestarted is None and self._users is not None:
-            user = self._users.take()
-        return KernelSession(
-            timeouts=self.settings.timeouts,
-            max_output_bytes=self.settings.max_output_bytes,
-            runtime_dir=self._runtime_dir,
-            user=user,
-            env=self._kernel_env,
-            prestarted=prestarted,
-        )
-
-    def _sweep(self, user: KernelUser) -> None:
-        try:
-            sweep(user, keep=self._kept)
-        except IsolationError as exc:
-            log.error("isolation between sessions may be broken: %s", exc)
-
-    async def _retire(self, kernel: KernelSession) -> None:
-        """Shut ``kernel`` down, and sweep its user's processes and files before that user serves again."""
-        await kernel.shutdown()
-        user = kernel.user
-        if user is not None and self._users is not None:
-            await asyncio.to_thread(self._sweep, user)
-            self._users.give_back(user)
-
     async def _fresh_kernel(self) -> KernelSession:
-        """Start a kernel and load the workspace into it, trying again until one comes up."""
+        """Start a kernel and load the workspace into it. One that fails is tried again, waiting
+        ``start_retry`` s, then twice as long each time up to ``start_retry_max``; past
+        ``start_give_up`` s of failures the last error is raised."""
+        waits = self.settings.timeouts
+        give_up, pause = time.monotonic() + waits.start_give_up, waits.start_retry
         while True:
-            kernel = self._new_kernel()
+            kernel = self._kernels.new()
             try:
                 await kernel.start()
                 await kernel.load_workspace(self.settings.workspace)
                 return kernel
             except KernelStartError as exc:
-                log.error("kernel failed to start, trying again in %.0f s: %s", self.settings.timeouts.start_retry, exc)
-                await self._retire(kernel)
-                await asyncio.sleep(self.settings.timeouts.start_retry)
+                await self._kernels.retire(kernel)
+                if time.monotonic() + pause > give_up:
+                    raise KernelStartError(
+                        f"no kernel started in {waits.start_give_up:.0f} s; the last: {exc}"
+                    ) from exc
+                log.error("kernel failed to start, trying again in %.0f s: %s", pause, exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, waits.start_retry_max)
             except BaseException:  # cancelled while starting (a discarded standby): leave no process behind
-                await asyncio.shield(self._retire(kernel))
+                await asyncio.shield(self._kernels.retire(kernel))
                 raise
 
     async def _discard_standby(self) -> None:
@@ -206,7 +161,7 @@ class ExecutionService:
             return
         standby.cancel()
         with contextlib.suppress(BaseException):
-            await self._retire(await standby)
+            await self._kernels.retire(await standby)
 
     async def _take_kernel(self) -> KernelSession:
         """The standby kernel (waiting for it if it is still starting), else a fresh one.
@@ -225,7 +180,7 @@ class ExecutionService:
                     log.info("swapped in the standby kernel %s", kernel.name)
                     return kernel
                 log.info("the standby kernel is stale (dead, or the workspace changed); starting afresh")
-                await self._retire(kernel)
+                await self._kernels.retire(kernel)
         return await self._fresh_kernel()
 
     def serving(self) -> None:
@@ -259,10 +214,16 @@ class ExecutionService:
             self._not_ready(reason)
             old, self._active = self._active, None
             if old is not None:
-                await self._retire(old)
+                await self._kernels.retire(old)
             if first:
                 self._reason = "loading_code"
-            self._active = await self._take_kernel()
+            try:
+                self._active = await self._take_kernel()
+            except KernelStartError as exc:
+                log.critical("%s: the executor stops, to be started afresh", exc)
+                self._not_ready("failed")
+                self.failed.set()
+                return
             self._reason = None
             self._kernel_ready.set()
             log.info("kernel ready (%s)", reason)
@@ -304,6 +265,8 @@ class ExecutionService:
         """
         self._not_ready("restarting")  # executes accepted from now on wait for the new kernel
         await self._replace_kernel("restarting")
+        if self.failed.is_set():
+            raise NotReadyError("no kernel could start: the executor is stopping")
         return "ok"
 
     async def execute(

@@ -7,6 +7,7 @@ restart and recovery policy.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -14,9 +15,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.conftest import EXAMPLES, RunningExecutor, start_executor, stop_executor, wait_for
+from tests.conftest import EXAMPLES, RunningExecutor, free_port, start_executor, stop_executor, wait_for
 
 
 def stdout_of(body: dict) -> str:
@@ -132,3 +134,55 @@ def test_a_bad_setting_stops_start_up_with_a_clear_message(variable: str, value:
     )
     assert done.returncode == 2
     assert done.stderr.startswith(f"reference-executor: {variable}=")
+
+
+def processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_kernel_that_never_starts_stops_the_server_once_it_gives_up(tmp_path: Path) -> None:
+    """Kernels that keep failing to start are tried again, less and less often, until
+    KERNEL_START_GIVE_UP; then the server stops with status 3, leaving no kernel behind, so that
+    whatever runs it starts it afresh. Until then /health answers and /ready says why not."""
+    port, runtime = free_port(), tmp_path / "runtime"
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "KERNEL_USER": "none",
+        "WORKSPACE_FOLDER": str(tmp_path / "none"),
+        "EXECUTOR_RUNTIME_DIR": str(runtime),
+        "KERNEL_START_TIMEOUT": "0.001",  # no kernel answers that fast: every start fails
+        "KERNEL_START_GIVE_UP": "4",
+    }
+    log_path = tmp_path / "executor.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "reference_executor"], env=env, stdout=log, stderr=log)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+
+            def answers() -> httpx.Response | None:
+                try:
+                    return client.get("/ready")
+                except httpx.HTTPError:
+                    return None
+
+            not_ready = wait_for(answers, 60, "/ready to answer", lambda: log_path.read_text())
+            assert not_ready.status_code == 503 and not_ready.json()["ready"] is False
+            assert client.get("/health").json() == {"status": "ok"}
+        assert process.wait(timeout=60) == 3, log_path.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    logs = log_path.read_text()
+    assert "no kernel started in 4 s" in logs and "the executor stops" in logs, logs
+    assert "trying again in 1 s" in logs and "trying again in 2 s" in logs, logs  # less and less often
+    assert processes_mentioning(str(runtime)) == [] and list(runtime.glob("kernel-*")) == []

@@ -29,10 +29,9 @@ async def kernel_session(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
     The server prestarts its first kernel before it imports jupyter_client (issue #5); every
     test of this module holds for that kernel too.
     """
-    prestarted = None
-    if request.param == "prestarted":
-        prestarted = prestart(prepare(tmp_path, user=None, max_output_bytes=4096))
-    session = KernelSession(timeouts=TIMEOUTS, max_output_bytes=4096, runtime_dir=tmp_path, prestarted=prestarted)
+    folder = prepare(tmp_path, user=None, max_output_bytes=4096)
+    prestarted = prestart(folder) if request.param == "prestarted" else None
+    session = KernelSession(prestarted or folder, timeouts=TIMEOUTS, max_output_bytes=4096)
     await session.start()
     if prestarted is not None:
         assert session.pid == prestarted.process.pid
@@ -44,7 +43,7 @@ async def kernel_session(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
 
 async def test_a_prestarted_kernel_that_is_never_adopted_is_killed_at_shutdown(tmp_path: Path) -> None:
     prestarted = prestart(prepare(tmp_path, user=None, max_output_bytes=4096))
-    session = KernelSession(timeouts=TIMEOUTS, max_output_bytes=4096, runtime_dir=tmp_path, prestarted=prestarted)
+    session = KernelSession(prestarted, timeouts=TIMEOUTS, max_output_bytes=4096)
     await session.shutdown()
     assert prestarted.process.poll() is not None and not prestarted.folder.path.exists()
 

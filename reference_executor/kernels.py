@@ -1,0 +1,110 @@
+"""The kernel factory: every kernel of one server, from the first (prestarted) to the last.
+
+It owns what the kernels of a server share: the two throwaway users they alternate between
+(``isolation``), the runtime folder their own folders go in, the environment user code gets
+(``SESSION_ENV``), and the first kernel, launched before ``jupyter_client`` is imported. It
+makes kernel sessions and retires them (shut down, their user swept), and knows nothing of
+readiness or restart policy: that is the execution service's.
+
+This module never imports ``jupyter_client`` at import time: ``__main__`` prestarts the first
+kernel through it while ``jupyter_client`` and the HTTP stack are still being imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from typing import TYPE_CHECKING
+
+from .config import Settings
+from .isolation import IsolationError, KernelUser, KernelUsers, claim_kernel_users, kernel_environment, sweep
+from .kernel_process import KernelFolder, Prestarted, make_runtime_dir, prepare, prestart
+
+if TYPE_CHECKING:
+    from .kernel import KernelSession
+
+__all__ = ["KernelFactory"]
+
+log = logging.getLogger("reference_executor.kernels")
+
+
+class KernelFactory:
+    """Makes the kernels of one server: as which user, in which folder, with which environment."""
+
+    def __init__(self, settings: Settings) -> None:
+        """Claims the kernel users (IsolationError if isolation is asked for and impossible)."""
+        self.settings = settings
+        #: What the sweep of a retired kernel's user leaves alone: the workspace, the persistent folders.
+        self._kept = (settings.workspace, *settings.persistent_folders)
+        self._users: KernelUsers | None = claim_kernel_users(
+            settings.kernel_user, settings.kernel_uids, keep=self._kept
+        )
+        self._owns_runtime_dir = settings.runtime_dir is None
+        self.runtime_dir = make_runtime_dir(settings.runtime_dir)
+        self._env = kernel_environment(os.environ, settings.session_env)
+        self._prestarted: Prestarted | None = None
+
+    def prestart(self) -> None:
+        """Launch the first kernel now, for the first session to adopt. If it cannot be launched,
+        the first session starts one the ordinary way, which says why if it fails again."""
+        folder = None
+        try:
+            folder = self._folder()
+            self._prestarted = prestart(folder)
+        except OSError as exc:
+            log.warning("could not prestart the first kernel: %s", exc)
+            if folder is not None:
+                self._give_back(folder)
+
+    def new(self) -> KernelSession:
+        """A kernel session, not started: the prestarted kernel if there is one, else a new
+        folder as a user no live kernel has."""
+        from .kernel import KernelSession  # jupyter_client: imported by now, after the first kernel's launch
+
+        prestarted, self._prestarted = self._prestarted, None
+        launch: KernelFolder | Prestarted = prestarted if prestarted is not None else self._folder()
+        return KernelSession(launch, timeouts=self.settings.timeouts, max_output_bytes=self.settings.max_output_bytes)
+
+    async def retire(self, kernel: KernelSession) -> None:
+        """Shut ``kernel`` down, and sweep its user's processes and files before that user serves again."""
+        await kernel.shutdown()
+        user = kernel.user
+        if user is not None and self._users is not None:
+            await asyncio.to_thread(self._sweep, user)
+            self._users.give_back(user)
+
+    async def close(self) -> None:
+        """Discard a prestarted kernel never adopted, sweep both users (nothing of any session
+        outlives the server), let other servers claim them, and remove the runtime folder."""
+        if self._prestarted is not None:
+            self._prestarted.discard()
+            self._prestarted = None
+        if self._users is not None:
+            for user in self._users.users:
+                await asyncio.to_thread(self._sweep, user)
+            self._users.release()
+        if self._owns_runtime_dir:
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+
+    def _folder(self) -> KernelFolder:
+        user = self._users.take() if self._users is not None else None
+        try:
+            return prepare(self.runtime_dir, user=user, max_output_bytes=self.settings.max_output_bytes, env=self._env)
+        except BaseException:
+            if user is not None and self._users is not None:
+                self._users.give_back(user)
+            raise
+
+    def _give_back(self, folder: KernelFolder) -> None:
+        """A folder whose kernel never ran: removed, and its user free again."""
+        shutil.rmtree(folder.path, ignore_errors=True)
+        if folder.user is not None and self._users is not None:
+            self._users.give_back(folder.user)
+
+    def _sweep(self, user: KernelUser) -> None:
+        try:
+            sweep(user, keep=self._kept)
+        except IsolationError as exc:
+            log.error("isolation between sessions may be broken: %s", exc)
