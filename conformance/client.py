@@ -11,6 +11,7 @@ import enum
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -49,8 +50,10 @@ class ExecutorClient:
         http: httpx.Client | None = None,
         default_execution_timeout: float | None = None,
         headers: dict[str, str] | None = None,
+        keep: int | None = None,
     ) -> None:
-        """``headers``: sent with every request (a manager's session token, say)."""
+        """``headers``: sent with every request (a manager's session token, say). ``keep``: how many
+        exchanges the history holds (default: all; the benchmark keeps one, as evidence of a failure)."""
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeouts
         self.requirement = requirement
@@ -64,7 +67,9 @@ class ExecutorClient:
             limits=httpx.Limits(keepalive_expiry=timeouts.keepalive),
         )
         self._lock = threading.Lock()
-        self.history: list[Exchange] = []
+        self.history: deque[Exchange] = deque(maxlen=keep)
+        #: Answers 429 or 503 that ``execute_when_free`` asked again after.
+        self.busy_answers = 0
 
     def bound_to(self, requirement: str) -> ExecutorClient:
         """The same connection, with failures reported against ``requirement``."""
@@ -233,6 +238,7 @@ class ExecutorClient:
         deadline = time.monotonic() + self.timeouts.ready
         exchange = self.execute(code, timeout, **extra)
         while exchange.status in BUSY and time.monotonic() < deadline:
+            self.busy_answers += 1
             time.sleep(self.timeouts.poll_interval)
             exchange = self.execute(code, timeout, **extra)
         return exchange

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .settings import CONTRACT_DEFAULTS, KIT_SETTINGS, WORKSPACE_ELSEWHERE, ExecutorSettings, SettingsSource
+from .settings import CONTRACT_DEFAULTS, KIT_SETTINGS, WORKSPACE_ELSEWHERE, ExecutorSettings
 from .targets import (
     WORKSPACE_KINDS_WITH_CODE,
     Capabilities,
@@ -25,6 +25,7 @@ from .targets import (
     ResourceUsage,
     TargetError,
     find_answering_port,
+    ports_to_try,
     prepare_workspace,
     wait_until_ready,
 )
@@ -117,8 +118,7 @@ class ImageTarget:
         # Free host ports on loopback only, for PORT and for the contract's default (where an
         # executor that ignores PORT is found). testcontainers' with_bind_ports takes no host
         # address, so the bindings go to docker-py, which accepts (address, None): any free port.
-        default = CONTRACT_DEFAULTS.port or 0  # the contract's default is never unset
-        ports = sorted({settings.port or default, default})
+        ports = ports_to_try(settings.port or CONTRACT_DEFAULTS.port or 0, the_default_too=True)
         container.with_exposed_ports(*ports)
         for port in ports:
             container.ports[str(port)] = ("127.0.0.1", None)  # type: ignore[assignment]
@@ -135,10 +135,9 @@ class ImageTarget:
             self.capabilities.destructive = True
             self.capabilities.memory_limited = self.memory is not None
             self.capabilities.settings = settings
-            self.capabilities.settings_source = SettingsSource.KIT
             self.capabilities.signal_scope = 1  # the container's own PID namespace
             self.capabilities.answered_on, self.base_url = find_answering_port(
-                lambda: self._published(settings, ports), self.timeouts, self._exited, self.logs
+                lambda: ports, self._published, self.timeouts, self._exited, self.logs
             )
             wait_until_ready(self.base_url, self.timeouts, self.startup_observations, self._exited, self.logs)
         except BaseException:
@@ -154,11 +153,9 @@ class ImageTarget:
             settings = replace(settings, workspace_folder=WORKSPACE_ELSEWHERE)
         return settings, settings.environment()
 
-    def _published(self, settings: ExecutorSettings, ports: list[int]) -> list[tuple[int, str]]:
-        """(port, base URL on 127.0.0.1) for each published port, the one PORT names first."""
-        host = self._container.get_container_host_ip()
-        ordered = sorted(ports, key=lambda port: port != (settings.port or CONTRACT_DEFAULTS.port))
-        return [(port, f"http://{host}:{self._container.get_exposed_port(port)}") for port in ordered]
+    def _published(self, port: int) -> str:
+        """The base URL, on 127.0.0.1, where the container's ``port`` is published."""
+        return f"http://{self._container.get_container_host_ip()}:{self._container.get_exposed_port(port)}"
 
     def docker_limits(self) -> dict[str, Any]:
         """The memory and CPU limits as docker-py takes them (for this container, or another like it)."""
@@ -168,19 +165,6 @@ class ImageTarget:
         if self.cpus:
             limits["nano_cpus"] = int(self.cpus * 1e9)
         return limits
-
-    def sibling(self, workspace: str) -> ImageTarget:
-        return ImageTarget(
-            self.image,
-            self.timeouts,
-            memory=self.memory,
-            cpus=self.cpus,
-            settings=self.settings,
-            workspace=workspace,
-            env=dict(self.env),
-            command=self.command,
-            capabilities=replace(self.capabilities),
-        )
 
     def _started_at(self) -> float | None:
         """When Docker started the container's process (State.StartedAt), as ``time.time()`` reads it.

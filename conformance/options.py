@@ -175,9 +175,30 @@ class TargetSpec:
         """The same target with another workspace (a URL's is its own: unchanged)."""
         return replace(self, workspace=workspace) if self.started_by_kit else self
 
+    def sibling(self, workspace: str) -> Target | None:
+        """A second executor like this one with another workspace (``WORKSPACE_KINDS``), unstarted;
+        None where the kit cannot start one: a URL; a command with every setting unset ("defaults":
+        PORT cannot be left unset on a shared host) or "elsewhere" (a command's workspace is
+        already in a folder of the kit's choosing, which only WORKSPACE_FOLDER names)."""
+        if not self.started_by_kit or (self.kind is TargetKind.PROCESS and workspace in ("defaults", "elsewhere")):
+            return None
+        return self.with_workspace(workspace).target()
+
     def target(self) -> Target:
-        """A new, unstarted target as this spec describes it."""
+        """A new, unstarted target as this spec describes it.
+
+        Its capabilities start from what the spec knows: the settings, and whether the kit chose
+        them (a target it starts) or takes them on trust (a URL). A target the kit starts adds
+        the rest as it starts; a URL's are what the user declared.
+        """
         env = dict(self.env)
+        capabilities = Capabilities(
+            workspace_mounted=self.workspace_mounted,
+            destructive=self.destructive,
+            memory_limited=self.memory_limited,
+            settings=self.settings,
+            settings_source=SettingsSource.KIT if self.started_by_kit else SettingsSource.TRUSTED,
+        )
         if self.kind is TargetKind.IMAGE:
             assert isinstance(self.subject, str)
             return ImageTarget(
@@ -188,16 +209,10 @@ class TargetSpec:
                 settings=self.settings,
                 workspace=self.workspace,
                 env=env,
+                capabilities=capabilities,
             )
         if self.kind is TargetKind.URL:
             assert isinstance(self.subject, str)
-            capabilities = Capabilities(
-                workspace_mounted=self.workspace_mounted,
-                destructive=self.destructive,
-                memory_limited=self.memory_limited,
-                settings=self.settings,
-                settings_source=SettingsSource.TRUSTED,
-            )
             return UrlTarget(self.subject, self.timeouts, capabilities, headers=dict(self.headers))
         return ProcessTarget(
             self.timeouts,
@@ -206,6 +221,7 @@ class TargetSpec:
             workspace=self.workspace,
             settings=self.settings,
             memory_limit_bytes=self.process_memory_limit,
+            capabilities=capabilities,
         )
 
 

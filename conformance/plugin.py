@@ -22,7 +22,7 @@ from . import catalogue
 from .catalogue import FEATURES, Area, Level, Need
 from .certification import FEATURES_FROM_INFO, SKIP_KIND, ConformanceRun, needs, requirement_ids, violation_in
 from .client import ExecutorClient
-from .options import add_target_options
+from .options import TargetSpec, add_target_options
 from .render import to_terminal
 from .results import SkipKind, TestRecord
 from .targets import Capabilities, Target
@@ -177,6 +177,12 @@ def _run_or_fail(request: pytest.FixtureRequest) -> ConformanceRun:
 def executor_target(request: pytest.FixtureRequest) -> Target:
     """The executor under test (started on first use, stopped at the end of the run)."""
     return _run_or_fail(request).ensure_target()
+
+
+@pytest.fixture(scope="session")
+def target_spec(request: pytest.FixtureRequest) -> TargetSpec:
+    """The executor under test as the options describe it (to start a second one like it)."""
+    return _run_or_fail(request).spec
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,7 @@ __all__ = [
     "export_workspace",
     "find_answering_port",
     "listening_ports",
+    "ports_to_try",
     "prepare_workspace",
     "start_to_ready",
     "wait_until_ready",
@@ -171,14 +172,18 @@ def listening_ports(root_pid: int) -> set[int]:
     return ports
 
 
-def find_answering_port(
-    candidates: Callable[[], list[tuple[int, str]]], timeouts: KitTimeouts, alive: Any, logs: Any
-) -> tuple[int, str]:
-    """The first (port, base URL) of ``candidates`` whose /health answers HTTP, polled until startup.
+def ports_to_try(port: int, *, the_default_too: bool) -> list[int]:
+    """PORT first, then the contract's default: where an executor that ignores PORT is found."""
+    default = CONTRACT_DEFAULTS.port
+    return [port] if not the_default_too or default in (None, port) else [port, default]
 
-    The first candidate is the port the kit set (PORT); the others are where an executor that
-    ignores PORT would be found (the contract's default), so that CONFIG-1 can name the fault
-    and the rest of the certification can go on.
+
+def find_answering_port(
+    ports: Callable[[], list[int]], url_of: Callable[[int], str], timeouts: KitTimeouts, alive: Any, logs: Any
+) -> tuple[int, str]:
+    """The first of ``ports`` (``ports_to_try``) whose /health answers HTTP at ``url_of(port)``, and
+    that URL, polled until startup. An executor found on the default port instead of PORT fails
+    CONFIG-1, and the rest of the certification goes on there.
     """
     deadline = time.monotonic() + timeouts.startup
     with httpx.Client(timeout=timeouts.health) as http:
@@ -186,12 +191,12 @@ def find_answering_port(
             problem = alive()
             if problem:
                 raise TargetError(f"the executor {problem} before it answered.\nLast log lines:\n{logs()}")
-            for port, base_url in candidates():
+            for port in ports():
                 with contextlib.suppress(httpx.HTTPError):
-                    http.get(f"{base_url}/health")
-                    return port, base_url
+                    http.get(f"{url_of(port)}/health")
+                    return port, url_of(port)
             time.sleep(timeouts.poll_interval)
-    tried = ", ".join(str(port) for port, _ in candidates())
+    tried = ", ".join(str(port) for port in ports())
     raise TargetError(
         f"nothing answered HTTP on port {tried} within {timeouts.startup:.0f} s "
         f"(the executor must listen on the port PORT names).\nLast log lines:\n{logs()}"
@@ -213,10 +218,6 @@ class Target(Protocol):
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
-    def sibling(self, workspace: str) -> Target | None:
-        """An unstarted copy with another workspace (``WORKSPACE_KINDS``); None if the kit cannot start one."""
-        ...
-
     def logs(self, lines: int = 60) -> str: ...
     def describe(self) -> dict[str, Any]: ...
     def resource_usage(self) -> ResourceUsage | None:
@@ -260,6 +261,10 @@ def prepare_workspace(kind: str, folder: Path) -> Path:
     if kind == "missing":
         return folder.with_name("no-such-workspace")
     raise ValueError(f"workspace must be one of {', '.join(WORKSPACE_KINDS)}, not {kind!r}")
+
+
+def _local_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
 
 
 def _free_port() -> int:
@@ -393,25 +398,25 @@ class ProcessTarget:
         self.capabilities.destructive = True
         self.capabilities.memory_limited = limit is not None
         self.capabilities.settings = settings
-        self.capabilities.settings_source = SettingsSource.KIT
         self.capabilities.signal_scope = self._process.pid
         self._launched = command
         try:
             self.capabilities.answered_on, self.base_url = find_answering_port(
-                lambda: self._ports(port), self.timeouts, self._exited, self.logs
+                lambda: self._ports(port),
+                lambda port: f"http://127.0.0.1:{port}",
+                self.timeouts,
+                self._exited,
+                self.logs,
             )
             wait_until_ready(self.base_url, self.timeouts, self.startup_observations, self._exited, self.logs)
         except BaseException:
             self.stop()
             raise
 
-    def _ports(self, port: int) -> list[tuple[int, str]]:
+    def _ports(self, port: int) -> list[int]:
         """PORT, then the contract's default if this executor (and nothing else) listens there."""
-        candidates = [(port, f"http://127.0.0.1:{port}")]
-        default = CONTRACT_DEFAULTS.port
-        if self._process is not None and default in listening_ports(self._process.pid):
-            candidates.append((default, f"http://127.0.0.1:{default}"))
-        return candidates
+        mine = listening_ports(self._process.pid) if self._process is not None else set()
+        return ports_to_try(port, the_default_too=CONTRACT_DEFAULTS.port in mine)
 
     def _exited(self) -> str | None:
         code = self._process.poll() if self._process else None
@@ -431,21 +436,6 @@ class ProcessTarget:
             self._kept_log = self.logs(200)
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
-
-    def sibling(self, workspace: str) -> ProcessTarget | None:
-        # "defaults": PORT cannot be left unset on a shared host. "elsewhere": this executor's own
-        # workspace is already in a folder of the kit's choosing, which only WORKSPACE_FOLDER names.
-        if workspace in ("defaults", "elsewhere"):
-            return None
-        return ProcessTarget(
-            self.timeouts,
-            command=self.command,
-            env=dict(self.env),
-            workspace=workspace,
-            memory_limit_bytes=self.memory_limit_bytes,
-            settings=self.settings,
-            capabilities=replace(self.capabilities),
-        )
 
     def resource_usage(self) -> ResourceUsage | None:
         return process_tree_usage(self._process.pid) if self._process is not None else None
@@ -491,9 +481,6 @@ class UrlTarget:
         wait_until_ready(self.base_url, self.timeouts, [], lambda: None, lambda: no_logs, self.headers)
 
     def stop(self) -> None:
-        return None
-
-    def sibling(self, workspace: str) -> None:
         return None
 
     def resource_usage(self) -> None:

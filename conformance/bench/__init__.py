@@ -24,8 +24,8 @@ ratios to that floor, because absolute times vary from machine to machine.
 from __future__ import annotations
 
 from .command import main
-from .measure import TARGETS, BenchError, BenchSettings
+from .measure import GOALS, BenchError, BenchSettings
 from .report import to_markdown
 from .run import run_bench
 
-__all__ = ["TARGETS", "BenchError", "BenchSettings", "main", "run_bench", "to_markdown"]
+__all__ = ["GOALS", "BenchError", "BenchSettings", "main", "run_bench", "to_markdown"]

@@ -10,16 +10,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
+from ..client import ExecutorClient
 from ..options import TargetSpec
 from ..targets import Target, start_to_ready
 from ..timeouts import KitTimeouts
+from ..violations import Violation
 
 __all__ = [
+    "GOALS",
     "MB",
     "SCHEMA_VERSION",
-    "TARGETS",
     "TRIVIAL",
     "BenchError",
     "BenchSettings",
@@ -65,7 +65,7 @@ class Goal:
 
 
 #: The reference executor's goals. For other executors they are shown, not enforced.
-TARGETS = (
+GOALS = (
     Goal("ratio.execute_p50", 1.0, "/execute 1+1 p50 <= 1.0x the bare jupyter_client round trip"),
     Goal("ratio.start_to_ready", 1.3, "start to ready <= 1.3x the bare kernel's start"),
     Goal("ratio.restart_to_ready", 0.25, "restart to ready <= 0.25x the bare kernel's restart"),
@@ -102,49 +102,54 @@ class Progress:
 
 @dataclass
 class Subject:
-    """The running executor being measured, and a client for it."""
+    """The running executor being measured, and the kit's client for it (keeping one exchange)."""
 
     target: Target
     timeouts: KitTimeouts
-    http: httpx.Client = field(init=False)
-    busy_answers: int = 0
+    client: ExecutorClient = field(init=False)
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.http = httpx.Client(
-            base_url=self.target.base_url, timeout=self.timeouts.request, headers=self.target.headers
+        self.client = self.connect()
+
+    def connect(self) -> ExecutorClient:
+        """A client on a connection of its own."""
+        return ExecutorClient(
+            self.target.base_url,
+            self.timeouts,
+            headers=self.target.headers,
+            default_execution_timeout=self.target.capabilities.execution_timeout,
+            keep=1,
         )
 
-    def execute(self, code: str, http: httpx.Client | None = None) -> dict[str, Any]:
-        """Run ``code``; ask again on a busy answer (429/503); fail unless it ran with status ok."""
-        deadline = time.monotonic() + self.timeouts.ready
-        while True:
-            response = (http or self.http).post("/execute", json={"code": code})
-            if response.status_code not in (429, 503) or time.monotonic() > deadline:
-                break
-            self.busy_answers += 1
-            time.sleep(self.timeouts.poll_interval)
-        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-        if response.status_code != 200 or body.get("status") != "ok":
-            raise BenchError(f"{code!r} did not run: HTTP {response.status_code} {response.text[:300]}")
-        return body
+    @property
+    def busy_answers(self) -> int:
+        return self.client.busy_answers
 
-    def timed_execute(self, code: str, http: httpx.Client | None = None) -> float:
+    def execute(self, code: str, client: ExecutorClient | None = None) -> None:
+        """Run ``code``, asked again on a busy answer (429/503); fail unless it ran with status ok."""
+        exchange = (client or self.client).execute_when_free(code)
+        body = exchange.json
+        if exchange.status != 200 or not isinstance(body, dict) or body.get("status") != "ok":
+            raise BenchError(f"{code!r} did not run: {exchange.response_line} {exchange.body_text[:300]}")
+
+    def timed_execute(self, code: str, client: ExecutorClient | None = None) -> float:
         started = time.perf_counter()
-        self.execute(code, http)
+        self.execute(code, client)
         return time.perf_counter() - started
 
+    def restart(self) -> None:
+        """POST /restart, then wait for /ready, as a manager does between two users."""
+        try:
+            self.client.bound_to("READY-1").new_session()
+        except Violation as exc:
+            raise BenchError(str(exc)) from None
+
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + self.timeouts.ready
-        while time.monotonic() < deadline:
-            try:
-                response = self.http.get("/ready")
-                if response.status_code == 200 and response.json().get("ready") is True:
-                    return
-            except (httpx.HTTPError, ValueError):
-                pass
-            time.sleep(self.timeouts.poll_interval)
-        raise BenchError(f"/ready did not say ready within {self.timeouts.ready:.0f} s")
+        try:
+            self.client.bound_to("READY-1").wait_ready()
+        except Violation as exc:
+            raise BenchError(str(exc)) from None
 
     def settle(self) -> None:
         """Wait (bounded) until the executor's CPU is quiet: no background start in progress."""
@@ -219,10 +224,7 @@ def measure_subject(subject: Subject, settings: BenchSettings, progress: Progres
     for run in range(settings.repeats):
         subject.settle()
         started = time.perf_counter()
-        response = subject.http.post("/restart", json={})
-        if response.status_code != 200:
-            raise BenchError(f"/restart answered HTTP {response.status_code} {response.text[:300]}")
-        subject.wait_ready()
+        subject.restart()
         restarts.append(time.perf_counter() - started)
         subject.execute(TRIVIAL)
         progress(f"restart to ready, run {run + 1}/{settings.repeats}: {restarts[-1]:.3f} s")
@@ -236,12 +238,13 @@ def _throughput(subject: Subject, clients: int, calls: int) -> float:
     barrier = threading.Barrier(clients + 1)
 
     def client(count: int) -> None:
-        with httpx.Client(
-            base_url=subject.target.base_url, timeout=subject.timeouts.request, headers=subject.target.headers
-        ) as http:
+        own = subject.connect()
+        try:
             barrier.wait(timeout=subject.timeouts.request)
             for _ in range(count):
-                subject.execute(TRIVIAL, http)
+                subject.execute(TRIVIAL, own)
+        finally:
+            own.close()
 
     with concurrent.futures.ThreadPoolExecutor(clients) as pool:
         futures = [pool.submit(client, count) for count in share]

@@ -16,8 +16,8 @@ from .. import __version__
 from ..options import TargetSpec
 from .floor import measure_floor
 from .measure import (
+    GOALS,
     SCHEMA_VERSION,
-    TARGETS,
     TRIVIAL,
     BenchSettings,
     Progress,
@@ -59,7 +59,7 @@ def ratios(figures: dict[str, Any], floor: dict[str, Any] | None) -> dict[str, f
 def goals(figures: dict[str, Any], ratio: dict[str, Any]) -> list[dict[str, Any]]:
     measured = {**figures, "ratio": ratio}
     out = []
-    for goal in TARGETS:
+    for goal in GOALS:
         value = _value(measured, goal.figure)
         out.append({**asdict(goal), "value": value, "met": None if value is None else value <= goal.limit})
     return out
@@ -114,7 +114,7 @@ def run_bench(
         described = target.describe()
         usage = target.resource_usage()
     finally:
-        subject.http.close()
+        subject.client.close()
         target.stop()
     if start is None:
         subject.notes.append("start to ready is not measured for an executor the kit did not start")

@@ -11,6 +11,7 @@ from typing import TypeVar
 import pytest
 
 from conformance.client import ExecutorClient
+from conformance.options import TargetSpec
 from conformance.targets import Capabilities, Target, TargetError
 
 __all__ = [
@@ -126,7 +127,8 @@ def sibling_starts(request: pytest.FixtureRequest) -> Iterator[dict[str, Future[
     if not workspaces or not target.capabilities.workspace_mounted:
         yield {}
         return
-    siblings = {workspace: target.sibling(workspace) for workspace in sorted(workspaces)}
+    spec: TargetSpec = request.getfixturevalue("target_spec")
+    siblings = {workspace: spec.sibling(workspace) for workspace in sorted(workspaces)}
 
     def start(sibling: Target | None) -> Target | None:
         if sibling is not None:
