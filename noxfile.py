@@ -111,6 +111,21 @@ def lint(session: nox.Session) -> None:
     session.run("executor-conformance", "catalogue", "--check", "docs/contract.md")
 
 
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Regenerate what the docs show of the code: the contract's requirement table (from the
+    catalogue) and the README's table of broken executors (from the gallery). Lint and the
+    tests check both."""
+    session.install("-e", ".[dev]")
+    session.run("executor-conformance", "catalogue", "--write", "docs/contract.md")
+    session.run(
+        "python",
+        "-c",
+        "from pathlib import Path; from tests.kit.broken import write_detection_table; "
+        "write_detection_table(Path('README.md'))",
+    )
+
+
 #: The image's default base, and the Debian base made with debootstrap where it cannot be pulled.
 OFFICIAL_BASE = "python:3.13-slim"
 LOCAL_BASE = "executor-conformance/debian-python:trixie"
