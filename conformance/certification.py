@@ -22,7 +22,7 @@ from .catalogue import FEATURES, Need
 from .client import ExecutorClient
 from .options import OptionError, TargetSpec, spec_from
 from .render import write_reports
-from .results import Report, SkipKind, TestRecord, build_report, exit_code
+from .results import Exit, Report, SkipKind, TestRecord, build_report, exit_code
 from .settings import settings_report
 from .targets import NeverReadyError, Target, TargetError
 from .timeouts import KitTimeouts
@@ -82,7 +82,7 @@ def needs(item: pytest.Item) -> list[Need]:
     return [Need(mark.args[0]) for mark in item.iter_markers("needs")]
 
 
-@dataclass
+@dataclass(eq=False)  # registered as a pytest plugin: hashed by identity
 class ConformanceRun:
     """State of one certification: the target, the declared features, the records."""
 
@@ -102,6 +102,12 @@ class ConformanceRun:
     target_description: dict[str, Any] | None = None
     _client: ExecutorClient | None = None
     current_area: str = ""
+    #: Stopped by Ctrl-C: the verdict is ``interrupted``, whatever had run.
+    interrupted: bool = False
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """A hook (the run is registered as a plugin): Ctrl-C, not ``pytest.exit``, which comes here too."""
+        self.interrupted = excinfo.errisinstance(KeyboardInterrupt)
 
     @functools.cached_property
     def spec(self) -> TargetSpec:
@@ -123,7 +129,7 @@ class ConformanceRun:
         if self.target is not None:
             return self.target
         if self.target_error is not None:
-            pytest.exit(self.target_error, returncode=3)
+            pytest.exit(self.target_error, returncode=Exit.ERROR)
         target = self._make_target()
         try:
             target.start()
@@ -141,14 +147,14 @@ class ConformanceRun:
                 evidence={"log_tail": target.logs(40)},
             )
             self.target_description = target.describe()
-            pytest.exit(f"executor-conformance: {str(exc).splitlines()[0]}", returncode=1)
+            pytest.exit(f"executor-conformance: {str(exc).splitlines()[0]}", returncode=Exit.NON_CONFORMANT)
         except TargetError as exc:
             self.target_error = str(exc)
-            pytest.exit(f"executor-conformance: {exc}", returncode=3)
+            pytest.exit(f"executor-conformance: {exc}", returncode=Exit.ERROR)
         except Exception as exc:  # a fault of the kit or of its tools, not of the executor
             self.target_error = f"could not start the target: {type(exc).__name__}: {exc}"
             target.stop()
-            pytest.exit(f"executor-conformance: {self.target_error}", returncode=3)
+            pytest.exit(f"executor-conformance: {self.target_error}", returncode=Exit.ERROR)
         self.target = target
         self._detect_features(target)
         return target
@@ -238,7 +244,7 @@ class ConformanceRun:
 
     def finish(self, session: pytest.Session) -> None:
         option = self.config.getoption
-        target = self.target.describe() if self.target else self.target_description or {"error": self.target_error}
+        target = self.target.describe() if self.target else self.target_description or self.spec.describe()
         if self.target is not None:
             target["restarted_by_kit"] = self.restarts_by_kit
         configuration = {
@@ -260,6 +266,7 @@ class ConformanceRun:
             started_at=self.started_at,
             duration_s=time.monotonic() - self.started,
             error=self.target_error,
+            interrupted=self.interrupted,
         )
         self.report_paths = write_reports(self.report, Path(option("report_dir")))
         session.exitstatus = exit_code(self.report.verdict, option("conformance_strict"))

@@ -7,7 +7,8 @@
 
 ``run`` (the default) runs the suite through pytest with the kit's own pytest settings, so
 that the project it is run from does not change how the kit behaves. Its exit code is the
-verdict's: 0 conformant, 1 non-conformant, 2 incomplete, 3 the executor could not be tested.
+verdict's: 0 conformant, 1 non-conformant, 2 incomplete, 3 the executor could not be tested
+(error), 4 a usage error (found before anything runs), 130 interrupted by Ctrl-C.
 """
 
 from __future__ import annotations

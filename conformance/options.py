@@ -175,6 +175,11 @@ class TargetSpec:
         """The same target with another workspace (a URL's is its own: unchanged)."""
         return replace(self, workspace=workspace) if self.started_by_kit else self
 
+    def describe(self) -> dict[str, Any]:
+        """The target as the reports name it, before (or without) its start."""
+        key = {TargetKind.IMAGE: "image", TargetKind.URL: "base_url", TargetKind.PROCESS: "command"}[self.kind]
+        return {"kind": self.kind.value, key: self.subject}
+
     def sibling(self, workspace: str) -> Target | None:
         """A second executor like this one with another workspace (``WORKSPACE_KINDS``), unstarted;
         None where the kit cannot start one: a URL; a command with every setting unset ("defaults":

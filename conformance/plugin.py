@@ -14,6 +14,7 @@ installing the kit does not change anyone else's test runs.
 from __future__ import annotations
 
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from .catalogue import FEATURES, Area, Level, Need
 from .certification import FEATURES_FROM_INFO, SKIP_KIND, ConformanceRun, needs, requirement_ids, violation_in
 from .client import ExecutorClient
 from .options import TargetSpec, add_target_options
-from .render import to_terminal
+from .render import check_writable, to_terminal
 from .results import SkipKind, TestRecord
 from .targets import Capabilities, Target
 from .timeouts import KitTimeouts
@@ -81,7 +82,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return catalogue.get(ids[0]).area.order if ids else len(Area)
 
     items.sort(key=order)  # stable: within an area, the file's order
-    config.stash[_RUN_KEY] = ConformanceRun(config)
+    report_dir = Path(config.getoption("report_dir"))
+    try:
+        check_writable(report_dir)
+    except OSError as exc:
+        raise pytest.UsageError(f"--report-dir {report_dir} cannot be written: {exc.strerror or exc}") from None
+    run = ConformanceRun(config)
+    config.stash[_RUN_KEY] = run
+    config.pluginmanager.register(run, "executor-conformance-run")  # for its pytest_keyboard_interrupt
 
 
 def _run(config: pytest.Config) -> ConformanceRun | None:

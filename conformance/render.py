@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from .settings import SettingsSource
 
 TRUSTED = SettingsSource.TRUSTED.value
 
-__all__ = ["to_json", "to_junit", "to_markdown", "to_terminal", "write_reports"]
+__all__ = ["check_writable", "to_json", "to_junit", "to_markdown", "to_terminal", "write_reports"]
 
 _ICON = {Outcome.PASSED: "✅", Outcome.FAILED: "❌", Outcome.SKIPPED: "⏭️", Outcome.NOT_RUN: "⚪"}
 
@@ -37,7 +38,7 @@ def to_junit(report: Report) -> str:
         name="executor-conformance",
         tests=str(len(report.requirements)),
         failures=str(counts[Outcome.FAILED]),
-        errors="0",
+        errors="1" if report.error else "0",
         skipped=str(counts[Outcome.SKIPPED] + counts[Outcome.NOT_RUN]),
         time=f"{report.duration_s:.2f}",
         timestamp=report.started_at,
@@ -50,6 +51,10 @@ def to_junit(report: Report) -> str:
         ("target", _target_name(report)),
     ):
         ET.SubElement(properties, "property", name=name, value=value)
+    if report.error:  # the run itself: what CI widgets show as an error, with the reason
+        run = ET.SubElement(suite, "testcase", classname="conformance.run", name=f"the run ({report.verdict.value})")
+        error = ET.SubElement(run, "error", message=report.error.split("\n")[0][:500])
+        error.text = report.error
     for result in report.requirements:
         case = ET.SubElement(
             suite, "testcase", classname=f"conformance.{result.area}", name=f"{result.id} {result.title}"
@@ -134,6 +139,13 @@ def to_terminal(report: Report) -> str:
     strict = " (strict)" if report.strict and report.verdict is Verdict.WITH_WARNINGS else ""
     lines.append(f"Verdict: {report.verdict.value}{strict}")
     return "\n".join(lines)
+
+
+def check_writable(folder: Path) -> None:
+    """OSError unless the reports can be written into ``folder`` (made if missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".writable-"):
+        pass
 
 
 def write_reports(report: Report, folder: Path) -> dict[str, Path]:

@@ -16,6 +16,7 @@ from .catalogue import Level, Requirement
 
 __all__ = [
     "REPORT_VERSION",
+    "Exit",
     "Outcome",
     "Report",
     "RequirementResult",
@@ -58,6 +59,18 @@ class Verdict(enum.StrEnum):
     NON_CONFORMANT = "non-conformant"
     INCOMPLETE = "incomplete"
     ERROR = "error"
+    INTERRUPTED = "interrupted"
+
+
+class Exit(enum.IntEnum):
+    """The kit's exit codes, one per verdict (and one for a usage error, found before anything runs)."""
+
+    CONFORMANT = 0  # also conformant with warnings, unless --strict
+    NON_CONFORMANT = 1  # and conformant with warnings under --strict
+    INCOMPLETE = 2
+    ERROR = 3  # the run could not be made: no executor at the URL, no Docker, a fault of the kit
+    USAGE = 4  # the command line: an unknown option, a bad value, a report folder that cannot be written
+    INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
 
 
 @dataclass
@@ -171,11 +184,16 @@ def compute_verdict(results: Iterable[RequirementResult]) -> Verdict:
     return Verdict.CONFORMANT
 
 
-def exit_code(verdict: Verdict, strict: bool) -> int:
-    """0 when conformant (also with warnings, unless strict); 1 non-conformant; 2 incomplete; 3 error."""
+def exit_code(verdict: Verdict, strict: bool) -> Exit:
+    """The exit code of a run with ``verdict`` (see ``Exit``)."""
     if verdict is Verdict.CONFORMANT or (verdict is Verdict.WITH_WARNINGS and not strict):
-        return 0
-    return {Verdict.WITH_WARNINGS: 1, Verdict.NON_CONFORMANT: 1, Verdict.INCOMPLETE: 2}.get(verdict, 3)
+        return Exit.CONFORMANT
+    return {
+        Verdict.WITH_WARNINGS: Exit.NON_CONFORMANT,
+        Verdict.NON_CONFORMANT: Exit.NON_CONFORMANT,
+        Verdict.INCOMPLETE: Exit.INCOMPLETE,
+        Verdict.INTERRUPTED: Exit.INTERRUPTED,
+    }.get(verdict, Exit.ERROR)
 
 
 def unstable_requirements(reports: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
@@ -197,15 +215,21 @@ def build_report(
     started_at: str,
     duration_s: float,
     error: str | None = None,
+    interrupted: bool = False,
 ) -> Report:
-    """Fold test records into the report; requirements keep the catalogue's order."""
+    """Fold test records into the report; requirements keep the catalogue's order.
+
+    ``error``: why the run could not be made (verdict ``error``); ``interrupted``: it was stopped
+    by Ctrl-C (verdict ``interrupted``, whatever had run)."""
     by_requirement: dict[str, list[TestRecord]] = {rid: [] for rid in catalogue.REQUIREMENTS}
     for record in records:
         named = {*record.requirements, *([record.failed_requirement] if record.failed_requirement else [])}
         for rid in named:
             by_requirement[rid].append(record)
     results = [_fold(catalogue.REQUIREMENTS[rid], recs) for rid, recs in by_requirement.items()]
-    verdict = Verdict.ERROR if error else compute_verdict(results)
+    if interrupted:
+        error = error or "interrupted (Ctrl-C) before the run was over; what had run is reported"
+    verdict = Verdict.INTERRUPTED if interrupted else Verdict.ERROR if error else compute_verdict(results)
     return Report(
         kit_version=__version__,
         contract_version=catalogue.CONTRACT_VERSION,

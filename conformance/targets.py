@@ -50,6 +50,7 @@ __all__ = [
     "listening_ports",
     "ports_to_try",
     "prepare_workspace",
+    "probe_executor",
     "start_to_ready",
     "wait_until_ready",
 ]
@@ -281,6 +282,31 @@ def start_to_ready(target: Target) -> float | None:
     return seen[-1].at - target.launched_at
 
 
+def probe_executor(base_url: str, timeouts: KitTimeouts, headers: dict[str, str] | None = None) -> None:
+    """TargetError at once unless something at ``base_url`` answers as an executor does: a JSON
+    object from GET /health or GET /ready, whatever it says (judging that is the suite's work).
+
+    So that a wrong URL (a web page, another service, a typo'd path prefix) is reported as what it
+    is, not certified as a broken executor after the whole start-up wait.
+    """
+    seen = []
+    with httpx.Client(timeout=timeouts.request, headers=headers) as http:
+        for path in ("/health", "/ready"):
+            try:
+                response = http.get(f"{base_url}{path}")
+            except httpx.HTTPError as exc:
+                raise TargetError(f"no executor answers at {base_url}: {type(exc).__name__}: {exc}") from None
+            try:
+                answered_json = isinstance(response.json(), dict)
+            except ValueError:
+                answered_json = False
+            if answered_json:
+                return
+            kind = response.headers.get("content-type", "no Content-Type")
+            seen.append(f"GET {path} answered HTTP {response.status_code} ({kind})")
+    raise TargetError(f"no executor answers at {base_url}: {'; '.join(seen)}, where an executor answers JSON")
+
+
 def wait_until_ready(
     base_url: str,
     timeouts: KitTimeouts,
@@ -472,11 +498,7 @@ class UrlTarget:
 
     def start(self) -> None:
         self.base_url = self.base_url.rstrip("/")
-        try:
-            with httpx.Client(timeout=self.timeouts.request, headers=self.headers) as http:
-                http.get(f"{self.base_url}/health")
-        except httpx.HTTPError as exc:
-            raise TargetError(f"no executor answers at {self.base_url}: {exc}") from None
+        probe_executor(self.base_url, self.timeouts, self.headers)
         no_logs = "(no logs: a URL target)"
         wait_until_ready(self.base_url, self.timeouts, [], lambda: None, lambda: no_logs, self.headers)
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import signal
 import subprocess
 import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLE_EXECUTOR, run_kit
 
 
 def test_pytest_pyargs_runs_the_suite_and_a_partial_selection_is_incomplete(tmp_path: Path) -> None:
@@ -19,3 +29,90 @@ def test_pytest_pyargs_runs_the_suite_and_a_partial_selection_is_incomplete(tmp_
     assert outcomes["HEALTH-1"] == outcomes["HEALTH-2"] == "passed", done.stdout[-3000:]
     assert outcomes["STATE-1"] == "not run"  # deselected: never reported as passed
     assert results["verdict"] == "incomplete" and done.returncode == 2
+
+
+@pytest.fixture
+def web_page() -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 that is not an executor: every path is an HTML 404 page."""
+
+    class NotAnExecutor(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            page = b"<html><body><h1>404 Not Found</h1></body></html>"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        do_POST = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotAnExecutor)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_url_that_is_not_an_executor_ends_as_an_error_at_once(tmp_path: Path, web_page: str) -> None:
+    """Not a broken executor after two minutes of waiting: an error, said in every report."""
+    started = time.monotonic()
+    run = run_kit(["--url", web_page], tmp_path / "results")
+    elapsed = time.monotonic() - started
+    assert run.returncode == 3 and run.results["verdict"] == "error", run.output[-3000:]
+    assert elapsed < 5, f"took {elapsed:.1f} s"  # the kit's own start-up included (1.5 s idle here)
+    assert f"no executor answers at {web_page}" in run.results["error"] and "HTTP 404" in run.results["error"]
+    assert run.results["target"]["base_url"] == web_page
+    junit = ET.parse(tmp_path / "results" / "junit.xml").getroot()
+    suite = junit if junit.tag == "testsuite" else junit.find("testsuite")
+    assert suite is not None and suite.get("errors") == "1"
+    errors = suite.findall("testcase/error")
+    assert len(errors) == 1 and f"no executor answers at {web_page}" in (errors[0].get("message") or "")
+    summary = (tmp_path / "results" / "summary.md").read_text()
+    assert f"`{web_page}`" in summary and "no executor answers" in summary
+
+
+def test_a_report_folder_that_cannot_be_written_stops_the_run_before_it_begins(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "conformance", "--command", "false", "--report-dir", str(blocker / "results")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"--report-dir {blocker / 'results'} cannot be written" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_ctrl_c_ends_the_run_as_interrupted(tmp_path: Path) -> None:
+    """Ctrl-C: an `interrupted` verdict in the reports, exit 130, and the executor stopped."""
+    report_dir = tmp_path / "results"
+    kit = subprocess.Popen(
+        [sys.executable, "-m", "conformance", "--executor-command", " ".join(EXAMPLE_EXECUTOR),
+         "--report-dir", str(report_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    seen: list[str] = []
+    try:
+        assert kit.stdout is not None
+        for line in kit.stdout:
+            seen.append(line)
+            if line.lstrip().startswith("PASS"):
+                break
+        kit.send_signal(signal.SIGINT)
+        rest, _ = kit.communicate(timeout=60)
+    finally:
+        if kit.poll() is None:
+            kit.kill()
+            kit.wait()
+    output = "".join(seen) + rest
+    assert kit.returncode == 130, output[-3000:]
+    results = json.loads((report_dir / "results.json").read_text())
+    assert results["verdict"] == "interrupted" and "interrupted" in (results["error"] or ""), results["error"]
+    assert "interrupted" in (report_dir / "summary.md").read_text()
+    assert "Verdict: interrupted" in output

@@ -12,11 +12,11 @@ from hypothesis.errors import FlakyFailure
 from conformance import catalogue
 from conformance.certification import not_applicable, not_run, skip_kind_of, violation_in
 from conformance.render import to_json, to_junit, to_markdown, to_terminal
-from conformance.results import Outcome, SkipKind, TestRecord, Verdict, build_report, exit_code
+from conformance.results import Exit, Outcome, SkipKind, TestRecord, Verdict, build_report, exit_code
 from conformance.violations import Violation
 
 
-def _report(*records: TestRecord, error: str | None = None):
+def _report(*records: TestRecord, error: str | None = None, interrupted: bool = False):
     passing = [TestRecord(f"t::{rid}", [rid], "passed") for rid in catalogue.REQUIREMENTS]
     named = {rid for r in records for rid in r.requirements}
     base = [r for r in passing if r.requirements[0] not in named]
@@ -29,6 +29,7 @@ def _report(*records: TestRecord, error: str | None = None):
         started_at="2026-01-01T00:00:00+00:00",
         duration_s=1.0,
         error=error,
+        interrupted=interrupted,
     )
 
 
@@ -96,6 +97,18 @@ def test_renderers_are_pure_functions_of_the_report() -> None:
 def test_a_target_error_gives_the_error_verdict() -> None:
     assert _report(error="image missing").verdict is Verdict.ERROR
     assert exit_code(Verdict.ERROR, strict=False) == 3
+
+
+def test_each_verdict_has_an_exit_code_of_its_own() -> None:
+    """CI tells the verdicts apart by exit code alone (only a warning shares 0, or 1 under --strict)."""
+    codes = {verdict: exit_code(verdict, strict=False) for verdict in Verdict if verdict is not Verdict.WITH_WARNINGS}
+    assert len(set(codes.values())) == len(codes) and Exit.USAGE not in codes.values()
+    assert codes[Verdict.INTERRUPTED] == 130 and codes[Verdict.ERROR] == 3
+
+
+def test_an_interrupted_run_says_so_whatever_had_run() -> None:
+    report = _report(interrupted=True)
+    assert report.verdict is Verdict.INTERRUPTED and "interrupted" in (report.error or "")
 
 
 def test_unstable_requirements_are_those_whose_outcome_changed() -> None:
