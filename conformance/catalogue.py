@@ -11,6 +11,7 @@ This module must never import pytest or anything of the reference executor.
 from __future__ import annotations
 
 import enum
+import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ __all__ = [
     "UnknownRequirementError",
     "get",
     "markdown_table",
+    "matching",
 ]
 
 CONTRACT_VERSION = "1.2"
@@ -314,6 +316,27 @@ def get(requirement_id: str) -> Requirement:
         return REQUIREMENTS[requirement_id]
     except KeyError:
         raise UnknownRequirementError(requirement_id) from None
+
+
+def matching(pattern: str) -> list[str]:
+    """The IDs ``pattern`` names (any case): an ID (``HEALTH-1``), an area (``timeout``), an ID's
+    prefix (``CONFIG``) or a glob (``READY-*``). ValueError if it names none."""
+    wanted = pattern.strip()
+    upper = wanted.upper()
+    found = [
+        r.id
+        for r in REQUIREMENTS.values()
+        if r.id == upper
+        or r.area.value == wanted.lower()
+        or r.id.startswith(f"{upper}-")
+        or fnmatch.fnmatchcase(r.id, upper)
+    ]
+    if not found:
+        areas = ", ".join(Area)
+        raise ValueError(
+            f"no requirement is {wanted!r} (an ID such as HEALTH-1, a glob such as READY-*, or an area: {areas})"
+        )
+    return found
 
 
 def markdown_table() -> str:

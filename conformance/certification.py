@@ -102,6 +102,8 @@ class ConformanceRun:
     target_description: dict[str, Any] | None = None
     _client: ExecutorClient | None = None
     current_area: str = ""
+    #: Every test of each requirement, as collected before any selection (requirement ID -> node IDs).
+    cases: dict[str, list[str]] = field(default_factory=dict)
     #: Stopped by Ctrl-C: the verdict is ``interrupted``, whatever had run.
     interrupted: bool = False
 
@@ -267,6 +269,7 @@ class ConformanceRun:
             duration_s=time.monotonic() - self.started,
             error=self.target_error,
             interrupted=self.interrupted,
+            cases=self.cases,
         )
         self.report_paths = write_reports(self.report, Path(option("report_dir")))
         session.exitstatus = exit_code(self.report.verdict, option("conformance_strict"))

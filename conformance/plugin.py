@@ -41,6 +41,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--report-dir", default="results", help="where results.json, junit.xml and summary.md go")
     add("--conformance-strict", action="store_true", help="SHOULD failures also fail the run")
     add(
+        "--requirement",
+        action="append",
+        default=[],
+        metavar="IDS",
+        help="run only these requirements (repeatable; comma-separated IDs, globs such as READY-*, or areas)",
+    )
+    add(
+        "--skip-requirement", action="append", default=[], metavar="IDS", help="leave these requirements out (as above)"
+    )
+    add(
         "--persistent-folder",
         action="append",
         default=[],
@@ -82,14 +92,52 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return catalogue.get(ids[0]).area.order if ids else len(Area)
 
     items.sort(key=order)  # stable: within an area, the file's order
+    # Every test of each requirement, before any selection: one that does not run leaves its requirement not run.
+    cases: dict[str, list[str]] = {}
+    for item in suite:
+        for rid in requirement_ids(item):
+            cases.setdefault(rid, []).append(item.nodeid)
+    _select_requirements(config, items)
     report_dir = Path(config.getoption("report_dir"))
     try:
         check_writable(report_dir)
     except OSError as exc:
         raise pytest.UsageError(f"--report-dir {report_dir} cannot be written: {exc.strerror or exc}") from None
-    run = ConformanceRun(config)
+    run = ConformanceRun(config, cases=cases)
     config.stash[_RUN_KEY] = run
     config.pluginmanager.register(run, "executor-conformance-run")  # for its pytest_keyboard_interrupt
+
+
+def _requirements_named(config: pytest.Config, option: str, flag: str) -> set[str]:
+    named: set[str] = set()
+    for value in config.getoption(option):
+        for pattern in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                named.update(catalogue.matching(pattern))
+            except ValueError as exc:
+                raise pytest.UsageError(f"{flag} {pattern}: {exc}") from None
+    return named
+
+
+def _select_requirements(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the tests of the requirements ``--requirement`` names (all, without it), less those
+    of ``--skip-requirement``; a test of several requirements goes if any of them is skipped."""
+    chosen = _requirements_named(config, "requirement", "--requirement")
+    left_out = _requirements_named(config, "skip_requirement", "--skip-requirement")
+    if not chosen and not left_out:
+        return
+
+    def wanted(item: pytest.Item) -> bool:
+        ids = requirement_ids(item)
+        if not ids:
+            return True  # not a test of the suite: the user's own
+        return (not chosen or any(rid in chosen for rid in ids)) and not any(rid in left_out for rid in ids)
+
+    kept = [item for item in items if wanted(item)]
+    dropped = [item for item in items if not wanted(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def _run(config: pytest.Config) -> ConformanceRun | None:

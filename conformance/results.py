@@ -7,7 +7,7 @@ functions of it (``render.py``). The verdict is computed here, and only here.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -135,8 +135,8 @@ class Report:
         return data
 
 
-def _fold(requirement: Requirement, records: list[TestRecord]) -> RequirementResult:
-    """One requirement's outcome from the tests that prove it."""
+def _fold(requirement: Requirement, records: list[TestRecord], cases: Collection[str] = ()) -> RequirementResult:
+    """One requirement's outcome from the tests that prove it (``cases``: all of them, run or not)."""
     result = RequirementResult(
         requirement.id,
         requirement.level,
@@ -154,6 +154,12 @@ def _fold(requirement: Requirement, records: list[TestRecord]) -> RequirementRes
         result.outcome = Outcome.FAILED
         result.reason = failures[0].reason
         result.evidence = [{"test": r.nodeid, "message": r.reason, **(r.evidence or {})} for r in failures]
+        return result
+    ran = {record.nodeid for record in records}
+    missing = [case for case in cases if case not in ran]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        result.reason = f"only {len(cases) - len(missing)} of its {len(cases)} tests ran; not {missing[0]}{more}"
         return result
     blocked = [r for r in records if r.outcome == "failed"]  # failed on another requirement first
     skipped = [r for r in records if r.outcome == "skipped"]
@@ -216,17 +222,22 @@ def build_report(
     duration_s: float,
     error: str | None = None,
     interrupted: bool = False,
+    cases: Mapping[str, Collection[str]] | None = None,
 ) -> Report:
     """Fold test records into the report; requirements keep the catalogue's order.
 
     ``error``: why the run could not be made (verdict ``error``); ``interrupted``: it was stopped
-    by Ctrl-C (verdict ``interrupted``, whatever had run)."""
+    by Ctrl-C (verdict ``interrupted``, whatever had run). ``cases``: every test of each requirement
+    (ID -> node IDs), selected or not; a requirement some of whose tests did not run is not run,
+    never passed, unless one that ran failed."""
     by_requirement: dict[str, list[TestRecord]] = {rid: [] for rid in catalogue.REQUIREMENTS}
     for record in records:
         named = {*record.requirements, *([record.failed_requirement] if record.failed_requirement else [])}
         for rid in named:
             by_requirement[rid].append(record)
-    results = [_fold(catalogue.REQUIREMENTS[rid], recs) for rid, recs in by_requirement.items()]
+    results = [
+        _fold(catalogue.REQUIREMENTS[rid], recs, (cases or {}).get(rid, ())) for rid, recs in by_requirement.items()
+    ]
     if interrupted:
         error = error or "interrupted (Ctrl-C) before the run was over; what had run is reported"
     verdict = Verdict.INTERRUPTED if interrupted else Verdict.ERROR if error else compute_verdict(results)

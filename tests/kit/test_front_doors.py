@@ -28,6 +28,8 @@ def test_pytest_pyargs_runs_the_suite_and_a_partial_selection_is_incomplete(tmp_
     outcomes = {r["id"]: r["outcome"] for r in results["requirements"]}
     assert outcomes["HEALTH-1"] == outcomes["HEALTH-2"] == "passed", done.stdout[-3000:]
     assert outcomes["STATE-1"] == "not run"  # deselected: never reported as passed
+    # One of INPUT-3's seven cases has "health" in its name: the other six did not run, so neither did INPUT-3.
+    assert outcomes["INPUT-3"] == "not run", [r for r in results["requirements"] if r["id"] == "INPUT-3"]
     assert results["verdict"] == "incomplete" and done.returncode == 2
 
 
@@ -116,3 +118,27 @@ def test_ctrl_c_ends_the_run_as_interrupted(tmp_path: Path) -> None:
     assert results["verdict"] == "interrupted" and "interrupted" in (results["error"] or ""), results["error"]
     assert "interrupted" in (report_dir / "summary.md").read_text()
     assert "Verdict: interrupted" in output
+
+
+def test_requirements_are_selected_by_id_glob_and_area(tmp_path: Path) -> None:
+    run = run_kit(
+        ["--executor-command", " ".join(EXAMPLE_EXECUTOR), "--requirement", "HEALTH-1,READY-*",
+         "--requirement", "timeout", "--skip-requirement", "TIMEOUT-7"],
+        tmp_path / "results",
+    )  # fmt: skip
+    outcomes = run.outcomes()
+    ran = {rid for rid, outcome in outcomes.items() if outcome != "not run"}
+    assert {"HEALTH-1", "READY-1", "READY-2", "TIMEOUT-1", "TIMEOUT-5"} <= ran, run.output[-3000:]
+    assert {rid.split("-")[0] for rid in ran} == {"HEALTH", "READY", "TIMEOUT"} and "HEALTH-2" not in ran
+    assert outcomes["TIMEOUT-7"] == "not run" and outcomes["STATE-1"] == "not run"
+    assert run.results["verdict"] == "incomplete" and run.returncode == 2
+
+
+def test_a_requirement_pattern_that_matches_nothing_is_a_usage_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "conformance", "--command", "false", "--requirement", "HEALTH-1,NOPE-*",
+         "--report-dir", str(tmp_path / "results")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "--requirement NOPE-*: no requirement" in done.stdout + done.stderr
