@@ -20,7 +20,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from . import catalogue
+from . import __version__, catalogue
 from .targets import export_workspace
 
 __all__ = ["main"]
@@ -115,6 +115,9 @@ def workspace_command(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"bench", "catalogue", "workspace", "compare"}
+    if argv[:1] == ["--version"]:
+        print(f"executor-conformance {__version__} (contract {catalogue.CONTRACT_VERSION})")
+        return 0
     if argv[:1] == ["compose"]:
         print("executor-conformance compose is now the deployment's own: executor-pool compose", file=sys.stderr)
         return 2

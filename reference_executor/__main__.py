@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, Timeouts
 from .isolation import IsolationError
 from .kernels import KernelFactory
 
@@ -74,7 +74,41 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def main() -> int:
+def usage() -> str:
+    """What ``--help`` prints: how the executor is configured, with the defaults from ``config``."""
+    d, t = Settings(), Timeouts()
+    return f"""usage: reference-executor  (or python -m reference_executor)
+
+Serves one executor of the contract (docs/contract.md) over HTTP: GET /health, GET /ready,
+POST /execute, POST /restart, GET /info. It takes no arguments: it is configured by environment
+variables (a bad value stops it with a one-line message, exit status 2):
+
+  HOST, PORT                where to listen (default {d.host}:{d.port})
+  WORKSPACE_FOLDER          mounted code, loaded into every session (default {d.workspace})
+  EXECUTION_TIMEOUT         default seconds per execute (default {t.execution:g})
+  MAX_EXECUTION_TIMEOUT     the longest timeout a request may ask for (default {t.max_execution:g})
+  MAX_OUTPUT_BYTES          output kept per execute (default {d.max_output_bytes})
+  MAX_REQUEST_BYTES         the largest request body (default {d.max_request_bytes})
+  REQUEST_READ_TIMEOUT      seconds for a whole request to arrive (default {t.request_read:g})
+  SESSION_ENV               names of the variables user code may see (default: none)
+  SUBMISSION_DIR            a folder kept across sessions (default: none)
+  KERNEL_USER, KERNEL_UIDS  auto (as root: two throwaway uids of {d.kernel_uids.start}-{d.kernel_uids.stop - 1}) or none
+  STANDBY_KERNEL            keep a second kernel ready for restarts (default 1)
+  INTERRUPT_GRACE           seconds interrupted code has to stop (default {t.interrupt_grace:g})
+  KERNEL_START_TIMEOUT      seconds a new kernel has to answer (default {t.kernel_start:g})
+  KERNEL_START_GIVE_UP      seconds of failed kernel starts before the server stops, exit
+                            status {EXIT_NO_KERNEL} (default {t.start_give_up:g})
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv:
+        if argv[0] in ("-h", "--help"):
+            print(usage())
+            return 0
+        print(f"reference-executor: no arguments are taken ({' '.join(argv)}); see --help", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()

@@ -186,3 +186,20 @@ def test_a_kernel_that_never_starts_stops_the_server_once_it_gives_up(tmp_path: 
     assert "no kernel started in 4 s" in logs and "the executor stops" in logs, logs
     assert "trying again in 1 s" in logs and "trying again in 2 s" in logs, logs  # less and less often
     assert processes_mentioning(str(runtime)) == [] and list(runtime.glob("kernel-*")) == []
+
+
+def test_help_describes_the_settings_and_starts_nothing() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "reference_executor", "--help"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0 and done.stdout.startswith("usage: reference-executor"), done.stderr[-2000:]
+    assert "EXECUTION_TIMEOUT         default seconds per execute (default 3)" in done.stdout
+    assert "KERNEL_START_GIVE_UP" in done.stdout and "Uvicorn" not in done.stdout + done.stderr
+    wrong = subprocess.run(
+        [sys.executable, "-m", "reference_executor", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert wrong.returncode == 2 and "no arguments are taken" in wrong.stderr

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from conformance import __version__
+from conformance.catalogue import CONTRACT_VERSION
 from tests.conftest import EXAMPLE_EXECUTOR, run_kit
 
 
@@ -142,3 +144,10 @@ def test_a_requirement_pattern_that_matches_nothing_is_a_usage_error(tmp_path: P
     )  # fmt: skip
     assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]
     assert "--requirement NOPE-*: no requirement" in done.stdout + done.stderr
+
+
+def test_version_names_the_kit_and_the_contract() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "conformance", "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0 and done.stdout == f"executor-conformance {__version__} (contract {CONTRACT_VERSION})\n"
