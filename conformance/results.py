@@ -7,8 +7,10 @@ functions of it (``render.py``). The verdict is computed here, and only here.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from typing import Any
 
 from . import __version__, catalogue
@@ -25,10 +27,17 @@ __all__ = [
     "Verdict",
     "build_report",
     "exit_code",
+    "results_schema",
     "unstable_requirements",
 ]
 
 REPORT_VERSION = "1"
+
+
+def results_schema() -> dict[str, Any]:
+    """The JSON Schema of results.json for this report version (shipped in the package)."""
+    path = resources.files("conformance") / "schemas" / f"results-{REPORT_VERSION}.schema.json"
+    return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
 class Outcome(enum.StrEnum):

@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
+
+from conformance.results import results_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -138,6 +141,10 @@ class KitRun:
         return {rid for rid, outcome in self.outcomes().items() if outcome == "failed"}
 
 
+#: The published schema of results.json, as a validator.
+RESULTS_SCHEMA = jsonschema.Draft202012Validator(results_schema())
+
+
 def run_kit(args: list[str], report_dir: Path, timeout: float = 900) -> KitRun:
     """Run ``python -m conformance`` with ``args``; return its exit code, output and results.json."""
     report_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +153,9 @@ def run_kit(args: list[str], report_dir: Path, timeout: float = 900) -> KitRun:
     results_path = report_dir / "results.json"
     output = done.stdout + done.stderr
     assert results_path.exists(), f"the kit wrote no results.json (exit {done.returncode}):\n{output[-5000:]}"
-    return KitRun(done.returncode, output, json.loads(results_path.read_text()), report_dir)
+    results = json.loads(results_path.read_text())
+    RESULTS_SCHEMA.validate(results)  # every report the tests make keeps to the published schema
+    return KitRun(done.returncode, output, results, report_dir)
 
 
 #: The bench on small settings: every figure measured, in seconds rather than minutes.

@@ -6,13 +6,25 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
+import jsonschema
 import pytest
 from hypothesis.errors import FlakyFailure
 
 from conformance import catalogue
+from conformance.catalogue import Level
 from conformance.certification import not_applicable, not_run, skip_kind_of, violation_in
 from conformance.render import to_json, to_junit, to_markdown, to_terminal
-from conformance.results import Exit, Outcome, SkipKind, TestRecord, Verdict, build_report, exit_code
+from conformance.results import (
+    REPORT_VERSION,
+    Exit,
+    Outcome,
+    SkipKind,
+    TestRecord,
+    Verdict,
+    build_report,
+    exit_code,
+    results_schema,
+)
 from conformance.violations import Violation
 
 
@@ -155,3 +167,19 @@ def test_a_must_taken_on_trust_is_skipped_and_keeps_the_verdict() -> None:
 def test_every_requirement_is_in_a_known_area_and_every_need_says_what_is_missing() -> None:
     assert {r.area for r in catalogue.REQUIREMENTS.values()} <= set(catalogue.Area)
     assert all(need.missing for need in catalogue.Need)
+
+
+def test_the_published_schema_names_every_value_the_code_can_write() -> None:
+    """The schema of results.json is a promise: its enumerations are exactly the code's, and the
+    reports of every path (a pass, a failure, an error, an interruption) keep to it."""
+    schema = results_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    requirement, test = schema["$defs"]["requirement"]["properties"], schema["$defs"]["test"]["properties"]
+    assert schema["properties"]["verdict"]["enum"] == [v.value for v in Verdict]
+    assert requirement["outcome"]["enum"] == [o.value for o in Outcome]
+    assert requirement["level"]["enum"] == [level.value for level in Level]
+    assert test["skip_kind"]["enum"] == [None, *(k.value for k in SkipKind)]
+    assert schema["properties"]["report_version"]["const"] == REPORT_VERSION
+    failing = TestRecord("t::x", ["STATE-1"], "failed", failed_requirement="STATE-1", reason="no", evidence={})
+    for report in (_report(), _report(failing), _report(error="no executor"), _report(interrupted=True)):
+        jsonschema.Draft202012Validator(schema).validate(json.loads(to_json(report)))
