@@ -132,10 +132,10 @@ LOCAL_BASE = "executor-conformance/debian-python:trixie"
 
 
 def _executor_requirements() -> list[str]:
-    """The `executor` and `pool` extras of pyproject.toml: what the image installs besides the project."""
+    """The `reference` and `pool` extras of pyproject.toml: what the image installs besides the project."""
     data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     extras = data["project"]["optional-dependencies"]
-    return sorted({*extras["executor"], *extras["pool"]})
+    return sorted({*extras["reference"], *extras["pool"]})
 
 
 def _require_docker(session: nox.Session) -> None:

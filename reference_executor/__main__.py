@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from .config import ConfigError, Settings, Timeouts
+from .config import REFERENCE_MODULES, ConfigError, Settings, Timeouts, not_installed
 from .isolation import IsolationError
 from .kernels import KernelFactory
 
@@ -108,6 +108,14 @@ def main(argv: list[str] | None = None) -> int:
             print(usage())
             return 0
         print(f"reference-executor: no arguments are taken ({' '.join(argv)}); see --help", file=sys.stderr)
+        return 2
+    absent = not_installed(REFERENCE_MODULES)
+    if absent:
+        print(
+            f"reference-executor: {', '.join(absent)} not installed; "
+            "install the reference executor's extra: pip install 'executor-conformance[reference]'",
+            file=sys.stderr,
+        )
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -7,19 +7,45 @@ This module must never import FastAPI or jupyter_client.
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DRAIN_LIMIT_BYTES", "SWEEP_MAX_DEPTH", "ConfigError", "Settings", "Timeouts"]
+__all__ = [
+    "DRAIN_LIMIT_BYTES",
+    "REFERENCE_MODULES",
+    "SWEEP_MAX_DEPTH",
+    "ConfigError",
+    "Settings",
+    "Timeouts",
+    "not_installed",
+]
 
 #: A body over MAX_REQUEST_BYTES is read (and dropped) up to this many bytes before the 413 goes
 #: out: closing on unread data would send a TCP reset that can destroy the 413 (RFC 9112, 9.6).
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 #: How deep the sweep between sessions descends into folders the retired user could enter.
 SWEEP_MAX_DEPTH = 32
+
+
+#: What the reference executor imports, installed by its extra (``executor-conformance[reference]``).
+REFERENCE_MODULES = ("fastapi", "uvicorn", "httptools", "jupyter_client", "ipykernel")
+
+
+def not_installed(modules: Iterable[str]) -> list[str]:
+    """Those of ``modules`` that cannot be imported here (looked up, not imported: it is cheap)."""
+    absent = []
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            absent.append(name)
+    return absent
 
 
 class ConfigError(ValueError):

@@ -7,14 +7,12 @@ import os
 import sys
 from pathlib import Path
 
-import uvicorn
-
-from reference_executor.config import Timeouts
-from reference_executor.http_protocol import bounded_request_protocol
-
-from .app import create_app, load_config
+from reference_executor.config import Timeouts, not_installed
 
 __all__ = ["main"]
+
+#: What the manager imports, installed by the deployment's extra (``executor-conformance[pool]``).
+MANAGER_MODULES = ("fastapi", "uvicorn", "httptools", "httpx")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +31,20 @@ def main(argv: list[str] | None = None) -> int:
         help="larger bodies get 413, unread past the limit (default: MAX_REQUEST_BYTES, or 1 MiB)",
     )
     args = parser.parse_args(argv)
+    absent = not_installed(MANAGER_MODULES)
+    if absent:
+        print(
+            f"manager: {', '.join(absent)} not installed; "
+            "install the deployment's extra: pip install 'executor-conformance[pool]'",
+            file=sys.stderr,
+        )
+        return 2
+    import uvicorn
+
+    from reference_executor.http_protocol import bounded_request_protocol
+
+    from .app import create_app, load_config
+
     try:
         pool = load_config(Path(args.config))
     except (OSError, ValueError, KeyError) as exc:

@@ -203,3 +203,31 @@ def test_help_describes_the_settings_and_starts_nothing() -> None:
         check=False,
     )
     assert wrong.returncode == 2 and "no arguments are taken" in wrong.stderr
+
+
+#: Run a module as if ``fastapi`` were not installed (an import finder that says it is not there).
+WITHOUT_FASTAPI = (
+    "import runpy, sys\n"
+    "class Absent:\n"
+    "    @staticmethod\n"
+    "    def find_spec(name, path=None, target=None):\n"
+    "        if name.split('.')[0] == 'fastapi':\n"
+    "            raise ModuleNotFoundError(name)\n"
+    "sys.meta_path.insert(0, Absent)\n"
+    "sys.argv = [sys.argv[1], *sys.argv[2:]]\n"
+    "runpy.run_module(sys.argv[0], run_name='__main__')\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "extra"),
+    [("reference_executor", [], "reference"), ("executor_pool.manager", ["--config", "none.json"], "pool")],
+)
+def test_a_missing_extra_is_named_with_its_install_line(module: str, args: list[str], extra: str) -> None:
+    """Not a traceback, nor a kernel started first: the one line that says what to install."""
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_FASTAPI, module, *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "fastapi not installed" in done.stderr and f"pip install 'executor-conformance[{extra}]'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import http.server
+import importlib.metadata
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -151,3 +153,14 @@ def test_version_names_the_kit_and_the_contract() -> None:
         [sys.executable, "-m", "conformance", "--version"], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0 and done.stdout == f"executor-conformance {__version__} (contract {CONTRACT_VERSION})\n"
+
+
+def test_installing_the_project_installs_a_working_kit() -> None:
+    """`pip install executor-conformance` is the kit: its needs are not behind an extra; the
+    reference executor and the deployment are (`[reference]`, `[pool]`); the licence ships."""
+    distribution = importlib.metadata.distribution("executor-conformance")
+    unconditional = {re.split(r"[<>=;\[ ]", r)[0].lower() for r in distribution.requires or [] if "extra" not in r}
+    assert {"schemathesis", "jsonschema", "testcontainers", "pytest", "httpx"} <= unconditional
+    assert {"reference", "pool"} <= set(distribution.metadata.get_all("Provides-Extra") or [])
+    assert distribution.metadata.get("License-Expression") == "MIT"
+    assert "LICENSE" in (distribution.metadata.get_all("License-File") or [])
