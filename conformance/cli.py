@@ -19,35 +19,91 @@ import json
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from . import __version__, catalogue
+from .options import REPORTS, RUN_OPTIONS, SELECTION, TARGET_OPTIONS, KitParser
+from .results import Exit
 from .targets import export_workspace
 
 __all__ = ["main"]
 
-#: Short spellings the console command accepts for the plugin's options.
-ALIASES = {"--command": "--executor-command", "--strict": "--conformance-strict", "--env": "--executor-env"}
-
 _MARK_START = "<!-- catalogue:start -->"
 _MARK_END = "<!-- catalogue:end -->"
+
+EPILOG = """other commands:
+  executor-conformance catalogue [--check FILE | --write FILE]   the requirement table
+  executor-conformance workspace DIR        the kit's sample workspace, for an executor started by hand
+  executor-conformance bench [target options] [--report-dir DIR]   speed and memory against a bare kernel
+  executor-conformance compare RESULTS...   whether several runs gave every requirement the same outcome
+
+pytest's own arguments go after --:  executor-conformance --image IMG -- -x --tb=long
+
+exit codes:
+  0    conformant (also conformant with warnings, unless --strict)
+  1    non-conformant (or conformant with warnings, under --strict)
+  2    incomplete: no MUST failed, but one was not run
+  3    error: the run could not be made (no executor at the URL, no Docker, a missing image)
+  4    usage error, found before anything runs
+  130  interrupted (Ctrl-C)
+"""
+
+
+def run_parser() -> KitParser:
+    """The options of a certification, grouped; each has its short name shown and its prefixed
+    (pytest plugin) name accepted too."""
+    parser = KitParser(
+        prog="executor-conformance",
+        usage="executor-conformance [run] [--image IMAGE | --url URL | --command CMD] [options] [-- PYTEST-ARGS]",
+        description="Certify an executor against the contract, requirement by requirement.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    groups: dict[str, Any] = {}
+    for option in [*TARGET_OPTIONS, *RUN_OPTIONS]:
+        group = groups.get(option.group) or groups.setdefault(option.group, parser.add_argument_group(option.group))
+        group.add_argument(*option.flags[1:], **option.kwargs)
+        hidden = {key: value for key, value in option.kwargs.items() if key != "help"}
+        group.add_argument(option.canonical, help=argparse.SUPPRESS, **hidden)
+    groups[SELECTION].add_argument("-k", dest="keyword", metavar="EXPR", help="pytest's selection by test name")
+    groups[REPORTS].add_argument("-q", "--quiet", action="count", default=0, help="less output")
+    groups[REPORTS].add_argument("-v", "--verbose", action="count", default=0, help="more output")
+    return parser
+
+
+def pytest_arguments(args: argparse.Namespace) -> list[str]:
+    """The parsed options, in the plugin's (prefixed) names."""
+    out: list[str] = []
+    for option in [*TARGET_OPTIONS, *RUN_OPTIONS]:
+        value, action = getattr(args, option.kwargs["dest"]), option.kwargs.get("action")
+        if action == "store_true":
+            out += [option.canonical] if value else []
+        elif action == "append":
+            out += [item for entry in value for item in (option.canonical, str(entry))]
+        elif value != option.kwargs.get("default"):
+            out += [option.canonical, str(value)]
+    out += ["-k", args.keyword] if args.keyword else []
+    return [*out, *["-q"] * args.quiet, *["-v"] * args.verbose]
+
+
+def _version() -> str:
+    return f"executor-conformance {__version__} (contract {catalogue.CONTRACT_VERSION})"
 
 
 def _plugin_registered() -> bool:
     return any(ep.value == "conformance.plugin" for ep in importlib.metadata.entry_points(group="pytest11"))
 
 
-def _alias(arg: str) -> str:
-    """``arg`` with a short spelling of an option (``--command``, ``--command=...``) made the plugin's."""
-    name, sep, value = arg.partition("=")
-    return f"{ALIASES.get(name, name)}{sep}{value}"
-
-
 def run(argv: list[str]) -> int:
-    """Run the suite with ``argv`` (the plugin's options; see ``--help``)."""
+    """Certify: the kit's options (``--help``), then pytest's own after ``--``."""
     import pytest
 
+    kit_args, _, extra = (
+        (argv[: argv.index("--")], "--", argv[argv.index("--") + 1 :]) if "--" in argv else (argv, "", [])
+    )
+    args = run_parser().parse_args(kit_args)
     suite = resources.files("conformance") / "suite"
-    args = [_alias(arg) for arg in argv]
     pytest_args = [
         str(suite),
         "-c",
@@ -57,7 +113,8 @@ def run(argv: list[str]) -> int:
         "-p",
         "no:cacheprovider",
         *([] if _plugin_registered() else ["-p", "conformance.plugin"]),
-        *args,
+        *pytest_arguments(args),
+        *extra,
     ]
     code = pytest.main(pytest_args)
     return int(code)
@@ -115,18 +172,11 @@ def workspace_command(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"bench", "catalogue", "workspace", "compare"}
-    if argv[:1] == ["--version"]:
-        print(f"executor-conformance {__version__} (contract {catalogue.CONTRACT_VERSION})")
-        return 0
     if argv[:1] == ["compose"]:
         print("executor-conformance compose is now the deployment's own: executor-pool compose", file=sys.stderr)
-        return 2
+        return Exit.USAGE
     if not argv or argv[0] not in commands:
-        if argv and argv[0] == "run":
-            argv = argv[1:]
-        if any(a in ("-h", "--help") for a in argv):
-            print(__doc__)
-        return run(argv)
+        return run(argv[1:] if argv[:1] == ["run"] else argv)
     parser = argparse.ArgumentParser(prog="executor-conformance")
     sub = parser.add_subparsers(dest="command", required=True)
     cat = sub.add_parser("catalogue", help="print the requirement table, or check/write it in a document")

@@ -1,25 +1,38 @@
 """The options that choose and shape the executor under test, shared by every front door.
 
-The pytest plugin (``--executor-image`` ...) and the benchmark (``executor-conformance bench``)
-register the same options from ``TARGET_OPTIONS`` and parse them once into a ``TargetSpec``
-(``spec_from``), so an executor is started the same way whether it is certified or measured.
+The pytest plugin (``--executor-image`` ...), the console command (``--image`` ...) and the
+benchmark (``executor-conformance bench``) register the same options from ``TARGET_OPTIONS``
+and parse them once into a ``TargetSpec`` (``spec_from``), so an executor is started the same
+way whether it is certified or measured. ``RUN_OPTIONS`` are a certification's own.
 """
 
 from __future__ import annotations
 
+import argparse
 import enum
 import shlex
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NoReturn
 
+from .catalogue import FEATURES
 from .image import PRODUCTION_CPUS, PRODUCTION_MEMORY, ImageTarget
+from .results import Exit
 from .settings import CONTRACT_DEFAULTS, KIT_SETTINGS, ExecutorSettings, SettingsSource
 from .targets import Capabilities, ProcessTarget, Target, UrlTarget
 from .timeouts import KitTimeouts
 
 __all__ = [
+    "REPORTS",
+    "RUN_OPTIONS",
+    "SELECTION",
+    "SETTINGS",
+    "TARGET",
     "TARGET_OPTIONS",
+    "WAITS",
+    "KitParser",
+    "Option",
     "OptionError",
     "TargetKind",
     "TargetSpec",
@@ -29,82 +42,114 @@ __all__ = [
     "timeouts_from",
 ]
 
-#: (flags, keyword arguments) in the form both argparse and pytest's ``addoption`` take.
-TARGET_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-    (("--executor-image", "--image"), {"dest": "executor_image", "help": "a local container image"}),
-    (("--executor-url", "--url"), {"dest": "executor_url", "help": "an executor already running at URL"}),
-    (("--executor-command",), {"dest": "executor_command", "help": "a local command ({port} is replaced)"}),
-    (
-        ("--executor-env",),
-        {"action": "append", "default": [], "metavar": "KEY=VALUE", "help": "extra environment for the executor"},
-    ),
-    (
-        ("--header",),
-        {
-            "dest": "executor_header",
-            "action": "append",
-            "default": [],
-            "metavar": "'NAME: VALUE'",
-            "help": "(--url) a header sent with every request (a manager's session token, say)",
-        },
-    ),
-    (("--workspace-mounted",), {"action": "store_true", "help": "(--url) the executor runs with the kit's workspace"}),
-    (("--no-workspace",), {"action": "store_true", "help": "(--image, local) do not mount the kit's workspace"}),
-    (
-        ("--workspace-folder",),
-        {
-            "default": None,
-            "help": f"(--image) where the kit mounts its workspace (default {KIT_SETTINGS.workspace_folder})",
-        },
-    ),
-    (("--allow-destructive",), {"action": "store_true", "help": "(--url) run crash and kill scenarios"}),
-    (("--memory-limited",), {"action": "store_true", "help": "(--url) a memory limit bounds the executor"}),
-    (
-        ("--memory",),
-        {"default": PRODUCTION_MEMORY, "help": f"(--image) memory limit, or 'none' (default {PRODUCTION_MEMORY})"},
-    ),
-    (
-        ("--process-memory-limit",),
-        {"default": "2g", "help": "(local) address-space limit of each process, or 'none'"},
-    ),
-    (
-        ("--cpus",),
-        {"default": str(PRODUCTION_CPUS), "help": f"(--image) CPU limit, or 'none' (default {PRODUCTION_CPUS})"},
-    ),
-    (
-        ("--execution-timeout",),
-        {
-            "type": float,
-            "default": None,
-            "help": f"EXECUTION_TIMEOUT in seconds (the kit's choice: {KIT_SETTINGS.execution_timeout:g}; "
-            f"a URL's: {CONTRACT_DEFAULTS.execution_timeout:g})",
-        },
-    ),
-    (
-        ("--max-output-bytes",),
-        {"type": int, "default": None, "help": f"MAX_OUTPUT_BYTES (the kit's choice: {KIT_SETTINGS.max_output_bytes})"},
-    ),
-    (
-        ("--max-request-bytes",),
-        {
-            "type": int,
-            "default": None,
-            "help": f"MAX_REQUEST_BYTES (the kit's choice: {KIT_SETTINGS.max_request_bytes})",
-        },
-    ),
-    (("--timeout-factor",), {"type": float, "default": 1.0, "help": "multiply the kit's own waits (slow machines)"}),
-    (("--startup-timeout",), {"type": float, "default": None, "help": "seconds for the executor to become ready"}),
-]
+
+@dataclass(frozen=True)
+class Option:
+    """One option of the kit, as argparse's ``add_argument`` and pytest's ``addoption`` both take it.
+
+    ``flags[0]`` is the canonical, prefixed name (``--executor-...`` for the target,
+    ``--conformance-...`` for the kit): the only one the pytest plugin registers, so that it
+    cannot collide with a user's own options. The console commands accept the short names too.
+    """
+
+    flags: tuple[str, ...]
+    kwargs: dict[str, Any]
+    group: str
+
+    @property
+    def canonical(self) -> str:
+        return self.flags[0]
+
+
+TARGET = "target"
+SETTINGS = "the executor's settings (a target the kit starts gets these; a URL's are taken on trust)"
+WAITS = "the kit's waits"
+SELECTION = "selection"
+REPORTS = "reports"
+
+
+def _option(flags: tuple[str, ...], group: str, **kwargs: Any) -> Option:
+    return Option(flags, kwargs, group)
+
+
+#: The options that choose and shape the executor under test: every front door has them.
+TARGET_OPTIONS: list[Option] = [
+    _option(("--executor-image", "--image"), TARGET, dest="executor_image", metavar="IMAGE",
+            help="a local container image (never pulled)"),
+    _option(("--executor-url", "--url"), TARGET, dest="executor_url", metavar="URL",
+            help="an executor already running at URL (which may carry a path prefix)"),
+    _option(("--executor-command", "--command"), TARGET, dest="executor_command", metavar="CMD",
+            help="a local command ({port} is replaced); none of the three: the reference executor"),
+    _option(("--executor-env", "--env"), TARGET, dest="executor_env", action="append", default=[],
+            metavar="KEY=VALUE", help="extra environment for an executor the kit starts"),
+    _option(("--executor-header", "--header"), TARGET, dest="executor_header", action="append", default=[],
+            metavar="'NAME: VALUE'", help="(--url) a header sent with every request (a manager's session token)"),
+    _option(("--executor-workspace-mounted", "--workspace-mounted"), TARGET, dest="workspace_mounted",
+            action="store_true", help="(--url) the executor runs with the kit's workspace"),
+    _option(("--executor-no-workspace", "--no-workspace"), TARGET, dest="no_workspace", action="store_true",
+            help="(--image, local) do not mount the kit's workspace"),
+    _option(("--executor-workspace-folder", "--workspace-folder"), TARGET, dest="workspace_folder", default=None,
+            metavar="DIR", help=f"(--image) where the workspace is mounted (default {KIT_SETTINGS.workspace_folder})"),
+    _option(("--executor-allow-destructive", "--allow-destructive"), TARGET, dest="allow_destructive",
+            action="store_true", help="(--url) run crash and kill scenarios"),
+    _option(("--executor-memory-limited", "--memory-limited"), TARGET, dest="memory_limited", action="store_true",
+            help="(--url) a memory limit bounds the executor"),
+    _option(("--executor-memory", "--memory"), TARGET, dest="memory", default=PRODUCTION_MEMORY, metavar="SIZE",
+            help=f"(--image) memory limit, or 'none' (default {PRODUCTION_MEMORY})"),
+    _option(("--executor-cpus", "--cpus"), TARGET, dest="cpus", default=str(PRODUCTION_CPUS), metavar="N",
+            help=f"(--image) CPU limit, or 'none' (default {PRODUCTION_CPUS})"),
+    _option(("--executor-process-memory-limit", "--process-memory-limit"), TARGET, dest="process_memory_limit",
+            default="2g", metavar="SIZE", help="(local) address-space limit of each process, or 'none' (default 2g)"),
+    _option(("--executor-persistent-folder", "--persistent-folder"), TARGET, dest="persistent_folder",
+            action="append", default=[], metavar="DIR",
+            help="a folder the operator keeps across sessions (ISO-2); also read from GET /info"),
+    _option(("--executor-execution-timeout", "--execution-timeout"), SETTINGS, dest="execution_timeout", type=float,
+            default=None, metavar="S", help=f"EXECUTION_TIMEOUT (the kit's choice: {KIT_SETTINGS.execution_timeout:g}; "
+            f"a URL's: {CONTRACT_DEFAULTS.execution_timeout:g})"),
+    _option(("--executor-max-output-bytes", "--max-output-bytes"), SETTINGS, dest="max_output_bytes", type=int,
+            default=None, metavar="N", help=f"MAX_OUTPUT_BYTES (the kit's choice: {KIT_SETTINGS.max_output_bytes})"),
+    _option(("--executor-max-request-bytes", "--max-request-bytes"), SETTINGS, dest="max_request_bytes", type=int,
+            default=None, metavar="N", help=f"MAX_REQUEST_BYTES (the kit's choice: {KIT_SETTINGS.max_request_bytes})"),
+    _option(("--conformance-timeout-factor", "--timeout-factor"), WAITS, dest="timeout_factor", type=float,
+            default=1.0, metavar="F", help="multiply the kit's own waits (slow machines); the contract's never change"),
+    _option(("--conformance-startup-timeout", "--startup-timeout"), WAITS, dest="startup_timeout", type=float,
+            default=None, metavar="S", help="seconds for the executor to become ready (default 120)"),
+]  # fmt: skip
+
+
+#: The options of a certification (not of the benchmark): what to run, and the reports.
+RUN_OPTIONS: list[Option] = [
+    _option(("--conformance-requirement", "--requirement"), SELECTION, dest="requirement", action="append",
+            default=[], metavar="IDS",
+            help="run only these requirements (repeatable; comma-separated IDs, globs such as READY-*, or areas)"),
+    _option(("--conformance-skip-requirement", "--skip-requirement"), SELECTION, dest="skip_requirement",
+            action="append", default=[], metavar="IDS", help="leave these requirements out (as above)"),
+    _option(("--conformance-skip-feature", "--skip-feature"), SELECTION, dest="skip_feature", action="append",
+            default=[], choices=sorted(FEATURES), metavar="FEATURE",
+            help=f"certify without an optional feature ({', '.join(sorted(FEATURES))})"),
+    _option(("--conformance-report-dir", "--report-dir"), REPORTS, dest="report_dir", default="results",
+            metavar="DIR", help="where results.json, junit.xml and summary.md go (default results)"),
+    _option(("--conformance-strict", "--strict"), REPORTS, dest="conformance_strict", action="store_true",
+            help="SHOULD failures fail the run too (exit 1)"),
+]  # fmt: skip
+
+
+def add_target_options(add: Callable[..., Any], *, canonical_only: bool = False) -> None:
+    """Register the target options with ``add`` (argparse's add_argument or pytest's addoption)."""
+    for option in TARGET_OPTIONS:
+        add(*(option.flags[:1] if canonical_only else option.flags), **option.kwargs)
+
+
+class KitParser(argparse.ArgumentParser):
+    """argparse, with the kit's exit code for a usage error (4, as pytest's own)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(Exit.USAGE, f"{self.prog}: error: {message}\n")
 
 
 class OptionError(ValueError):
     """An option has a value the kit cannot use; the message says which and why."""
-
-
-def add_target_options(add: Callable[..., Any]) -> None:
-    """Register the target options with ``add`` (argparse's add_argument or pytest's addoption)."""
-    for flags, kwargs in TARGET_OPTIONS:
-        add(*flags, **kwargs)
 
 
 def limit(value: str) -> str | None:
@@ -171,6 +216,11 @@ class TargetSpec:
     def started_by_kit(self) -> bool:
         return self.kind is not TargetKind.URL
 
+    @property
+    def source(self) -> SettingsSource:
+        """Who chose the settings: the kit, for a target it starts; for a URL, taken on trust."""
+        return SettingsSource.KIT if self.started_by_kit else SettingsSource.TRUSTED
+
     def with_workspace(self, workspace: str) -> TargetSpec:
         """The same target with another workspace (a URL's is its own: unchanged)."""
         return replace(self, workspace=workspace) if self.started_by_kit else self
@@ -202,7 +252,7 @@ class TargetSpec:
             destructive=self.destructive,
             memory_limited=self.memory_limited,
             settings=self.settings,
-            settings_source=SettingsSource.KIT if self.started_by_kit else SettingsSource.TRUSTED,
+            settings_source=self.source,
         )
         if self.kind is TargetKind.IMAGE:
             assert isinstance(self.subject, str)

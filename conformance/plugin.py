@@ -19,13 +19,14 @@ from typing import Any
 
 import pytest
 
-from . import catalogue
-from .catalogue import FEATURES, Area, Level, Need
+from . import __version__, catalogue
+from .catalogue import Area, Level, Need
 from .certification import FEATURES_FROM_INFO, SKIP_KIND, ConformanceRun, needs, requirement_ids, violation_in
 from .client import ExecutorClient
-from .options import TargetSpec, add_target_options
+from .options import RUN_OPTIONS, OptionError, TargetSpec, add_target_options, spec_from
 from .render import check_writable, to_terminal
 from .results import SkipKind, TestRecord
+from .settings import settings_report
 from .targets import Capabilities, Target
 from .timeouts import KitTimeouts
 
@@ -34,28 +35,43 @@ _RUN_KEY = pytest.StashKey[ConformanceRun]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Only the prefixed names (``--executor-...``, ``--conformance-...``): a user's own suite keeps its own."""
     group = parser.getgroup("executor-conformance", "executor conformance kit")
-    add = group.addoption
-    add_target_options(add)
-    add("--skip-feature", action="append", default=[], choices=sorted(FEATURES), help="certify without a feature")
-    add("--report-dir", default="results", help="where results.json, junit.xml and summary.md go")
-    add("--conformance-strict", action="store_true", help="SHOULD failures also fail the run")
-    add(
-        "--requirement",
-        action="append",
-        default=[],
-        metavar="IDS",
-        help="run only these requirements (repeatable; comma-separated IDs, globs such as READY-*, or areas)",
+    add_target_options(group.addoption, canonical_only=True)
+    for option in RUN_OPTIONS:
+        group.addoption(option.canonical, **option.kwargs)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The start header of a certification (shown under the kit's own -q too)."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        for line in _header(session.config):
+            reporter.write_line(line)
+
+
+def _header(config: pytest.Config) -> list[str]:
+    """The kit and contract versions, the target, the settings; none for a user's own pytest run."""
+    suite = Path(__file__).with_name("suite")
+    target_given = any(config.getoption(name) for name in ("executor_image", "executor_url", "executor_command"))
+    if config.rootpath != suite and not target_given:
+        return []  # a user's own pytest run, not a certification
+    try:
+        spec = spec_from(config.getoption)
+    except OptionError:
+        return []  # said when the run starts
+    subject = " ".join(spec.subject) if isinstance(spec.subject, tuple) else spec.subject or "the reference executor"
+    rows = settings_report(spec.settings, spec.source)
+    settings = ", ".join(
+        f"{row['variable']}={row['value']}"
+        for row in rows
+        if row["value"] is not None and row["variable"] not in ("PORT", "WORKSPACE_FOLDER")  # chosen at start
     )
-    add(
-        "--skip-requirement", action="append", default=[], metavar="IDS", help="leave these requirements out (as above)"
-    )
-    add(
-        "--persistent-folder",
-        action="append",
-        default=[],
-        help="a folder the operator keeps across sessions (ISO-2); also read from GET /info",
-    )
+    return [
+        f"executor-conformance {__version__}, contract {catalogue.CONTRACT_VERSION}",
+        f"target: {spec.kind.value} {subject}",
+        f"settings ({spec.source}): {settings}",
+    ]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from ..options import OptionError, add_target_options, spec_from
+from ..options import KitParser, OptionError, add_target_options, spec_from
 from ..targets import TargetError
 from .measure import BenchError, BenchSettings
 from .report import to_markdown
@@ -20,7 +19,7 @@ __all__ = [
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="executor-conformance bench", description=__doc__.splitlines()[0])
+    parser = KitParser(prog="executor-conformance bench", description=__doc__.splitlines()[0])
     add_target_options(parser.add_argument)
     defaults = BenchSettings()
     parser.add_argument("--repeats", type=int, default=defaults.repeats, help="runs per figure (median, min, max)")
@@ -33,7 +32,9 @@ def main(argv: list[str]) -> int:
         default="empty",
         help="what the executor loads at start: nothing (default: like the floor) or the kit's sample workspace",
     )
-    parser.add_argument("--out", default="results/bench", help="where bench.json and bench.md go")
+    parser.add_argument(
+        "--report-dir", "--out", dest="out", default="results/bench", help="where bench.json and bench.md go"
+    )
     parser.add_argument("--check-goals", action="store_true", help="exit 1 unless every goal is met")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.calls < 2 or args.clients < 1:

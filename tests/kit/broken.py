@@ -13,7 +13,6 @@ import io
 import json
 import os
 import queue
-import re
 import signal
 import sys
 import tempfile
@@ -743,16 +742,6 @@ def detection_table() -> str:
         by_image = ", ".join(sorted(fault.expected_by_image)) if fault.expected_by_image is not None else "-"
         lines.append(f"| `{fault.name}` | {fault.breaks} | {ids} | {by_image} |")
     return "\n".join(lines) + "\n"
-
-
-#: Where the README shows ``detection_table()``.
-README_SECTION = re.compile(r"(<!-- detection:start -->\n)(.*?)(<!-- detection:end -->)", re.S)
-
-
-def write_detection_table(readme: Path) -> None:
-    """Put ``detection_table()`` into the README (``nox -s docs``)."""
-    text = readme.read_text(encoding="utf-8")
-    readme.write_text(README_SECTION.sub(lambda m: m.group(1) + detection_table() + m.group(3), text), encoding="utf-8")
 
 
 def _worker_class(name: str) -> type[worker.Worker]:

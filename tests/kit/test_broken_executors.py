@@ -12,7 +12,8 @@ import pytest
 from conformance import catalogue
 from conformance.catalogue import Level
 from tests.conftest import ROOT, KitRun
-from tests.kit.broken import FAULTS, README_SECTION, detection_table
+from tests.kit.broken import FAULTS, detection_table
+from tests.readme import section
 
 
 def test_the_unbroken_example_meets_every_must(kit_runs: dict[str, KitRun]) -> None:
@@ -41,5 +42,4 @@ def test_every_must_that_an_executor_can_break_is_caught_by_some_broken_executor
 
 def test_readme_shows_the_detection_table() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = README_SECTION.search(readme)
-    assert section is not None and section.group(2) == detection_table(), "run: nox -s docs"
+    assert section(readme, "detection") == detection_table(), "run: nox -s docs"

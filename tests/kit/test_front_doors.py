@@ -19,13 +19,14 @@ import pytest
 
 from conformance import __version__
 from conformance.catalogue import CONTRACT_VERSION
-from tests.conftest import EXAMPLE_EXECUTOR, run_kit
+from tests.conftest import EXAMPLE_EXECUTOR, ROOT, run_kit
+from tests.readme import kit_help, section
 
 
 def test_pytest_pyargs_runs_the_suite_and_a_partial_selection_is_incomplete(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "-k", "health", "-p", "no:cacheprovider",
-         "--report-dir", str(tmp_path / "results")],
+         "--conformance-report-dir", str(tmp_path / "results")],
         capture_output=True, text=True, cwd=tmp_path, timeout=300, check=False,
     )  # fmt: skip
     results = json.loads((tmp_path / "results" / "results.json").read_text())
@@ -141,7 +142,7 @@ def test_requirements_are_selected_by_id_glob_and_area(tmp_path: Path) -> None:
 def test_a_requirement_pattern_that_matches_nothing_is_a_usage_error(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "conformance", "--command", "false", "--requirement", "HEALTH-1,NOPE-*",
-         "--report-dir", str(tmp_path / "results")],
+         "--conformance-report-dir", str(tmp_path / "results")],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]
@@ -164,3 +165,45 @@ def test_installing_the_project_installs_a_working_kit() -> None:
     assert {"reference", "pool"} <= set(distribution.metadata.get_all("Provides-Extra") or [])
     assert distribution.metadata.get("License-Expression") == "MIT"
     assert "LICENSE" in (distribution.metadata.get_all("License-File") or [])
+
+
+def kit(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "conformance", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_help_is_the_kits_own_with_its_options_grouped_and_the_exit_codes() -> None:
+    done = kit("--help")
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = done.stdout
+    assert text.startswith("usage: executor-conformance") and "pytest.main" not in text and "--basetemp" not in text
+    for heading in ("target:", "selection:", "reports:", "the executor's settings"):
+        assert heading in text, heading
+    assert "--image IMAGE" in text and "--requirement IDS" in text and "--report-dir DIR" in text
+    assert "130" in text and "interrupted" in text and "bench" in text and "compare" in text
+    assert len(text.splitlines()) < 120  # not pytest's 400 lines
+
+
+def test_a_mistyped_option_is_a_usage_error_in_the_kits_words() -> None:
+    done = kit("--urll", "http://127.0.0.1:1")
+    assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "executor-conformance: error: unrecognized arguments: --urll" in done.stderr
+    assert "pytest" not in done.stderr
+
+
+def test_the_pytest_plugin_adds_only_prefixed_options() -> None:
+    """In a user's own pytest run, the kit's options cannot collide with theirs."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--help", "-p", "no:cacheprovider"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    group = done.stdout.split("executor conformance kit:")[1].split("\n\n")[0]
+    flags = set(re.findall(r"^\s+(--[a-z-]+)", group, re.M))
+    assert "--executor-url" in flags and "--conformance-report-dir" in flags
+    assert all(flag.startswith(("--executor-", "--conformance-")) for flag in flags), sorted(flags)
+
+
+def test_the_readme_shows_the_help_as_it_prints() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert section(readme, "help") == kit_help(), "run: nox -s docs"
