@@ -207,3 +207,10 @@ def test_the_pytest_plugin_adds_only_prefixed_options() -> None:
 def test_the_readme_shows_the_help_as_it_prints() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert section(readme, "help") == kit_help(), "run: nox -s docs"
+
+
+def test_bench_takes_the_same_option_names_as_a_certification() -> None:
+    done = kit("bench", "--help")
+    assert done.returncode == 0 and "--report-dir" in done.stdout and "--image" in done.stdout, done.stderr
+    wrong = kit("bench", "--no-such-option")
+    assert wrong.returncode == 4 and "executor-conformance bench: error:" in wrong.stderr
