@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from .catalogue import Level
-from .results import Outcome, Report, Verdict
+from .results import Outcome, Report, RequirementResult, Verdict
 from .settings import SettingsSource
 
 TRUSTED = SettingsSource.TRUSTED.value
@@ -93,7 +93,7 @@ def to_markdown(report: Report) -> str:
         lines.append(f"| {level} | {row['passed']} | {row['failed']} | {row['skipped']} | {row['not run']} |")
     lines += ["", "| | Requirement | Level | Outcome | Note |", "| --- | --- | --- | --- | --- |"]
     for r in report.requirements:
-        lines.append(f"| {_ICON[r.outcome]} | {r.id} | {r.level.value} | {r.outcome.value} | {_cell(r.reason)} |")
+        lines.append(f"| {_ICON[r.outcome]} | {r.id} | {r.level.value} | {r.outcome.value} | {_note(r)} |")
     settings = report.configuration.get("settings") or []
     if settings:
         lines += ["", "| Setting | Value | Default | Source | Checked by |", "| --- | --- | --- | --- | --- |"]
@@ -101,6 +101,14 @@ def to_markdown(report: Report) -> str:
             value, default, checked = _value(row["value"]), _value(row["default"]), ", ".join(row["checked_by"])
             lines.append(f"| `{row['variable']}` | {value} | {default} | {row['source']} | {checked or '-'} |")
     return "\n".join(lines) + "\n"
+
+
+def _note(result: RequirementResult) -> str:
+    """A requirement's note: for a failure, what was expected and what came back, not its title."""
+    evidence = result.evidence[0] if result.evidence else {}
+    if result.outcome is Outcome.FAILED and evidence.get("expected") is not None:
+        return _cell(f"Expected {evidence['expected']}; received {evidence.get('received', '')}")
+    return _cell(result.reason)
 
 
 def _value(value: object) -> str:

@@ -183,3 +183,11 @@ def test_the_published_schema_names_every_value_the_code_can_write() -> None:
     failing = TestRecord("t::x", ["STATE-1"], "failed", failed_requirement="STATE-1", reason="no", evidence={})
     for report in (_report(), _report(failing), _report(error="no executor"), _report(interrupted=True)):
         jsonschema.Draft202012Validator(schema).validate(json.loads(to_json(report)))
+
+
+def test_the_summary_says_what_was_expected_and_what_came_back() -> None:
+    violation = Violation("STATE-1", expected="[42] from the earlier definitions", received="NameError: state_value")
+    record = TestRecord("t::x", ["STATE-1"], "failed", failed_requirement="STATE-1", reason=violation.message,
+                        evidence=violation.evidence())  # fmt: skip
+    row = next(line for line in to_markdown(_report(record)).splitlines() if "| STATE-1 |" in line)
+    assert "Expected [42] from the earlier definitions; received NameError: state_value" in row, row
