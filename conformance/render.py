@@ -31,18 +31,18 @@ def to_json(report: Report) -> str:
 
 
 def to_junit(report: Report) -> str:
-    """JUnit XML: one test case per requirement, its ID and level as properties."""
+    """JUnit XML: ``<testsuites>`` holding one suite, one test case per requirement (its ID and
+    level as properties), and one more with an ``<error>`` when the run could not be made."""
     counts = {o: sum(1 for r in report.requirements if r.outcome is o) for o in Outcome}
-    suite = ET.Element(
-        "testsuite",
-        name="executor-conformance",
-        tests=str(len(report.requirements)),
-        failures=str(counts[Outcome.FAILED]),
-        errors="1" if report.error else "0",
-        skipped=str(counts[Outcome.SKIPPED] + counts[Outcome.NOT_RUN]),
-        time=f"{report.duration_s:.2f}",
-        timestamp=report.started_at,
-    )
+    totals = {
+        "tests": str(len(report.requirements) + (1 if report.error else 0)),
+        "failures": str(counts[Outcome.FAILED]),
+        "errors": "1" if report.error else "0",
+        "skipped": str(counts[Outcome.SKIPPED] + counts[Outcome.NOT_RUN]),
+        "time": f"{report.duration_s:.2f}",
+    }
+    root = ET.Element("testsuites", {"name": "executor-conformance", **totals})
+    suite = ET.SubElement(root, "testsuite", {"name": "executor-conformance", "timestamp": report.started_at, **totals})
     properties = ET.SubElement(suite, "properties")
     for name, value in (
         ("verdict", report.verdict.value),
@@ -69,8 +69,8 @@ def to_junit(report: Report) -> str:
             failure.text = "\n\n".join(str(e.get("message", "")) for e in result.evidence)
         elif result.outcome in (Outcome.SKIPPED, Outcome.NOT_RUN):
             ET.SubElement(case, "skipped", message=f"{result.outcome.value}: {result.reason or ''}")
-    ET.indent(suite)
-    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def _cell(text: str | None) -> str:

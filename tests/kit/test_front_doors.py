@@ -74,7 +74,8 @@ def test_a_url_that_is_not_an_executor_ends_as_an_error_at_once(tmp_path: Path, 
     assert f"no executor answers at {web_page}" in run.results["error"] and "HTTP 404" in run.results["error"]
     assert run.results["target"]["base_url"] == web_page
     junit = ET.parse(tmp_path / "results" / "junit.xml").getroot()
-    suite = junit if junit.tag == "testsuite" else junit.find("testsuite")
+    suite = junit.find("testsuite")
+    assert junit.tag == "testsuites" and junit.get("errors") == "1"
     assert suite is not None and suite.get("errors") == "1"
     errors = suite.findall("testcase/error")
     assert len(errors) == 1 and f"no executor answers at {web_page}" in (errors[0].get("message") or "")
