@@ -124,7 +124,15 @@ class ConformanceRun:
         return self.spec.timeouts
 
     def _make_target(self) -> Target:
-        return self.spec.target()
+        target = self.spec.target()
+        target.say = self._say
+        return target
+
+    def _say(self, text: str) -> None:
+        """A progress line on the terminal, past pytest's output capture."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"  {text}")
 
     def ensure_target(self) -> Target:
         """Start the target on first use; a failure to start ends the run with the reason."""

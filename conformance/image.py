@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -80,6 +81,7 @@ class ImageTarget:
     startup_observations: list[ReadyObservation] = field(default_factory=list)
     launched_at: float | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    say: Callable[[str], None] | None = None
     image_id: str | None = None
     _container: Any = None
     _dir: Path | None = None
@@ -137,9 +139,16 @@ class ImageTarget:
             self.capabilities.settings = settings
             self.capabilities.signal_scope = 1  # the container's own PID namespace
             self.capabilities.answered_on, self.base_url = find_answering_port(
-                lambda: ports, self._published, self.timeouts, self._exited, self.logs
+                lambda: ports, self._published, self.timeouts, self._exited, self.logs, self.say
             )
-            wait_until_ready(self.base_url, self.timeouts, self.startup_observations, self._exited, self.logs)
+            wait_until_ready(
+                self.base_url,
+                self.timeouts,
+                self.startup_observations,
+                self._exited,
+                self.logs,
+                say=self.say,
+            )
         except BaseException:
             self.stop()
             raise

@@ -214,7 +214,9 @@ def _live_line(run: ConformanceRun, item: pytest.Item, record: TestRecord) -> No
         line += f": {record.reason}"
     elif record.outcome == "failed":
         line += f": {(record.reason or '').splitlines()[0]}"
-    reporter.write_line(line)
+    # Colour only on a terminal, and none under NO_COLOR: pytest's terminal writer decides.
+    colour = {"passed": "green", "failed": "red", "skipped": "yellow"}[record.outcome]
+    reporter.write_line(line, **{colour: True})
 
 
 @pytest.hookimpl(trylast=True)

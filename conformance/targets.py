@@ -51,6 +51,7 @@ __all__ = [
     "ports_to_try",
     "prepare_workspace",
     "probe_executor",
+    "say_on_stderr",
     "start_to_ready",
     "wait_until_ready",
 ]
@@ -173,6 +174,10 @@ def listening_ports(root_pid: int) -> set[int]:
     return ports
 
 
+def say_on_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 def ports_to_try(port: int, *, the_default_too: bool) -> list[int]:
     """PORT first, then the contract's default: where an executor that ignores PORT is found."""
     default = CONTRACT_DEFAULTS.port
@@ -180,15 +185,22 @@ def ports_to_try(port: int, *, the_default_too: bool) -> list[int]:
 
 
 def find_answering_port(
-    ports: Callable[[], list[int]], url_of: Callable[[int], str], timeouts: KitTimeouts, alive: Any, logs: Any
+    ports: Callable[[], list[int]],
+    url_of: Callable[[int], str],
+    timeouts: KitTimeouts,
+    alive: Any,
+    logs: Any,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[int, str]:
     """The first of ``ports`` (``ports_to_try``) whose /health answers HTTP at ``url_of(port)``, and
     that URL, polled until startup. An executor found on the default port instead of PORT fails
     CONFIG-1, and the rest of the certification goes on there.
     """
     deadline = time.monotonic() + timeouts.startup
+    progress = WaitProgress("the executor to answer HTTP", timeouts.startup, timeouts, say)
     with httpx.Client(timeout=timeouts.health) as http:
         while time.monotonic() < deadline:
+            progress.tick()
             problem = alive()
             if problem:
                 raise TargetError(f"the executor {problem} before it answered.\nLast log lines:\n{logs()}")
@@ -216,6 +228,8 @@ class Target(Protocol):
     launched_at: float | None
     #: Headers every request carries (a manager's session token, for a URL); empty otherwise.
     headers: dict[str, str]
+    #: Where progress lines go during long waits (None: stderr; a certification: its terminal).
+    say: Callable[[str], None] | None
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -282,6 +296,24 @@ def start_to_ready(target: Target) -> float | None:
     return seen[-1].at - target.launched_at
 
 
+class WaitProgress:
+    """During a long wait, one line every ``timeouts.progress_every`` seconds: how long so far, of how long."""
+
+    def __init__(self, what: str, bound: float, timeouts: KitTimeouts, say: Callable[[str], None] | None) -> None:
+        self.what, self.bound, self.every = what, bound, timeouts.progress_every
+        self.say = say or say_on_stderr
+        self.started = time.monotonic()
+        self.next = self.started + self.every
+
+    def tick(self, last: str = "") -> None:
+        now = time.monotonic()
+        if now < self.next:
+            return
+        self.next += self.every
+        seen = f" (last: {last})" if last else ""
+        self.say(f"waiting for {self.what}: {now - self.started:.0f} s of {self.bound:.0f} s{seen}")
+
+
 def probe_executor(base_url: str, timeouts: KitTimeouts, headers: dict[str, str] | None = None) -> None:
     """TargetError at once unless something at ``base_url`` answers as an executor does: a JSON
     object from GET /health or GET /ready, whatever it says (judging that is the suite's work).
@@ -314,13 +346,16 @@ def wait_until_ready(
     alive: Any,
     logs: Any,
     headers: dict[str, str] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> None:
     """Poll /ready until it says ready, recording every answer; fail clearly if it never does."""
     deadline = time.monotonic() + timeouts.startup
+    progress = WaitProgress("/ready", timeouts.startup, timeouts, say)
     last = "no answer yet"
     seen: ReadyObservation | None = None
     with httpx.Client(timeout=timeouts.request, headers=headers) as http:
         while time.monotonic() < deadline:
+            progress.tick(last)
             problem = alive()
             if problem:
                 raise TargetError(f"the executor {problem} before it became ready.\nLast log lines:\n{logs()}")
@@ -385,6 +420,7 @@ class ProcessTarget:
     startup_observations: list[ReadyObservation] = field(default_factory=list)
     launched_at: float | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    say: Callable[[str], None] | None = None
     _process: subprocess.Popen[bytes] | None = None
     _dir: Path | None = None
 
@@ -428,13 +464,16 @@ class ProcessTarget:
         self._launched = command
         try:
             self.capabilities.answered_on, self.base_url = find_answering_port(
-                lambda: self._ports(port),
-                lambda port: f"http://127.0.0.1:{port}",
+                lambda: self._ports(port), _local_url, self.timeouts, self._exited, self.logs, self.say
+            )
+            wait_until_ready(
+                self.base_url,
                 self.timeouts,
+                self.startup_observations,
                 self._exited,
                 self.logs,
+                say=self.say,
             )
-            wait_until_ready(self.base_url, self.timeouts, self.startup_observations, self._exited, self.logs)
         except BaseException:
             self.stop()
             raise
@@ -495,12 +534,13 @@ class UrlTarget:
     startup_observations: list[ReadyObservation] = field(default_factory=list)
     launched_at: float | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    say: Callable[[str], None] | None = None
 
     def start(self) -> None:
         self.base_url = self.base_url.rstrip("/")
         probe_executor(self.base_url, self.timeouts, self.headers)
         no_logs = "(no logs: a URL target)"
-        wait_until_ready(self.base_url, self.timeouts, [], lambda: None, lambda: no_logs, self.headers)
+        wait_until_ready(self.base_url, self.timeouts, [], lambda: None, lambda: no_logs, self.headers, self.say)
 
     def stop(self) -> None:
         return None

@@ -41,6 +41,8 @@ class KitTimeouts:
     request: float = 30.0
     #: Between two polls of a condition.
     poll_interval: float = 0.05
+    #: During a long wait (an executor starting), how often the kit says how long it has waited.
+    progress_every: float = 10.0
     #: How long the kit keeps an idle connection open for reuse: shorter than the idle timeouts of
     #: servers (uvicorn's and the second executor's are 5 s), so that it seldom reuses one the
     #: server is closing.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import importlib.metadata
 import json
+import os
 import re
 import signal
 import subprocess
@@ -215,3 +216,22 @@ def test_bench_takes_the_same_option_names_as_a_certification() -> None:
     assert done.returncode == 0 and "--report-dir" in done.stdout and "--image" in done.stdout, done.stderr
     wrong = kit("bench", "--no-such-option")
     assert wrong.returncode == 4 and "executor-conformance bench: error:" in wrong.stderr
+
+
+def test_a_long_wait_says_how_long_it_has_lasted(tmp_path: Path) -> None:
+    """An executor that never becomes ready: a line every 10 s, not minutes of silence."""
+    broken = f"{sys.executable} {ROOT / 'tests' / 'kit' / 'broken.py'} never_ready"
+    run = run_kit(["--command", broken, "--startup-timeout", "12", "--requirement", "READY-1"], tmp_path / "results")
+    assert "waiting for /ready: 10 s of 12 s (last: HTTP 200" in run.output, run.output[-2000:]
+    assert run.results["verdict"] == "non-conformant"
+
+
+def test_outcomes_are_coloured_on_a_terminal_only(tmp_path: Path) -> None:
+    command = ["--command", " ".join(EXAMPLE_EXECUTOR), "--requirement", "HEALTH-1", "--report-dir"]
+    plain = subprocess.run(
+        [sys.executable, "-m", "conformance", *command, str(tmp_path / "plain")], capture_output=True, text=True,
+        timeout=120, check=False, env={**os.environ, "NO_COLOR": "1"},
+    )  # fmt: skip
+    coloured = kit(*command, str(tmp_path / "coloured"), "--", "--color=yes", timeout=120)
+    assert "PASS [MUST HEALTH-1]" in plain.stdout and "\x1b[" not in plain.stdout
+    assert "\x1b[32m  PASS [MUST HEALTH-1]" in coloured.stdout, coloured.stdout[-2000:]
