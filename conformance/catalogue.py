@@ -27,6 +27,7 @@ __all__ = [
     "get",
     "markdown_table",
     "matching",
+    "named",
 ]
 
 CONTRACT_VERSION = "1.2"
@@ -339,10 +340,24 @@ def matching(pattern: str) -> list[str]:
     return found
 
 
-def markdown_table() -> str:
-    """The contract document's requirement table, generated from the catalogue."""
+def named(values: Iterable[str]) -> set[str]:
+    """The IDs that option values name: each a comma-separated list of ``matching`` patterns.
+    ValueError, starting with the pattern, for one that names nothing."""
+    ids: set[str] = set()
+    for value in values:
+        for pattern in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ids.update(matching(pattern))
+            except ValueError as exc:
+                raise ValueError(f"{pattern}: {exc}") from None
+    return ids
+
+
+def markdown_table(ids: Iterable[str] | None = None) -> str:
+    """The contract document's requirement table (or that of ``ids``), generated from the catalogue."""
     lines = ["| ID | Level | Feature | Requirement |", "| --- | --- | --- | --- |"]
-    for r in REQUIREMENTS.values():
+    chosen = None if ids is None else set(ids)
+    for r in (r for r in REQUIREMENTS.values() if chosen is None or r.id in chosen):
         title = r.title.replace("|", "\\|")
         lines.append(f"| {r.id} | {r.level.value} | {r.feature or 'core'} | {title} |")
     return "\n".join(lines) + "\n"

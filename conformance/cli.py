@@ -67,6 +67,10 @@ def run_parser() -> KitParser:
         hidden = {key: value for key, value in option.kwargs.items() if key != "help"}
         group.add_argument(option.canonical, help=argparse.SUPPRESS, **hidden)
     groups[SELECTION].add_argument("-k", dest="keyword", metavar="EXPR", help="pytest's selection by test name")
+    groups[SELECTION].add_argument(
+        "--list", action="store_true", help="list the requirements that would run (a table), and run nothing"
+    )
+    groups[SELECTION].add_argument("--json", action="store_true", help="with --list: as JSON")
     groups[REPORTS].add_argument("-q", "--quiet", action="count", default=0, help="less output")
     groups[REPORTS].add_argument("-v", "--verbose", action="count", default=0, help="more output")
     return parser
@@ -87,6 +91,22 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
     return [*out, *["-q"] * args.quiet, *["-v"] * args.verbose]
 
 
+def list_requirements(parser: KitParser, args: argparse.Namespace) -> int:
+    """``--list``: the requirements ``--requirement`` and ``--skip-requirement`` leave, as a table or JSON."""
+    try:
+        chosen, left_out = catalogue.named(args.requirement), catalogue.named(args.skip_requirement)
+    except ValueError as exc:
+        parser.error(f"--requirement {exc}")
+    ids = [rid for rid in catalogue.REQUIREMENTS if (not chosen or rid in chosen) and rid not in left_out]
+    if not args.json:
+        sys.stdout.write(catalogue.markdown_table(ids))
+        return 0
+    fields = ("id", "level", "area", "title", "feature")
+    rows = [{name: getattr(catalogue.REQUIREMENTS[rid], name) for name in fields} for rid in ids]
+    print(json.dumps(rows, indent=2, default=str))
+    return 0
+
+
 def _version() -> str:
     return f"executor-conformance {__version__} (contract {catalogue.CONTRACT_VERSION})"
 
@@ -99,10 +119,11 @@ def run(argv: list[str]) -> int:
     """Certify: the kit's options (``--help``), then pytest's own after ``--``."""
     import pytest
 
-    kit_args, _, extra = (
-        (argv[: argv.index("--")], "--", argv[argv.index("--") + 1 :]) if "--" in argv else (argv, "", [])
-    )
-    args = run_parser().parse_args(kit_args)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    parser = run_parser()
+    args, extra = parser.parse_args(argv[:cut]), argv[cut + 1 :]
+    if args.list:
+        return list_requirements(parser, args)
     suite = resources.files("conformance") / "suite"
     pytest_args = [
         str(suite),

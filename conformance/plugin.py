@@ -125,14 +125,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def _requirements_named(config: pytest.Config, option: str, flag: str) -> set[str]:
-    named: set[str] = set()
-    for value in config.getoption(option):
-        for pattern in filter(None, (part.strip() for part in value.split(","))):
-            try:
-                named.update(catalogue.matching(pattern))
-            except ValueError as exc:
-                raise pytest.UsageError(f"{flag} {pattern}: {exc}") from None
-    return named
+    try:
+        return catalogue.named(config.getoption(option))
+    except ValueError as exc:
+        raise pytest.UsageError(f"{flag} {exc}") from None
 
 
 def _select_requirements(config: pytest.Config, items: list[pytest.Item]) -> None:

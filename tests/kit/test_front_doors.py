@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import __version__
+from conformance import __version__, catalogue
 from conformance.catalogue import CONTRACT_VERSION
 from tests.conftest import EXAMPLE_EXECUTOR, ROOT, run_kit
 from tests.readme import kit_help, section
@@ -235,3 +235,13 @@ def test_outcomes_are_coloured_on_a_terminal_only(tmp_path: Path) -> None:
     coloured = kit(*command, str(tmp_path / "coloured"), "--", "--color=yes", timeout=120)
     assert "PASS [MUST HEALTH-1]" in plain.stdout and "\x1b[" not in plain.stdout
     assert "\x1b[32m  PASS [MUST HEALTH-1]" in coloured.stdout, coloured.stdout[-2000:]
+
+
+def test_list_shows_what_a_selection_would_run() -> None:
+    table = kit("--list", "--requirement", "timeout", "--skip-requirement", "TIMEOUT-7")
+    assert table.returncode == 0 and "| TIMEOUT-1 | MUST |" in table.stdout and "TIMEOUT-7" not in table.stdout
+    rows = json.loads(kit("--list", "--json").stdout)
+    assert len(rows) == len(catalogue.REQUIREMENTS) and rows[0] == {
+        "id": "HEALTH-1", "level": "MUST", "area": "health",
+        "title": catalogue.REQUIREMENTS["HEALTH-1"].title, "feature": None,
+    }  # fmt: skip
