@@ -7,6 +7,7 @@ how an outcome is recorded), and never registers a hook itself.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import time
@@ -131,7 +132,11 @@ class ConformanceRun:
     def _say(self, text: str) -> None:
         """A progress line on the terminal, past pytest's output capture."""
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            return
+        # The target starts inside a test's set-up, whose output pytest captures: past it.
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
             reporter.write_line(f"  {text}")
 
     def ensure_target(self) -> Target:

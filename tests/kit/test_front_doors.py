@@ -71,7 +71,9 @@ def test_a_url_that_is_not_an_executor_ends_as_an_error_at_once(tmp_path: Path, 
     run = run_kit(["--url", web_page], tmp_path / "results")
     elapsed = time.monotonic() - started
     assert run.returncode == 3 and run.results["verdict"] == "error", run.output[-3000:]
-    assert elapsed < 5, f"took {elapsed:.1f} s"  # the kit's own start-up included (1.5 s idle here)
+    # The run itself ends at once; the process, Python's and pytest's start-up included, within
+    # 5 s on an idle machine (1.5 s here), but a loaded CI machine is given more.
+    assert run.results["duration_s"] < 2 and elapsed < 30, f"took {elapsed:.1f} s"
     assert f"no executor answers at {web_page}" in run.results["error"] and "HTTP 404" in run.results["error"]
     assert run.results["target"]["base_url"] == web_page
     junit = ET.parse(tmp_path / "results" / "junit.xml").getroot()
