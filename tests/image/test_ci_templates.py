@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,10 @@ def project(tmp_path: Path) -> Path:
 
 
 def _environment(variables: dict[str, Any], **extra: str) -> dict[str, str]:
-    return {**os.environ, **{key: str(value) for key, value in variables.items()}, "IMAGE": IMAGE, **extra}
+    """The job's variables, with the kit's commands on PATH as the install step leaves them."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    job = {key: str(value) for key, value in variables.items()}
+    return {**os.environ, "PATH": path, **job, "IMAGE": IMAGE, **extra}
 
 
 def test_the_github_actions_workflow_certifies_and_publishes(project: Path) -> None:
