@@ -27,6 +27,7 @@ __all__ = [
     "Verdict",
     "build_report",
     "exit_code",
+    "published_schema",
     "results_schema",
     "unstable_requirements",
 ]
@@ -34,10 +35,15 @@ __all__ = [
 REPORT_VERSION = "1"
 
 
-def results_schema() -> dict[str, Any]:
-    """The JSON Schema of results.json for this report version (shipped in the package)."""
-    path = resources.files("conformance") / "schemas" / f"results-{REPORT_VERSION}.schema.json"
+def published_schema(document: str, version: int | str) -> dict[str, Any]:
+    """The JSON Schema the package ships for ``document`` (results, bench) at ``version``."""
+    path = resources.files("conformance") / "schemas" / f"{document}-{version}.schema.json"
     return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def results_schema() -> dict[str, Any]:
+    """The JSON Schema of results.json for this report version."""
+    return published_schema("results", REPORT_VERSION)
 
 
 class Outcome(enum.StrEnum):

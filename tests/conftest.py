@@ -19,6 +19,7 @@ import httpx
 import jsonschema
 import pytest
 
+from conformance.bench.report import bench_schema
 from conformance.results import results_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,8 +142,9 @@ class KitRun:
         return {rid for rid, outcome in self.outcomes().items() if outcome == "failed"}
 
 
-#: The published schema of results.json, as a validator.
+#: The published schemas of results.json and bench.json, as validators.
 RESULTS_SCHEMA = jsonschema.Draft202012Validator(results_schema())
+BENCH_SCHEMA = jsonschema.Draft202012Validator(bench_schema())
 
 
 def run_kit(args: list[str], report_dir: Path, timeout: float = 900) -> KitRun:
@@ -168,7 +170,9 @@ def run_bench(args: list[str], out: Path, timeout: float = 600) -> tuple[dict[st
     command = [sys.executable, "-m", "conformance", "bench", "--out", str(out), *SMALL_BENCH, *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads((out / "bench.json").read_text()), (out / "bench.md").read_text()
+    bench = json.loads((out / "bench.json").read_text())
+    BENCH_SCHEMA.validate(bench)  # every bench.json the tests make keeps to the published schema
+    return bench, (out / "bench.md").read_text()
 
 
 def assert_measured_in_every_run(figure: dict[str, Any], name: str) -> None:

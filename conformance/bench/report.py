@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from .measure import MB, lookup
+from ..results import published_schema
+from .measure import MB, SCHEMA_VERSION, lookup
 
 __all__ = [
     "ROWS",
+    "bench_schema",
     "to_markdown",
 ]
+
+
+def bench_schema() -> dict[str, Any]:
+    """The JSON Schema of bench.json for this schema version (shipped in the package)."""
+    return published_schema("bench", SCHEMA_VERSION)
+
 
 #: The table: label, figure in bench["figures"], figure in bench["floor"], ratio, scale, digits.
 ROWS = (
