@@ -179,6 +179,7 @@ def image(session: nox.Session) -> None:
     wheelhouse.mkdir(parents=True)
     requirements = wheelhouse / "executor-requirements.txt"
     requirements.write_text("\n".join(_executor_requirements()) + "\n")
+    shutil.rmtree(ROOT / "build" / "lib", ignore_errors=True)  # setuptools would put stale modules in the wheel
     session.run("python", "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheelhouse), ".")
     machine = platform.machine()
     session.run(
