@@ -64,10 +64,7 @@ def test_the_contract_documents_every_setting_and_how_the_kit_checks_it() -> Non
 
 
 def _options(**given: object):
-    defaults = {
-        kwargs.get("dest", flags[0].lstrip("-").replace("-", "_")): kwargs.get("default")
-        for flags, kwargs in TARGET_OPTIONS
-    }
+    defaults = {option.kwargs["dest"]: option.kwargs.get("default") for option in TARGET_OPTIONS}
     values = {**defaults, **given}
     return lambda name: values[name]
 
