@@ -108,6 +108,8 @@ class Subject:
     timeouts: KitTimeouts
     client: ExecutorClient = field(init=False)
     notes: list[str] = field(default_factory=list)
+    #: Busy answers (429/503) the throughput clients, each on a connection of its own, asked again after.
+    busy_elsewhere: int = 0
 
     def __post_init__(self) -> None:
         self.client = self.connect()
@@ -124,7 +126,8 @@ class Subject:
 
     @property
     def busy_answers(self) -> int:
-        return self.client.busy_answers
+        """Every busy answer asked again after, by the main client and the throughput clients."""
+        return self.client.busy_answers + self.busy_elsewhere
 
     def execute(self, code: str, client: ExecutorClient | None = None) -> None:
         """Run ``code``, asked again on a busy answer (429/503); fail unless it ran with status ok."""
@@ -237,12 +240,14 @@ def _throughput(subject: Subject, clients: int, calls: int) -> float:
     share = [calls // clients + (1 if i < calls % clients else 0) for i in range(clients)]
     barrier = threading.Barrier(clients + 1)
 
-    def client(count: int) -> None:
+    def client(count: int) -> int:
+        """Run ``count`` calls on a connection of its own; the busy answers it met."""
         own = subject.connect()
         try:
             barrier.wait(timeout=subject.timeouts.request)
             for _ in range(count):
                 subject.execute(TRIVIAL, own)
+            return own.busy_answers
         finally:
             own.close()
 
@@ -250,9 +255,10 @@ def _throughput(subject: Subject, clients: int, calls: int) -> float:
         futures = [pool.submit(client, count) for count in share]
         barrier.wait(timeout=subject.timeouts.request)
         started = time.perf_counter()
-        for future in futures:
-            future.result()
-        return calls / (time.perf_counter() - started)
+        busy = sum(future.result() for future in futures)
+        rate = calls / (time.perf_counter() - started)
+    subject.busy_elsewhere += busy
+    return rate
 
 
 def lookup(document: dict[str, Any] | None, path: str) -> Any:

@@ -62,6 +62,8 @@ def test_an_executor_without_jupyter_is_measured_the_same_way(tmp_path: Path) ->
     assert bench["floor"] is None and bench["ratios"] == {}
     assert bench["figures"]["execute_ms"]["p50"]["median"] > 0
     assert bench["figures"]["restart_to_ready_s"]["median"] > 0
+    # It refuses a second concurrent call (429): the throughput clients are asked again, and counted.
+    assert bench["figures"]["busy_answers"] > 0
 
 
 def test_an_executor_reached_by_url_is_measured_and_compared_where_the_kit_can(tmp_path: Path) -> None:
