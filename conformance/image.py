@@ -25,10 +25,9 @@ from .targets import (
     ReadyObservation,
     ResourceUsage,
     TargetError,
-    find_answering_port,
     ports_to_try,
     prepare_workspace,
-    wait_until_ready,
+    reach_started,
 )
 from .timeouts import KitTimeouts
 
@@ -138,16 +137,14 @@ class ImageTarget:
             self.capabilities.memory_limited = self.memory is not None
             self.capabilities.settings = settings
             self.capabilities.signal_scope = 1  # the container's own PID namespace
-            self.capabilities.answered_on, self.base_url = find_answering_port(
-                lambda: ports, self._published, self.timeouts, self._exited, self.logs, self.say
-            )
-            wait_until_ready(
-                self.base_url,
+            self.capabilities.answered_on, self.base_url = reach_started(
+                lambda: ports,
+                self._published,
                 self.timeouts,
                 self.startup_observations,
                 self._exited,
                 self.logs,
-                say=self.say,
+                self.say,
             )
         except BaseException:
             self.stop()

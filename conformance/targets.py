@@ -46,11 +46,11 @@ __all__ = [
     "TargetError",
     "UrlTarget",
     "export_workspace",
-    "find_answering_port",
     "listening_ports",
     "ports_to_try",
     "prepare_workspace",
     "probe_executor",
+    "reach_started",
     "say_on_stderr",
     "start_to_ready",
     "wait_until_ready",
@@ -184,7 +184,7 @@ def ports_to_try(port: int, *, the_default_too: bool) -> list[int]:
     return [port] if not the_default_too or default in (None, port) else [port, default]
 
 
-def find_answering_port(
+def _find_answering_port(
     ports: Callable[[], list[int]],
     url_of: Callable[[int], str],
     timeouts: KitTimeouts,
@@ -205,9 +205,10 @@ def find_answering_port(
             if problem:
                 raise TargetError(f"the executor {problem} before it answered.\nLast log lines:\n{logs()}")
             for port in ports():
+                url = url_of(port)
                 with contextlib.suppress(httpx.HTTPError):
-                    http.get(f"{url_of(port)}/health")
-                    return port, url_of(port)
+                    http.get(f"{url}/health")
+                    return port, url
             time.sleep(timeouts.poll_interval)
     tried = ", ".join(str(port) for port in ports())
     raise TargetError(
@@ -339,6 +340,21 @@ def probe_executor(base_url: str, timeouts: KitTimeouts, headers: dict[str, str]
     raise TargetError(f"no executor answers at {base_url}: {'; '.join(seen)}, where an executor answers JSON")
 
 
+def reach_started(
+    ports: Callable[[], list[int]],
+    url_of: Callable[[int], str],
+    timeouts: KitTimeouts,
+    observations: list[ReadyObservation],
+    alive: Any,
+    logs: Any,
+    say: Callable[[str], None] | None = None,
+) -> tuple[int, str]:
+    """An executor the kit started: the port it answers on and its base URL, once /ready says ready."""
+    port, base_url = _find_answering_port(ports, url_of, timeouts, alive, logs, say)
+    wait_until_ready(base_url, timeouts, observations, alive, logs, say=say)
+    return port, base_url
+
+
 def wait_until_ready(
     base_url: str,
     timeouts: KitTimeouts,
@@ -463,16 +479,14 @@ class ProcessTarget:
         self.capabilities.signal_scope = self._process.pid
         self._launched = command
         try:
-            self.capabilities.answered_on, self.base_url = find_answering_port(
-                lambda: self._ports(port), _local_url, self.timeouts, self._exited, self.logs, self.say
-            )
-            wait_until_ready(
-                self.base_url,
+            self.capabilities.answered_on, self.base_url = reach_started(
+                lambda: self._ports(port),
+                _local_url,
                 self.timeouts,
                 self.startup_observations,
                 self._exited,
                 self.logs,
-                say=self.say,
+                self.say,
             )
         except BaseException:
             self.stop()

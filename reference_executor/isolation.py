@@ -96,10 +96,6 @@ class KernelUsers:
                 return user
         raise IsolationError("both kernel user ids are in use: a third kernel would share one")
 
-    def take_this(self, user: KernelUser) -> None:
-        """Mark ``user`` taken (by a kernel launched before this object existed: the prestarted one)."""
-        self._in_use.add(user.uid)
-
     def give_back(self, user: KernelUser) -> None:
         """``user``'s kernel is gone and its processes and files are swept: it may serve again."""
         self._in_use.discard(user.uid)
