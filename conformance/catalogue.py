@@ -23,6 +23,7 @@ __all__ = [
     "Level",
     "Need",
     "Requirement",
+    "Selection",
     "UnknownRequirementError",
     "get",
     "markdown_table",
@@ -351,6 +352,36 @@ def named(values: Iterable[str]) -> set[str]:
             except ValueError as exc:
                 raise ValueError(f"{pattern}: {exc}") from None
     return ids
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which requirements a run keeps: those ``--requirement`` names (all, without it), less
+    those ``--skip-requirement`` names."""
+
+    chosen: frozenset[str] = frozenset()
+    left_out: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, requirement: Iterable[str], skip_requirement: Iterable[str]) -> Selection:
+        """From the two options' values; ValueError naming the option and the pattern that names nothing."""
+        parts = []
+        for flag, values in (("--requirement", requirement), ("--skip-requirement", skip_requirement)):
+            try:
+                parts.append(frozenset(named(values)))
+            except ValueError as exc:
+                raise ValueError(f"{flag} {exc}") from None
+        return cls(*parts)
+
+    def __bool__(self) -> bool:
+        return bool(self.chosen or self.left_out)
+
+    def keeps(self, ids: Iterable[str]) -> bool:
+        """Whether a test of ``ids`` runs: one of them chosen, none left out."""
+        ids = list(ids)
+        return (not self.chosen or any(rid in self.chosen for rid in ids)) and not any(
+            rid in self.left_out for rid in ids
+        )
 
 
 def markdown_table(ids: Iterable[str] | None = None) -> str:

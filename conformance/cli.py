@@ -94,10 +94,10 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
 def list_requirements(parser: KitParser, args: argparse.Namespace) -> int:
     """``--list``: the requirements ``--requirement`` and ``--skip-requirement`` leave, as a table or JSON."""
     try:
-        chosen, left_out = catalogue.named(args.requirement), catalogue.named(args.skip_requirement)
+        selection = catalogue.Selection.of(args.requirement, args.skip_requirement)
     except ValueError as exc:
-        parser.error(f"--requirement {exc}")
-    ids = [rid for rid in catalogue.REQUIREMENTS if (not chosen or rid in chosen) and rid not in left_out]
+        parser.error(str(exc))
+    ids = [rid for rid in catalogue.REQUIREMENTS if selection.keeps([rid])]
     if not args.json:
         sys.stdout.write(catalogue.markdown_table(ids))
         return 0
@@ -198,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         return Exit.USAGE
     if not argv or argv[0] not in commands:
         return run(argv[1:] if argv[:1] == ["run"] else argv)
-    parser = argparse.ArgumentParser(prog="executor-conformance")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = KitParser(prog="executor-conformance")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=KitParser)
     cat = sub.add_parser("catalogue", help="print the requirement table, or check/write it in a document")
     cat.add_argument("--check", metavar="FILE")
     cat.add_argument("--write", metavar="FILE")

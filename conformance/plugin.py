@@ -124,26 +124,19 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     config.pluginmanager.register(run, "executor-conformance-run")  # for its pytest_keyboard_interrupt
 
 
-def _requirements_named(config: pytest.Config, option: str, flag: str) -> set[str]:
-    try:
-        return catalogue.named(config.getoption(option))
-    except ValueError as exc:
-        raise pytest.UsageError(f"{flag} {exc}") from None
-
-
 def _select_requirements(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Keep the tests of the requirements ``--requirement`` names (all, without it), less those
     of ``--skip-requirement``; a test of several requirements goes if any of them is skipped."""
-    chosen = _requirements_named(config, "requirement", "--requirement")
-    left_out = _requirements_named(config, "skip_requirement", "--skip-requirement")
-    if not chosen and not left_out:
+    try:
+        selection = catalogue.Selection.of(config.getoption("requirement"), config.getoption("skip_requirement"))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if not selection:
         return
 
     def wanted(item: pytest.Item) -> bool:
         ids = requirement_ids(item)
-        if not ids:
-            return True  # not a test of the suite: the user's own
-        return (not chosen or any(rid in chosen for rid in ids)) and not any(rid in left_out for rid in ids)
+        return not ids or selection.keeps(ids)  # no IDs: not a test of the suite, the user's own
 
     kept = [item for item in items if wanted(item)]
     dropped = [item for item in items if not wanted(item)]

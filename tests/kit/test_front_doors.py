@@ -247,3 +247,9 @@ def test_list_shows_what_a_selection_would_run() -> None:
         "id": "HEALTH-1", "level": "MUST", "area": "health",
         "title": catalogue.REQUIREMENTS["HEALTH-1"].title, "feature": None,
     }  # fmt: skip
+
+
+def test_every_subcommand_reports_a_usage_error_with_exit_4_and_the_option_at_fault() -> None:
+    skipped = kit("--list", "--skip-requirement", "NOPE-*")
+    assert skipped.returncode == 4 and "--skip-requirement NOPE-*: no requirement" in skipped.stderr
+    assert kit("catalogue", "--no-such-option").returncode == 4
