@@ -69,7 +69,7 @@ class Area(enum.StrEnum):
 
 
 class Need(enum.StrEnum):
-    """What a test needs of the target beyond the core (``@pytest.mark.needs(Need.X)``).
+    """What a test needs of the target beyond the core (``@pytest.mark.conformance_needs(Need.X)``).
 
     A target that lacks it reports the test's requirement *not run*, saying what was missing.
     """

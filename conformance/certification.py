@@ -31,6 +31,8 @@ from .violations import Violation, cut
 
 __all__ = [
     "FEATURES_FROM_INFO",
+    "NEEDS_MARK",
+    "REQUIREMENT_MARK",
     "SKIP_KIND",
     "ConformanceRun",
     "NotApplicable",
@@ -73,14 +75,19 @@ def skip_kind_of(call: pytest.CallInfo[None]) -> SkipKind:
 
 FEATURES_FROM_INFO = "declared in GET /info"
 
+#: The suite's markers, named after the kit so that a user's own ``requirement`` or ``needs``
+#: markers stay theirs: ``@pytest.mark.conformance_requirement("HEALTH-1")``,
+#: ``@pytest.mark.conformance_needs(Need.WORKSPACE)``.
+REQUIREMENT_MARK, NEEDS_MARK = "conformance_requirement", "conformance_needs"
+
 
 def requirement_ids(item: pytest.Item) -> list[str]:
-    return [str(mark.args[0]) for mark in item.iter_markers("requirement")]
+    return [str(mark.args[0]) for mark in item.iter_markers(REQUIREMENT_MARK)]
 
 
 def needs(item: pytest.Item) -> list[Need]:
-    """What ``item`` needs of the target (its ``needs`` marks); ValueError for an unknown need."""
-    return [Need(mark.args[0]) for mark in item.iter_markers("needs")]
+    """What ``item`` needs of the target (its ``conformance_needs`` marks); ValueError for an unknown need."""
+    return [Need(mark.args[0]) for mark in item.iter_markers(NEEDS_MARK)]
 
 
 @dataclass(eq=False)  # registered as a pytest plugin: hashed by identity

@@ -1,7 +1,7 @@
 """The pytest plugin: targets, requirement markers, outcomes, reports and the verdict.
 
 Registered as the ``executor_conformance`` pytest11 entry point. It stays inert unless the
-collected tests carry ``requirement`` markers (that is, unless the suite is being run), so
+collected tests carry ``conformance_requirement`` markers (that is, unless the suite is being run), so
 installing the kit does not change anyone else's test runs.
 
 - Options choose the target (``--executor-image``, ``--executor-url``, ``--executor-command``,
@@ -21,7 +21,16 @@ import pytest
 
 from . import __version__, catalogue
 from .catalogue import Area, Level, Need
-from .certification import FEATURES_FROM_INFO, SKIP_KIND, ConformanceRun, needs, requirement_ids, violation_in
+from .certification import (
+    FEATURES_FROM_INFO,
+    NEEDS_MARK,
+    REQUIREMENT_MARK,
+    SKIP_KIND,
+    ConformanceRun,
+    needs,
+    requirement_ids,
+    violation_in,
+)
 from .client import ExecutorClient
 from .options import RUN_OPTIONS, OptionError, TargetSpec, add_target_options, spec_from
 from .render import check_writable, to_terminal
@@ -75,16 +84,13 @@ def _header(config: pytest.Config) -> list[str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "requirement(id): the contract requirement this test proves")
-    config.addinivalue_line(
-        "markers",
-        f"needs(need): what the test needs of the target ({', '.join(Need)})",
-    )
+    config.addinivalue_line("markers", f"{REQUIREMENT_MARK}(id): the contract requirement this test proves")
+    config.addinivalue_line("markers", f"{NEEDS_MARK}(need): what the test needs of the target ({', '.join(Need)})")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    suite = [item for item in items if item.get_closest_marker("requirement")]
+    suite = [item for item in items if item.get_closest_marker(REQUIREMENT_MARK)]
     if not suite:
         return
     proven: set[str] = set()
@@ -155,7 +161,7 @@ def _run(config: pytest.Config) -> ConformanceRun | None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     run = _run(item.config)
-    if run is None or not item.get_closest_marker("requirement"):
+    if run is None or not item.get_closest_marker(REQUIREMENT_MARK):
         return
     reason = run.skip_reason(item)
     if reason is not None:
@@ -172,7 +178,7 @@ def pytest_runtest_makereport(
     if violation is not None:
         report.longrepr = violation.message  # the evidence, not the kit's traceback
     run = _run(item.config)
-    if run is not None and item.get_closest_marker("requirement") and (report.when == "call" or not report.passed):
+    if run is not None and item.get_closest_marker(REQUIREMENT_MARK) and (report.when == "call" or not report.passed):
         run.record(item, call, report)
         if report.when != "teardown":
             _live_line(run, item, run.records[item.nodeid])

@@ -20,8 +20,8 @@ from .conftest import started_sibling
 LOADING_MARKER = "conformance-loading-marker"
 
 
-@pytest.mark.requirement("CODE-1")
-@pytest.mark.needs(Need.WORKSPACE)
+@pytest.mark.conformance_requirement("CODE-1")
+@pytest.mark.conformance_needs(Need.WORKSPACE)
 def test_workspace_files_run_in_the_session_namespace(executor: ExecutorClient) -> None:
     """Every .py file of the workspace ran at start-up in the session's global namespace."""
     value = executor.evaluate(
@@ -30,8 +30,8 @@ def test_workspace_files_run_in_the_session_namespace(executor: ExecutorClient) 
     executor.expect(value == ["list", True], "names defined by the workspace files, in the session", value)
 
 
-@pytest.mark.requirement("CODE-2")
-@pytest.mark.needs(Need.WORKSPACE)
+@pytest.mark.conformance_requirement("CODE-2")
+@pytest.mark.conformance_needs(Need.WORKSPACE)
 def test_files_run_in_sorted_order_and_import_siblings(executor: ExecutorClient) -> None:
     """Files run in sorted name order, and the folder is on sys.path so that siblings import."""
     order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
@@ -44,8 +44,8 @@ def test_files_run_in_sorted_order_and_import_siblings(executor: ExecutorClient)
     executor.expect(value == 42, "the value b_second took from its sibling module", value)
 
 
-@pytest.mark.requirement("CODE-3")
-@pytest.mark.needs(Need.WORKSPACE)
+@pytest.mark.conformance_requirement("CODE-3")
+@pytest.mark.conformance_needs(Need.WORKSPACE)
 def test_loading_output_never_appears_in_a_response(executor: ExecutorClient) -> None:
     """What loading prints stays out of execute responses, also right after a restart."""
     exchange = executor.restart()
@@ -60,8 +60,8 @@ def test_loading_output_never_appears_in_a_response(executor: ExecutorClient) ->
         executor.expect(LOADING_MARKER not in text, "no output of the workspace loading", repr(text[:500]), exchange)
 
 
-@pytest.mark.requirement("CODE-4")
-@pytest.mark.needs(Need.WORKSPACE)
+@pytest.mark.conformance_requirement("CODE-4")
+@pytest.mark.conformance_needs(Need.WORKSPACE)
 def test_failing_file_is_skipped_and_the_rest_load(executor: ExecutorClient) -> None:
     """A file that raises is skipped; the files after it load and the executor is ready."""
     order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
@@ -72,8 +72,8 @@ def test_failing_file_is_skipped_and_the_rest_load(executor: ExecutorClient) -> 
     )
 
 
-@pytest.mark.requirement("CODE-5")
-@pytest.mark.needs(Need.WORKSPACE)
+@pytest.mark.conformance_requirement("CODE-5")
+@pytest.mark.conformance_needs(Need.WORKSPACE)
 @pytest.mark.parametrize("workspace", ["missing", "empty", "elsewhere"])
 def test_workspace_folder_variable_chooses_the_folder(
     executor: ExecutorClient,

@@ -25,7 +25,7 @@ def _burst(executor: ExecutorClient) -> list[Exchange]:
         return list(pool.map(lambda n: executor.execute(_code(n)), range(CLIENTS)))
 
 
-@pytest.mark.requirement("CONC-1")
+@pytest.mark.conformance_requirement("CONC-1")
 def test_concurrent_executes_never_interleave(executor: ExecutorClient) -> None:
     """Each response holds exactly its own outputs, as if the calls had run one after another."""
     exchanges = _burst(executor)
@@ -40,7 +40,7 @@ def test_concurrent_executes_never_interleave(executor: ExecutorClient) -> None:
         executor.expect(stdout == expected, f"only this call's lines: {expected!r}", repr(stdout), exchange)
 
 
-@pytest.mark.requirement("CONC-2")
+@pytest.mark.conformance_requirement("CONC-2")
 def test_refused_concurrent_executes_get_a_json_error(executor: ExecutorClient) -> None:
     """An executor that refuses excess concurrent calls answers 429 or 503 with a JSON error."""
     refused = [exchange for exchange in _burst(executor) if exchange.status in BUSY]
@@ -59,7 +59,7 @@ def test_refused_concurrent_executes_get_a_json_error(executor: ExecutorClient) 
 HOLD = 3.0
 
 
-@pytest.mark.requirement("CONC-3")
+@pytest.mark.conformance_requirement("CONC-3")
 def test_a_queued_call_whose_client_left_is_never_run(executor: ExecutorClient, capabilities: Capabilities) -> None:
     """A call queued behind another, whose client disconnects while it waits, does not run.
 

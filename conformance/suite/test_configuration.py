@@ -21,8 +21,8 @@ from conformance.targets import Capabilities, Target
 from .conftest import judge_default_timeout, started_sibling
 
 
-@pytest.mark.requirement("CONFIG-1")
-@pytest.mark.needs(Need.SETTINGS)
+@pytest.mark.conformance_requirement("CONFIG-1")
+@pytest.mark.conformance_needs(Need.SETTINGS)
 def test_the_executor_listens_on_the_port_named_by_port(executor: ExecutorClient, capabilities: Capabilities) -> None:
     """The executor answers on the port PORT names (the kit chose one that is not the default).
 
@@ -38,9 +38,9 @@ def test_the_executor_listens_on_the_port_named_by_port(executor: ExecutorClient
     )
 
 
-@pytest.mark.requirement("CONFIG-2")
-@pytest.mark.needs(Need.SETTINGS)
-@pytest.mark.needs(Need.WORKSPACE)
+@pytest.mark.conformance_requirement("CONFIG-2")
+@pytest.mark.conformance_needs(Need.SETTINGS)
+@pytest.mark.conformance_needs(Need.WORKSPACE)
 @pytest.mark.parametrize("workspace", ["defaults"])
 def test_unset_settings_take_the_contracts_defaults(
     executor: ExecutorClient,

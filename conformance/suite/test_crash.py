@@ -37,8 +37,8 @@ def _crash(executor: ExecutorClient, code: str) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.requirement("CRASH-1")
-@pytest.mark.needs(Need.DESTRUCTIVE)
+@pytest.mark.conformance_requirement("CRASH-1")
+@pytest.mark.conformance_needs(Need.DESTRUCTIVE)
 @pytest.mark.parametrize("how", list(CRASHES))
 def test_dying_environment_answers_crashed_promptly(executor: ExecutorClient, how: str) -> None:
     """If the session dies during a call, the call answers `crashed`, `restarted: true` within 10 s."""
@@ -46,8 +46,8 @@ def test_dying_environment_answers_crashed_promptly(executor: ExecutorClient, ho
     executor.wait_ready()
 
 
-@pytest.mark.requirement("CRASH-2")
-@pytest.mark.needs(Need.DESTRUCTIVE)
+@pytest.mark.conformance_requirement("CRASH-2")
+@pytest.mark.conformance_needs(Need.DESTRUCTIVE)
 def test_executor_recovers_by_itself(executor: ExecutorClient, capabilities: Capabilities) -> None:
     """After a crash the executor becomes ready again, with mounted code, and runs code."""
     _crash(executor, CRASHES["os._exit"])
@@ -59,9 +59,9 @@ def test_executor_recovers_by_itself(executor: ExecutorClient, capabilities: Cap
         executor.expect(bool(order), "the mounted code loaded again after the crash", order)
 
 
-@pytest.mark.requirement("CRASH-3")
-@pytest.mark.needs(Need.DESTRUCTIVE)
-@pytest.mark.needs(Need.MEMORY_LIMIT)
+@pytest.mark.conformance_requirement("CRASH-3")
+@pytest.mark.conformance_needs(Need.DESTRUCTIVE)
+@pytest.mark.conformance_needs(Need.MEMORY_LIMIT)
 def test_memory_exhaustion_does_not_take_down_the_server(executor: ExecutorClient) -> None:
     """User code that exhausts memory leaves the HTTP server serving; the session recovers."""
     exchange = executor.execute_when_free(MEMORY_BOMB, timeout=60)

@@ -25,7 +25,7 @@ def _error_item(executor: ExecutorClient, body: dict[str, Any], ename: str) -> d
     return item
 
 
-@pytest.mark.requirement("ERROR-1")
+@pytest.mark.conformance_requirement("ERROR-1")
 def test_exception_is_reported_as_an_error_item(executor: ExecutorClient) -> None:
     """An exception gives HTTP 200, `status: error` and an error item; never a 5xx."""
     body = executor.run("def failing():\n    raise ValueError('boom 17')\nfailing()")
@@ -33,7 +33,7 @@ def test_exception_is_reported_as_an_error_item(executor: ExecutorClient) -> Non
     executor.expect("boom 17" in item["evalue"], "evalue 'boom 17'", item["evalue"])
 
 
-@pytest.mark.requirement("ERROR-2")
+@pytest.mark.conformance_requirement("ERROR-2")
 def test_syntax_error_is_reported_the_same_way_and_state_survives(executor: ExecutorClient) -> None:
     """A SyntaxError is an error item too, and state defined before any error survives."""
     executor.expect_status(executor.run("survivor = 'still here'"), "ok")

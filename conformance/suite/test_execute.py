@@ -34,7 +34,7 @@ display(Image(data=_png, format='png'))
 SPECIAL_TEXT = "héllo wörld ✓ 漢字 😀 nul:\x00: ansi:\x1b[31mred\x1b[0m tab:\t bell:\x07 end"
 
 
-@pytest.mark.requirement("EXEC-1")
+@pytest.mark.conformance_requirement("EXEC-1")
 @pytest.mark.parametrize("sample", list(SAMPLES))
 def test_execute_response_matches_the_schema(executor: ExecutorClient, sample: str) -> None:
     """Whenever code was run, the answer is 200 with the documented fields and a known status."""
@@ -43,7 +43,7 @@ def test_execute_response_matches_the_schema(executor: ExecutorClient, sample: s
     executor.expect(not errors, "a body matching the ExecuteResponse schema", "; ".join(errors))
 
 
-@pytest.mark.requirement("EXEC-2")
+@pytest.mark.conformance_requirement("EXEC-2")
 def test_stdout_and_stderr_come_back_as_named_streams(executor: ExecutorClient) -> None:
     """stdout and stderr are `stream` items with the right `name` and the exact text."""
     body = executor.run(
@@ -57,7 +57,7 @@ def test_stdout_and_stderr_come_back_as_named_streams(executor: ExecutorClient) 
     executor.expect(stderr == "to stderr\n", "stderr text 'to stderr\\n'", repr(stderr))
 
 
-@pytest.mark.requirement("EXEC-3")
+@pytest.mark.conformance_requirement("EXEC-3")
 def test_trailing_expression_comes_back_as_execute_result(executor: ExecutorClient) -> None:
     """The value of a trailing expression is an `execute_result` with text/plain."""
     body = executor.run("1+1")
@@ -68,7 +68,7 @@ def test_trailing_expression_comes_back_as_execute_result(executor: ExecutorClie
     executor.expect(isinstance(data, dict) and data.get("text/plain") == "2", 'data {"text/plain": "2"}', data)
 
 
-@pytest.mark.requirement("EXEC-4")
+@pytest.mark.conformance_requirement("EXEC-4")
 def test_rich_display_comes_back_as_display_data(executor: ExecutorClient) -> None:
     """IPython.display output is `display_data` with its MIME bundle; images as base64 PNG."""
     body = executor.run(PNG_CODE)
@@ -88,7 +88,7 @@ def test_rich_display_comes_back_as_display_data(executor: ExecutorClient) -> No
     executor.expect(decoded.startswith(b"\x89PNG"), "image/png as base64 of a PNG", pngs[0][:80])
 
 
-@pytest.mark.requirement("EXEC-5")
+@pytest.mark.conformance_requirement("EXEC-5")
 def test_every_output_item_has_type_and_text(executor: ExecutorClient) -> None:
     """Every item has a string `type` and a string `text`: text/plain for results, a plain traceback for errors."""
     for code in (SAMPLES["stdout and stderr"], SAMPLES["expression"], SAMPLES["exception"], SAMPLES["display"]):
@@ -114,7 +114,7 @@ def test_every_output_item_has_type_and_text(executor: ExecutorClient) -> None:
     executor.expect("sample error" in text, "the raised error's message in the error item's text", repr(text[:300]))
 
 
-@pytest.mark.requirement("EXEC-6")
+@pytest.mark.conformance_requirement("EXEC-6")
 def test_special_characters_round_trip_unchanged(executor: ExecutorClient) -> None:
     """Non-ASCII, emoji, NUL and ANSI control characters come back unchanged, in valid JSON."""
     body = executor.run(f"print({SPECIAL_TEXT!r})")
@@ -127,7 +127,7 @@ def test_special_characters_round_trip_unchanged(executor: ExecutorClient) -> No
     executor.expect(stdout == SPECIAL_TEXT + "\n", repr(SPECIAL_TEXT + "\n"), repr(stdout))
 
 
-@pytest.mark.requirement("EXEC-7")
+@pytest.mark.conformance_requirement("EXEC-7")
 @pytest.mark.parametrize(
     "code", ["", "# only a comment", "\n   \n# two\n# comments\n"], ids=["empty", "comment", "blank-and-comments"]
 )
@@ -145,7 +145,7 @@ UNENCODABLE = {
 }
 
 
-@pytest.mark.requirement("EXEC-8")
+@pytest.mark.conformance_requirement("EXEC-8")
 @pytest.mark.parametrize("case", list(UNENCODABLE))
 def test_output_that_is_not_unicode_comes_back_with_replacement_characters(executor: ExecutorClient, case: str) -> None:
     """A lone surrogate in output comes back as U+FFFD; the rest of the output is kept."""

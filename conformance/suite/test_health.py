@@ -11,7 +11,7 @@ import pytest
 from conformance.client import ExecutorClient
 
 
-@pytest.mark.requirement("HEALTH-1")
+@pytest.mark.conformance_requirement("HEALTH-1")
 def test_health_answers_ok(executor: ExecutorClient) -> None:
     """GET /health answers 200 {"status": "ok"} while the HTTP process lives."""
     exchange = executor.health()
@@ -38,7 +38,7 @@ def _health_while(executor: ExecutorClient, busy: Future[Any]) -> int:
     return polls
 
 
-@pytest.mark.requirement("HEALTH-2")
+@pytest.mark.conformance_requirement("HEALTH-2")
 def test_health_answers_within_a_second_while_code_runs_and_during_restart(executor: ExecutorClient) -> None:
     """/health answers within 1 s while user code runs (2.5 s of it), and while the session restarts."""
     with ThreadPoolExecutor(max_workers=1) as pool:

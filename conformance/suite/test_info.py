@@ -9,7 +9,7 @@ from conformance.client import ExecutorClient
 from conformance.schema import schema_errors
 
 
-@pytest.mark.requirement("INFO-1")
+@pytest.mark.conformance_requirement("INFO-1")
 def test_info_describes_the_executor(executor: ExecutorClient) -> None:
     """GET /info names the implementation, the contract version and the optional features."""
     exchange = executor.request("GET", "/info")

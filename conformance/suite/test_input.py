@@ -60,7 +60,7 @@ def _expect_json_4xx(executor: ExecutorClient, exchange: Exchange, what: str) ->
     executor.expect(isinstance(exchange.json, dict), f"a JSON error body for {what}", exchange.response_line, exchange)
 
 
-@pytest.mark.requirement("INPUT-1")
+@pytest.mark.conformance_requirement("INPUT-1")
 @pytest.mark.parametrize("case", list(BAD_BODIES))
 def test_malformed_request_gets_a_4xx_json_error(executor: ExecutorClient, case: str) -> None:
     """Malformed requests get a 4xx JSON error, never a 5xx, and the executor stays usable."""
@@ -70,7 +70,7 @@ def test_malformed_request_gets_a_4xx_json_error(executor: ExecutorClient, case:
     executor.expect_status(body, "ok")
 
 
-@pytest.mark.requirement("INPUT-1")
+@pytest.mark.conformance_requirement("INPUT-1")
 @pytest.mark.parametrize("case", list(HOSTILE_BODIES))
 def test_hostile_valid_json_never_gets_a_5xx(executor: ExecutorClient, case: str) -> None:
     """Deep nesting, huge numbers, lone surrogates, duplicate keys: 2xx or a 4xx JSON error, never a 5xx."""
@@ -88,7 +88,7 @@ def test_hostile_valid_json_never_gets_a_5xx(executor: ExecutorClient, case: str
     executor.expect_status(executor.run("1+1"), "ok")
 
 
-@pytest.mark.requirement("INPUT-2")
+@pytest.mark.conformance_requirement("INPUT-2")
 def test_body_over_the_size_limit_gets_413(executor: ExecutorClient, capabilities: Capabilities) -> None:
     """A body over MAX_REQUEST_BYTES gets 413; one of three quarters of it is accepted."""
     limit = capabilities.settings.max_request_bytes
@@ -104,7 +104,7 @@ def test_body_over_the_size_limit_gets_413(executor: ExecutorClient, capabilitie
     executor.expect_status(executor.run("1+1"), "ok")
 
 
-@pytest.mark.requirement("INPUT-3")
+@pytest.mark.conformance_requirement("INPUT-3")
 @pytest.mark.parametrize(
     ("method", "path", "status"),
     [
@@ -125,7 +125,7 @@ def test_unknown_paths_get_404_and_wrong_methods_405(
     executor.expect(exchange.status == status, f"HTTP {status}", exchange.response_line, exchange)
 
 
-@pytest.mark.requirement("INPUT-4")
+@pytest.mark.conformance_requirement("INPUT-4")
 def test_unknown_request_fields_are_ignored(executor: ExecutorClient) -> None:
     """Unknown fields of an execute request are ignored."""
     body = executor.run("print(20 + 22)", session="abc", language="python", options={"x": 1})
@@ -133,7 +133,7 @@ def test_unknown_request_fields_are_ignored(executor: ExecutorClient) -> None:
     executor.expect(output_text(body) == "42\n", "the output '42'", body["outputs"])
 
 
-@pytest.mark.requirement("INPUT-5")
+@pytest.mark.conformance_requirement("INPUT-5")
 def test_a_timeout_above_the_maximum_gets_422(executor: ExecutorClient, capabilities: Capabilities) -> None:
     """A `timeout` above MAX_EXECUTION_TIMEOUT is refused with 422; the maximum itself is accepted."""
     cases = [(1e30, 422)]  # above any maximum an operator would set
@@ -171,7 +171,7 @@ def _closed_by_peer(connection: socket.socket) -> bool:
         return True
 
 
-@pytest.mark.requirement("INPUT-6")
+@pytest.mark.conformance_requirement("INPUT-6")
 def test_slow_clients_are_closed_and_do_not_starve_health(executor: ExecutorClient) -> None:
     """Connections that stop sending, or trickle, their request head are closed; /health answers meanwhile."""
     url = httpx.URL(executor.base_url)

@@ -54,7 +54,7 @@ def _remove_left_over(target: Target, processes: list[list[object]], paths: list
             os.remove(path)
 
 
-@pytest.mark.requirement("ISO-1")
+@pytest.mark.conformance_requirement("ISO-1")
 def test_no_process_of_a_session_survives_restart(
     executor: ExecutorClient, capabilities: Capabilities, executor_target: Target
 ) -> None:
@@ -80,7 +80,7 @@ def test_no_process_of_a_session_survives_restart(
     )
 
 
-@pytest.mark.requirement("ISO-2")
+@pytest.mark.conformance_requirement("ISO-2")
 def test_files_written_by_a_session_are_gone_after_restart(
     request: pytest.FixtureRequest,
     executor: ExecutorClient,
@@ -103,7 +103,7 @@ def test_files_written_by_a_session_are_gone_after_restart(
     )
 
 
-@pytest.mark.requirement("ISO-3")
+@pytest.mark.conformance_requirement("ISO-3")
 def test_code_planted_by_a_session_does_not_run_in_the_next(
     request: pytest.FixtureRequest, executor: ExecutorClient, executor_target: Target
 ) -> None:
@@ -122,7 +122,7 @@ def test_code_planted_by_a_session_does_not_run_in_the_next(
     )
 
 
-@pytest.mark.requirement("ISO-4")
+@pytest.mark.conformance_requirement("ISO-4")
 def test_background_output_of_a_session_never_reaches_the_next(
     request: pytest.FixtureRequest, executor: ExecutorClient
 ) -> None:
@@ -141,8 +141,8 @@ def test_background_output_of_a_session_never_reaches_the_next(
         )
 
 
-@pytest.mark.requirement("ISO-6")
-@pytest.mark.needs(Need.SETTINGS)
+@pytest.mark.conformance_requirement("ISO-6")
+@pytest.mark.conformance_needs(Need.SETTINGS)
 def test_only_the_variables_named_in_session_env_reach_user_code(executor: ExecutorClient) -> None:
     """With SESSION_ENV naming one variable, user code sees that one and not the server's others."""
     names = [name for name in SESSION_ENV_PROBE if name != "SESSION_ENV"]
@@ -151,8 +151,8 @@ def test_only_the_variables_named_in_session_env_reach_user_code(executor: Execu
     executor.expect(seen == expected, json.dumps(expected), json.dumps(seen))
 
 
-@pytest.mark.requirement("ISO-5")
-@pytest.mark.needs(Need.DESTRUCTIVE)
+@pytest.mark.conformance_requirement("ISO-5")
+@pytest.mark.conformance_needs(Need.DESTRUCTIVE)
 @pytest.mark.parametrize("signal_name", ["SIGSTOP", "SIGKILL"])
 def test_signals_to_every_process_leave_the_next_session_sound(
     executor: ExecutorClient, capabilities: Capabilities, signal_name: str

@@ -14,7 +14,7 @@ FLOOD = "import sys\nchunk = 'x' * 1_000_000\nfor _ in range(50):\n    sys.stdou
 MARKER_ROOM = 64 * 1024
 
 
-@pytest.mark.requirement("OUTPUT-1")
+@pytest.mark.conformance_requirement("OUTPUT-1")
 def test_huge_output_does_not_break_the_executor(executor: ExecutorClient) -> None:
     """50 MB of output: the call returns, and the next call works."""
     exchange = executor.execute_when_free(FLOOD, timeout=60)
@@ -23,7 +23,7 @@ def test_huge_output_does_not_break_the_executor(executor: ExecutorClient) -> No
     executor.expect_status(body, "ok")
 
 
-@pytest.mark.requirement("OUTPUT-2")
+@pytest.mark.conformance_requirement("OUTPUT-2")
 def test_output_past_the_limit_is_cut_and_marked(executor: ExecutorClient, capabilities: Capabilities) -> None:
     """Output past MAX_OUTPUT_BYTES is cut, with `truncated: true` and a visible marker."""
     limit = capabilities.settings.max_output_bytes

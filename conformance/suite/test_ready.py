@@ -21,7 +21,7 @@ CLOCK_SLACK = 0.1
 MAX_POLLS = 2000
 
 
-@pytest.mark.requirement("READY-1")
+@pytest.mark.conformance_requirement("READY-1")
 def test_ready_answers_200_and_true_when_ready(executor: ExecutorClient) -> None:
     """When the session can run code, /ready answers 200 {"ready": true}."""
     exchange = executor.ready()
@@ -67,7 +67,7 @@ def _observe_not_ready_answers(executor: ExecutorClient, target: Target) -> list
     return seen
 
 
-@pytest.mark.requirement("READY-2")
+@pytest.mark.conformance_requirement("READY-2")
 def test_not_ready_answers_say_false_and_why(
     request: pytest.FixtureRequest, executor: ExecutorClient, executor_target: Target
 ) -> None:
@@ -88,7 +88,7 @@ def test_not_ready_answers_say_false_and_why(
         )
 
 
-@pytest.mark.requirement("READY-3")
+@pytest.mark.conformance_requirement("READY-3")
 def test_not_ready_answers_use_503(
     request: pytest.FixtureRequest, executor: ExecutorClient, executor_target: Target
 ) -> None:
@@ -105,8 +105,8 @@ def test_not_ready_answers_use_503(
         )
 
 
-@pytest.mark.requirement("READY-4")
-@pytest.mark.needs(Need.WORKSPACE)
+@pytest.mark.conformance_requirement("READY-4")
+@pytest.mark.conformance_needs(Need.WORKSPACE)
 def test_ready_only_after_mounted_code_is_loaded(executor: ExecutorClient) -> None:
     """The executor says ready only once the mounted code has been loaded (after a restart too)."""
     exchange = executor.restart()

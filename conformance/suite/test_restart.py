@@ -9,14 +9,14 @@ from conformance.certification import not_applicable
 from conformance.client import BUSY, ExecutorClient
 
 
-@pytest.mark.requirement("RESTART-1")
+@pytest.mark.conformance_requirement("RESTART-1")
 def test_restart_answers_ok_or_restarting(executor: ExecutorClient) -> None:
     """POST /restart answers 200 with `ok` (done) or `restarting` (under way)."""
     executor.restart_answered()
     executor.wait_ready()
 
 
-@pytest.mark.requirement("RESTART-2")
+@pytest.mark.conformance_requirement("RESTART-2")
 def test_restart_clears_user_state(executor: ExecutorClient) -> None:
     """Once a restart has completed, earlier user state is gone."""
     executor.expect_status(executor.run("state_before_restart = 1"), "ok")
@@ -30,8 +30,8 @@ def test_restart_clears_user_state(executor: ExecutorClient) -> None:
     )
 
 
-@pytest.mark.requirement("RESTART-3")
-@pytest.mark.needs(Need.WORKSPACE)
+@pytest.mark.conformance_requirement("RESTART-3")
+@pytest.mark.conformance_needs(Need.WORKSPACE)
 def test_restart_loads_mounted_code_again(executor: ExecutorClient) -> None:
     """After a restart, the mounted code is loaded again."""
     executor.expect_status(executor.run("CONFORMANCE_LOAD_ORDER = 'overwritten'"), "ok")
@@ -45,7 +45,7 @@ def test_restart_loads_mounted_code_again(executor: ExecutorClient) -> None:
     )
 
 
-@pytest.mark.requirement("RESTART-4")
+@pytest.mark.conformance_requirement("RESTART-4")
 def test_no_execute_after_restart_sees_the_old_state(executor: ExecutorClient) -> None:
     """An execute sent right after /restart answered waits for the new session, or gets 503."""
     executor.expect_status(executor.run("old_session_marker = 'old'"), "ok")
@@ -66,7 +66,7 @@ def test_no_execute_after_restart_sees_the_old_state(executor: ExecutorClient) -
     )
 
 
-@pytest.mark.requirement("RESTART-5")
+@pytest.mark.conformance_requirement("RESTART-5")
 def test_restart_status_answers_a_boolean(executor: ExecutorClient, features_declared: bool) -> None:
     """GET /restart-status answers {"restarting": bool}."""
     exchange = executor.request("GET", "/restart-status")

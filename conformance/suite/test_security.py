@@ -23,15 +23,15 @@ WRITE_WORKSPACE = (  # the workspace is the folder on sys.path that holds confor
 )
 
 
-@pytest.mark.requirement("SEC-1")
+@pytest.mark.conformance_requirement("SEC-1")
 def test_user_code_does_not_run_as_root(executor: ExecutorClient) -> None:
     """User code runs as a non-root user."""
     uid = executor.evaluate("__import__('os').geteuid()")
     executor.expect(uid != 0, "an effective user id other than 0", f"uid {uid}")
 
 
-@pytest.mark.requirement("SEC-3")
-@pytest.mark.needs(Need.WORKSPACE)
+@pytest.mark.conformance_requirement("SEC-3")
+@pytest.mark.conformance_needs(Need.WORKSPACE)
 def test_mounted_code_folder_is_read_only_to_user_code(executor: ExecutorClient) -> None:
     """User code cannot write into the mounted code folder."""
     body = executor.run(WRITE_WORKSPACE)
@@ -41,8 +41,8 @@ def test_mounted_code_folder_is_read_only_to_user_code(executor: ExecutorClient)
     executor.expect(text.startswith("refused"), "writing into the workspace refused", text)
 
 
-@pytest.mark.requirement("SEC-2")
-@pytest.mark.needs(Need.DESTRUCTIVE)
+@pytest.mark.conformance_requirement("SEC-2")
+@pytest.mark.conformance_needs(Need.DESTRUCTIVE)
 def test_user_code_cannot_kill_the_server(executor: ExecutorClient) -> None:
     """`os.kill(os.getppid(), SIGKILL)` leaves the executor serving."""
     executor.execute(KILL_PARENT)

@@ -7,7 +7,7 @@ import pytest
 from conformance.client import ExecutorClient
 
 
-@pytest.mark.requirement("STATE-1")
+@pytest.mark.conformance_requirement("STATE-1")
 def test_variables_functions_and_imports_persist(executor: ExecutorClient) -> None:
     """What one execute defines, the next one sees."""
     body = executor.run("state_value = 41\ndef state_function(x):\n    return x + 1\nimport fractions as state_module")

@@ -68,7 +68,7 @@ def _observe_a_timeout(executor: ExecutorClient, deadline: Deadline) -> AfterATi
     return AfterATimeout(body, timed_out_exchange, next_call, next_call_elapsed, read_back)
 
 
-@pytest.mark.requirement("TIMEOUT-1")
+@pytest.mark.conformance_requirement("TIMEOUT-1")
 def test_code_past_its_timeout_ends_with_status_timeout(
     request: pytest.FixtureRequest, executor: ExecutorClient, deadline: Deadline
 ) -> None:
@@ -76,7 +76,7 @@ def test_code_past_its_timeout_ends_with_status_timeout(
     _after_a_timeout(request, executor, deadline)  # judged as it is observed: see _timed_out
 
 
-@pytest.mark.requirement("TIMEOUT-2")
+@pytest.mark.conformance_requirement("TIMEOUT-2")
 def test_output_before_the_deadline_is_returned(
     request: pytest.FixtureRequest, executor: ExecutorClient, deadline: Deadline
 ) -> None:
@@ -88,7 +88,7 @@ def test_output_before_the_deadline_is_returned(
     )
 
 
-@pytest.mark.requirement("TIMEOUT-3")
+@pytest.mark.conformance_requirement("TIMEOUT-3")
 def test_next_execute_after_a_timeout_runs_promptly(
     request: pytest.FixtureRequest, executor: ExecutorClient, deadline: Deadline
 ) -> None:
@@ -103,7 +103,7 @@ def test_next_execute_after_a_timeout_runs_promptly(
     )
 
 
-@pytest.mark.requirement("TIMEOUT-4")
+@pytest.mark.conformance_requirement("TIMEOUT-4")
 def test_state_survives_a_timeout_of_interruptible_code(
     request: pytest.FixtureRequest, executor: ExecutorClient, deadline: Deadline
 ) -> None:
@@ -120,7 +120,7 @@ def test_state_survives_a_timeout_of_interruptible_code(
     )
 
 
-@pytest.mark.requirement("TIMEOUT-5")
+@pytest.mark.conformance_requirement("TIMEOUT-5")
 def test_code_ignoring_interrupts_is_ended_by_a_restart(
     executor: ExecutorClient, deadline: Deadline, capabilities: Capabilities
 ) -> None:
@@ -134,7 +134,7 @@ def test_code_ignoring_interrupts_is_ended_by_a_restart(
         executor.expect(bool(order), "the mounted code loaded again after the restart", order)
 
 
-@pytest.mark.requirement("TIMEOUT-6")
+@pytest.mark.conformance_requirement("TIMEOUT-6")
 def test_per_request_timeout_is_honoured(executor: ExecutorClient, capabilities: Capabilities) -> None:
     """A per-request `timeout` overrides the default, both shorter and longer."""
     default = capabilities.execution_timeout
@@ -151,7 +151,7 @@ def test_per_request_timeout_is_honoured(executor: ExecutorClient, capabilities:
         executor.expect_status(body, "ok")
 
 
-@pytest.mark.requirement("TIMEOUT-7")
+@pytest.mark.conformance_requirement("TIMEOUT-7")
 def test_default_timeout_comes_from_execution_timeout(executor: ExecutorClient, capabilities: Capabilities) -> None:
     """With no `timeout`, code is cut at EXECUTION_TIMEOUT: not sooner, not later, whatever the default."""
     judge_default_timeout(executor, capabilities.execution_timeout)

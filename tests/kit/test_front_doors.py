@@ -208,6 +208,25 @@ def test_the_pytest_plugin_adds_only_prefixed_options() -> None:
     assert all(flag.startswith(("--executor-", "--conformance-")) for flag in flags), sorted(flags)
 
 
+def test_a_users_own_suite_keeps_its_own_markers(tmp_path: Path) -> None:
+    """Markers named `requirement` and `needs` in a user's own suite are theirs: the kit leaves them alone."""
+    (tmp_path / "test_own.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.requirement('JIRA-123')\n"
+        "@pytest.mark.needs('network')\n"
+        "def test_theirs():\n"
+        "    assert True\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--strict-markers", "-W", "ignore", "-q",
+         "-o", "markers=requirement\nneeds", "test_own.py"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "1 passed" in done.stdout
+    assert not (tmp_path / "conformance-results").exists()  # no certification was made of it
+
+
 def test_the_readme_shows_the_help_as_it_prints() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert section(readme, "help") == kit_help(), "run: nox -s docs"
