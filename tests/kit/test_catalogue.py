@@ -59,3 +59,16 @@ def test_issue_catalogue_ids_are_all_present() -> None:
 #: The requirement areas of the contract issue, and how many requirements each has.
 ISSUE_AREAS = {"HEALTH": 2, "READY": 4, "EXEC": 7, "STATE": 1, "ERROR": 2, "TIMEOUT": 7, "RESTART": 5, "CODE": 5,
                "CONC": 2, "INPUT": 3, "OUTPUT": 2, "CRASH": 3, "SEC": 3, "SCHEMA": 1, "INFO": 1}  # fmt: skip
+
+
+def test_every_place_that_names_the_contract_version_names_the_catalogues() -> None:
+    """The documents, the images' labels and the executors' /info all say the contract they keep."""
+    version = catalogue.CONTRACT_VERSION
+    assert CONTRACT.startswith(f"# Executor contract, version {version}\n")
+    assert yaml.safe_load((ROOT / "openapi.yaml").read_text(encoding="utf-8"))["info"]["version"] == version
+    for dockerfile in (ROOT / "Dockerfile", ROOT / "examples" / "subprocess_executor" / "Dockerfile"):
+        text = dockerfile.read_text(encoding="utf-8")
+        named = set(re.findall(r"contract (\d+\.\d+)", text)) | set(re.findall(r'contract\.version="([\d.]+)"', text))
+        assert named == {version}, (dockerfile, named)
+    app = (ROOT / "reference_executor" / "app.py").read_text(encoding="utf-8")
+    assert re.findall(r'"contract_version": "([\d.]+)"', app) == [version]
