@@ -107,6 +107,9 @@ def test_ctrl_c_ends_the_run_as_interrupted(tmp_path: Path) -> None:
         [sys.executable, "-m", "conformance", "--executor-command", " ".join(EXAMPLE_EXECUTOR),
          "--report-dir", str(report_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        # As from a terminal: a test run started in the background (`cmd &` in a script) ignores
+        # SIGINT, and a child would inherit that and never see the Ctrl-C.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     seen: list[str] = []
     try:
