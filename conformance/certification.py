@@ -20,7 +20,7 @@ import pytest
 
 from . import catalogue
 from .catalogue import FEATURES, Need
-from .client import ExecutorClient
+from .client import ExecutorClient, Stalls
 from .options import OptionError, TargetSpec, spec_from
 from .render import write_reports
 from .results import Exit, Report, SkipKind, TestRecord, build_report, exit_code
@@ -33,6 +33,7 @@ __all__ = [
     "FEATURES_FROM_INFO",
     "NEEDS_MARK",
     "REQUIREMENT_MARK",
+    "SETUP_SECONDS",
     "SKIP_KIND",
     "ConformanceRun",
     "NotApplicable",
@@ -47,6 +48,8 @@ __all__ = [
 
 #: Why a test was skipped, set on the item by whoever skips it (read when the outcome is recorded).
 SKIP_KIND = pytest.StashKey[SkipKind]()
+#: How long a test's set-up took when it passed (waiting for a usable executor, say): part of its time.
+SETUP_SECONDS = pytest.StashKey[float]()
 
 
 class NotApplicable(pytest.skip.Exception):  # type: ignore[name-defined,misc]
@@ -114,6 +117,8 @@ class ConformanceRun:
     cases: dict[str, list[str]] = field(default_factory=dict)
     #: Stopped by Ctrl-C: the verdict is ``interrupted``, whatever had run.
     interrupted: bool = False
+    #: Hangs seen so far, shared by every client of the run (a restarted target keeps them).
+    stalls: Stalls = field(default_factory=Stalls)
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         """A hook (the run is registered as a plugin): Ctrl-C, not ``pytest.exit``, which comes here too."""
@@ -202,6 +207,7 @@ class ConformanceRun:
                 self.timeouts,
                 default_execution_timeout=target.capabilities.execution_timeout,
                 headers=target.headers,
+                stalls=self.stalls,
             )
         return self._client
 
@@ -243,12 +249,19 @@ class ConformanceRun:
     def record(self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
         ids = requirement_ids(item)
         record = self.records.setdefault(item.nodeid, TestRecord(item.nodeid, ids, "passed"))
-        record.duration_s = round(record.duration_s + report.duration, 3)
+        setup = item.stash.get(SETUP_SECONDS, 0.0) if report.when == "call" else 0.0
+        record.duration_s = round(record.duration_s + setup + report.duration, 3)
         if report.skipped:
             record.outcome = "skipped"
             record.skip_kind = item.stash.get(SKIP_KIND, None) or skip_kind_of(call)
+            error = call.excinfo.value if call.excinfo else None
             longrepr = report.longrepr
-            record.reason = str(longrepr[2]).removeprefix("Skipped: ") if isinstance(longrepr, tuple) else str(longrepr)
+            if isinstance(error, NotRun | NotApplicable):
+                record.reason = str(error.msg)  # without the exception's name, which pytest puts first
+            elif isinstance(longrepr, tuple):
+                record.reason = str(longrepr[2]).removeprefix("Skipped: ")
+            else:
+                record.reason = str(longrepr)
         elif report.failed and record.outcome != "failed":
             record.outcome = "failed"
             error = violation_in(call.excinfo.value) if call.excinfo else None

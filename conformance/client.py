@@ -21,7 +21,7 @@ from .settings import CONTRACT_DEFAULTS
 from .timeouts import KitTimeouts
 from .violations import Exchange, Violation
 
-__all__ = ["BUSY", "ExecutorClient", "output_text"]
+__all__ = ["BUSY", "ExecutorClient", "Stalls", "output_text"]
 
 #: Answers that mean "not now, ask again": busy (CONC-2) or restarting (RESTART-4).
 BUSY = (429, 503)
@@ -30,6 +30,28 @@ BUSY = (429, 503)
 STALE_CONNECTION_RETRIES = 3
 
 _EXECUTE_FIELDS = ("status", "outputs", "execution_count", "duration_ms", "truncated", "restarted")
+
+
+class Stalls:
+    """Behaviours the executor once failed to show within their bound (a hang), with the evidence.
+
+    One per run, shared by every client of it: a hang observed once is evidence for every later
+    scenario that needs the same behaviour, which then ends at once instead of waiting it out
+    again. Keys are the suite's names for the behaviours.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, Violation] = {}
+        self._lock = threading.Lock()
+
+    def record(self, behaviour: str, violation: Violation) -> Violation:
+        """Keep the first evidence of ``behaviour``'s hang; return the violation to raise."""
+        with self._lock:
+            return self._seen.setdefault(behaviour, violation)
+
+    def get(self, behaviour: str) -> Violation | None:
+        with self._lock:
+            return self._seen.get(behaviour)
 
 
 class Last(enum.Enum):
@@ -51,9 +73,11 @@ class ExecutorClient:
         default_execution_timeout: float | None = None,
         headers: dict[str, str] | None = None,
         keep: int | None = None,
+        stalls: Stalls | None = None,
     ) -> None:
         """``headers``: sent with every request (a manager's session token, say). ``keep``: how many
-        exchanges the history holds (default: all; the benchmark keeps one, as evidence of a failure)."""
+        exchanges the history holds (default: all; the benchmark keeps one, as evidence of a failure).
+        ``stalls``: the run's record of hangs (default: this client's own)."""
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeouts
         self.requirement = requirement
@@ -70,6 +94,7 @@ class ExecutorClient:
         self.history: deque[Exchange] = deque(maxlen=keep)
         #: Answers 429 or 503 that ``execute_when_free`` asked again after.
         self.busy_answers = 0
+        self.stalls = stalls or Stalls()
 
     def bound_to(self, requirement: str) -> ExecutorClient:
         """The same connection, with failures reported against ``requirement``."""
@@ -80,6 +105,7 @@ class ExecutorClient:
             http=self._http,
             default_execution_timeout=self.default_execution_timeout,
             headers=self._headers,
+            stalls=self.stalls,
         )
         client.history = self.history
         return client
@@ -109,6 +135,7 @@ class ExecutorClient:
             response = self._send(method, path, content, headers, timeout)
         except httpx.HTTPError as exc:
             exchange.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            exchange.timed_out = isinstance(exc, httpx.TimeoutException)
         else:
             exchange.status = response.status_code
             exchange.body_text = response.text
@@ -233,9 +260,12 @@ class ExecutorClient:
         """
         return self.expect_execute_response(self.execute_when_free(code, timeout, **extra), requirement=requirement)
 
-    def execute_when_free(self, code: str, timeout: float | None = None, **extra: Any) -> Exchange:
-        """POST /execute, asked again while the answer is 429 or 503; the exchange of the last try."""
-        deadline = time.monotonic() + self.timeouts.ready
+    def execute_when_free(
+        self, code: str, timeout: float | None = None, *, within: float | None = None, **extra: Any
+    ) -> Exchange:
+        """POST /execute, asked again while the answer is 429 or 503 (for ``within`` s, by default
+        ``timeouts.ready``); the exchange of the last try."""
+        deadline = time.monotonic() + (within or self.timeouts.ready)
         exchange = self.execute(code, timeout, **extra)
         while exchange.status in BUSY and time.monotonic() < deadline:
             self.busy_answers += 1
@@ -312,12 +342,23 @@ class ExecutorClient:
             time.sleep(self.timeouts.poll_interval)
 
     def usable(self) -> bool:
-        """Ready (waiting for it within ``timeouts.ready``) and running trivial code with status ok."""
+        """Ready and running trivial code with status ok.
+
+        A session an earlier test left busy or unready (code still running past a timeout that
+        never fired, say) is restarted once, as a manager restarts it between two users, rather
+        than waited out: a few seconds for it to answer, then the restart and the full waits.
+        """
+        if self._runs_trivial_code(self.timeouts.prompt):
+            return True
+        self.restart()
+        return self._runs_trivial_code(self.timeouts.ready)
+
+    def _runs_trivial_code(self, within: float) -> bool:
         try:
-            self.wait_ready()
+            self.wait_ready(within)
         except Violation:
             return False
-        exchange = self.execute_when_free("None")
+        exchange = self.execute_when_free("None", within=within, client_timeout=within)
         return exchange.status == 200 and isinstance(exchange.json, dict) and exchange.json.get("status") == "ok"
 
     def wait_ready(self, within: float | None = None) -> Exchange:

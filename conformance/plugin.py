@@ -25,6 +25,7 @@ from .certification import (
     FEATURES_FROM_INFO,
     NEEDS_MARK,
     REQUIREMENT_MARK,
+    SETUP_SECONDS,
     SKIP_KIND,
     ConformanceRun,
     needs,
@@ -178,7 +179,11 @@ def pytest_runtest_makereport(
     if violation is not None:
         report.longrepr = violation.message  # the evidence, not the kit's traceback
     run = _run(item.config)
-    if run is not None and item.get_closest_marker(REQUIREMENT_MARK) and (report.when == "call" or not report.passed):
+    if run is None or not item.get_closest_marker(REQUIREMENT_MARK):
+        return report
+    if report.when == "setup" and report.passed:
+        item.stash[SETUP_SECONDS] = report.duration
+    elif report.when == "call" or not report.passed:
         run.record(item, call, report)
         if report.when != "teardown":
             _live_line(run, item, run.records[item.nodeid])

@@ -33,6 +33,11 @@ class KitTimeouts:
     restart_after_attack: float = 15.0
 
     # -- the kit's own waits ---------------------------------------------------------------
+    #: Past a contract bound, how much longer the kit waits for an answer before it records that
+    #: none came (a hang: evidence for every later scenario that needs the same behaviour). Long
+    #: enough that an answer that is only late (a restart after a missed deadline, say) still
+    #: comes back and is judged as late, leaving the other scenarios to be judged on their own.
+    grace: float = 10.0
     #: From starting a container or process to /ready true.
     startup: float = 120.0
     #: For /ready to turn true again after a restart, a crash or a timeout.

@@ -41,6 +41,8 @@ class Exchange:
     json: Any = None
     elapsed: float = 0.0
     error: str | None = None
+    #: No answer came within the client's timeout (rather than a refused or broken connection).
+    timed_out: bool = False
     headers: dict[str, str] = field(default_factory=dict)
 
     @property

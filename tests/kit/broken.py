@@ -177,6 +177,11 @@ def _per_request_timeout_ignored(self: BrokenSession, code: str, timeout: float 
     return server.Session.execute(self, code, None)
 
 
+def _never_times_out(self: BrokenSession, code: str, timeout: float) -> dict[str, Any]:
+    """Waits for the code however long it runs: no timeout ever fires (a restart still ends it)."""
+    return server.Session._execute(self, code, 24 * 3600.0)
+
+
 class _ReadyBeforeLoadingSession(BrokenSession):
     """Says ready while a new worker is still loading the workspace (executes meanwhile get 429)."""
 
@@ -649,6 +654,8 @@ FAULTS: dict[str, Fault] = {
                handler={"handle_execute": _altered_execute(_errors_as_500)}),
         _fault("default_timeout_ignored", "EXECUTION_TIMEOUT is ignored (7 s always)", "TIMEOUT-1 TIMEOUT-7",
                session={"execute": _default_timeout_ignored}),
+        _fault("timeouts_never_fire", "code runs as long as it likes: no timeout ever fires",
+               "TIMEOUT-1", session={"_execute": _never_times_out}),
         _fault("output_lost_on_timeout", "what was printed before a timeout is not returned", "TIMEOUT-2",
                worker_class=_LosesOutputOnTimeout),
         _fault("timeout_leaves_busy", "a timeout is answered but the code is never interrupted",
