@@ -20,6 +20,7 @@ __all__ = [
     "FEATURES",
     "REQUIREMENTS",
     "Area",
+    "Label",
     "Level",
     "Need",
     "Requirement",
@@ -32,6 +33,15 @@ __all__ = [
 ]
 
 CONTRACT_VERSION = "1.2"
+
+
+class Label(enum.StrEnum):
+    """An enumeration of the reports whose values are identifiers (``not_run``), for programs,
+    and whose labels are words (not run), for people."""
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("non_", "non-").replace("_", " ")
 
 
 class Level(enum.StrEnum):

@@ -42,7 +42,7 @@ pytest's own arguments go after --:  executor-conformance --image IMG -- -x --tb
 exit codes:
   0    conformant (also conformant with warnings, unless --strict)
   1    non-conformant (or conformant with warnings, under --strict)
-  2    incomplete: no MUST failed, but one was not run
+  2    incomplete: no MUST failed, but one was not run (or only in part)
   3    error: the run could not be made (no executor at the URL, no Docker, a missing image)
   4    usage error, found before anything runs
   130  interrupted (Ctrl-C)
@@ -170,9 +170,9 @@ def catalogue_command(args: argparse.Namespace) -> int:
 
 
 def compare_command(args: argparse.Namespace) -> int:
-    from .results import unstable_requirements
+    from .results import unstable_requirements, upgraded
 
-    reports = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.results]
+    reports = [upgraded(json.loads(Path(path).read_text(encoding="utf-8"))) for path in args.results]
     unstable = unstable_requirements(reports)
     verdicts = sorted({report["verdict"] for report in reports})
     print(f"{len(reports)} runs; verdicts: {', '.join(verdicts)}")

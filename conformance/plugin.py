@@ -80,7 +80,7 @@ def _header(config: pytest.Config) -> list[str]:
     return [
         f"executor-conformance {__version__}, contract {catalogue.CONTRACT_VERSION}",
         f"target: {spec.kind.value} {subject}",
-        f"settings ({spec.source}): {settings}",
+        f"settings ({spec.source.label}): {settings}",
     ]
 
 

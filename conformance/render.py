@@ -18,7 +18,7 @@ TRUSTED = SettingsSource.TRUSTED.value
 
 __all__ = ["check_writable", "to_json", "to_junit", "to_markdown", "to_terminal", "write_reports"]
 
-_ICON = {Outcome.PASSED: "✅", Outcome.FAILED: "❌", Outcome.SKIPPED: "⏭️", Outcome.NOT_RUN: "⚪"}
+_ICON = {Outcome.PASSED: "✅", Outcome.FAILED: "❌", Outcome.SKIPPED: "⏭️", Outcome.PARTIAL: "◐", Outcome.NOT_RUN: "⚪"}
 
 
 def _target_name(report: Report) -> str:
@@ -38,7 +38,7 @@ def to_junit(report: Report) -> str:
         "tests": str(len(report.requirements) + (1 if report.error else 0)),
         "failures": str(counts[Outcome.FAILED]),
         "errors": "1" if report.error else "0",
-        "skipped": str(counts[Outcome.SKIPPED] + counts[Outcome.NOT_RUN]),
+        "skipped": str(counts[Outcome.SKIPPED] + counts[Outcome.PARTIAL] + counts[Outcome.NOT_RUN]),
         "time": f"{report.duration_s:.2f}",
     }
     root = ET.Element("testsuites", {"name": "executor-conformance", **totals})
@@ -67,8 +67,8 @@ def to_junit(report: Report) -> str:
         if result.outcome is Outcome.FAILED:
             failure = ET.SubElement(case, "failure", message=(result.reason or "").split("\n")[0][:500])
             failure.text = "\n\n".join(str(e.get("message", "")) for e in result.evidence)
-        elif result.outcome in (Outcome.SKIPPED, Outcome.NOT_RUN):
-            ET.SubElement(case, "skipped", message=f"{result.outcome.value}: {result.reason or ''}")
+        elif result.outcome is not Outcome.PASSED:
+            ET.SubElement(case, "skipped", message=f"{result.outcome.label}: {result.reason or ''}")
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
@@ -80,7 +80,7 @@ def _cell(text: str | None) -> str:
 def to_markdown(report: Report) -> str:
     """A short summary for a CI job page: the verdict, counts by level, a table by requirement."""
     lines = [
-        f"## Executor conformance: **{report.verdict.value}**",
+        f"## Executor conformance: **{report.verdict.label}**",
         "",
         f"Target: `{_target_name(report)}` · contract {report.contract_version} · kit {report.kit_version}"
         f" · {report.duration_s:.0f} s",
@@ -88,18 +88,19 @@ def to_markdown(report: Report) -> str:
     ]
     if report.error:
         lines += [f"> {report.error.splitlines()[0]}", ""]
-    lines += ["| Level | passed | failed | skipped | not run |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| Level | {' | '.join(o.label for o in Outcome)} |", "| --- " * (len(Outcome) + 1) + "|"]
     for level, row in report.counts().items():
-        lines.append(f"| {level} | {row['passed']} | {row['failed']} | {row['skipped']} | {row['not run']} |")
+        lines.append(f"| {level} | {' | '.join(str(row[o.value]) for o in Outcome)} |")
     lines += ["", "| | Requirement | Level | Outcome | Note |", "| --- | --- | --- | --- | --- |"]
     for r in report.requirements:
-        lines.append(f"| {_ICON[r.outcome]} | {r.id} | {r.level.value} | {r.outcome.value} | {_note(r)} |")
+        lines.append(f"| {_ICON[r.outcome]} | {r.id} | {r.level.value} | {r.outcome.label} | {_note(r)} |")
     settings = report.configuration.get("settings") or []
     if settings:
         lines += ["", "| Setting | Value | Default | Source | Checked by |", "| --- | --- | --- | --- | --- |"]
         for row in settings:
             value, default, checked = _value(row["value"]), _value(row["default"]), ", ".join(row["checked_by"])
-            lines.append(f"| `{row['variable']}` | {value} | {default} | {row['source']} | {checked or '-'} |")
+            source = SettingsSource(row["source"]).label
+            lines.append(f"| `{row['variable']}` | {value} | {default} | {source} | {checked or '-'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -131,21 +132,19 @@ def to_terminal(report: Report) -> str:
                 if reason.startswith(f"[{r.level.value} {r.id}]")
                 else f"FAILED [{r.level.value} {r.id}] {reason}"
             )
-    not_run = [r for r in report.requirements if r.outcome is Outcome.NOT_RUN and r.level is Level.MUST]
-    for r in not_run:
-        lines.append(f"NOT RUN [{r.level.value} {r.id}] {_cell(r.reason)}")
+    for r in report.requirements:
+        if r.outcome.gap and r.level is Level.MUST:
+            lines.append(f"{r.outcome.label.upper()} [{r.level.value} {r.id}] {_cell(r.reason)}")
     for level_name, row in report.counts().items():
-        lines.append(
-            f"{level_name:<6} {row['passed']:>3} passed  {row['failed']:>3} failed  "
-            f"{row['skipped']:>3} skipped  {row['not run']:>3} not run"
-        )
+        counts = "  ".join(f"{row[o.value]:>3} {o.label}" for o in Outcome)
+        lines.append(f"{level_name:<6} {counts}")
     trusted = trusted_settings(report)
     if trusted:
         lines.append(f"Taken on trust (the kit did not start the executor): {', '.join(trusted)}")
     if report.error:
         lines.append(f"ERROR: {report.error}")
     strict = " (strict)" if report.strict and report.verdict is Verdict.WITH_WARNINGS else ""
-    lines.append(f"Verdict: {report.verdict.value}{strict}")
+    lines.append(f"Verdict: {report.verdict.label}{strict}")
     return "\n".join(lines)
 
 

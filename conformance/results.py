@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any
 
 from . import __version__, catalogue
-from .catalogue import Level, Requirement
+from .catalogue import Label, Level, Requirement
 
 __all__ = [
     "REPORT_VERSION",
@@ -30,12 +30,15 @@ __all__ = [
     "published_schema",
     "results_schema",
     "unstable_requirements",
+    "upgraded",
 ]
 
-REPORT_VERSION = "1"
+#: results.json's version: 2 has identifiers without spaces for every enumerated value, an
+#: integer version, and the ``partial`` outcome. ``compare`` reads version 1 reports too.
+REPORT_VERSION = 2
 
 
-def published_schema(document: str, version: int | str) -> dict[str, Any]:
+def published_schema(document: str, version: int) -> dict[str, Any]:
     """The JSON Schema the package ships for ``document`` (results, bench) at ``version``."""
     path = resources.files("conformance") / "schemas" / f"{document}-{version}.schema.json"
     return dict(json.loads(path.read_text(encoding="utf-8")))
@@ -46,21 +49,29 @@ def results_schema() -> dict[str, Any]:
     return published_schema("results", REPORT_VERSION)
 
 
-class Outcome(enum.StrEnum):
+class Outcome(Label):
     PASSED = "passed"
     FAILED = "failed"
     #: Skipped by declaration: the executor (or the user) turned the requirement's feature off.
     SKIPPED = "skipped"
+    #: Some of its tests passed, the rest did not run (not selected, or could not run here).
+    #: A MUST partial makes the verdict "incomplete", as one not run does: it is never a pass.
+    PARTIAL = "partial"
     #: Could not be run here; says why. A MUST not run makes the verdict "incomplete".
-    NOT_RUN = "not run"
+    NOT_RUN = "not_run"
+
+    @property
+    def gap(self) -> bool:
+        """Not checked in full: a MUST with this outcome leaves the certification incomplete."""
+        return self in (Outcome.PARTIAL, Outcome.NOT_RUN)
 
 
-class SkipKind(enum.StrEnum):
+class SkipKind(Label):
     DECLARATION = "declaration"  # feature not declared or switched off
     CAPABILITY = "capability"  # the target cannot be tested for it (no workspace, not destructive)
-    NOT_APPLICABLE = "not applicable"  # the test found nothing to check (e.g. an optional behaviour not used)
-    BROKEN_BY_EARLIER = "broken by earlier test"  # the executor was unusable before the test began
-    TRUSTED = "taken on trust"  # the kit could not choose what it checks (a URL's settings): the user vouches
+    NOT_APPLICABLE = "not_applicable"  # the test found nothing to check (e.g. an optional behaviour not used)
+    BROKEN_BY_EARLIER = "broken_by_earlier"  # the executor was unusable before the test began
+    TRUSTED = "taken_on_trust"  # the kit could not choose what it checks (a URL's settings): the user vouches
 
     @property
     def benign(self) -> bool:
@@ -68,10 +79,10 @@ class SkipKind(enum.StrEnum):
         return self in (SkipKind.DECLARATION, SkipKind.NOT_APPLICABLE, SkipKind.TRUSTED)
 
 
-class Verdict(enum.StrEnum):
+class Verdict(Label):
     CONFORMANT = "conformant"
-    WITH_WARNINGS = "conformant with warnings"
-    NON_CONFORMANT = "non-conformant"
+    WITH_WARNINGS = "conformant_with_warnings"
+    NON_CONFORMANT = "non_conformant"
     INCOMPLETE = "incomplete"
     ERROR = "error"
     INTERRUPTED = "interrupted"
@@ -132,7 +143,7 @@ class Report:
     started_at: str
     duration_s: float
     error: str | None = None
-    report_version: str = REPORT_VERSION
+    report_version: int = REPORT_VERSION
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Outcomes counted by level: {"MUST": {"passed": n, ...}, ...}."""
@@ -170,10 +181,13 @@ def _fold(requirement: Requirement, records: list[TestRecord], cases: Collection
         result.reason = failures[0].reason
         result.evidence = [{"test": r.nodeid, "message": r.reason, **(r.evidence or {})} for r in failures]
         return result
+    # Whatever did not run leaves a gap: partial beside a pass, not run alone.
+    gap = Outcome.PARTIAL if any(r.outcome == "passed" for r in records) else Outcome.NOT_RUN
     ran = {record.nodeid for record in records}
     missing = [case for case in cases if case not in ran]
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        result.outcome = gap
         result.reason = f"only {len(cases) - len(missing)} of its {len(cases)} tests ran; not {missing[0]}{more}"
         return result
     blocked = [r for r in records if r.outcome == "failed"]  # failed on another requirement first
@@ -182,12 +196,13 @@ def _fold(requirement: Requirement, records: list[TestRecord], cases: Collection
         result.outcome = Outcome.PASSED
         return result
     # Skipped by declaration, or the situation the requirement is about never arose: not a
-    # gap in the certification. A missing capability or a broken executor is: "not run".
+    # gap in the certification. A missing capability or a broken executor is.
     # A requirement some of whose tests passed, the rest not applicable, has passed.
     benign = all(r.skip_kind is not None and SkipKind(r.skip_kind).benign for r in skipped)
     if skipped and not blocked and benign:
-        passed = any(r.outcome == "passed" for r in records)
-        result.outcome = Outcome.PASSED if passed else Outcome.SKIPPED
+        result.outcome = Outcome.PASSED if gap is Outcome.PARTIAL else Outcome.SKIPPED
+    else:
+        result.outcome = gap
     first = (skipped or blocked)[0]
     result.reason = first.reason if skipped else f"not reached: {first.nodeid} failed on {first.failed_requirement}"
     return result
@@ -198,7 +213,7 @@ def compute_verdict(results: Iterable[RequirementResult]) -> Verdict:
     results = list(results)
     if any(r.level is Level.MUST and r.outcome is Outcome.FAILED for r in results):
         return Verdict.NON_CONFORMANT
-    if any(r.level is Level.MUST and r.outcome is Outcome.NOT_RUN for r in results):
+    if any(r.level is Level.MUST and r.outcome.gap for r in results):
         return Verdict.INCOMPLETE
     if any(r.outcome is Outcome.FAILED for r in results):
         return Verdict.WITH_WARNINGS
@@ -217,8 +232,22 @@ def exit_code(verdict: Verdict, strict: bool) -> Exit:
     }.get(verdict, Exit.ERROR)
 
 
+def upgraded(report: dict[str, Any]) -> dict[str, Any]:
+    """A results.json document of any report version, with this version's verdict and outcome
+    values (version 1 wrote words: "not run", "conformant with warnings", "non-conformant")."""
+    if report.get("report_version") == REPORT_VERSION:
+        return report
+
+    def identifier(word: str) -> str:
+        return str(word).replace(" ", "_").replace("-", "_")
+
+    requirements = [{**r, "outcome": identifier(r["outcome"])} for r in report["requirements"]]
+    return {**report, "verdict": identifier(report["verdict"]), "requirements": requirements}
+
+
 def unstable_requirements(reports: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
-    """Requirements whose outcome differs between runs (results.json documents): id -> outcome per run."""
+    """Requirements whose outcome differs between runs (results.json documents, ``upgraded``):
+    id -> outcome per run."""
     outcomes: dict[str, list[str]] = {}
     for report in reports:
         for requirement in report["requirements"]:

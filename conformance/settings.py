@@ -12,8 +12,9 @@ declares, or the contract's defaults, and the report says they were taken on tru
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from typing import Any
+
+from .catalogue import Label
 
 __all__ = [
     "CONTRACT_DEFAULTS",
@@ -35,9 +36,10 @@ SESSION_ENV_PROBE = {
 }
 
 
-class SettingsSource(StrEnum):
-    KIT = "set by the kit"  # the kit started the executor with these values
-    TRUSTED = "taken on trust"  # a URL: declared by the user (or the contract's defaults), not checked
+class SettingsSource(Label):
+    KIT = "set_by_the_kit"  # the kit started the executor with these values
+    TRUSTED = "taken_on_trust"  # a URL: declared by the user (or the contract's defaults), not checked
+    NOT_SET = "not_set_by_the_kit"  # a setting the kit leaves alone
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,7 @@ def settings_report(settings: ExecutorSettings, source: SettingsSource) -> list[
     for setting in SETTINGS:
         if setting.field is None:
             value = default = None
-            how = "not set by the kit"
+            how = SettingsSource.NOT_SET.value
         else:
             value = getattr(settings, setting.field)
             default = getattr(CONTRACT_DEFAULTS, setting.field)

@@ -69,7 +69,7 @@ def test_the_github_actions_workflow_certifies_and_publishes(project: Path) -> N
     results = project / "conformance-results"
     report = yaml.safe_load((results / "results.json").read_text())  # JSON is YAML
     RESULTS_SCHEMA.validate(report)
-    assert report["verdict"] == "conformant with warnings" and report["target"]["image"] == IMAGE
+    assert report["verdict"] == "conformant_with_warnings" and report["target"]["image"] == IMAGE
     assert summary.read_text().startswith("## Executor conformance: **conformant with warnings**")
     published = {step["uses"].split("@")[0]: step.get("with", {}) for step in steps if "uses" in step}
     junit = published["mikepenz/action-junit-report"]["report_paths"]

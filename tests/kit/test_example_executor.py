@@ -26,10 +26,10 @@ def test_example_executor_by_url_fails_no_must_and_says_what_it_could_not_check(
     # ISO-5's signals are not sent to an executor in the kit's own PID namespace: not run, never
     # passed, so the verdict is incomplete (by image, the same executor is conformant with warnings).
     not_run_musts = {r["id"]: r["reason"] for r in run.results["requirements"]
-                     if r["outcome"] == "not run" and r["level"] == "MUST"}  # fmt: skip
+                     if r["outcome"] == "not_run" and r["level"] == "MUST"}  # fmt: skip
     assert list(not_run_musts) == ["ISO-5"] and "PID namespace" in not_run_musts["ISO-5"], not_run_musts
     assert run.results["verdict"] == "incomplete" and run.returncode == 2
-    assert run.outcomes()["CRASH-3"] == "not run"  # no memory limit was declared for a URL target
+    assert run.outcomes()["CRASH-3"] == "not_run"  # no memory limit was declared for a URL target
     # The kit could not choose a URL's settings: taken on trust, said so, never passed.
     for rid in ("CONFIG-1", "CONFIG-2", "ISO-6"):
         assert run.outcomes()[rid] == "skipped", rid

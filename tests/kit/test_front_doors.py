@@ -33,9 +33,9 @@ def test_pytest_pyargs_runs_the_suite_and_a_partial_selection_is_incomplete(tmp_
     results = json.loads((tmp_path / "results" / "results.json").read_text())
     outcomes = {r["id"]: r["outcome"] for r in results["requirements"]}
     assert outcomes["HEALTH-1"] == outcomes["HEALTH-2"] == "passed", done.stdout[-3000:]
-    assert outcomes["STATE-1"] == "not run"  # deselected: never reported as passed
-    # One of INPUT-3's seven cases has "health" in its name: the other six did not run, so neither did INPUT-3.
-    assert outcomes["INPUT-3"] == "not run", [r for r in results["requirements"] if r["id"] == "INPUT-3"]
+    assert outcomes["STATE-1"] == "not_run"  # deselected: never reported as passed
+    # One of INPUT-3's seven cases has "health" in its name: it passed, the other six did not run.
+    assert outcomes["INPUT-3"] == "partial", [r for r in results["requirements"] if r["id"] == "INPUT-3"]
     assert results["verdict"] == "incomplete" and done.returncode == 2
 
 
@@ -139,10 +139,10 @@ def test_requirements_are_selected_by_id_glob_and_area(tmp_path: Path) -> None:
         tmp_path / "results",
     )  # fmt: skip
     outcomes = run.outcomes()
-    ran = {rid for rid, outcome in outcomes.items() if outcome != "not run"}
+    ran = {rid for rid, outcome in outcomes.items() if outcome != "not_run"}
     assert {"HEALTH-1", "READY-1", "READY-2", "TIMEOUT-1", "TIMEOUT-5"} <= ran, run.output[-3000:]
     assert {rid.split("-")[0] for rid in ran} == {"HEALTH", "READY", "TIMEOUT"} and "HEALTH-2" not in ran
-    assert outcomes["TIMEOUT-7"] == "not run" and outcomes["STATE-1"] == "not run"
+    assert outcomes["TIMEOUT-7"] == "not_run" and outcomes["STATE-1"] == "not_run"
     assert run.results["verdict"] == "incomplete" and run.returncode == 2
 
 
@@ -247,7 +247,7 @@ def test_a_long_wait_says_how_long_it_has_lasted(tmp_path: Path) -> None:
     broken = f"{sys.executable} {ROOT / 'tests' / 'kit' / 'broken.py'} never_ready"
     run = run_kit(["--command", broken, "--startup-timeout", "12", "--requirement", "READY-1"], tmp_path / "results")
     assert "waiting for /ready: 10 s of 12 s (last: HTTP 200" in run.output, run.output[-2000:]
-    assert run.results["verdict"] == "non-conformant"
+    assert run.results["verdict"] == "non_conformant"
 
 
 def test_outcomes_are_coloured_on_a_terminal_only(tmp_path: Path) -> None:

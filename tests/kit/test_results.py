@@ -24,6 +24,8 @@ from conformance.results import (
     build_report,
     exit_code,
     results_schema,
+    unstable_requirements,
+    upgraded,
 )
 from conformance.violations import Violation
 
@@ -96,7 +98,7 @@ def test_one_failing_test_fails_the_requirement_even_if_others_pass() -> None:
 def test_renderers_are_pure_functions_of_the_report() -> None:
     report = _report(TestRecord("t::x", ["EXEC-4"], "failed", failed_requirement="EXEC-4", reason="[SHOULD EXEC-4] no"))
     data = json.loads(to_json(report))
-    assert data["verdict"] == "conformant with warnings" and data["report_version"] == "1"
+    assert data["verdict"] == "conformant_with_warnings" and data["report_version"] == 2
     suite = ET.fromstring(to_junit(report))
     case = next(c for c in suite.iter("testcase") if c.get("name", "").startswith("EXEC-4"))
     properties = {p.get("name"): p.get("value") for p in case.iter("property")}
@@ -124,12 +126,40 @@ def test_an_interrupted_run_says_so_whatever_had_run() -> None:
 
 
 def test_unstable_requirements_are_those_whose_outcome_changed() -> None:
-    from conformance.results import unstable_requirements
-
     first = {"requirements": [{"id": "A-1", "outcome": "passed"}, {"id": "B-1", "outcome": "failed"}]}
     second = {"requirements": [{"id": "A-1", "outcome": "passed"}, {"id": "B-1", "outcome": "passed"}]}
     assert unstable_requirements([first, second]) == {"B-1": ["failed", "passed"]}
     assert unstable_requirements([first, first]) == {}
+
+
+def test_reports_of_version_1_compare_with_reports_of_this_version() -> None:
+    """Version 1 wrote words ("not run", "conformant with warnings"); read back, they are this version's values."""
+    old = {"report_version": "1", "verdict": "conformant with warnings",
+           "requirements": [{"id": "A-1", "outcome": "not run"}, {"id": "B-1", "outcome": "passed"}]}  # fmt: skip
+    new = {"report_version": REPORT_VERSION, "verdict": Verdict.WITH_WARNINGS.value,
+           "requirements": [{"id": "A-1", "outcome": "not_run"}, {"id": "B-1", "outcome": "passed"}]}  # fmt: skip
+    assert upgraded(old)["verdict"] == upgraded(new)["verdict"] == "conformant_with_warnings"
+    assert unstable_requirements([upgraded(old), upgraded(new)]) == {}
+    assert upgraded({**old, "verdict": "non-conformant"})["verdict"] == Verdict.NON_CONFORMANT.value
+
+
+def test_a_requirement_some_of_whose_tests_did_not_run_is_partial_never_passed() -> None:
+    """Deselected or unable to run beside a pass: partial, a gap like not run (a MUST leaves the run incomplete)."""
+    cases = {"INPUT-3": ["t::a", "t::b"]}
+    records = [TestRecord(f"t::{rid}", [rid], "passed") for rid in catalogue.REQUIREMENTS if rid != "INPUT-3"]
+    common = {"target": {"kind": "url"}, "configuration": {}, "features": {}, "strict": False,
+              "started_at": "2026-01-01T00:00:00+00:00", "duration_s": 1.0, "cases": cases}  # fmt: skip
+    one_ran = build_report([*records, TestRecord("t::a", ["INPUT-3"], "passed")], **common)
+    assert {r.id: r.outcome for r in one_ran.requirements}["INPUT-3"] is Outcome.PARTIAL
+    assert one_ran.verdict is Verdict.INCOMPLETE and one_ran.counts()["MUST"]["partial"] == 1
+    could_not = TestRecord("t::b", ["INPUT-3"], "skipped", skip_kind=SkipKind.CAPABILITY, reason="no workspace")
+    both = build_report([*records, TestRecord("t::a", ["INPUT-3"], "passed"), could_not], **common)
+    assert {r.id: r.outcome for r in both.requirements}["INPUT-3"] is Outcome.PARTIAL
+    none_ran = build_report([*records, could_not], **common)
+    assert {r.id: r.outcome for r in none_ran.requirements}["INPUT-3"] is Outcome.NOT_RUN
+    assert "PARTIAL [MUST INPUT-3]" in to_terminal(one_ran) and "| ◐ | INPUT-3 | MUST | partial |" in to_markdown(
+        one_ran
+    )
 
 
 def _violation(rid: str) -> Violation:
