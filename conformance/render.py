@@ -22,8 +22,12 @@ _ICON = {Outcome.PASSED: "✅", Outcome.FAILED: "❌", Outcome.SKIPPED: "⏭️"
 
 
 def _target_name(report: Report) -> str:
+    """What was certified, as its user named it: the image, the command, or the URL."""
     target = report.target
-    return str(target.get("image") or target.get("base_url") or target.get("kind", "?"))
+    command = target.get("command")
+    if isinstance(command, list):
+        command = " ".join(str(part) for part in command)
+    return str(target.get("image") or command or target.get("base_url") or target.get("kind", "?"))
 
 
 def to_json(report: Report) -> str:

@@ -221,3 +221,12 @@ def test_the_summary_says_what_was_expected_and_what_came_back() -> None:
                         evidence=violation.evidence())  # fmt: skip
     row = next(line for line in to_markdown(_report(record)).splitlines() if "| STATE-1 |" in line)
     assert "Expected [42] from the earlier definitions; received NameError: state_value" in row, row
+
+
+def test_the_reports_name_a_command_target_by_its_command() -> None:
+    """Not by the URL of the port it happened to listen on, which says nothing once the run is over."""
+    report = _report()
+    report.target = {"kind": "process", "command": ["python3", "server.py"], "base_url": "http://127.0.0.1:40123"}
+    assert "Target: `python3 server.py`" in to_markdown(report)
+    properties = {p.get("name"): p.get("value") for p in ET.fromstring(to_junit(report)).iter("property")}
+    assert properties["target"] == "python3 server.py"
