@@ -215,10 +215,16 @@ def reachable_by_every_user(folder: Path) -> Path:
 
 
 def start_manager(
-    config: dict[str, dict[str, str]], folder: Path, env: dict[str, str] | None = None
+    config: dict[str, dict[str, str]],
+    folder: Path,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    name: str = "manager",
 ) -> RunningExecutor:
-    """The manager on 127.0.0.1 and a free port, over the executors of ``config`` (id -> url, type)."""
-    path = folder / "container_config.json"
+    """The manager on 127.0.0.1 and a free port, over the executors of ``config`` (id -> url, type).
+
+    ``args``: more of its options (``--store redis://...``); ``name``: of its config and log files."""
+    path = folder / f"{name}-config.json" if name != "manager" else folder / "container_config.json"
     path.write_text(json.dumps(config))
-    command = [sys.executable, "-m", "executor_pool.manager", "--config", str(path), "--port", "{port}"]
-    return start_executor(command, env or {}, folder / "manager.log", ready_path="/health")
+    command = [sys.executable, "-m", "executor_pool.manager", "--config", str(path), "--port", "{port}", *args]
+    return start_executor(command, env or {}, folder / f"{name}.log", ready_path="/health")

@@ -1,4 +1,5 @@
-"""``executor-pool manager --config container_config.json [--port 5000]`` (``python -m executor_pool.manager``)."""
+"""``executor-pool manager --config container_config.json [--port 5000] [--store redis://...]``
+(``python -m executor_pool.manager``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,17 @@ from pathlib import Path
 
 from reference_executor.config import Timeouts, not_installed
 
+from .store import DEFAULT_PREFIX
+
 __all__ = ["main"]
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"a positive number of seconds, not {text!r}")
+    return value
+
 
 #: What the manager imports, installed by the deployment's extra (``executor-conformance[pool]``).
 MANAGER_MODULES = ("fastapi", "uvicorn", "httptools", "httpx")
@@ -30,8 +41,26 @@ def main(argv: list[str] | None = None) -> int:
         default=int(os.environ.get("MAX_REQUEST_BYTES", 1024 * 1024)),
         help="larger bodies get 413, unread past the limit (default: MAX_REQUEST_BYTES, or 1 MiB)",
     )
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("MANAGER_STORE") or None,
+        help="where the allocation state lives: redis://HOST:PORT/DB, shared by every manager given it "
+        "(default: MANAGER_STORE, or this manager's memory)",
+    )
+    parser.add_argument(
+        "--store-prefix",
+        default=DEFAULT_PREFIX,
+        help=f"the pool's name in the store: managers of one pool share it (default {DEFAULT_PREFIX})",
+    )
+    parser.add_argument(
+        "--lease",
+        type=_seconds,
+        default=None,
+        help="seconds an allocation lasts without a call to its session; then it is freed, restarted "
+        "before it is handed out again (default: until /deallocate)",
+    )
     args = parser.parse_args(argv)
-    absent = not_installed(MANAGER_MODULES)
+    absent = not_installed(MANAGER_MODULES + (("redis",) if args.store and args.store != "memory" else ()))
     if absent:
         print(
             f"manager: {', '.join(absent)} not installed; "
@@ -44,11 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     from reference_executor.http_protocol import bounded_request_protocol
 
     from .app import create_app, load_config
+    from .store import open_store
 
     try:
-        pool = load_config(Path(args.config))
+        pool = load_config(Path(args.config), open_store(args.store, lease=args.lease, prefix=args.store_prefix))
     except (OSError, ValueError, KeyError) as exc:
-        print(f"manager: cannot read {args.config}: {exc}", file=sys.stderr)
+        print(f"manager: cannot read {args.config} or use --store {args.store}: {exc}", file=sys.stderr)
         return 2
     try:
         token = Path(args.token_file).read_text(encoding="utf-8").strip() if args.token_file else None

@@ -13,7 +13,6 @@ import asyncio
 import hmac
 import json
 import secrets
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
+
+from .store import MemoryStore, Store
 
 __all__ = ["Pool", "create_app", "load_config"]
 
@@ -54,51 +55,42 @@ def _id_order(container_id: str) -> tuple[int, int, str]:
 
 @dataclass
 class Pool:
-    """Executors by id, a queue of free ones per type, and what is known of their health.
+    """The executors by id (from the configuration, the same for every manager) and the store of
+    their allocation state (``store.py``: this manager's memory, or Redis shared by several).
 
     A free executor is handed out only if its /ready says ready. One whose restart failed when it
-    was given back is ``dirty``: it is restarted before it is handed out again, never as it was.
+    was given back is dirty: it is restarted before it is handed out again, never as it was.
     """
 
     executors: dict[str, Executor]
-    free: dict[str, deque[str]] = field(default_factory=dict)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    #: Free executors that were not ready (or did not answer) when last asked.
-    not_ready: set[str] = field(default_factory=set)
-    #: Free executors whose restart failed when they were given back.
-    dirty: set[str] = field(default_factory=set)
-    #: The token of each allocation, by executor id (only when the manager has a token).
-    session_tokens: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for executor in self.executors.values():
-            self.free.setdefault(executor.type, deque()).append(executor.id)
+    store: Store = field(default_factory=MemoryStore)
 
     @property
-    def allocated(self) -> list[str]:
-        free = {i for queue in self.free.values() for i in queue}
-        return sorted((i for i in self.executors if i not in free), key=_id_order)
+    def types(self) -> list[str]:
+        return sorted({executor.type for executor in self.executors.values()})
 
-    def status(self) -> dict[str, Any]:
-        allocated = self.allocated
+    async def status(self) -> dict[str, Any]:
+        await self.store.reclaim()
+        state = await self.store.status()
+        allocated = sorted((i for i in state["allocated"] if i in self.executors), key=_id_order)
         return {
             "available": len(self.executors) - len(allocated),
             "allocated": len(allocated),
             "total": len(self.executors),
-            "available_by_type": {kind: len(queue) for kind, queue in self.free.items()},
+            "available_by_type": {kind: state["free_by_type"].get(kind, 0) for kind in self.types},
             "allocated_ids": allocated,
-            "not_ready_ids": sorted(self.not_ready, key=_id_order),
-            "needs_restart_ids": sorted(self.dirty, key=_id_order),
+            "not_ready_ids": sorted(state["not_ready"], key=_id_order),
+            "needs_restart_ids": sorted(state["dirty"], key=_id_order),
         }
 
 
-def load_config(path: Path) -> Pool:
+def load_config(path: Path, store: Store | None = None) -> Pool:
     """The pool described by container_config.json: {"0": {"url": ..., "type": ...}, ...}."""
     data = json.loads(path.read_text(encoding="utf-8"))
     executors = {
         str(i): Executor(str(i), str(entry["url"]).rstrip("/"), str(entry["type"])) for i, entry in data.items()
     }
-    return Pool(executors)
+    return Pool(executors, store or MemoryStore())
 
 
 class ClientGone(Exception):
@@ -184,8 +176,10 @@ def create_app(pool: Pool, *, max_request_bytes: int = 1024 * 1024, token: str |
     def operator(request: Request) -> bool:
         return token is None or _same(_bearer(request), token)
 
-    def session_holder(request: Request, container_id: str) -> bool:
-        return token is None or _same(_bearer(request), pool.session_tokens.get(container_id))
+    async def session_holder(request: Request, container_id: str) -> bool:
+        """The request carries the token of the executor's allocation (whose lease it extends)."""
+        held = await pool.store.holder(container_id)
+        return token is None or _same(_bearer(request), held)
 
     def unauthorised(what: str) -> JSONResponse:
         return JSONResponse(
@@ -199,9 +193,13 @@ def create_app(pool: Pool, *, max_request_bytes: int = 1024 * 1024, token: str |
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal client
+        await pool.store.register((e.id, e.type) for e in pool.executors.values())
         client = httpx.AsyncClient(timeout=httpx.Timeout(PROXY_TIMEOUT, connect=5.0))
-        yield
-        await client.aclose()
+        try:
+            yield
+        finally:
+            await client.aclose()
+            await pool.store.close()
 
     app = FastAPI(title="Executor manager", lifespan=lifespan, docs_url=None, redoc_url=None)
 
@@ -213,50 +211,50 @@ def create_app(pool: Pool, *, max_request_bytes: int = 1024 * 1024, token: str |
     async def status(request: Request) -> Any:
         if not operator(request):
             return unauthorised("/status needs the manager token")
-        return pool.status()
+        return await pool.status()
 
     @app.post("/allocate")
     async def allocate(request: Request, container_type: str = "python") -> Any:
-        """A free executor of the type that is ready now; one that is not stays free and is skipped."""
+        """A free executor of the type that is ready now; one that is not stays free and is skipped.
+
+        Each free executor is claimed (atomically: no other request or manager can take it too),
+        restarted if it is dirty, asked /ready, then confirmed or given back to the end of its queue.
+        """
         assert client is not None
         if not operator(request):
             return unauthorised("/allocate needs the manager token")
-        async with pool.lock:
-            queue = pool.free.get(container_type)
-            if queue is None:
-                return _error(404, f"no executors of type {container_type!r}; types: {sorted(pool.free)}")
-            if not queue:
-                return _error(503, f"every executor of type {container_type!r} is allocated; try again later")
-            for _ in range(len(queue)):
-                executor = pool.executors[queue.popleft()]
-                if executor.id in pool.dirty and await _restarted(client, executor):
-                    pool.dirty.discard(executor.id)
-                if executor.id not in pool.dirty and await _ready(client, executor):
-                    pool.not_ready.discard(executor.id)
-                    allocation = {"container_id": executor.id, "url": executor.url, "type": executor.type}
-                    if token is not None:
-                        allocation["token"] = pool.session_tokens[executor.id] = secrets.token_urlsafe(32)
-                    return allocation
-                pool.not_ready.add(executor.id)
-                queue.append(executor.id)  # still free: handed out once it is ready again
-        return _error(503, f"no executor of type {container_type!r} is ready ({len(queue)} free, none ready)")
+        if container_type not in pool.types:
+            return _error(404, f"no executors of type {container_type!r}; types: {pool.types}")
+        await pool.store.reclaim()
+        free = await pool.store.free_count(container_type)
+        if not free:
+            return _error(503, f"every executor of type {container_type!r} is allocated; try again later")
+        for _ in range(free):
+            claim = await pool.store.claim(container_type)
+            if claim is None:
+                break
+            executor = pool.executors[claim.id]
+            healthy = not claim.dirty or await _restarted(client, executor)
+            if healthy and await _ready(client, executor):
+                allocation = {"container_id": executor.id, "url": executor.url, "type": executor.type}
+                if token is not None:
+                    allocation["token"] = secrets.token_urlsafe(32)
+                await pool.store.confirm(executor.id, allocation.get("token"))
+                return allocation
+            await pool.store.give_back(executor.id, dirty=not healthy, not_ready=healthy)  # still free
+        return _error(503, f"no executor of type {container_type!r} is ready ({free} free, none ready)")
 
     @app.post("/deallocate/{container_id}")
     async def deallocate(container_id: str, request: Request) -> Any:
-        if not (operator(request) or session_holder(request, container_id)):
+        if not (operator(request) or await session_holder(request, container_id)):
             return unauthorised(f"/deallocate/{container_id} needs its allocation's token or the manager token")
         executor = pool.executors.get(container_id)
         if executor is None:
             return _error(404, f"no executor {container_id!r}")
         assert client is not None
         restarted = await _restarted(client, executor)  # clears the user's state
-        async with pool.lock:
-            pool.session_tokens.pop(container_id, None)  # the user's token ends with the allocation
-            queue = pool.free[executor.type]
-            if container_id not in queue:
-                queue.append(container_id)  # the pool never shrinks: a dirty one is restarted first
-            if not restarted:
-                pool.dirty.add(container_id)
+        # Freed, its token ended; the pool never shrinks: a dirty one is restarted before it is handed out.
+        await pool.store.give_back(container_id, dirty=not restarted)
         if not restarted:
             return _error(
                 502, f"executor {container_id} did not restart; it is restarted before it is handed out again"
@@ -267,7 +265,7 @@ def create_app(pool: Pool, *, max_request_bytes: int = 1024 * 1024, token: str |
         "/session/{container_id}/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
     )
     async def session(container_id: str, path: str, request: Request) -> Response:
-        if not session_holder(request, container_id):
+        if not await session_holder(request, container_id):
             return unauthorised(f"/session/{container_id} needs the token its /allocate answered")
         executor = pool.executors.get(container_id)
         if executor is None:

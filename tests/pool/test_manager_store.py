@@ -1,0 +1,162 @@
+"""Managers that share one pool through a real Redis (``--store redis://``), and allocation leases.
+
+The executors are the fast subprocess executor as local processes; Redis is ``redis-server`` on
+127.0.0.1 and a free port (``redis_server.py``), one per test, so that no state carries over.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import (
+    EXAMPLE_EXECUTOR,
+    EXAMPLES,
+    RunningExecutor,
+    start_executor,
+    start_manager,
+    stop_executor,
+    wait_for,
+)
+from tests.pool.redis_server import PROBLEM, needs, redis_server
+
+pytestmark = needs(PROBLEM, "Redis-backed")
+
+#: For a freed allocation to show as free, and for a lease to run out.
+RECLAIM_WAIT_S = 20.0
+
+
+@pytest.fixture
+def executors(tmp_path: Path) -> Iterator[list[RunningExecutor]]:
+    """Four example executors of type python (ids 0 to 3), stopped afterwards."""
+    env = {"WORKSPACE_FOLDER": str(EXAMPLES / "test_code"), "EXECUTION_TIMEOUT": "2"}
+    started: list[RunningExecutor] = []
+    try:
+        for i in range(4):
+            started.append(start_executor(EXAMPLE_EXECUTOR, env, tmp_path / f"executor-{i}.log"))
+        yield started
+    finally:
+        for executor in started:
+            stop_executor(executor)
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    with redis_server(tmp_path / "redis") as url:
+        yield url
+
+
+def _config(executors: list[RunningExecutor]) -> dict[str, dict[str, str]]:
+    return {str(i): {"url": e.base_url, "type": "python"} for i, e in enumerate(executors)}
+
+
+def _manager(executors: list[RunningExecutor], folder: Path, name: str, *args: str) -> RunningExecutor:
+    return start_manager(_config(executors), folder, {"MANAGER_TOKEN": "operator"}, args, name)
+
+
+OPERATOR = {"Authorization": "Bearer operator"}
+
+
+def _allocate(manager: RunningExecutor) -> dict[str, str]:
+    answer = manager.client.post("/allocate", headers=OPERATOR)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def _run(manager: RunningExecutor, allocation: dict[str, str], code: str) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {allocation['token']}"}
+    return manager.client.post(f"/session/{allocation['container_id']}/execute", json={"code": code}, headers=headers)
+
+
+def _status(manager: RunningExecutor) -> dict[str, object]:
+    return dict(manager.client.get("/status", headers=OPERATOR).json())
+
+
+def test_two_managers_on_one_redis_share_the_pool(
+    executors: list[RunningExecutor], redis_url: str, tmp_path: Path
+) -> None:
+    """An executor one manager handed out is allocated for the other too, its token works through both."""
+    first = _manager(executors, tmp_path, "first", "--store", redis_url)
+    second = _manager(executors, tmp_path, "second", "--store", redis_url)
+    try:
+        held = [_allocate(first), _allocate(second), _allocate(first)]
+        assert len({a["container_id"] for a in held}) == 3
+        assert (
+            _status(second)["allocated_ids"]
+            == _status(first)["allocated_ids"]
+            == sorted(a["container_id"] for a in held)
+        )
+        body = _run(second, held[0], "print('through the other manager')").json()
+        assert body["outputs"][0]["text"] == "through the other manager\n"
+        last = _allocate(second)
+        assert last["container_id"] not in {a["container_id"] for a in held}
+        exhausted = second.client.post("/allocate", headers=OPERATOR)
+        assert exhausted.status_code == 503 and "allocated" in exhausted.json()["detail"]
+        for allocation in [*held, last]:
+            given_back = first.client.post(f"/deallocate/{allocation['container_id']}", headers=OPERATOR)
+            assert given_back.status_code == 200, given_back.text
+        assert _status(second)["allocated_ids"] == []
+        assert _run(second, held[0], "1").status_code == 401  # the token ended with the allocation
+    finally:
+        stop_executor(first)
+        stop_executor(second)
+
+
+def test_a_restarted_manager_forgets_no_allocation(
+    executors: list[RunningExecutor], redis_url: str, tmp_path: Path
+) -> None:
+    manager = _manager(executors, tmp_path, "before", "--store", redis_url)
+    held = [_allocate(manager), _allocate(manager)]
+    assert _run(manager, held[0], "kept = 'across the manager restart'").json()["status"] == "ok"
+    os.killpg(manager.process.pid, signal.SIGKILL)  # no clean shutdown: nothing is saved on the way out
+    manager.process.wait(timeout=15)
+    stop_executor(manager)
+    again = _manager(executors, tmp_path, "after", "--store", redis_url)
+    try:
+        assert _status(again)["allocated_ids"] == sorted(a["container_id"] for a in held)
+        body = _run(again, held[0], "print(kept)").json()  # the old token, through the new manager
+        assert body["outputs"][0]["text"] == "across the manager restart\n"
+        fresh = [_allocate(again), _allocate(again)]
+        assert {a["container_id"] for a in fresh}.isdisjoint(a["container_id"] for a in held)
+    finally:
+        stop_executor(again)
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_an_allocation_whose_holder_vanished_is_reclaimed_after_its_lease(
+    executors: list[RunningExecutor], redis_url: str, tmp_path: Path, store: str
+) -> None:
+    """Without a call to its session for the lease, an allocation ends: the executor is restarted
+    (its state gone) before it is handed out again, and the old token no longer reaches it."""
+    manager = _manager(executors[:1], tmp_path, store, "--store", redis_url if store == "redis" else "memory",
+                       "--lease", "2")  # fmt: skip
+    try:
+        vanished = _allocate(manager)
+        assert _run(manager, vanished, "left_behind = 1").json()["status"] == "ok"
+        wait_for(lambda: _status(manager)["allocated_ids"] == [], RECLAIM_WAIT_S, "the lease to run out")
+        assert _status(manager)["needs_restart_ids"] == ["0"]
+        assert _run(manager, vanished, "1").status_code == 401
+        successor = _allocate(manager)
+        assert successor["container_id"] == "0" and successor["token"] != vanished["token"]
+        body = _run(manager, successor, "'left_behind' in globals()").json()
+        assert body["outputs"][0]["text"] == "False" and _status(manager)["needs_restart_ids"] == []
+    finally:
+        stop_executor(manager)
+
+
+def test_a_bad_store_url_stops_the_manager_with_a_message(tmp_path: Path) -> None:
+    import subprocess
+
+    (tmp_path / "config.json").write_text('{"0": {"url": "http://127.0.0.1:1", "type": "python"}}')
+    done = subprocess.run(
+        [sys.executable, "-m", "executor_pool.manager", "--config", str(tmp_path / "config.json"),
+         "--store", "mysql://nowhere", "--port", "1"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and "--store mysql://nowhere" in done.stderr, done.stderr[-2000:]
