@@ -21,6 +21,10 @@ __all__ = ["ComposeError", "Deployment", "compose_document", "container_config",
 
 EXECUTOR_PORT = 8432
 MANAGER_PORT = 5000
+#: What ``--format`` writes, and where by default.
+OUTPUTS = {"compose": "docker-compose.yml", "kubernetes": "executor-pool.k8s.yaml"}
+#: Where an executor finds the workspace (read-only) and its save-to folder.
+WORKSPACE_MOUNT, SUBMISSION_MOUNT = "/data", "/submission"
 #: Environment keys the generator turns into container settings instead of variables.
 RESOURCE_KEYS = {"MEM_LIMIT": "mem_limit", "CPUS": "cpus", "MEM_RESERVATION": "mem_reservation"}
 DEFAULTS = {"EXECUTION_TIMEOUT": "360", "MEM_LIMIT": "2G", "CPUS": "0.5"}
@@ -58,6 +62,27 @@ class Deployment:
 
     def container_types(self) -> list[str]:
         return [name for name, count in self.types for _ in range(count)]
+
+    def resources(self) -> dict[str, str]:
+        """The limits from ``-e`` (MEM_LIMIT, CPUS, MEM_RESERVATION), with the original's defaults."""
+        settings = {**DEFAULTS, **self.env}
+        return {key: value for key, value in settings.items() if key in RESOURCE_KEYS}
+
+    def environment(self) -> dict[str, str]:
+        """Every executor's environment (less its id and port): the settings and ``-e``'s variables.
+
+        Every ``-e`` key that is not a setting of the executor itself is named in SESSION_ENV,
+        so that it reaches user code (contract ISO-6)."""
+        settings = {**DEFAULTS, **self.env}
+        environment = {"PORT": str(EXECUTOR_PORT), **{k: v for k, v in settings.items() if k not in RESOURCE_KEYS}}
+        for_user_code = sorted(k for k in self.env if k not in RESOURCE_KEYS and k not in EXECUTOR_SETTINGS)
+        if for_user_code:
+            environment["SESSION_ENV"] = ",".join(for_user_code)
+        if self.workspace:
+            environment["WORKSPACE_FOLDER"] = WORKSPACE_MOUNT
+        if self.submission:
+            environment["SUBMISSION_DIR"] = SUBMISSION_MOUNT
+        return environment
 
 
 def parse_types(text: str, num_containers: int) -> list[tuple[str, int]]:
@@ -99,29 +124,18 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
         raise ComposeError(f"--gpu-ids names {len(deployment.gpu_ids)} GPUs for {deployment.size} containers: one each")
     if len(set(deployment.gpu_ids)) != len(deployment.gpu_ids):
         raise ComposeError("--gpu-ids: each container needs a GPU of its own; the ids repeat")
-    settings = {**DEFAULTS, **deployment.env}
-    resources: dict[str, Any] = {RESOURCE_KEYS[key]: value for key, value in settings.items() if key in RESOURCE_KEYS}
+    resources: dict[str, Any] = {RESOURCE_KEYS[key]: value for key, value in deployment.resources().items()}
     if "cpus" in resources:
         resources["cpus"] = float(resources["cpus"])
     services: dict[str, Any] = {}
     for i, kind in enumerate(deployment.container_types()):
         host_port = deployment.start_port + i
-        environment = {
-            "PORT": str(EXECUTOR_PORT),
-            "CONTAINER_ID": str(i),
-            "HOST_PORT": str(host_port),
-            **{k: v for k, v in settings.items() if k not in RESOURCE_KEYS},
-        }
-        for_user_code = sorted(k for k in deployment.env if k not in RESOURCE_KEYS and k not in EXECUTOR_SETTINGS)
-        if for_user_code:
-            environment["SESSION_ENV"] = ",".join(for_user_code)
+        environment = {"CONTAINER_ID": str(i), "HOST_PORT": str(host_port), **deployment.environment()}
         volumes = []
         if deployment.workspace:
-            volumes.append(f"{deployment.workspace}:/data:ro")
-            environment["WORKSPACE_FOLDER"] = "/data"
+            volumes.append(f"{deployment.workspace}:{WORKSPACE_MOUNT}:ro")
         if deployment.submission:
-            volumes.append(f"{deployment.submission}/{i:03d}:/submission")
-            environment["SUBMISSION_DIR"] = "/submission"
+            volumes.append(f"{deployment.submission}/{i:03d}:{SUBMISSION_MOUNT}")
         service: dict[str, Any] = {
             "image": deployment.images.get(kind, kind),
             "container_name": f"executor-{i:03d}",
@@ -161,6 +175,13 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
     return {"services": services}
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """YAML with every value written out where it is used: no anchors and aliases for operators to follow."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="executor-pool compose", description="Write a docker compose file for a pool of executors."
@@ -168,7 +189,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-n", "--num-containers", type=int, required=True)
     parser.add_argument("-t", "--types", required=True, help="NAME:COUNT,... (counts add up to -n)")
     parser.add_argument("-p", "--start-port", type=int, default=60000)
-    parser.add_argument("-o", "--output", default="docker-compose.yml")
+    parser.add_argument("-o", "--output", default=None, help=f"default: {', '.join(OUTPUTS.values())} by --format")
+    parser.add_argument("--format", choices=list(OUTPUTS), default="compose", help="what to write (default compose)")
     parser.add_argument("-m", "--mountable-volumes", default=None, help="workspace folder, mounted read-only at /data")
     parser.add_argument("-s", "--mountable-volume-saveto", default=None, help="folder for writable /submission dirs")
     parser.add_argument("-e", "--env", default="", help="KEY=VALUE,... (MEM_LIMIT, CPUS, MEM_RESERVATION: limits)")
@@ -177,12 +199,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", action="append", default=[], metavar="TYPE=IMAGE", help="image of a type")
     parser.add_argument("--manager-image", default=Deployment.manager_image)
     parser.add_argument("--host-ip", default="127.0.0.1", help="interface the ports are published on")
+    parser.add_argument(
+        "--workspace-claim",
+        default=None,
+        help="kubernetes: a volume claim holding the workspace, instead of a ConfigMap",
+    )
+    parser.add_argument(
+        "--store", default=None, help="kubernetes: the managers' shared store (redis://...): then two managers"
+    )
     return parser
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    output = Path(args.output)
+    output = Path(args.output or OUTPUTS[args.format])
     config_path = Path(args.config_file) if args.config_file else output.with_name("container_config.json")
     try:
         if args.num_containers < 1:
@@ -200,11 +230,20 @@ def main(argv: list[str]) -> int:
             host_ip=args.host_ip,
             config_file=config_path.name,
         )
-        document = compose_document(deployment)
-    except ComposeError as exc:
+        if args.format == "kubernetes":
+            from .kubernetes import kubernetes_documents
+
+            documents, _ = kubernetes_documents(deployment, workspace_claim=args.workspace_claim, store=args.store)
+        else:
+            documents = [compose_document(deployment)]
+    except (ComposeError, OSError) as exc:
         print(f"executor-pool compose: {exc}")
         return 2
-    output.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    output.write_text(yaml.dump_all(documents, Dumper=_PlainDumper, sort_keys=False), encoding="utf-8")
+    if args.format == "kubernetes":
+        kinds = ", ".join(sorted({str(d["kind"]) for d in documents}))
+        print(f"wrote {output} ({deployment.size} executors; {len(documents)} objects: {kinds}); kubectl apply -f it")
+        return 0
     config_path.write_text(json.dumps(container_config(deployment), indent=2) + "\n", encoding="utf-8")
     print(f"wrote {output} ({deployment.size} executors, manager on port {MANAGER_PORT}) and {config_path}")
     return 0

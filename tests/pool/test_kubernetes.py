@@ -1,0 +1,107 @@
+"""The generator's Kubernetes manifests (``--format kubernetes``), validated offline against the
+schemas of two Kubernetes minor versions (``kubernetes-validate`` ships them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes_validate import utils as kubernetes
+
+from executor_pool.__main__ import main
+from executor_pool.compose import container_config as compose_config
+from executor_pool.kubernetes import EXECUTOR_CAPABILITIES
+from tests.conftest import EXAMPLES
+
+#: The oldest and the newest minor version the manifests are checked against.
+KUBERNETES_VERSIONS = ("1.35.0", "1.37.0")
+
+
+def generate(tmp_path: Path, *flags: str) -> list[dict[str, Any]]:
+    output = tmp_path / "pool.k8s.yaml"
+    assert main(["compose", "--format", "kubernetes", "-o", str(output), *flags]) == 0
+    return [document for document in yaml.safe_load_all(output.read_text()) if document]
+
+
+def by_kind(documents: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in documents if d["kind"] == kind}
+
+
+FLAGS = ("-n", "3", "-t", "python:2,node_js:1", "-m", str(EXAMPLES / "my_utilities"), "-s", "/srv/saved",
+         "-e", "MEM_LIMIT=512M,CPUS=0.25,MEM_RESERVATION=256M,API_KEY=abc",
+         "--image", "node_js=node-executor:1")  # fmt: skip
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_manifest_is_valid_kubernetes(tmp_path: Path, version: str) -> None:
+    for flags in (FLAGS, ("-n", "1", "-t", "python:1", "--workspace-claim", "code", "--store", "redis://r:6379/0")):
+        for document in generate(tmp_path, *flags):
+            kubernetes.validate(document, version, strict=True)  # raises on any unknown or wrong field
+
+
+def test_each_type_is_a_stateful_set_behind_a_headless_service(tmp_path: Path) -> None:
+    documents = generate(tmp_path, *FLAGS)
+    sets, services = by_kind(documents, "StatefulSet"), by_kind(documents, "Service")
+    assert {name: s["spec"]["replicas"] for name, s in sets.items()} == {"executor-python": 2, "executor-node-js": 1}
+    for name, stateful_set in sets.items():
+        assert services[name]["spec"]["clusterIP"] == "None" and stateful_set["spec"]["serviceName"] == name
+        container = stateful_set["spec"]["template"]["spec"]["containers"][0]
+        assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 8432}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8432}
+        assert container["resources"]["limits"] == {"memory": "512M", "cpu": "0.25"}
+        assert container["resources"]["requests"]["memory"] == "256M"
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["WORKSPACE_FOLDER"] == "/data" and env["SUBMISSION_DIR"] == "/submission"
+        assert env["SESSION_ENV"] == "API_KEY" and env["API_KEY"] == "abc"  # for user code, as in compose
+        security = container["securityContext"]
+        assert security["capabilities"] == {"drop": ["ALL"], "add": EXECUTOR_CAPABILITIES}
+        assert security["allowPrivilegeEscalation"] is False
+        assert stateful_set["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "submission"
+    assert sets["executor-node-js"]["spec"]["template"]["spec"]["containers"][0]["image"] == "node-executor:1"
+
+
+def test_the_manager_routes_each_id_to_a_stable_pod_address(tmp_path: Path) -> None:
+    documents = generate(tmp_path, *FLAGS)
+    config_map = by_kind(documents, "ConfigMap")["executor-manager-config"]
+    config = json.loads(config_map["data"]["container_config.json"])
+    assert config == {
+        "0": {"url": "http://executor-python-0.executor-python:8432", "type": "python"},
+        "1": {"url": "http://executor-python-1.executor-python:8432", "type": "python"},
+        "2": {"url": "http://executor-node-js-0.executor-node-js:8432", "type": "node_js"},
+    }
+    # The same ids, of the same types, as the compose file's container_config.json.
+    from executor_pool.compose import Deployment
+
+    compose = compose_config(Deployment(types=[("python", 2), ("node_js", 1)]))
+    assert {i: entry["type"] for i, entry in compose.items()} == {i: entry["type"] for i, entry in config.items()}
+    manager = by_kind(documents, "Deployment")["executor-manager"]
+    spec = manager["spec"]["template"]["spec"]["containers"][0]
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["capabilities"] == {
+        "drop": ["ALL"]
+    }
+    assert manager["spec"]["replicas"] == 1  # no shared store: exactly one manager
+    workspace = by_kind(documents, "ConfigMap")["executor-workspace"]["data"]
+    assert set(workspace) == {p.name for p in (EXAMPLES / "my_utilities").iterdir() if p.is_file()}
+
+
+def test_a_shared_store_gives_two_managers_and_a_claim_replaces_the_config_map(tmp_path: Path) -> None:
+    documents = generate(tmp_path, "-n", "1", "-t", "python:1", "--workspace-claim", "code",
+                         "--store", "redis://redis:6379/0")  # fmt: skip
+    manager = by_kind(documents, "Deployment")["executor-manager"]
+    assert manager["spec"]["replicas"] == 2
+    assert manager["spec"]["template"]["spec"]["containers"][0]["command"][-2:] == ["--store", "redis://redis:6379/0"]
+    assert "executor-workspace" not in by_kind(documents, "ConfigMap")
+    volume = by_kind(documents, "StatefulSet")["executor-python"]["spec"]["template"]["spec"]["volumes"][0]
+    assert volume["persistentVolumeClaim"] == {"claimName": "code", "readOnly": True}
+
+
+def test_a_workspace_too_large_for_a_config_map_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "big.py").write_text("#" * (2 * 1024 * 1024))
+    assert main(["compose", "--format", "kubernetes", "-o", str(tmp_path / "k.yaml"), "-n", "1", "-t", "python:1",
+                 "-m", str(code)]) == 2  # fmt: skip
+    assert "--workspace-claim" in capsys.readouterr().out
