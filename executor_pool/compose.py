@@ -17,12 +17,20 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ComposeError", "Deployment", "compose_document", "container_config", "main", "parse_types"]
+__all__ = [
+    "ComposeError",
+    "Deployment",
+    "compose_document",
+    "container_config",
+    "main",
+    "parse_types",
+    "swarm_document",
+]
 
 EXECUTOR_PORT = 8432
 MANAGER_PORT = 5000
 #: What ``--format`` writes, and where by default.
-OUTPUTS = {"compose": "docker-compose.yml", "kubernetes": "executor-pool.k8s.yaml"}
+OUTPUTS = {"compose": "docker-compose.yml", "swarm": "executor-stack.yml", "kubernetes": "executor-pool.k8s.yaml"}
 #: Where an executor finds the workspace (read-only) and its save-to folder.
 WORKSPACE_MOUNT, SUBMISSION_MOUNT = "/data", "/submission"
 #: Environment keys the generator turns into container settings instead of variables.
@@ -171,6 +179,18 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
         "volumes": [f"./{Path(deployment.config_file).name}:/config/{Path(deployment.config_file).name}:ro"],
         "depends_on": [name for name in services],
         "restart": "unless-stopped",
+        # The image's own health check asks the executor's port; the manager listens on its own.
+        "healthcheck": {
+            "test": [
+                "CMD",
+                "python3",
+                "-c",
+                f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{MANAGER_PORT}/health', timeout=2)",
+            ],
+            "interval": "10s",
+            "timeout": "3s",
+            "retries": 3,
+        },
     }
     return {"services": services}
 
@@ -180,6 +200,57 @@ class _PlainDumper(yaml.SafeDumper):
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
+
+
+def swarm_document(deployment: Deployment, *, store: str | None = None) -> dict[str, Any]:
+    """The stack file for ``docker stack deploy``: the compose layout, with what a swarm wants.
+
+    Limits under ``deploy.resources``; services on an overlay network, reached by name with DNS
+    round robin (``endpoint_mode: dnsrr``: the virtual-IP address is not needed for one task per
+    service, and fails on some hosts); ports published on the node that runs the task
+    (``mode: host``); the manager's configuration as a swarm config; placement left to the swarm.
+    A bind-mounted workspace or save-to folder must exist at the same path on every node.
+    """
+    if deployment.gpu_ids:
+        raise ComposeError("--gpu-ids: a swarm schedules GPUs as generic resources; not generated for --format swarm")
+    compose = compose_document(deployment)
+    config_name = Path(deployment.config_file).name
+    resources = deployment.resources()
+    limits = {"cpus": str(resources["CPUS"]), "memory": resources["MEM_LIMIT"]}
+    reservations = {"memory": resources["MEM_RESERVATION"]} if "MEM_RESERVATION" in resources else {}
+    services: dict[str, Any] = {}
+    for name, service in compose["services"].items():
+        published = [
+            {"target": int(target), "published": int(published), "protocol": "tcp", "mode": "host"}
+            for _, published, target in (port.rsplit(":", 2) for port in service["ports"])
+        ]
+        swarm_service = {
+            key: value
+            for key, value in service.items()
+            if key not in ("container_name", "restart", "ports", "depends_on", *RESOURCE_KEYS.values())
+        }
+        swarm_service.update(
+            ports=published,
+            networks=["executors"],
+            deploy={
+                "replicas": 1,
+                "endpoint_mode": "dnsrr",
+                "restart_policy": {"condition": "any"},
+                **({"resources": {"limits": limits, **({"reservations": reservations} if reservations else {})}}
+                   if name != "manager" else {}),
+            },
+        )  # fmt: skip
+        services[name] = swarm_service
+    manager = services["manager"]
+    manager.pop("volumes", None)
+    manager["configs"] = [{"source": "container_config", "target": f"/config/{config_name}"}]
+    if store:
+        manager["command"] += f" --store {store}"
+    return {
+        "services": services,
+        "networks": {"executors": {"driver": "overlay", "attachable": True}},
+        "configs": {"container_config": {"file": f"./{config_name}"}},
+    }
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -204,9 +275,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="kubernetes: a volume claim holding the workspace, instead of a ConfigMap",
     )
-    parser.add_argument(
-        "--store", default=None, help="kubernetes: the managers' shared store (redis://...): then two managers"
-    )
+    parser.add_argument("--store", default=None, help="swarm, kubernetes: the managers' shared store (redis://...)")
     return parser
 
 
@@ -234,6 +303,8 @@ def main(argv: list[str]) -> int:
             from .kubernetes import kubernetes_documents
 
             documents, _ = kubernetes_documents(deployment, workspace_claim=args.workspace_claim, store=args.store)
+        elif args.format == "swarm":
+            documents = [swarm_document(deployment, store=args.store)]
         else:
             documents = [compose_document(deployment)]
     except (ComposeError, OSError) as exc:

@@ -1,0 +1,95 @@
+"""The pool as a swarm stack (``executor-pool compose --format swarm``), deployed for real.
+
+On a single-node swarm (``docker swarm init --advertise-addr 127.0.0.1``, made here and left at
+the end if this test made it): two reference executors and the manager, with authentication on;
+the kit certifies executor 0 through the manager, by its session token. Needs Docker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import EXAMPLES, STARTUP_TIMEOUT, run_kit, wait_for
+from tests.image.docker_env import IMAGE, PROBLEM, needs
+
+pytestmark = needs(PROBLEM, "Docker swarm")
+
+STACK = "executor-pool-test"
+MANAGER = "http://127.0.0.1:5000"
+MANAGER_TOKEN = "operator-secret-of-the-swarm-test"
+#: For the stack's containers and network to be gone after `docker stack rm`.
+REMOVAL_S = 60.0
+
+
+def _docker(*args: str, check: bool = True, **variables: str) -> str:
+    done = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=300, env={**os.environ, **variables}, check=False
+    )
+    assert done.returncode == 0 or not check, f"docker {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def _stack_gone() -> bool:
+    containers = _docker("ps", "-aq", "--filter", f"label=com.docker.stack.namespace={STACK}")
+    networks = _docker("network", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={STACK}")
+    return not containers.strip() and not networks.strip()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The stack, deployed and serving: executor 0's session token."""
+    here = tmp_path_factory.mktemp("swarm")
+    shutil.copytree(EXAMPLES / "my_utilities", here / "my_utilities")
+    subprocess.run([sys.executable, "-m", "conformance", "workspace", str(here / "my_utilities")], check=True)
+    generate = [sys.executable, "-m", "executor_pool", "compose", "--format", "swarm", "-o", str(here / "stack.yml"),
+                "-n", "2", "-t", "python:2", "-m", str(here / "my_utilities"), "-e", "EXECUTION_TIMEOUT=3"]  # fmt: skip
+    subprocess.run(generate, check=True, cwd=here)
+    made_swarm = _docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
+    if made_swarm:
+        _docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+    _docker("tag", IMAGE, "python:latest")
+    try:
+        _docker("stack", "deploy", "-c", str(here / "stack.yml"), STACK, MANAGER_TOKEN=MANAGER_TOKEN)
+        with httpx.Client(timeout=10) as http:
+
+            def allocated() -> dict[str, str] | None:
+                try:
+                    answer = http.post(f"{MANAGER}/allocate", headers=_bearer(MANAGER_TOKEN))
+                except httpx.HTTPError:
+                    return None
+                return dict(answer.json()) if answer.status_code == 200 else None
+
+            def logs() -> str:
+                return _docker("service", "logs", "--tail", "20", f"{STACK}_manager", check=False)
+
+            allocation = wait_for(allocated, STARTUP_TIMEOUT * 3, "the manager to hand out an executor", logs)
+            assert http.post(f"{MANAGER}/allocate").status_code == 401  # the manager requires its token
+        assert allocation["container_id"] == "0", allocation
+        yield str(allocation["token"])
+    finally:
+        _docker("stack", "rm", STACK, check=False)
+        wait_for(_stack_gone, REMOVAL_S, "the stack to be removed")
+        _docker("rmi", "python:latest", check=False)  # the tag only
+        if made_swarm:
+            _docker("swarm", "leave", "--force", check=False)
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_the_kit_certifies_an_executor_of_the_stack_through_its_manager(stack: str, tmp_path: Path) -> None:
+    run = run_kit(
+        ["--url", f"{MANAGER}/session/0", "--header", f"Authorization: Bearer {stack}", "--workspace-mounted",
+         "--allow-destructive", "--memory-limited", "--execution-timeout", "3"],
+        tmp_path / "results",
+    )  # fmt: skip
+    assert run.results["verdict"] == "conformant" and run.returncode == 0, run.output[-4000:]
