@@ -18,6 +18,10 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "EXECUTOR_PORT",
+    "MANAGER_PORT",
+    "SUBMISSION_MOUNT",
+    "WORKSPACE_MOUNT",
     "ComposeError",
     "Deployment",
     "compose_document",
