@@ -230,14 +230,18 @@ class TargetSpec:
         key = {TargetKind.IMAGE: "image", TargetKind.URL: "base_url", TargetKind.PROCESS: "command"}[self.kind]
         return {"kind": self.kind.value, key: self.subject}
 
-    def sibling(self, workspace: str) -> Target | None:
+    def sibling(self, workspace: str, startup: float | None = None) -> Target | None:
         """A second executor like this one with another workspace (``WORKSPACE_KINDS``), unstarted;
         None where the kit cannot start one: a URL; a command with every setting unset ("defaults":
         PORT cannot be left unset on a shared host) or "elsewhere" (a command's workspace is
-        already in a folder of the kit's choosing, which only WORKSPACE_FOLDER names)."""
+        already in a folder of the kit's choosing, which only WORKSPACE_FOLDER names).
+        ``startup``: how long it may take to become ready (default: the spec's start-up wait)."""
         if not self.started_by_kit or (self.kind is TargetKind.PROCESS and workspace in ("defaults", "elsewhere")):
             return None
-        return self.with_workspace(workspace).target()
+        spec = self.with_workspace(workspace)
+        if startup is not None:
+            spec = replace(spec, timeouts=replace(spec.timeouts, startup=startup))
+        return spec.target()
 
     def target(self) -> Target:
         """A new, unstarted target as this spec describes it.

@@ -40,6 +40,11 @@ class KitTimeouts:
     grace: float = 10.0
     #: From starting a container or process to /ready true.
     startup: float = 120.0
+    #: A second executor of the same image or command (CODE-5's, CONFIG-2's) has this many times
+    #: what the first took to become ready, and at least ``sibling_startup_min`` (at most ``startup``):
+    #: one that never becomes ready is judged in seconds, not in the full start-up wait.
+    sibling_startup_factor: float = 3.0
+    sibling_startup_min: float = 30.0
     #: For /ready to turn true again after a restart, a crash or a timeout.
     ready: float = 60.0
     #: One ordinary HTTP request (not an execute with a long timeout).
@@ -61,4 +66,17 @@ class KitTimeouts:
         """The kit's own waits multiplied by ``factor`` (for slow machines); contract bounds stay."""
         if factor <= 0:
             raise ValueError(f"timeout factor must be positive, got {factor}")
-        return replace(self, startup=self.startup * factor, ready=self.ready * factor, request=self.request * factor)
+        return replace(
+            self,
+            startup=self.startup * factor,
+            sibling_startup_min=self.sibling_startup_min * factor,
+            ready=self.ready * factor,
+            request=self.request * factor,
+        )
+
+    def sibling_startup(self, first: float | None) -> float:
+        """How long a second executor like the first may take to become ready (``first``: what
+        the first took, None if unknown)."""
+        if first is None:
+            return self.startup
+        return min(self.startup, max(self.sibling_startup_min, first * self.sibling_startup_factor))

@@ -13,7 +13,7 @@ import pytest
 from conformance.certification import not_run
 from conformance.client import ExecutorClient
 from conformance.options import TargetSpec
-from conformance.targets import Capabilities, Target, TargetError
+from conformance.targets import Capabilities, Target, TargetError, start_to_ready
 
 __all__ = [
     "LONGEST_DEFAULT_TO_WAIT",
@@ -143,7 +143,9 @@ def sibling_starts(request: pytest.FixtureRequest) -> Iterator[dict[str, Future[
 
     A test asks for one by its ``workspace`` parameter (``targets.WORKSPACE_KINDS``). A container
     at a quarter of a CPU takes seconds to start; started early, they are ready when the tests
-    need them instead of each being waited for there. A target the kit cannot start that way
+    need them instead of each being waited for there. Each may take three times as long as the
+    first executor took to become ready (at least 30 s: ``KitTimeouts.sibling_startup``), not the
+    whole start-up wait: one that never becomes ready is judged in seconds. A target the kit cannot start that way
     (a URL; a local command with every setting unset) gives None. Each is stopped at the end of
     the run, if its test did not already.
     """
@@ -157,7 +159,8 @@ def sibling_starts(request: pytest.FixtureRequest) -> Iterator[dict[str, Future[
         yield {}
         return
     spec: TargetSpec = request.getfixturevalue("target_spec")
-    siblings = {workspace: spec.sibling(workspace) for workspace in sorted(workspaces)}
+    startup = spec.timeouts.sibling_startup(start_to_ready(target))  # as long as the first took, and more
+    siblings = {workspace: spec.sibling(workspace, startup) for workspace in sorted(workspaces)}
 
     def start(sibling: Target | None) -> Target | None:
         if sibling is not None:

@@ -31,14 +31,16 @@ pytestmark = needs(PROBLEM, "Docker-backed")
 
 BROKEN_IMAGE = "executor-conformance/broken-executor:latest"
 BY_IMAGE = {name: fault for name, fault in FAULTS.items() if fault.expected_by_image is not None}
-#: The gallery's slowest by image: they hang on timeouts, or wait out late answers, that a
-#: conformant executor never makes the kit wait for (the unbroken one takes about 70 s).
-SLOWEST = ("timeouts_never_fire", "timeout_leaves_busy", "crash_noticed_late")
+#: The gallery's slowest by image: those that hang (a timeout that never fires, a call that never
+#: ends after one) or never become ready (a second executor without a workspace), which a
+#: conformant executor never makes the kit wait out (the unbroken one takes about 70 s). The whole
+#: gallery by image was measured once: see the README.
+SLOWEST = ("timeouts_never_fire", "timeout_leaves_busy", "missing_folder_is_fatal")
 #: However broken, an executor is certified within this under the production limits (#17).
 CERTIFIED_WITHIN_S = 180.0
-#: Runs at once: each is five containers at a quarter of a CPU (the executor and CODE-5's and
-#: CONFIG-2's second executors), on a machine of two cores.
-PARALLEL_RUNS = 2
+#: Runs at once: each is several containers at a quarter of a CPU (the executor, and CODE-5's
+#: and CONFIG-2's second executors), on a machine of two cores; a run mostly waits.
+PARALLEL_RUNS = 3
 
 
 def _build_broken_image(context: Path) -> None:
