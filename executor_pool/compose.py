@@ -306,7 +306,7 @@ def main(argv: list[str]) -> int:
         if args.format == "kubernetes":
             from .kubernetes import kubernetes_documents
 
-            documents, _ = kubernetes_documents(deployment, workspace_claim=args.workspace_claim, store=args.store)
+            documents = kubernetes_documents(deployment, workspace_claim=args.workspace_claim, store=args.store)
         elif args.format == "swarm":
             documents = [swarm_document(deployment, store=args.store)]
         else:

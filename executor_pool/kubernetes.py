@@ -227,9 +227,8 @@ def _manager(deployment: Deployment, config: dict[str, dict[str, str]], store: s
 
 def kubernetes_documents(
     deployment: Deployment, *, workspace_claim: str | None = None, store: str | None = None
-) -> tuple[list[dict[str, Any]], dict[str, dict[str, str]]]:
-    """The manifests (to ``kubectl apply -f``) and the manager's container_config."""
-    config = container_config(deployment)
+) -> list[dict[str, Any]]:
+    """The manifests, to ``kubectl apply -f`` (the manager's container_config is in one of them)."""
     documents: list[dict[str, Any]] = []
     if deployment.workspace and not workspace_claim:
         documents.append(
@@ -242,5 +241,5 @@ def kubernetes_documents(
         )
     for kind, count in deployment.types:
         documents += _executor_set(deployment, kind, count, workspace_claim)
-    documents += _manager(deployment, config, store)
-    return documents, config
+    documents += _manager(deployment, container_config(deployment), store)
+    return documents
