@@ -23,6 +23,7 @@ __all__ = [
     "Label",
     "Level",
     "Need",
+    "Profile",
     "Requirement",
     "Selection",
     "UnknownRequirementError",
@@ -79,7 +80,7 @@ class Area(enum.StrEnum):
 
 
 class Need(enum.StrEnum):
-    """What a test needs of the target beyond the core (``@pytest.mark.conformance_needs(Need.X)``).
+    """What a test needs of the target beyond the basics (``@pytest.mark.conformance_needs(Need.X)``).
 
     A target that lacks it reports the test's requirement *not run*, saying what was missing.
     """
@@ -114,9 +115,33 @@ _MISSING = {
 }
 
 
+class Profile(Label):
+    """A named set of requirements a verdict is given for (``--profile``).
+
+    ``core`` is what a manager needs of any executor, the original executor README's promises:
+    health, readiness, outputs of ``type`` and ``text``, state, restart (state cleared, mounted
+    code loaded again), mounted code, timeouts and the port. ``full`` is the whole contract.
+    Judged under ``core``, an execute response needs only ``outputs``: a ``status`` it leaves
+    out is read from them (an ``error`` item: error; none: ok), and a timeout by when it answers.
+    """
+
+    CORE = "core"
+    FULL = "full"
+
+    @property
+    def description(self) -> str:
+        return _PROFILES[self]
+
+
+_PROFILES = {
+    Profile.CORE: "what a manager needs of any executor (the original executor README's promises)",
+    Profile.FULL: "the whole contract",
+}
+
+
 #: Optional features an executor may declare in ``GET /info``. Requirements that belong
 #: to a feature are skipped-by-declaration when the executor (or the user) turns it off.
-#: The core (feature ``None``) can never be switched off.
+#: A requirement of no feature (``None``) can never be switched off.
 FEATURES: dict[str, str] = {
     "mounted_code": "loads the .py files of WORKSPACE_FOLDER into the session",
     "timeout_override": "honours a per-request `timeout`",
@@ -135,6 +160,14 @@ class Requirement:
     area: Area
     title: str
     feature: str | None = None
+
+    @property
+    def profiles(self) -> tuple[Profile, ...]:
+        """The profiles this requirement belongs to: every one is in ``full``; some in ``core`` too."""
+        return (Profile.CORE, Profile.FULL) if self.id in CORE_PROFILE else (Profile.FULL,)
+
+    def in_profile(self, profile: Profile) -> bool:
+        return profile in self.profiles
 
     @property
     def label(self) -> str:
@@ -300,6 +333,29 @@ _ALL: tuple[Requirement, ...] = (
 )
 
 
+#: The requirements of the ``core`` profile (see ``Profile``).
+CORE_PROFILE = frozenset(
+    {
+        "HEALTH-1",
+        "READY-1",
+        "READY-4",
+        "EXEC-5",
+        "STATE-1",
+        "TIMEOUT-1",
+        "TIMEOUT-3",
+        "RESTART-1",
+        "RESTART-2",
+        "RESTART-3",
+        "CODE-1",
+        "CODE-2",
+        "CODE-3",
+        "CODE-4",
+        "CODE-5",
+        "CONFIG-1",
+    }
+)
+
+
 class UnknownRequirementError(KeyError):
     """Raised for a requirement ID that is not in the catalogue."""
 
@@ -316,6 +372,8 @@ def _index(requirements: Iterable[Requirement]) -> dict[str, Requirement]:
         if requirement.feature is not None and requirement.feature not in FEATURES:
             raise ValueError(f"{requirement.id}: unknown feature {requirement.feature!r}")
         index[requirement.id] = requirement
+    if CORE_PROFILE - set(index):
+        raise ValueError(f"the core profile names unknown requirements: {sorted(CORE_PROFILE - set(index))}")
     return index
 
 
@@ -366,39 +424,41 @@ def named(values: Iterable[str]) -> set[str]:
 
 @dataclass(frozen=True)
 class Selection:
-    """Which requirements a run keeps: those ``--requirement`` names (all, without it), less
-    those ``--skip-requirement`` names."""
+    """Which requirements a run keeps: those of ``profile`` that ``--requirement`` names (all,
+    without it), less those ``--skip-requirement`` names."""
 
     chosen: frozenset[str] = frozenset()
     left_out: frozenset[str] = frozenset()
+    profile: Profile = Profile.FULL
 
     @classmethod
-    def of(cls, requirement: Iterable[str], skip_requirement: Iterable[str]) -> Selection:
-        """From the two options' values; ValueError naming the option and the pattern that names nothing."""
-        parts = []
+    def of(cls, requirement: Iterable[str], skip_requirement: Iterable[str], profile: str = Profile.FULL) -> Selection:
+        """From the options' values; ValueError naming the option and the pattern that names nothing."""
+        parts: dict[str, frozenset[str]] = {}
         for flag, values in (("--requirement", requirement), ("--skip-requirement", skip_requirement)):
             try:
-                parts.append(frozenset(named(values)))
+                parts[flag] = frozenset(named(values))
             except ValueError as exc:
                 raise ValueError(f"{flag} {exc}") from None
-        return cls(*parts)
+        return cls(parts["--requirement"], parts["--skip-requirement"], Profile(profile))
 
     def __bool__(self) -> bool:
-        return bool(self.chosen or self.left_out)
+        return bool(self.chosen or self.left_out or self.profile is not Profile.FULL)
 
     def keeps(self, ids: Iterable[str]) -> bool:
-        """Whether a test of ``ids`` runs: one of them chosen, none left out."""
+        """Whether a test of ``ids`` runs: one of them in the profile and chosen, none left out."""
         ids = list(ids)
-        return (not self.chosen or any(rid in self.chosen for rid in ids)) and not any(
-            rid in self.left_out for rid in ids
-        )
+        return any(
+            get(rid).in_profile(self.profile) and (not self.chosen or rid in self.chosen) for rid in ids
+        ) and not any(rid in self.left_out for rid in ids)
 
 
 def markdown_table(ids: Iterable[str] | None = None) -> str:
     """The contract document's requirement table (or that of ``ids``), generated from the catalogue."""
-    lines = ["| ID | Level | Feature | Requirement |", "| --- | --- | --- | --- |"]
+    lines = ["| ID | Level | Profile | Feature | Requirement |", "| --- | --- | --- | --- | --- |"]
     chosen = None if ids is None else set(ids)
     for r in (r for r in REQUIREMENTS.values() if chosen is None or r.id in chosen):
         title = r.title.replace("|", "\\|")
-        lines.append(f"| {r.id} | {r.level.value} | {r.feature or 'core'} | {title} |")
+        profile = r.profiles[0].value
+        lines.append(f"| {r.id} | {r.level.value} | {profile} | {r.feature or '-'} | {title} |")
     return "\n".join(lines) + "\n"

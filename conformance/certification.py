@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from . import catalogue
-from .catalogue import FEATURES, Need
+from .catalogue import FEATURES, Need, Profile
 from .client import ExecutorClient, Stalls
 from .options import OptionError, TargetSpec, spec_from
 from .render import write_reports
@@ -132,6 +132,11 @@ class ConformanceRun:
         except OptionError as exc:
             raise pytest.UsageError(str(exc)) from None
 
+    @functools.cached_property
+    def profile(self) -> Profile:
+        """The profile the verdict is for (``--profile``), which also sets how strictly responses are read."""
+        return Profile(self.config.getoption("profile"))
+
     @property
     def timeouts(self) -> KitTimeouts:
         return self.spec.timeouts
@@ -208,6 +213,7 @@ class ConformanceRun:
                 default_execution_timeout=target.capabilities.execution_timeout,
                 headers=target.headers,
                 stalls=self.stalls,
+                profile=self.profile,
             )
         return self._client
 
@@ -287,6 +293,7 @@ class ConformanceRun:
             "settings": settings_report(self.target.capabilities.settings, self.target.capabilities.settings_source)
             if self.target is not None
             else [],
+            "profile": self.profile.value,
             "skip_features": option("skip_feature"),
             "strict": option("conformance_strict"),
             "pytest_args": list(self.config.invocation_params.args),
@@ -303,6 +310,7 @@ class ConformanceRun:
             error=self.target_error,
             interrupted=self.interrupted,
             cases=self.cases,
+            profile=self.profile,
         )
         self.report_paths = write_reports(self.report, Path(option("report_dir")))
         session.exitstatus = exit_code(self.report.verdict, option("conformance_strict"))

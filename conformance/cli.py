@@ -92,16 +92,17 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
 
 
 def list_requirements(parser: KitParser, args: argparse.Namespace) -> int:
-    """``--list``: the requirements ``--requirement`` and ``--skip-requirement`` leave, as a table or JSON."""
+    """``--list``: the requirements ``--profile``, ``--requirement`` and ``--skip-requirement`` leave,
+    as a table or JSON."""
     try:
-        selection = catalogue.Selection.of(args.requirement, args.skip_requirement)
+        selection = catalogue.Selection.of(args.requirement, args.skip_requirement, args.profile)
     except ValueError as exc:
         parser.error(str(exc))
     ids = [rid for rid in catalogue.REQUIREMENTS if selection.keeps([rid])]
     if not args.json:
         sys.stdout.write(catalogue.markdown_table(ids))
         return 0
-    fields = ("id", "level", "area", "title", "feature")
+    fields = ("id", "level", "area", "title", "feature", "profiles")
     rows = [{name: getattr(catalogue.REQUIREMENTS[rid], name) for name in fields} for rid in ids]
     print(json.dumps(rows, indent=2, default=str))
     return 0

@@ -17,11 +17,12 @@ from typing import Any
 
 import httpx
 
+from .catalogue import Profile
 from .settings import CONTRACT_DEFAULTS
 from .timeouts import KitTimeouts
 from .violations import Exchange, Violation
 
-__all__ = ["BUSY", "ExecutorClient", "Stalls", "output_text"]
+__all__ = ["BUSY", "EXECUTE_FIELDS", "ExecutorClient", "Stalls", "has_status", "output_text", "raised", "status_of"]
 
 #: Answers that mean "not now, ask again": busy (CONC-2) or restarting (RESTART-4).
 BUSY = (429, 503)
@@ -29,7 +30,12 @@ BUSY = (429, 503)
 #: How many kept-alive connections a GET may find closed by the server before a fresh one.
 STALE_CONNECTION_RETRIES = 3
 
-_EXECUTE_FIELDS = ("status", "outputs", "execution_count", "duration_ms", "truncated", "restarted")
+#: The fields an execute response must carry, by profile (``core``: only the outputs, as the
+#: original executor README promised; ``full``: the contract's whole ExecuteResponse).
+EXECUTE_FIELDS = {
+    Profile.CORE: ("outputs",),
+    Profile.FULL: ("status", "outputs", "execution_count", "duration_ms", "truncated", "restarted"),
+}
 
 
 class Stalls:
@@ -74,10 +80,12 @@ class ExecutorClient:
         headers: dict[str, str] | None = None,
         keep: int | None = None,
         stalls: Stalls | None = None,
+        profile: Profile = Profile.FULL,
     ) -> None:
         """``headers``: sent with every request (a manager's session token, say). ``keep``: how many
         exchanges the history holds (default: all; the benchmark keeps one, as evidence of a failure).
-        ``stalls``: the run's record of hangs (default: this client's own)."""
+        ``stalls``: the run's record of hangs (default: this client's own). ``profile``: the fields
+        an execute response must carry (see ``EXECUTE_FIELDS``)."""
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeouts
         self.requirement = requirement
@@ -95,6 +103,7 @@ class ExecutorClient:
         #: Answers 429 or 503 that ``execute_when_free`` asked again after.
         self.busy_answers = 0
         self.stalls = stalls or Stalls()
+        self.profile = profile
 
     def bound_to(self, requirement: str) -> ExecutorClient:
         """The same connection, with failures reported against ``requirement``."""
@@ -106,9 +115,17 @@ class ExecutorClient:
             default_execution_timeout=self.default_execution_timeout,
             headers=self._headers,
             stalls=self.stalls,
+            profile=self.profile,
         )
         client.history = self.history
         return client
+
+    def of_sibling(self, base_url: str, **settings: Any) -> ExecutorClient:
+        """A client of a second executor of the run (CODE-5's, CONFIG-2's), with a connection and a
+        record of hangs of its own, and this client's requirement, waits and profile (``settings``:
+        others to change)."""
+        kept = {"requirement": self.requirement, "profile": self.profile}
+        return ExecutorClient(base_url, self.timeouts, **{**kept, **settings})
 
     def close(self) -> None:
         self._http.close()
@@ -277,11 +294,10 @@ class ExecutorClient:
         self.expect(exchange.error is None, "an answer", exchange.response_line, exchange, requirement)
         self.expect(exchange.status == 200, "HTTP 200", exchange.response_line, exchange, requirement)
         body = exchange.json
+        fields = EXECUTE_FIELDS[self.profile]
         self.expect(
-            isinstance(body, dict)
-            and all(name in body for name in _EXECUTE_FIELDS)
-            and isinstance(body.get("outputs"), list),
-            f"a JSON execute response with {', '.join(_EXECUTE_FIELDS)}",
+            isinstance(body, dict) and all(name in body for name in fields) and isinstance(body.get("outputs"), list),
+            f"a JSON execute response with {', '.join(fields)}",
             exchange.response_line,
             exchange,
             "EXEC-1",  # a malformed execute response is an EXEC-1 violation, whichever test saw it
@@ -300,9 +316,9 @@ class ExecutorClient:
         lines = output_text(body, type_="stream", name="stdout").strip().splitlines()
         text = lines[-1] if lines else ""
         self.expect(
-            body.get("status") == "ok",
+            status_of(body) == "ok",
             f"`{expression}` to evaluate",
-            f"status {body.get('status')!r}: {output_text(body)}",
+            f"status {status_of(body)!r}: {output_text(body)}",
             self.last,
             requirement,
         )
@@ -319,9 +335,9 @@ class ExecutorClient:
         requirement: str | None = None,
     ) -> None:
         self.expect(
-            body.get("status") == status,
+            has_status(body, status),
             f'"status": "{status}"',
-            f'"status": {body.get("status")!r}; outputs: {body.get("outputs")!r}',
+            f'"status": {status_of(body)!r}; outputs: {body.get("outputs")!r}',
             exchange,
             requirement,
         )
@@ -359,7 +375,7 @@ class ExecutorClient:
         except Violation:
             return False
         exchange = self.execute_when_free("None", within=within, client_timeout=within)
-        return exchange.status == 200 and isinstance(exchange.json, dict) and exchange.json.get("status") == "ok"
+        return exchange.status == 200 and isinstance(exchange.json, dict) and has_status(exchange.json, "ok")
 
     def wait_ready(self, within: float | None = None) -> Exchange:
         """Poll /ready until it says ready; a violation of the bound requirement if it never does."""
@@ -370,6 +386,36 @@ class ExecutorClient:
             return exchange if ok else None
 
         return self.wait_until(ready_now, within or self.timeouts.ready, '/ready to answer 200 {"ready": true}')
+
+
+def status_of(body: dict[str, Any]) -> str:
+    """The response's ``status``; one left out (the ``core`` profile allows it) read from the
+    outputs: an ``error`` item means error, none means ok."""
+    status = body.get("status")
+    if isinstance(status, str):
+        return status
+    outputs = body.get("outputs")
+    items = outputs if isinstance(outputs, list) else []
+    return "error" if any(isinstance(item, dict) and item.get("type") == "error" for item in items) else "ok"
+
+
+def has_status(body: dict[str, Any], status: str) -> bool:
+    """Whether the response says ``status``. A timeout cannot be read from the outputs: a response
+    without ``status`` (``core``) is judged on its timing alone, by the caller."""
+    if status == "timeout" and "status" not in body:
+        return True
+    return status_of(body) == status
+
+
+def raised(body: dict[str, Any], name: str) -> bool:
+    """Whether an ``error`` item names the exception ``name`` (its ``ename``, or its ``text``
+    for an executor that gives only ``type`` and ``text``)."""
+    return any(
+        isinstance(item, dict)
+        and item.get("type") == "error"
+        and (item.get("ename") == name or name in str(item.get("text", "")))
+        for item in body.get("outputs", [])
+    )
 
 
 def output_text(body: dict[str, Any], *, type_: str | None = None, name: str | None = None) -> str:

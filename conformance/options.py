@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
-from .catalogue import FEATURES
+from .catalogue import FEATURES, Profile
 from .image import PRODUCTION_CPUS, PRODUCTION_MEMORY, ImageTarget
 from .results import Exit
 from .settings import CONTRACT_DEFAULTS, KIT_SETTINGS, ExecutorSettings, SettingsSource
@@ -124,6 +124,9 @@ RUN_OPTIONS: list[Option] = [
             help="run only these requirements (repeatable; comma-separated IDs, globs such as READY-*, or areas)"),
     _option(("--conformance-skip-requirement", "--skip-requirement"), SELECTION, dest="skip_requirement",
             action="append", default=[], metavar="IDS", help="leave these requirements out (as above)"),
+    _option(("--conformance-profile", "--profile"), SELECTION, dest="profile", default=Profile.FULL.value,
+            choices=[p.value for p in Profile], metavar="PROFILE",
+            help="what the verdict is for: core (what a manager needs) or full (the whole contract; default)"),
     _option(("--conformance-skip-feature", "--skip-feature"), SELECTION, dest="skip_feature", action="append",
             default=[], choices=sorted(FEATURES), metavar="FEATURE",
             help=f"certify without an optional feature ({', '.join(sorted(FEATURES))})"),

@@ -132,10 +132,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def _select_requirements(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep the tests of the requirements ``--requirement`` names (all, without it), less those
-    of ``--skip-requirement``; a test of several requirements goes if any of them is skipped."""
+    """Keep the tests of the requirements of ``--profile`` that ``--requirement`` names (all,
+    without it), less those of ``--skip-requirement``; a test of several requirements goes if any
+    of them is skipped."""
     try:
-        selection = catalogue.Selection.of(config.getoption("requirement"), config.getoption("skip_requirement"))
+        selection = catalogue.Selection.of(
+            config.getoption("requirement"), config.getoption("skip_requirement"), config.getoption("profile")
+        )
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     if not selection:

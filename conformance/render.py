@@ -50,6 +50,8 @@ def to_junit(report: Report) -> str:
     properties = ET.SubElement(suite, "properties")
     for name, value in (
         ("verdict", report.verdict.value),
+        ("profile", report.profile.value),
+        *((f"verdict_{name}", verdict.value) for name, verdict in report.profiles.items() if name != report.profile),
         ("contract_version", report.contract_version),
         ("kit_version", report.kit_version),
         ("target", _target_name(report)),
@@ -84,7 +86,7 @@ def _cell(text: str | None) -> str:
 def to_markdown(report: Report) -> str:
     """A short summary for a CI job page: the verdict, counts by level, a table by requirement."""
     lines = [
-        f"## Executor conformance: **{report.verdict.label}**",
+        f"## Executor conformance: **{report.verdict.label}** ({profiles(report)})",
         "",
         f"Target: `{_target_name(report)}` · contract {report.contract_version} · kit {report.kit_version}"
         f" · {report.duration_s:.0f} s",
@@ -148,8 +150,16 @@ def to_terminal(report: Report) -> str:
     if report.error:
         lines.append(f"ERROR: {report.error}")
     strict = " (strict)" if report.strict and report.verdict is Verdict.WITH_WARNINGS else ""
-    lines.append(f"Verdict: {report.verdict.label}{strict}")
+    lines.append(f"Verdict: {report.verdict.label}{strict} ({profiles(report)})")
     return "\n".join(lines)
+
+
+def profiles(report: Report) -> str:
+    """The profile the verdict is for, and the verdicts of the smaller ones: "full profile; core: conformant"."""
+    others = "".join(
+        f"; {name}: {verdict.label}" for name, verdict in report.profiles.items() if name != report.profile
+    )
+    return f"{report.profile.value} profile{others}"
 
 
 def check_writable(folder: Path) -> None:

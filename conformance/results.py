@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any
 
 from . import __version__, catalogue
-from .catalogue import Label, Level, Requirement
+from .catalogue import Label, Level, Profile, Requirement
 
 __all__ = [
     "REPORT_VERSION",
@@ -143,6 +143,10 @@ class Report:
     started_at: str
     duration_s: float
     error: str | None = None
+    #: The profile the verdict is for, and the verdict of each profile it holds (a full run
+    #: says whether core holds too).
+    profile: Profile = Profile.FULL
+    profiles: dict[str, Verdict] = field(default_factory=dict)
     report_version: int = REPORT_VERSION
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -267,17 +271,21 @@ def build_report(
     error: str | None = None,
     interrupted: bool = False,
     cases: Mapping[str, Collection[str]] | None = None,
+    profile: Profile = Profile.FULL,
 ) -> Report:
     """Fold test records into the report; requirements keep the catalogue's order.
 
     ``error``: why the run could not be made (verdict ``error``); ``interrupted``: it was stopped
     by Ctrl-C (verdict ``interrupted``, whatever had run). ``cases``: every test of each requirement
     (ID -> node IDs), selected or not; a requirement some of whose tests did not run is not run,
-    never passed, unless one that ran failed."""
-    by_requirement: dict[str, list[TestRecord]] = {rid: [] for rid in catalogue.REQUIREMENTS}
+    never passed, unless one that ran failed. ``profile``: the requirements reported and judged
+    (the others are left out); the verdict of each smaller profile is reported beside."""
+    by_requirement: dict[str, list[TestRecord]] = {
+        rid: [] for rid, requirement in catalogue.REQUIREMENTS.items() if requirement.in_profile(profile)
+    }
     for record in records:
         named = {*record.requirements, *([record.failed_requirement] if record.failed_requirement else [])}
-        for rid in named:
+        for rid in named & by_requirement.keys():
             by_requirement[rid].append(record)
     results = [
         _fold(catalogue.REQUIREMENTS[rid], recs, (cases or {}).get(rid, ())) for rid, recs in by_requirement.items()
@@ -285,6 +293,13 @@ def build_report(
     if interrupted:
         error = error or "interrupted (Ctrl-C) before the run was over; what had run is reported"
     verdict = Verdict.INTERRUPTED if interrupted else Verdict.ERROR if error else compute_verdict(results)
+    profiles = {
+        p.value: verdict
+        if p is profile or verdict in (Verdict.INTERRUPTED, Verdict.ERROR)
+        else compute_verdict(r for r in results if catalogue.get(r.id).in_profile(p))
+        for p in Profile
+        if p is profile or _within(p, profile)
+    }
     return Report(
         kit_version=__version__,
         contract_version=catalogue.CONTRACT_VERSION,
@@ -298,4 +313,11 @@ def build_report(
         started_at=started_at,
         duration_s=round(duration_s, 2),
         error=error,
+        profile=profile,
+        profiles=profiles,
     )
+
+
+def _within(smaller: Profile, larger: Profile) -> bool:
+    """Every requirement of ``smaller`` is in ``larger``."""
+    return all(r.in_profile(larger) for r in catalogue.REQUIREMENTS.values() if r.in_profile(smaller))

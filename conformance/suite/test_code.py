@@ -94,7 +94,7 @@ def test_workspace_folder_variable_chooses_the_folder(
     if sibling is None:
         return
     try:
-        other = ExecutorClient(sibling.base_url, executor.timeouts, requirement="CODE-5")
+        other = executor.of_sibling(sibling.base_url)
         try:
             loaded = other.evaluate("'CONFORMANCE_LOAD_ORDER' in globals()")
             if workspace == "elsewhere":

@@ -54,12 +54,7 @@ def test_unset_settings_take_the_contracts_defaults(
     if sibling is None:
         not_run("a local command is always given PORT: the contract's default may be taken on a shared host")
     try:
-        other = ExecutorClient(
-            sibling.base_url,
-            executor.timeouts,
-            requirement="CONFIG-2",
-            default_execution_timeout=defaults.execution_timeout,
-        )
+        other = executor.of_sibling(sibling.base_url, default_execution_timeout=defaults.execution_timeout)
         try:
             other.expect(
                 sibling.capabilities.answered_on == defaults.port,

@@ -6,7 +6,7 @@ import pytest
 
 from conformance.catalogue import Need
 from conformance.certification import not_applicable
-from conformance.client import BUSY, ExecutorClient
+from conformance.client import BUSY, ExecutorClient, has_status, raised, status_of
 
 
 @pytest.mark.conformance_requirement("RESTART-1")
@@ -24,9 +24,9 @@ def test_restart_clears_user_state(executor: ExecutorClient) -> None:
     executor.wait_ready()
     body = executor.run("state_before_restart", requirement="ERROR-1")
     executor.expect(
-        body["status"] == "error" and any(item.get("ename") == "NameError" for item in body["outputs"]),
+        has_status(body, "error") and raised(body, "NameError"),
         "NameError: the variable is gone",
-        f"status {body['status']!r}: {body['outputs']!r}",
+        f"status {status_of(body)!r}: {body['outputs']!r}",
     )
 
 
@@ -59,9 +59,9 @@ def test_no_execute_after_restart_sees_the_old_state(executor: ExecutorClient) -
     )
     body = executor.expect_execute_response(exchange)
     executor.expect(
-        body["status"] == "error" and any(item.get("ename") == "NameError" for item in body["outputs"]),
+        has_status(body, "error") and raised(body, "NameError"),
         "NameError (a new session), or HTTP 503",
-        f"status {body['status']!r}: {body['outputs']!r}",
+        f"status {status_of(body)!r}: {body['outputs']!r}",
         exchange,
     )
 

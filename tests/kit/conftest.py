@@ -28,6 +28,9 @@ from tests.conftest import (
 from tests.kit.broken import FAULTS
 
 BROKEN = Path(__file__).with_name("broken.py")
+ORIGINAL_SHAPE = Path(__file__).with_name("original_shape.py")
+#: Broken executors certified under the core profile too (tests/kit/test_profiles.py).
+CORE_FAULTS = ("state_lost", "loading_output_leaks")
 PARALLEL_RUNS = 9
 #: For the example and broken executors: a short default timeout and a small memory cap (the
 #: memory-exhaustion scenario) keep each run quick.
@@ -43,7 +46,9 @@ def _example_by_url(log: Path, workspace: Path) -> RunningExecutor:
 
 @pytest.fixture(scope="session")
 def kit_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, KitRun]]:
-    """name -> the kit's run: "reference", "baseline", "example-url", "example-via-manager", and each fault."""
+    """name -> the kit's run: "reference", "baseline", "example-url", "example-via-manager", each
+    fault, the original README's shape under each profile ("original-core", "original-full"), and
+    a few faults under the core profile ("core:FAULT")."""
     root = reachable_by_every_user(tmp_path_factory.mktemp("kit-runs"))
     workspace = root / "workspace"
     assert kit_command(["workspace", str(workspace)]) == 0
@@ -60,6 +65,10 @@ def kit_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Kit
         if not fault.by_command:
             continue
         jobs[name] = ["--command", f"{sys.executable} {BROKEN} {name}", *QUICK, *fault.kit_args]
+    for name in CORE_FAULTS:
+        jobs[f"core:{name}"] = [*jobs[name], "--profile", "core"]
+    for profile in ("core", "full"):
+        jobs[f"original-{profile}"] = ["--command", f"{sys.executable} {ORIGINAL_SHAPE}", *QUICK, "--profile", profile]
     try:
         with ThreadPoolExecutor(max_workers=PARALLEL_RUNS) as pool:
             futures = {name: pool.submit(run_kit, args, root / name / "results") for name, args in jobs.items()}

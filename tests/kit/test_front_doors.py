@@ -267,7 +267,7 @@ def test_list_shows_what_a_selection_would_run() -> None:
     rows = json.loads(kit("--list", "--json").stdout)
     assert len(rows) == len(catalogue.REQUIREMENTS) and rows[0] == {
         "id": "HEALTH-1", "level": "MUST", "area": "health",
-        "title": catalogue.REQUIREMENTS["HEALTH-1"].title, "feature": None,
+        "title": catalogue.REQUIREMENTS["HEALTH-1"].title, "feature": None, "profiles": ["core", "full"],
     }  # fmt: skip
 
 

@@ -103,9 +103,11 @@ def test_renderers_are_pure_functions_of_the_report() -> None:
     case = next(c for c in suite.iter("testcase") if c.get("name", "").startswith("EXEC-4"))
     properties = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert properties == {"requirement": "EXEC-4", "level": "SHOULD", "feature": "rich_output"}
+    run_properties = {p.get("name"): p.get("value") for p in suite.find("testsuite/properties") or []}
+    assert run_properties["profile"] == "full" and run_properties["verdict_core"] == "conformant"
     assert case.find("failure") is not None
     assert "| ❌ | EXEC-4 | SHOULD | failed |" in to_markdown(report)
-    assert to_terminal(report).splitlines()[-1] == "Verdict: conformant with warnings"
+    assert to_terminal(report).splitlines()[-1] == "Verdict: conformant with warnings (full profile; core: conformant)"
 
 
 def test_a_target_error_gives_the_error_verdict() -> None:
