@@ -114,14 +114,16 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
     """Regenerate what the docs show of the code: the contract's requirement table (from the
-    catalogue), and the README's table of broken executors (from the gallery) and copy of
-    `executor-conformance --help`. Lint and the tests check them."""
+    catalogue), the README's table of broken executors (from the gallery) and copy of
+    `executor-conformance --help`, and the language packs' snippet table. Lint and the tests
+    check them."""
     session.install("-e", ".[dev]")
     session.run("executor-conformance", "catalogue", "--write", "docs/contract.md")
     session.run(
         "python",
         "-c",
-        "from pathlib import Path; from tests.readme import write_generated; write_generated(Path('README.md'))",
+        "from pathlib import Path; from tests.readme import DOCUMENTS, write_generated; "
+        "[write_generated(Path(document)) for document in DOCUMENTS]",
     )
 
 

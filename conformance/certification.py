@@ -117,6 +117,8 @@ class ConformanceRun:
     cases: dict[str, list[str]] = field(default_factory=dict)
     #: Stopped by Ctrl-C: the verdict is ``interrupted``, whatever had run.
     interrupted: bool = False
+    #: The session language the executor declares in GET /info, if it does.
+    declared_language: str | None = None
     #: Hangs seen so far, shared by every client of the run (a restarted target keeps them).
     stalls: Stalls = field(default_factory=Stalls)
 
@@ -189,6 +191,15 @@ class ConformanceRun:
             pytest.exit(f"executor-conformance: {self.target_error}", returncode=Exit.ERROR)
         self.target = target
         self._detect_features(target)
+        if self.declared_language not in (None, self.spec.language.name):
+            language = self.spec.language.name
+            self.target_error = (
+                f"the executor declares language {self.declared_language!r} in GET /info, and the kit's code "
+                f"is {language}: certify with --language NAME (a built-in pack) or --language FILE (a pack)"
+            )
+            self.target = None
+            target.stop()
+            pytest.exit(f"executor-conformance: {self.target_error}", returncode=Exit.ERROR)
         return target
 
     def restart_target(self) -> None:
@@ -214,6 +225,7 @@ class ConformanceRun:
                 headers=target.headers,
                 stalls=self.stalls,
                 profile=self.profile,
+                language=self.spec.language,
             )
         return self._client
 
@@ -230,6 +242,8 @@ class ConformanceRun:
             self.features = set(FEATURES) - {"info"}
             self.feature_source = "no GET /info: every feature but `info` assumed"
         self.features -= set(self.config.getoption("skip_feature"))
+        language = body.get("language") if isinstance(body, dict) else None
+        self.declared_language = language if isinstance(language, str) else None
         declared = body.get("persistent_folders") if isinstance(body, dict) else None
         folders = [str(f) for f in declared] if isinstance(declared, list) else []
         self.persistent_folders = sorted({*folders, *self.config.getoption("persistent_folder")})
@@ -294,6 +308,7 @@ class ConformanceRun:
             if self.target is not None
             else [],
             "profile": self.profile.value,
+            "language": self.spec.language.describe(),
             "skip_features": option("skip_feature"),
             "strict": option("conformance_strict"),
             "pytest_args": list(self.config.invocation_params.args),

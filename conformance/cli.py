@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from . import __version__, catalogue
+from . import __version__, catalogue, languages
 from .options import REPORTS, RUN_OPTIONS, SELECTION, TARGET_OPTIONS, KitParser
 from .results import Exit
 from .targets import export_workspace
@@ -33,7 +33,7 @@ _MARK_END = "<!-- catalogue:end -->"
 
 EPILOG = """other commands:
   executor-conformance catalogue [--check FILE | --write FILE]   the requirement table
-  executor-conformance workspace DIR        the kit's sample workspace, for an executor started by hand
+  executor-conformance workspace DIR [--language L]   the kit's sample workspace, for an executor started by hand
   executor-conformance bench [target options] [--report-dir DIR]   speed and memory against a bare kernel
   executor-conformance compare RESULTS...   whether several runs gave every requirement the same outcome
 
@@ -185,8 +185,16 @@ def compare_command(args: argparse.Namespace) -> int:
 
 
 def workspace_command(args: argparse.Namespace) -> int:
-    folder = export_workspace(Path(args.folder))
-    print(f"wrote the kit's sample workspace to {folder}")
+    try:
+        pack = languages.load(args.language)
+    except languages.PackError as exc:
+        print(f"executor-conformance workspace: --language {exc}", file=sys.stderr)
+        return Exit.USAGE
+    if pack.workspace is None:
+        print(f"executor-conformance workspace: the {pack.name} pack has no sample workspace", file=sys.stderr)
+        return Exit.USAGE
+    folder = export_workspace(Path(args.folder), pack.workspace)
+    print(f"wrote the kit's sample workspace ({pack.name}) to {folder}")
     print("start the executor with it as WORKSPACE_FOLDER (read-only), then pass --workspace-mounted")
     return 0
 
@@ -210,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     cmp.set_defaults(handler=compare_command)
     ws = sub.add_parser("workspace", help="export the kit's sample workspace, for executors started by hand")
     ws.add_argument("folder")
+    ws.add_argument("--language", default=languages.DEFAULT, metavar="NAME|FILE", help="the pack whose workspace")
     ws.set_defaults(handler=workspace_command)
     if argv[0] == "bench":
         from . import bench

@@ -17,7 +17,9 @@ from typing import Any
 
 import httpx
 
+from . import languages
 from .catalogue import Profile
+from .languages import LanguagePack
 from .settings import CONTRACT_DEFAULTS
 from .timeouts import KitTimeouts
 from .violations import Exchange, Violation
@@ -81,11 +83,13 @@ class ExecutorClient:
         keep: int | None = None,
         stalls: Stalls | None = None,
         profile: Profile = Profile.FULL,
+        language: LanguagePack | None = None,
     ) -> None:
         """``headers``: sent with every request (a manager's session token, say). ``keep``: how many
         exchanges the history holds (default: all; the benchmark keeps one, as evidence of a failure).
         ``stalls``: the run's record of hangs (default: this client's own). ``profile``: the fields
-        an execute response must carry (see ``EXECUTE_FIELDS``)."""
+        an execute response must carry (see ``EXECUTE_FIELDS``). ``language``: the pack whose code
+        the client sends (default: the default pack)."""
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeouts
         self.requirement = requirement
@@ -104,6 +108,7 @@ class ExecutorClient:
         self.busy_answers = 0
         self.stalls = stalls or Stalls()
         self.profile = profile
+        self.language = language or languages.load(languages.DEFAULT)
 
     def bound_to(self, requirement: str) -> ExecutorClient:
         """The same connection, with failures reported against ``requirement``."""
@@ -116,6 +121,7 @@ class ExecutorClient:
             headers=self._headers,
             stalls=self.stalls,
             profile=self.profile,
+            language=self.language,
         )
         client.history = self.history
         return client
@@ -124,11 +130,16 @@ class ExecutorClient:
         """A client of a second executor of the run (CODE-5's, CONFIG-2's), with a connection and a
         record of hangs of its own, and this client's requirement, waits and profile (``settings``:
         others to change)."""
-        kept = {"requirement": self.requirement, "profile": self.profile}
+        kept = {"requirement": self.requirement, "profile": self.profile, "language": self.language}
         return ExecutorClient(base_url, self.timeouts, **{**kept, **settings})
 
     def close(self) -> None:
         self._http.close()
+
+    def code(self, snippet: str, /, **params: Any) -> str:
+        """The language pack's code for ``snippet`` (``languages.SNIPPETS``); a test that needs one
+        the pack lacks is not run (``languages.MissingSnippetError``)."""
+        return self.language.code(snippet, **params)
 
     # -- raw calls -------------------------------------------------------------------------
     def request(
@@ -311,8 +322,8 @@ class ExecutorClient:
         return self.history[-1] if self.history else None
 
     def evaluate(self, expression: str, *, requirement: str | None = None) -> Any:
-        """The value of a JSON-serialisable Python ``expression`` in the session."""
-        body = self.run(f"print(__import__('json').dumps({expression}))", requirement=requirement)
+        """The value of a JSON-serialisable ``expression`` (code of the session's language) in the session."""
+        body = self.run(self.code("print_json", expression=expression), requirement=requirement)
         lines = output_text(body, type_="stream", name="stdout").strip().splitlines()
         text = lines[-1] if lines else ""
         self.expect(
@@ -374,7 +385,7 @@ class ExecutorClient:
             self.wait_ready(within)
         except Violation:
             return False
-        exchange = self.execute_when_free("None", within=within, client_timeout=within)
+        exchange = self.execute_when_free(self.code("trivial"), within=within, client_timeout=within)
         return exchange.status == 200 and isinstance(exchange.json, dict) and has_status(exchange.json, "ok")
 
     def wait_ready(self, within: float | None = None) -> Exchange:

@@ -72,6 +72,8 @@ class ImageTarget:
     settings: ExecutorSettings = KIT_SETTINGS
     #: One of ``targets.WORKSPACE_KINDS``; the sample workspace is mounted read-only.
     workspace: str = "kit"
+    #: The sample workspace's files (the language pack's; None: the default pack's).
+    workspace_source: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     command: str | None = None
     kind: str = "image"
@@ -112,7 +114,7 @@ class ImageTarget:
         if self.workspace != "missing":
             self._dir = Path(tempfile.mkdtemp(prefix="conformance-"))
             self._dir.chmod(0o755)
-            folder = prepare_workspace(self.workspace, self._dir / "workspace")
+            folder = prepare_workspace(self.workspace, self._dir / "workspace", self.workspace_source)
             container.with_volume_mapping(str(folder), str(settings.workspace_folder), "ro")
         if self.command:
             container.with_command(self.command)

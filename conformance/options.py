@@ -16,8 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
+from . import languages
 from .catalogue import FEATURES, Profile
 from .image import PRODUCTION_CPUS, PRODUCTION_MEMORY, ImageTarget
+from .languages import LanguagePack
 from .results import Exit
 from .settings import CONTRACT_DEFAULTS, KIT_SETTINGS, ExecutorSettings, SettingsSource
 from .targets import Capabilities, ProcessTarget, Target, UrlTarget
@@ -84,6 +86,9 @@ TARGET_OPTIONS: list[Option] = [
             metavar="KEY=VALUE", help="extra environment for an executor the kit starts"),
     _option(("--executor-header", "--header"), TARGET, dest="executor_header", action="append", default=[],
             metavar="'NAME: VALUE'", help="(--url) a header sent with every request (a manager's session token)"),
+    _option(("--executor-language", "--language"), TARGET, dest="language", default=languages.DEFAULT,
+            metavar="NAME|FILE", help=f"the session's language: a built-in pack ({', '.join(languages.BUILT_IN)}) "
+            "or a pack file (docs/language-packs.md)"),
     _option(("--executor-workspace-mounted", "--workspace-mounted"), TARGET, dest="workspace_mounted",
             action="store_true", help="(--url) the executor runs with the kit's workspace"),
     _option(("--executor-no-workspace", "--no-workspace"), TARGET, dest="no_workspace", action="store_true",
@@ -202,6 +207,8 @@ class TargetSpec:
     settings: ExecutorSettings
     #: The image, the URL or the command (split), by ``kind``; None for the reference executor.
     subject: str | tuple[str, ...] | None
+    #: The code the scenarios send, and the sample workspace, in the session's language.
+    language: LanguagePack
     #: One of ``targets.WORKSPACE_KINDS`` for a target the kit starts.
     workspace: str = "kit"
     env: tuple[tuple[str, str], ...] = ()
@@ -270,6 +277,7 @@ class TargetSpec:
                 cpus=self.cpus,
                 settings=self.settings,
                 workspace=self.workspace,
+                workspace_source=self.language.workspace,
                 env=env,
                 capabilities=capabilities,
             )
@@ -281,6 +289,7 @@ class TargetSpec:
             command=list(self.subject) if isinstance(self.subject, tuple) else None,
             env=env,
             workspace=self.workspace,
+            workspace_source=self.language.workspace,
             settings=self.settings,
             memory_limit_bytes=self.process_memory_limit,
             capabilities=capabilities,
@@ -300,6 +309,10 @@ def spec_from(option: Callable[[str], Any]) -> TargetSpec:
     if headers and kind is not TargetKind.URL:
         raise OptionError("--header goes with --url: the kit starts other targets itself")
     cpus = limit(option("cpus"))
+    try:
+        language = languages.load(option("language"))
+    except languages.PackError as exc:
+        raise OptionError(f"--language {exc}") from None
     return TargetSpec(
         kind=kind,
         timeouts=timeouts_from(option),
@@ -314,6 +327,7 @@ def spec_from(option: Callable[[str], Any]) -> TargetSpec:
         workspace_mounted=option("workspace_mounted"),
         destructive=option("allow_destructive"),
         memory_limited=option("memory_limited"),
+        language=language,
     )
 
 

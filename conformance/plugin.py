@@ -13,7 +13,8 @@ installing the kit does not change anyone else's test runs.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import contextlib
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,12 @@ from .certification import (
     SKIP_KIND,
     ConformanceRun,
     needs,
+    not_run,
     requirement_ids,
     violation_in,
 )
 from .client import ExecutorClient
+from .languages import MissingSnippetError
 from .options import RUN_OPTIONS, OptionError, TargetSpec, add_target_options, spec_from
 from .render import check_writable, to_terminal
 from .results import SkipKind, TestRecord
@@ -162,15 +165,32 @@ def _run(config: pytest.Config) -> ConformanceRun | None:
 # -- hooks ------------------------------------------------------------------------------------
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    """Before the fixtures: a test the target cannot run is skipped, saying why."""
     run = _run(item.config)
-    if run is None or not item.get_closest_marker(REQUIREMENT_MARK):
-        return
-    reason = run.skip_reason(item)
-    if reason is not None:
-        item.stash[SKIP_KIND] = reason[0]
-        pytest.skip(reason[1])
+    if run is not None and item.get_closest_marker(REQUIREMENT_MARK):
+        reason = run.skip_reason(item)
+        if reason is not None:
+            item.stash[SKIP_KIND] = reason[0]
+            pytest.skip(reason[1])
+    with _not_run_without_a_snippet():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    with _not_run_without_a_snippet():
+        return (yield)
+
+
+@contextlib.contextmanager
+def _not_run_without_a_snippet() -> Iterator[None]:
+    """Code the language pack does not give: the test is not run, saying which snippet is missing."""
+    try:
+        yield
+    except MissingSnippetError as exc:
+        not_run(str(exc))
 
 
 @pytest.hookimpl(wrapper=True)

@@ -24,12 +24,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 
+from . import languages
 from .catalogue import Need
 from .settings import CONTRACT_DEFAULTS, KIT_SETTINGS, ExecutorSettings, SettingsSource
 from .timeouts import KitTimeouts
@@ -249,27 +249,35 @@ WORKSPACE_KINDS = ("kit", "missing", "empty", "elsewhere", "defaults")
 WORKSPACE_KINDS_WITH_CODE = ("kit", "elsewhere", "defaults")
 
 
-def export_workspace(folder: Path) -> Path:
-    """Copy the kit's sample workspace into ``folder`` (created), readable by any user."""
+def export_workspace(folder: Path, source: Path | None = None) -> Path:
+    """Copy a sample workspace (``source``; default: the default pack's) into ``folder`` (created),
+    readable by any user."""
     folder.mkdir(parents=True, exist_ok=True)
-    source = resources.files("conformance") / "workspace"
-    for entry in source.iterdir():
-        if entry.name.endswith(".py"):
+    source = source or _default_workspace()
+    for entry in sorted(source.iterdir()):
+        if entry.is_file():
             target = folder / entry.name
-            target.write_text(entry.read_text(encoding="utf-8"), encoding="utf-8")
+            target.write_bytes(entry.read_bytes())
             target.chmod(0o644)
     folder.chmod(0o755)
     return folder
 
 
-def prepare_workspace(kind: str, folder: Path) -> Path:
-    """The folder to give as WORKSPACE_FOLDER: the kit's workspace, an empty folder, or none.
+def _default_workspace() -> Path:
+    workspace = languages.load(languages.DEFAULT).workspace
+    assert workspace is not None, "the default pack has a workspace"
+    return workspace
+
+
+def prepare_workspace(kind: str, folder: Path, source: Path | None = None) -> Path:
+    """The folder to give as WORKSPACE_FOLDER: the sample workspace (``source``), an empty folder,
+    or none.
 
     Every kind that mounts the sample workspace ("kit", "elsewhere", "defaults") exports it; they
     differ in where the target puts the folder and what WORKSPACE_FOLDER says.
     """
     if kind in WORKSPACE_KINDS_WITH_CODE:
-        return export_workspace(folder)
+        return export_workspace(folder, source)
     if kind == "empty":
         folder.mkdir(parents=True)
         folder.chmod(0o755)
@@ -426,6 +434,8 @@ class ProcessTarget:
     #: "kit" (the sample workspace), "empty" (an empty folder), "missing" (no such folder) or
     #: "elsewhere" (the sample workspace in another folder).
     workspace: str = "kit"
+    #: The sample workspace's files (the language pack's; None: the default pack's).
+    workspace_source: Path | None = None
     #: Address-space cap per process (RLIMIT_AS), so a memory bomb cannot eat the host.
     memory_limit_bytes: int | None = 2 * 1024**3
     #: The values the executor is started with (PORT and WORKSPACE_FOLDER are chosen at start).
@@ -445,7 +455,7 @@ class ProcessTarget:
         self._dir.chmod(0o755)
         port = _free_port()
         folder = "elsewhere" if self.workspace == "elsewhere" else "workspace"
-        workspace = prepare_workspace(self.workspace, self._dir / folder)
+        workspace = prepare_workspace(self.workspace, self._dir / folder, self.workspace_source)
         settings = replace(self.settings, port=port, workspace_folder=str(workspace))
         command = self.command or [sys.executable, "-m", "reference_executor"]
         command = [part.replace("{port}", str(port)) for part in command]

@@ -1,5 +1,5 @@
-"""The README's generated sections: what it shows of the code, written by ``nox -s docs`` and
-checked by the tests, so that it stays true.
+"""The generated sections of the README and the docs: what they show of the code, written by
+``nox -s docs`` and checked by the tests, so that they stay true.
 
 A section sits between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` lines.
 """
@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conformance import languages
 from tests.kit.broken import detection_table
 
 #: The width the README's copy of ``--help`` is wrapped at.
@@ -36,13 +37,18 @@ def kit_help() -> str:
     return f"```text\n{done.stdout}```\n"
 
 
+#: The documents with generated sections.
+DOCUMENTS = ("README.md", "docs/language-packs.md")
+
+
 def generated() -> dict[str, str]:
-    """Each generated section's content: the gallery's table, the kit's help."""
-    return {"detection": detection_table(), "help": kit_help()}
+    """Each generated section's content: the gallery's table, the kit's help, the snippets."""
+    return {"detection": detection_table(), "help": kit_help(), "snippets": languages.markdown_table()}
 
 
-def write_generated(readme: Path) -> None:
-    text = readme.read_text(encoding="utf-8")
+def write_generated(document: Path) -> None:
+    """Rewrite the generated sections ``document`` has."""
+    text = document.read_text(encoding="utf-8")
     for name, content in generated().items():
         text = _pattern(name).sub(lambda m, c=content: m.group(1) + c + m.group(3), text)
-    readme.write_text(text, encoding="utf-8")
+    document.write_text(text, encoding="utf-8")

@@ -17,7 +17,6 @@ from conformance.targets import Capabilities, Target, TargetError, start_to_read
 
 __all__ = [
     "LONGEST_DEFAULT_TO_WAIT",
-    "SLEEPS",
     "Deadline",
     "judge_default_timeout",
     "observed_once",
@@ -29,8 +28,6 @@ T = TypeVar("T")
 
 #: A default EXECUTION_TIMEOUT longer than this is not waited for when a per-request one works.
 LONGEST_DEFAULT_TO_WAIT = 30.0
-#: Code that outlives any timeout the kit waits for.
-SLEEPS = "import time\ntime.sleep(600)"
 #: Code that sleeps this many times the default timeout must be cut; this many times, not.
 PAST_THE_DEFAULT, WITHIN_THE_DEFAULT = 1.3, 0.5
 #: The behaviour every timeout scenario needs (a key of the run's stalls).
@@ -70,7 +67,7 @@ def judge_default_timeout(executor: ExecutorClient, default: float) -> None:
     `timeout` and code that sleeps 0.5x must end `ok`, so an executor that uses another default
     (the contract's, when the kit set a shorter one) gives a different status.
     """
-    body, elapsed = run_past_its_timeout(executor, SLEEPS, None, default)
+    body, elapsed = run_past_its_timeout(executor, executor.code("sleeps_forever"), None, default)
     executor.expect(
         body["status"] == "timeout" and default * 0.9 <= elapsed <= default + executor.timeouts.timeout_slack,
         f'"status": "timeout" after about the default timeout of {default:g} s',
@@ -80,7 +77,7 @@ def judge_default_timeout(executor: ExecutorClient, default: float) -> None:
         return
     for factor, status in ((PAST_THE_DEFAULT, "timeout"), (WITHIN_THE_DEFAULT, "ok")):
         seconds = round(default * factor, 2)
-        code = f"import time\ntime.sleep({seconds})\n'finished'"
+        code = executor.code("sleep_then_value", seconds=seconds)
         body = run_past_its_timeout(executor, code, None, default)[0] if status == "timeout" else executor.run(code)
         executor.expect(
             body["status"] == status,

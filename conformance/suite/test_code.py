@@ -1,8 +1,8 @@
 """Mounted code (CODE-1 to CODE-5, feature `mounted_code`).
 
-The kit's sample workspace (``conformance/workspace``) has five files: a_first (slow, prints
-markers), b_second (imports the sibling conformance_helper), c_broken (raises), d_after_broken
-(records when loading ended) and conformance_helper.
+The language pack's sample workspace (Python's: ``conformance/languages/python/workspace``) has
+five files: a_first (slow, prints markers), b_second (imports the sibling conformance_helper),
+c_broken (raises), d_after_broken (records when loading ended) and conformance_helper.
 """
 
 from __future__ import annotations
@@ -24,9 +24,7 @@ LOADING_MARKER = "conformance-loading-marker"
 @pytest.mark.conformance_needs(Need.WORKSPACE)
 def test_workspace_files_run_in_the_session_namespace(executor: ExecutorClient) -> None:
     """Every .py file of the workspace ran at start-up in the session's global namespace."""
-    value = executor.evaluate(
-        "[type(globals().get('CONFORMANCE_LOAD_ORDER')).__name__, callable(globals().get('workspace_folder'))]"
-    )
+    value = executor.evaluate(executor.code("workspace_names"))
     executor.expect(value == ["list", True], "names defined by the workspace files, in the session", value)
 
 
@@ -34,13 +32,13 @@ def test_workspace_files_run_in_the_session_namespace(executor: ExecutorClient) 
 @pytest.mark.conformance_needs(Need.WORKSPACE)
 def test_files_run_in_sorted_order_and_import_siblings(executor: ExecutorClient) -> None:
     """Files run in sorted name order, and the folder is on sys.path so that siblings import."""
-    order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
+    order = executor.evaluate(executor.code("load_order"))
     executor.expect(
         isinstance(order, list) and order[:2] == ["a_first", "b_second"],
         "a_first, then b_second (which imported conformance_helper)",
         order,
     )
-    value = executor.evaluate("globals().get('CONFORMANCE_HELPER_VALUE')")
+    value = executor.evaluate(executor.code("helper_value"))
     executor.expect(value == 42, "the value b_second took from its sibling module", value)
 
 
@@ -50,7 +48,10 @@ def test_loading_output_never_appears_in_a_response(executor: ExecutorClient) ->
     """What loading prints stays out of execute responses, also right after a restart."""
     exchange = executor.restart()
     executor.expect(exchange.status == 200, "POST /restart to answer 200", exchange.response_line, exchange)
-    for code in ("'first after restart'", "print('second')"):
+    for code in (
+        executor.code("value_of_text", text="first after restart"),
+        executor.code("print_text", text="second"),
+    ):
         exchange = executor.execute(code)
         if exchange.status in BUSY:  # a restart still under way: ask again, as a client would
             executor.run(code)
@@ -64,7 +65,7 @@ def test_loading_output_never_appears_in_a_response(executor: ExecutorClient) ->
 @pytest.mark.conformance_needs(Need.WORKSPACE)
 def test_failing_file_is_skipped_and_the_rest_load(executor: ExecutorClient) -> None:
     """A file that raises is skipped; the files after it load and the executor is ready."""
-    order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
+    order = executor.evaluate(executor.code("load_order"))
     executor.expect(
         isinstance(order, list) and "d_after_broken" in order,
         "d_after_broken loaded after the broken file",
@@ -88,7 +89,7 @@ def test_workspace_folder_variable_chooses_the_folder(
     the first (a container: nothing at /code), whose files must load. An executor the kit did
     not start (a URL) cannot be started again, and is checked on its own folder only.
     """
-    order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
+    order = executor.evaluate(executor.code("load_order"))
     executor.expect(isinstance(order, list), "the kit's workspace loaded from WORKSPACE_FOLDER", order)
     sibling = started_sibling(executor, capabilities, sibling_starts, workspace)
     if sibling is None:
@@ -96,7 +97,7 @@ def test_workspace_folder_variable_chooses_the_folder(
     try:
         other = executor.of_sibling(sibling.base_url)
         try:
-            loaded = other.evaluate("'CONFORMANCE_LOAD_ORDER' in globals()")
+            loaded = other.evaluate(other.code("workspace_loaded"))
             if workspace == "elsewhere":
                 folder = sibling.capabilities.settings.workspace_folder
                 other.expect(loaded is True, f"the kit's workspace loaded from {folder}", loaded)

@@ -16,13 +16,14 @@ CLIENTS = 6
 LINES = 5
 
 
-def _code(n: int) -> str:
-    return f"import time\nfor i in range({LINES}):\n    print('conc-{n}-' + str(i), flush=True)\n    time.sleep(0.02)"
+def _code(executor: ExecutorClient, n: int) -> str:
+    return executor.code("print_lines_slowly", prefix=f"conc-{n}-", count=LINES)
 
 
 def _burst(executor: ExecutorClient) -> list[Exchange]:
+    codes = [_code(executor, n) for n in range(CLIENTS)]
     with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
-        return list(pool.map(lambda n: executor.execute(_code(n)), range(CLIENTS)))
+        return list(pool.map(executor.execute, codes))
 
 
 @pytest.mark.conformance_requirement("CONC-1")
@@ -33,7 +34,7 @@ def test_concurrent_executes_never_interleave(executor: ExecutorClient) -> None:
         deadline = time.monotonic() + executor.timeouts.ready
         while exchange.status in BUSY and time.monotonic() < deadline:  # refused (CONC-2): ask again
             time.sleep(executor.timeouts.poll_interval)
-            exchange = executor.execute(_code(n))
+            exchange = executor.execute(_code(executor, n))
         body = executor.expect_execute_response(exchange)
         stdout = output_text(body, type_="stream", name="stdout")
         expected = "".join(f"conc-{n}-{i}\n" for i in range(LINES))
@@ -69,19 +70,20 @@ def test_a_queued_call_whose_client_left_is_never_run(executor: ExecutorClient, 
     """
     hold = min(HOLD, 0.8 * capabilities.execution_timeout)
     quarter = hold / 4
-    executor.expect_status(executor.run("conformance_abandoned_ran = None"), "ok")
-    holder_code = f"import time\nconformance_holder_started = time.time()\ntime.sleep({hold})"
+    executor.expect_status(executor.run(executor.code("reset_abandoned")), "ok")
+    holder_code = executor.code("records_start_then_sleeps", seconds=hold)
+    abandoned_code = executor.code("records_time")
     with ThreadPoolExecutor(max_workers=1) as pool:
         holder = pool.submit(executor.execute, holder_code)
         # Not a wait for a condition: it orders the two calls, and the order is checked below from
         # the times they record (a second call that ran while its client waited is inconclusive).
         time.sleep(quarter)
-        abandoned = executor.execute("import time\nconformance_abandoned_ran = time.time()", client_timeout=quarter)
+        abandoned = executor.execute(abandoned_code, client_timeout=quarter)
         held = holder.result()
     if abandoned.status in BUSY:
         not_applicable(f"the executor refused the second call (HTTP {abandoned.status}) rather than queue it")
     executor.expect_execute_response(held)
-    started, ran = executor.evaluate("[conformance_holder_started, conformance_abandoned_ran]")
+    started, ran = executor.evaluate(executor.code("holder_and_abandoned"))
     if ran is not None and ran < started + 2 * quarter:  # its client had not given up yet
         not_applicable("the second call ran while its client still waited: nothing was left to drop")
     executor.expect(

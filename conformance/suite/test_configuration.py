@@ -62,7 +62,7 @@ def test_unset_settings_take_the_contracts_defaults(
                 f"answered on {sibling.capabilities.answered_on}",
                 None,
             )
-            loaded = other.evaluate("'CONFORMANCE_LOAD_ORDER' in globals()")
+            loaded = other.evaluate(other.code("workspace_loaded"))
             other.expect(loaded is True, f"the workspace at {defaults.workspace_folder} loaded", loaded)
             judge_default_timeout(other, defaults.execution_timeout)
         finally:

@@ -13,17 +13,16 @@ from conformance.catalogue import Need
 from conformance.client import ExecutorClient
 from conformance.targets import Capabilities
 
-CRASHES = {
-    "os._exit": "import os\nos._exit(1)",
-    "SIGKILL": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
-}
+#: How the session's process dies (the test's id -> the language pack's snippet).
+CRASHES = {"os._exit": "exits_the_process", "SIGKILL": "kills_itself"}
 #: The per-request timeout of a call that crashes: far longer than CRASH-1's 10 s.
 CRASH_CALL_TIMEOUT = 60
-MEMORY_BOMB = "blocks = []\nwhile True:\n    blocks.append(bytearray(64 * 1024 * 1024))"
 
 
-def _crash(executor: ExecutorClient, code: str) -> dict[str, Any]:
-    exchange = executor.execute_when_free(code, timeout=CRASH_CALL_TIMEOUT)  # far past the bound: no waiting for it
+def _crash(executor: ExecutorClient, snippet: str) -> dict[str, Any]:
+    exchange = executor.execute_when_free(
+        executor.code(snippet), timeout=CRASH_CALL_TIMEOUT
+    )  # far past the bound: no waiting for it
     elapsed = exchange.elapsed  # of the call that was accepted
     body = executor.expect_execute_response(exchange, requirement="CRASH-1")
     bound = executor.timeouts.crash_answer
@@ -52,10 +51,10 @@ def test_executor_recovers_by_itself(executor: ExecutorClient, capabilities: Cap
     """After a crash the executor becomes ready again, with mounted code, and runs code."""
     _crash(executor, CRASHES["os._exit"])
     executor.wait_ready()
-    body = executor.run("'alive again'")
+    body = executor.run(executor.code("value_of_text", text="alive again"))
     executor.expect_status(body, "ok")
     if capabilities.workspace_mounted:
-        order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
+        order = executor.evaluate(executor.code("load_order"))
         executor.expect(bool(order), "the mounted code loaded again after the crash", order)
 
 
@@ -64,7 +63,7 @@ def test_executor_recovers_by_itself(executor: ExecutorClient, capabilities: Cap
 @pytest.mark.conformance_needs(Need.MEMORY_LIMIT)
 def test_memory_exhaustion_does_not_take_down_the_server(executor: ExecutorClient) -> None:
     """User code that exhausts memory leaves the HTTP server serving; the session recovers."""
-    exchange = executor.execute_when_free(MEMORY_BOMB, timeout=60)
+    exchange = executor.execute_when_free(executor.code("memory_bomb"), timeout=60)
     executor.expect(
         exchange.error is None, "an answer to the call that exhausted memory", exchange.response_line, exchange
     )
@@ -74,4 +73,4 @@ def test_memory_exhaustion_does_not_take_down_the_server(executor: ExecutorClien
     executor.expect(
         exchange.status == 200, "HTTP 200 for code that raised", exchange.response_line, exchange, "ERROR-1"
     )
-    executor.expect_status(executor.run("'still serving'"), "ok")
+    executor.expect_status(executor.run(executor.code("value_of_text", text="still serving")), "ok")

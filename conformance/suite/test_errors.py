@@ -28,16 +28,16 @@ def _error_item(executor: ExecutorClient, body: dict[str, Any], ename: str) -> d
 @pytest.mark.conformance_requirement("ERROR-1")
 def test_exception_is_reported_as_an_error_item(executor: ExecutorClient) -> None:
     """An exception gives HTTP 200, `status: error` and an error item; never a 5xx."""
-    body = executor.run("def failing():\n    raise ValueError('boom 17')\nfailing()")
-    item = _error_item(executor, body, "ValueError")
+    body = executor.run(executor.code("raises_in_a_function"))
+    item = _error_item(executor, body, executor.language.error_name("raises_in_a_function"))
     executor.expect("boom 17" in item["evalue"], "evalue 'boom 17'", item["evalue"])
 
 
 @pytest.mark.conformance_requirement("ERROR-2")
 def test_syntax_error_is_reported_the_same_way_and_state_survives(executor: ExecutorClient) -> None:
     """A SyntaxError is an error item too, and state defined before any error survives."""
-    executor.expect_status(executor.run("survivor = 'still here'"), "ok")
-    _error_item(executor, executor.run("x = = 1"), "SyntaxError")  # plainly a SyntaxError in every version
-    _error_item(executor, executor.run("1 / 0"), "ZeroDivisionError")
-    value = executor.evaluate("survivor")
+    executor.expect_status(executor.run(executor.code("define", name="survivor", value="still here")), "ok")
+    for snippet in ("invalid_assignment", "runtime_error"):
+        _error_item(executor, executor.run(executor.code(snippet)), executor.language.error_name(snippet))
+    value = executor.evaluate(executor.code("variable_value", name="survivor"))
     executor.expect(value == "still here", "'still here' after the errors", value)

@@ -9,27 +9,16 @@ import pytest
 from conformance.client import ExecutorClient, output_text
 from conformance.schema import schema_errors
 
-#: Code whose responses together use every status but timeout/crashed and every output type.
+#: Code whose responses together use every status but timeout/crashed and every output type
+#: (sample -> the language pack's snippet).
 SAMPLES = {
-    "expression": "6 * 7",
-    "stdout and stderr": "import sys\nprint('out')\nprint('err', file=sys.stderr)",
-    "exception": "raise ValueError('sample error')",
-    "syntax error": "def broken(:\n    pass",
-    "display": "from IPython.display import display, HTML\ndisplay(HTML('<b>bold</b>'))",
-    "empty": "",
+    "expression": "expression_six_times_seven",
+    "stdout and stderr": "stdout_and_stderr",
+    "exception": "raises_sample_error",
+    "syntax error": "syntax_error",
+    "display": "display_html",
+    "empty": "empty",
 }
-
-#: A 1x1 PNG, built in the session so that no file is needed.
-PNG_CODE = """
-import base64, struct, zlib
-def _chunk(kind, data):
-    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
-_png = (b'\\x89PNG\\r\\n\\x1a\\n' + _chunk(b'IHDR', struct.pack('>IIBBBBB', 1, 1, 8, 2, 0, 0, 0))
-        + _chunk(b'IDAT', zlib.compress(b'\\x00\\xff\\x00\\x00')) + _chunk(b'IEND', b''))
-from IPython.display import display, HTML, Image
-display(HTML('<i>rich</i>'))
-display(Image(data=_png, format='png'))
-"""
 
 SPECIAL_TEXT = "héllo wörld ✓ 漢字 😀 nul:\x00: ansi:\x1b[31mred\x1b[0m tab:\t bell:\x07 end"
 
@@ -38,7 +27,7 @@ SPECIAL_TEXT = "héllo wörld ✓ 漢字 😀 nul:\x00: ansi:\x1b[31mred\x1b[0m 
 @pytest.mark.parametrize("sample", list(SAMPLES))
 def test_execute_response_matches_the_schema(executor: ExecutorClient, sample: str) -> None:
     """Whenever code was run, the answer is 200 with the documented fields and a known status."""
-    body = executor.run(SAMPLES[sample])
+    body = executor.run(executor.code(SAMPLES[sample]))
     errors = schema_errors("ExecuteResponse", body)
     executor.expect(not errors, "a body matching the ExecuteResponse schema", "; ".join(errors))
 
@@ -46,10 +35,7 @@ def test_execute_response_matches_the_schema(executor: ExecutorClient, sample: s
 @pytest.mark.conformance_requirement("EXEC-2")
 def test_stdout_and_stderr_come_back_as_named_streams(executor: ExecutorClient) -> None:
     """stdout and stderr are `stream` items with the right `name` and the exact text."""
-    body = executor.run(
-        "import sys\nprint('to stdout')\nprint('to stderr', file=sys.stderr)\n"
-        "sys.stdout.write('no newline')\nsys.stdout.flush()"
-    )
+    body = executor.run(executor.code("streams_exactly"))
     executor.expect_status(body, "ok")
     stdout = output_text(body, type_="stream", name="stdout")
     stderr = output_text(body, type_="stream", name="stderr")
@@ -60,7 +46,7 @@ def test_stdout_and_stderr_come_back_as_named_streams(executor: ExecutorClient) 
 @pytest.mark.conformance_requirement("EXEC-3")
 def test_trailing_expression_comes_back_as_execute_result(executor: ExecutorClient) -> None:
     """The value of a trailing expression is an `execute_result` with text/plain."""
-    body = executor.run("1+1")
+    body = executor.run(executor.code("one_plus_one"))
     executor.expect_status(body, "ok")
     results = [item for item in body["outputs"] if item.get("type") == "execute_result"]
     executor.expect(len(results) == 1, "one execute_result item", body["outputs"])
@@ -71,7 +57,7 @@ def test_trailing_expression_comes_back_as_execute_result(executor: ExecutorClie
 @pytest.mark.conformance_requirement("EXEC-4")
 def test_rich_display_comes_back_as_display_data(executor: ExecutorClient) -> None:
     """IPython.display output is `display_data` with its MIME bundle; images as base64 PNG."""
-    body = executor.run(PNG_CODE)
+    body = executor.run(executor.code("display_html_and_png"))
     executor.expect_status(body, "ok")
     bundles = [item.get("data") or {} for item in body["outputs"] if item.get("type") == "display_data"]
     executor.expect(
@@ -91,9 +77,9 @@ def test_rich_display_comes_back_as_display_data(executor: ExecutorClient) -> No
 @pytest.mark.conformance_requirement("EXEC-5")
 def test_every_output_item_has_type_and_text(executor: ExecutorClient) -> None:
     """Every item has a string `type` and a string `text`: text/plain for results, a plain traceback for errors."""
-    for code in (SAMPLES["stdout and stderr"], SAMPLES["expression"], SAMPLES["exception"], SAMPLES["display"]):
-        may_raise = code in (SAMPLES["exception"], SAMPLES["display"])  # display needs IPython, which may be absent
-        body = executor.run(code, requirement="ERROR-1" if may_raise else None)
+    for sample in ("stdout and stderr", "expression", "exception", "display"):
+        may_raise = sample in ("exception", "display")  # display needs IPython, which may be absent
+        body = executor.run(executor.code(SAMPLES[sample]), requirement="ERROR-1" if may_raise else None)
         for item in body["outputs"]:
             executor.expect(
                 isinstance(item, dict) and isinstance(item.get("type"), str) and isinstance(item.get("text"), str),
@@ -109,7 +95,7 @@ def test_every_output_item_has_type_and_text(executor: ExecutorClient) -> None:
                     "error text holding the traceback without ANSI colour codes",
                     repr(item["text"][:300]),
                 )
-    body = executor.run(SAMPLES["exception"], requirement="ERROR-1")
+    body = executor.run(executor.code(SAMPLES["exception"]), requirement="ERROR-1")
     text = output_text(body, type_="error")
     executor.expect("sample error" in text, "the raised error's message in the error item's text", repr(text[:300]))
 
@@ -117,7 +103,7 @@ def test_every_output_item_has_type_and_text(executor: ExecutorClient) -> None:
 @pytest.mark.conformance_requirement("EXEC-6")
 def test_special_characters_round_trip_unchanged(executor: ExecutorClient) -> None:
     """Non-ASCII, emoji, NUL and ANSI control characters come back unchanged, in valid JSON."""
-    body = executor.run(f"print({SPECIAL_TEXT!r})")
+    body = executor.run(executor.code("print_text", text=SPECIAL_TEXT))
     executor.expect(
         executor.last is not None and executor.last.json is not None,
         "valid JSON",
@@ -129,19 +115,19 @@ def test_special_characters_round_trip_unchanged(executor: ExecutorClient) -> No
 
 @pytest.mark.conformance_requirement("EXEC-7")
 @pytest.mark.parametrize(
-    "code", ["", "# only a comment", "\n   \n# two\n# comments\n"], ids=["empty", "comment", "blank-and-comments"]
+    "snippet", ["empty", "comment_only", "blank_and_comments"], ids=["empty", "comment", "blank-and-comments"]
 )
-def test_empty_or_comment_only_code_is_ok_with_no_outputs(executor: ExecutorClient, code: str) -> None:
+def test_empty_or_comment_only_code_is_ok_with_no_outputs(executor: ExecutorClient, snippet: str) -> None:
     """Empty or comment-only code gives `ok` and no outputs."""
-    body = executor.run(code)
+    body = executor.run(executor.code(snippet))
     executor.expect(body["status"] == "ok" and body["outputs"] == [], '"status": "ok", "outputs": []', body)
 
 
-#: Code whose output is not valid Unicode: (name, code, the text expected back, the item's type).
+#: Code whose output is not valid Unicode: (name, snippet, the text expected back, the item's type).
 UNENCODABLE = {
-    "stdout": ("print('a\\ud800b')", "a\ufffdb\n", "stream"),
-    "stderr": ("import sys\nsys.stderr.write('c\\udfffd\\n')", "c\ufffdd\n", "stream"),
-    "exception": ("raise ValueError('e\\udc80f')", "e\ufffdf", "error"),
+    "stdout": ("lone_surrogate_stdout", "a\ufffdb\n", "stream"),
+    "stderr": ("lone_surrogate_stderr", "c\ufffdd\n", "stream"),
+    "exception": ("lone_surrogate_error", "e\ufffdf", "error"),
 }
 
 
@@ -149,8 +135,8 @@ UNENCODABLE = {
 @pytest.mark.parametrize("case", list(UNENCODABLE))
 def test_output_that_is_not_unicode_comes_back_with_replacement_characters(executor: ExecutorClient, case: str) -> None:
     """A lone surrogate in output comes back as U+FFFD; the rest of the output is kept."""
-    code, expected, kind = UNENCODABLE[case]
-    body = executor.run(code)
+    snippet, expected, kind = UNENCODABLE[case]
+    body = executor.run(executor.code(snippet))
     items = [item for item in body["outputs"] if item.get("type") == kind]
     text = "".join(str(item.get("evalue" if kind == "error" else "text", "")) for item in items)
     executor.expect(

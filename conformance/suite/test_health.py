@@ -44,7 +44,7 @@ def test_health_answers_within_a_second_while_code_runs_and_during_restart(execu
     with ThreadPoolExecutor(max_workers=1) as pool:
         # Asked again while the answer is "busy" or "not ready": the polls must overlap running code,
         # or an executor that blocks /health while busy would pass unseen.
-        running = pool.submit(executor.execute_when_free, "import time\ntime.sleep(2.5)", 5)
+        running = pool.submit(executor.execute_when_free, executor.code("sleep_then_value", seconds=2.5), 5)
         _health_while(executor, running)
         ran = running.result()
         body = executor.expect_execute_response(ran)  # a response without its fields is EXEC-1's

@@ -66,7 +66,7 @@ def test_malformed_request_gets_a_4xx_json_error(executor: ExecutorClient, case:
     """Malformed requests get a 4xx JSON error, never a 5xx, and the executor stays usable."""
     exchange = executor.request("POST", "/execute", content=BAD_BODIES[case], headers=JSON)
     _expect_json_4xx(executor, exchange, case)
-    body = executor.run("1+1")
+    body = executor.run(executor.code("one_plus_one"))
     executor.expect_status(body, "ok")
 
 
@@ -85,7 +85,7 @@ def test_hostile_valid_json_never_gets_a_5xx(executor: ExecutorClient, case: str
         executor.expect(
             isinstance(exchange.json, dict), f"a JSON error body for {case}", exchange.response_line, exchange
         )
-    executor.expect_status(executor.run("1+1"), "ok")
+    executor.expect_status(executor.run(executor.code("one_plus_one")), "ok")
 
 
 @pytest.mark.conformance_requirement("INPUT-2")
@@ -101,7 +101,7 @@ def test_body_over_the_size_limit_gets_413(executor: ExecutorClient, capabilitie
             exchange.response_line,
             exchange,
         )
-    executor.expect_status(executor.run("1+1"), "ok")
+    executor.expect_status(executor.run(executor.code("one_plus_one")), "ok")
 
 
 @pytest.mark.conformance_requirement("INPUT-3")
@@ -128,7 +128,7 @@ def test_unknown_paths_get_404_and_wrong_methods_405(
 @pytest.mark.conformance_requirement("INPUT-4")
 def test_unknown_request_fields_are_ignored(executor: ExecutorClient) -> None:
     """Unknown fields of an execute request are ignored."""
-    body = executor.run("print(20 + 22)", session="abc", language="python", options={"x": 1})
+    body = executor.run(executor.code("print_sum", a=20, b=22), session="abc", language="python", options={"x": 1})
     executor.expect_status(body, "ok")
     executor.expect(output_text(body) == "42\n", "the output '42'", body["outputs"])
 
@@ -141,7 +141,9 @@ def test_a_timeout_above_the_maximum_gets_422(executor: ExecutorClient, capabili
         maximum = capabilities.settings.max_execution_timeout
         cases = [(maximum + 1, 422), (maximum, 200), *cases]
     for timeout, status in cases:
-        exchange = executor.execute("1+1", timeout=timeout, client_timeout=executor.timeouts.request)
+        exchange = executor.execute(
+            executor.code("one_plus_one"), timeout=timeout, client_timeout=executor.timeouts.request
+        )
         executor.expect(
             exchange.status == status,
             f"HTTP {status} for a timeout of {timeout:g} s (MAX_EXECUTION_TIMEOUT: "
@@ -203,4 +205,4 @@ def test_slow_clients_are_closed_and_do_not_starve_health(executor: ExecutorClie
     finally:
         for connection in connections:
             connection.close()
-    executor.expect_status(executor.run("1+1"), "ok")
+    executor.expect_status(executor.run(executor.code("one_plus_one")), "ok")

@@ -1,7 +1,9 @@
 """Isolation between sessions (ISO-1 to ISO-6): what one user leaves behind must not reach the next.
 
 Each scenario begins with a session of its own (a restart: whatever earlier tests left, a memory
-bomb say, is gone), does what a hostile user would (see ``isolation_code``), restarts the session
+bomb say, is gone), does what a hostile user would (the language pack's isolation snippets: each
+starts nothing that lives longer than LIFE s, and signals only processes inside the executor),
+restarts the session
 as the manager does between users, and looks from the next session. Runs last: ISO-5 signals every
 process user code can reach, which may stop a weak executor for good.
 """
@@ -21,8 +23,10 @@ from conformance.catalogue import Need
 from conformance.certification import not_applicable, not_run
 from conformance.client import ExecutorClient, output_text
 from conformance.settings import SESSION_ENV_PROBE
-from conformance.suite import isolation_code as attack
 from conformance.targets import Capabilities, ProcessTarget, Target
+
+#: Seconds a process or thread started by a scenario lives at most.
+LIFE = 60
 
 
 def _token(request: pytest.FixtureRequest) -> str:
@@ -60,14 +64,15 @@ def test_no_process_of_a_session_survives_restart(
 ) -> None:
     """A detached process, and every process user code could signal, are gone once /restart answered."""
     executor.new_session()
-    seen = _printed(executor, attack.start_heartbeat(capabilities.signal_scope), "the heartbeat's PID")
+    heartbeat = executor.code("start_heartbeat", scope=capabilities.signal_scope or 0, life=LIFE)
+    seen = _printed(executor, heartbeat, "the heartbeat's PID")
     if not isinstance(seen, dict):
         raise executor.fail("the heartbeat's PID and the reachable processes", repr(seen), executor.last)
     before: list[list[Any]] = [seen["heartbeat"], *seen["reachable"]]
     executor.new_session()
     deadline = time.monotonic() + executor.timeouts.process_exit
     while True:  # a killed process may take a moment to exit
-        alive = _printed(executor, attack.processes_alive(before), "the processes still running")
+        alive = _printed(executor, executor.code("processes_alive", processes=before), "the processes still running")
         if not alive or time.monotonic() >= deadline:
             break
         time.sleep(executor.timeouts.poll_interval)
@@ -89,11 +94,12 @@ def test_files_written_by_a_session_are_gone_after_restart(
 ) -> None:
     """Files in the temp folders, HOME, the working directory and on sys.path do not survive /restart."""
     executor.new_session()
-    written = _printed(executor, attack.file_marks(_token(request), list(persistent_folders)), "the files written")
+    marks = executor.code("file_marks", token=_token(request), persistent=list(persistent_folders))
+    written = _printed(executor, marks, "the files written")
     if not written:
         not_applicable("user code could write no file outside the workspace and the persistent folders")
     executor.new_session()
-    left = _printed(executor, attack.files_left(written), "the files still there")
+    left = _printed(executor, executor.code("files_left", paths=written), "the files still there")
     _remove_left_over(executor_target, [], left)
     executor.expect(
         left == [],
@@ -110,10 +116,10 @@ def test_code_planted_by_a_session_does_not_run_in_the_next(
     """Start-up files planted on import paths (persistent folders too) and environment variables are inert."""
     executor.new_session()
     token = _token(request)
-    planted = _printed(executor, attack.plant(token), "the files planted")
+    planted = _printed(executor, executor.code("plant", token=token), "the files planted")
     executor.new_session()
-    ran = _printed(executor, attack.check_planted(token), "whether the planted code ran")
-    left = _printed(executor, attack.files_left(planted), "the planted files still there")
+    ran = _printed(executor, executor.code("check_planted", token=token), "whether the planted code ran")
+    left = _printed(executor, executor.code("files_left", paths=planted), "the planted files still there")
     _remove_left_over(executor_target, [], left)
     executor.expect(
         ran == {"session": False, "new_interpreter": False},
@@ -129,10 +135,10 @@ def test_background_output_of_a_session_never_reaches_the_next(
     """A thread and a detached process that keep printing: nothing of theirs after /restart."""
     executor.new_session()
     token = _token(request)
-    executor.expect_status(executor.run(attack.background_talkers(token)), "ok")
+    executor.expect_status(executor.run(executor.code("background_talkers", token=token, life=LIFE)), "ok")
     executor.new_session()
     for _ in range(3):  # three calls that each leave room for a stray line
-        body = executor.run("import time\ntime.sleep(0.3)\nprint('after the restart')")
+        body = executor.run(executor.code("sleep_then_print", seconds=0.3, text="after the restart"))
         text = output_text(body)
         executor.expect(
             f"conformance-leak-{token}" not in text and body["status"] == "ok",
@@ -146,7 +152,7 @@ def test_background_output_of_a_session_never_reaches_the_next(
 def test_only_the_variables_named_in_session_env_reach_user_code(executor: ExecutorClient) -> None:
     """With SESSION_ENV naming one variable, user code sees that one and not the server's others."""
     names = [name for name in SESSION_ENV_PROBE if name != "SESSION_ENV"]
-    seen = _printed(executor, attack.session_environment(names), "the environment's values")
+    seen = _printed(executor, executor.code("session_environment", names=names), "the environment's values")
     expected = {"CONFORMANCE_PASSED_ON": SESSION_ENV_PROBE["CONFORMANCE_PASSED_ON"], "CONFORMANCE_SERVER_ONLY": None}
     executor.expect(seen == expected, json.dumps(expected), json.dumps(seen))
 
@@ -166,7 +172,12 @@ def test_signals_to_every_process_leave_the_next_session_sound(
     kit_namespace = os.readlink("/proc/self/ns/pid") if os.path.exists("/proc/self/ns/pid") else None
     outcome = _printed(
         executor,
-        attack.signal_everything(signal_name, capabilities.signal_scope, kit_namespace),
+        executor.code(
+            "signal_everything",
+            signal_name=signal_name,
+            scope=capabilities.signal_scope or 0,
+            kit_namespace=kit_namespace or "",
+        ),
         "the processes signalled",
     )
     if not isinstance(outcome, dict):
@@ -187,7 +198,7 @@ def test_signals_to_every_process_leave_the_next_session_sound(
         f"{executor.timeouts.restart_after_attack:.0f} s)",
         f"{took:.1f} s",
     )
-    exchange = executor.execute_when_free("print('the next session')")
+    exchange = executor.execute_when_free(executor.code("print_text", text="the next session"))
     body = executor.expect_execute_response(exchange)
     executor.expect(
         body["status"] == "ok"

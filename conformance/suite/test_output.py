@@ -7,9 +7,6 @@ import pytest
 from conformance.client import ExecutorClient, output_text
 from conformance.targets import Capabilities
 
-#: Prints 50 MB in 1 MB writes.
-FLOOD = "import sys\nchunk = 'x' * 1_000_000\nfor _ in range(50):\n    sys.stdout.write(chunk)\nsys.stdout.flush()"
-
 #: Generous room for the marker and framing past the limit.
 MARKER_ROOM = 64 * 1024
 
@@ -17,9 +14,9 @@ MARKER_ROOM = 64 * 1024
 @pytest.mark.conformance_requirement("OUTPUT-1")
 def test_huge_output_does_not_break_the_executor(executor: ExecutorClient) -> None:
     """50 MB of output: the call returns, and the next call works."""
-    exchange = executor.execute_when_free(FLOOD, timeout=60)
+    exchange = executor.execute_when_free(executor.code("floods_stdout"), timeout=60)
     executor.expect(exchange.status == 200, "HTTP 200 after printing 50 MB", exchange.response_line, exchange)
-    body = executor.run("'after the flood'")
+    body = executor.run(executor.code("value_of_text", text="after the flood"))
     executor.expect_status(body, "ok")
 
 
@@ -27,7 +24,7 @@ def test_huge_output_does_not_break_the_executor(executor: ExecutorClient) -> No
 def test_output_past_the_limit_is_cut_and_marked(executor: ExecutorClient, capabilities: Capabilities) -> None:
     """Output past MAX_OUTPUT_BYTES is cut, with `truncated: true` and a visible marker."""
     limit = capabilities.settings.max_output_bytes
-    body = executor.run(f"import sys\nsys.stdout.write('x' * {2 * limit})\nsys.stdout.flush()", timeout=60)
+    body = executor.run(executor.code("writes_bytes", char="x", count=2 * limit), timeout=60)
     text = output_text(body)
     executor.expect(body.get("truncated") is True, '"truncated": true', {"truncated": body.get("truncated")})
     executor.expect(
@@ -38,7 +35,7 @@ def test_output_past_the_limit_is_cut_and_marked(executor: ExecutorClient, capab
     executor.expect(text.replace("x", "").strip() != "", "a visible marker in the text", text[-200:])
     # Half the limit comes back whole: the cut is at MAX_OUTPUT_BYTES, not at a limit of the executor's own.
     half = limit // 2
-    body = executor.run(f"import sys\nsys.stdout.write('y' * {half})\nsys.stdout.flush()", timeout=60)
+    body = executor.run(executor.code("writes_bytes", char="y", count=half), timeout=60)
     kept = output_text(body).count("y")
     executor.expect(
         kept == half and body.get("truncated") is not True,

@@ -113,7 +113,7 @@ def test_ready_only_after_mounted_code_is_loaded(executor: ExecutorClient) -> No
     executor.expect(exchange.status == 200, "POST /restart to answer 200", exchange.response_line, exchange)
     ready = executor.wait_ready()
     ready_at = time.time()  # the ready answer had arrived by now
-    loaded_at = executor.evaluate("CONFORMANCE_LOADED_AT")
+    loaded_at = executor.evaluate(executor.code("loaded_at"))
     executor.expect(
         isinstance(loaded_at, float) and loaded_at <= ready_at + CLOCK_SLACK,
         "the last workspace file to have run before /ready said ready",

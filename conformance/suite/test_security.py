@@ -8,25 +8,11 @@ from conformance.catalogue import Need
 from conformance.certification import not_applicable
 from conformance.client import ExecutorClient
 
-KILL_PARENT = (
-    "import os, signal\n"
-    "try:\n    os.kill(os.getppid(), signal.SIGKILL)\n    print('signal sent')\n"
-    "except OSError as error:\n    print('refused:', type(error).__name__)"
-)
-WRITE_WORKSPACE = (  # the workspace is the folder on sys.path that holds conformance_helper.py
-    "import os, sys\n"
-    "folders = [p for p in sys.path if os.path.isfile(os.path.join(p or '.', 'conformance_helper.py'))]\n"
-    "if not folders:\n    print('not found')\n"
-    "else:\n    path = os.path.join(folders[0], 'written-by-user-code.txt')\n"
-    "    try:\n        open(path, 'w').close()\n        os.remove(path)\n        print('written')\n"
-    "    except OSError as error:\n        print('refused:', type(error).__name__)"
-)
-
 
 @pytest.mark.conformance_requirement("SEC-1")
 def test_user_code_does_not_run_as_root(executor: ExecutorClient) -> None:
     """User code runs as a non-root user."""
-    uid = executor.evaluate("__import__('os').geteuid()")
+    uid = executor.evaluate(executor.code("user_id"))
     executor.expect(uid != 0, "an effective user id other than 0", f"uid {uid}")
 
 
@@ -34,7 +20,7 @@ def test_user_code_does_not_run_as_root(executor: ExecutorClient) -> None:
 @pytest.mark.conformance_needs(Need.WORKSPACE)
 def test_mounted_code_folder_is_read_only_to_user_code(executor: ExecutorClient) -> None:
     """User code cannot write into the mounted code folder."""
-    body = executor.run(WRITE_WORKSPACE)
+    body = executor.run(executor.code("write_workspace"))
     text = "".join(item.get("text", "") for item in body["outputs"])
     if text.startswith("not found"):
         not_applicable("the workspace folder is not on sys.path, so user code cannot find it to write")
@@ -44,9 +30,9 @@ def test_mounted_code_folder_is_read_only_to_user_code(executor: ExecutorClient)
 @pytest.mark.conformance_requirement("SEC-2")
 @pytest.mark.conformance_needs(Need.DESTRUCTIVE)
 def test_user_code_cannot_kill_the_server(executor: ExecutorClient) -> None:
-    """`os.kill(os.getppid(), SIGKILL)` leaves the executor serving."""
-    executor.execute(KILL_PARENT)
+    """SIGKILL sent to the session's parent process leaves the executor serving."""
+    executor.execute(executor.code("kill_parent"))
     health = executor.health()
     executor.expect(health.status == 200, "/health answering after the attempt", health.response_line, health)
     executor.wait_ready()
-    executor.expect_status(executor.run("'still serving'"), "ok")
+    executor.expect_status(executor.run(executor.code("value_of_text", text="still serving")), "ok")

@@ -10,7 +10,7 @@ from conformance.client import ExecutorClient
 @pytest.mark.conformance_requirement("STATE-1")
 def test_variables_functions_and_imports_persist(executor: ExecutorClient) -> None:
     """What one execute defines, the next one sees."""
-    body = executor.run("state_value = 41\ndef state_function(x):\n    return x + 1\nimport fractions as state_module")
+    body = executor.run(executor.code("defines_state"))
     executor.expect_status(body, "ok")
-    value = executor.evaluate("[state_function(state_value), str(state_module.Fraction(1, 2))]")
+    value = executor.evaluate(executor.code("uses_state"))
     executor.expect(value == [42, "1/2"], "[42, '1/2'] from the earlier definitions", value)

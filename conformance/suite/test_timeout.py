@@ -14,14 +14,11 @@ from conformance.violations import Exchange
 
 from .conftest import (
     LONGEST_DEFAULT_TO_WAIT,
-    SLEEPS,
     Deadline,
     judge_default_timeout,
     observed_once,
     run_past_its_timeout,
 )
-
-IGNORES_SIGINT = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.05)"
 
 
 def _timed_out(executor: ExecutorClient, code: str, deadline: Deadline) -> tuple[dict[str, Any], float]:
@@ -62,14 +59,16 @@ def _after_a_timeout(request: pytest.FixtureRequest, executor: ExecutorClient, d
 
 
 def _observe_a_timeout(executor: ExecutorClient, deadline: Deadline) -> AfterATimeout:
-    defined = executor.run("kept_through_timeout = 'kept'", requirement="TIMEOUT-4")
+    defined = executor.run(executor.code("define", name="kept_through_timeout", value="kept"), requirement="TIMEOUT-4")
     executor.expect_status(defined, "ok", requirement="TIMEOUT-4")
-    body, _ = _timed_out(executor, f"print({BEFORE_THE_DEADLINE!r}, flush=True)\n{SLEEPS}", deadline)
+    body, _ = _timed_out(executor, executor.code("print_then_sleep_forever", text=BEFORE_THE_DEADLINE), deadline)
     timed_out_exchange = executor.last
     started = time.monotonic()
-    next_call = executor.execute("print(21 * 2)")  # no retry: a busy answer is what TIMEOUT-3 looks for
+    next_call = executor.execute(
+        executor.code("print_sum", a=21, b=21)
+    )  # no retry: a busy answer is what TIMEOUT-3 looks for
     next_call_elapsed = time.monotonic() - started
-    read_back = executor.execute_when_free("print(kept_through_timeout)")
+    read_back = executor.execute_when_free(executor.code("print_variable", name="kept_through_timeout"))
     return AfterATimeout(body, timed_out_exchange, next_call, next_call_elapsed, read_back)
 
 
@@ -130,12 +129,12 @@ def test_code_ignoring_interrupts_is_ended_by_a_restart(
     executor: ExecutorClient, deadline: Deadline, capabilities: Capabilities
 ) -> None:
     """Code that ignores SIGINT is still ended: the session restarts (`restarted: true`) and stays usable."""
-    body, _ = _timed_out(executor, IGNORES_SIGINT, deadline)
+    body, _ = _timed_out(executor, executor.code("ignores_interrupts"), deadline)
     executor.expect(body["restarted"] is True, '"restarted": true', {"restarted": body["restarted"]})
     executor.wait_ready()
-    executor.expect_status(executor.run("1"), "ok")
+    executor.expect_status(executor.run(executor.code("one_plus_one")), "ok")
     if capabilities.workspace_mounted:
-        order = executor.evaluate("globals().get('CONFORMANCE_LOAD_ORDER')")
+        order = executor.evaluate(executor.code("load_order"))
         executor.expect(bool(order), "the mounted code loaded again after the restart", order)
 
 
@@ -143,14 +142,14 @@ def test_code_ignoring_interrupts_is_ended_by_a_restart(
 def test_per_request_timeout_is_honoured(executor: ExecutorClient, capabilities: Capabilities) -> None:
     """A per-request `timeout` overrides the default, both shorter and longer."""
     default = capabilities.execution_timeout
-    body, elapsed = run_past_its_timeout(executor, SLEEPS, 0.5, 0.5)
+    body, elapsed = run_past_its_timeout(executor, executor.code("sleeps_forever"), 0.5, 0.5)
     executor.expect(
         body["status"] == "timeout" and elapsed < min(default, 0.5 + executor.timeouts.timeout_slack),
         f'"status": "timeout" sooner than the default {default:.1f} s',
         f"status {body['status']!r} after {elapsed:.1f} s",
     )
     if default <= LONGEST_DEFAULT_TO_WAIT:
-        body = executor.run(f"import time\ntime.sleep({default + 1.0})\n'finished'", default + 4.0)
+        body = executor.run(executor.code("sleep_then_value", seconds=default + 1.0), default + 4.0)
         executor.expect_status(body, "ok")
 
 
