@@ -26,6 +26,7 @@ nox.options.reuse_existing_virtualenvs = True
 ROOT = Path(__file__).parent
 IMAGE = "executor-conformance/reference-executor:latest"
 EXAMPLE_IMAGE = "executor-conformance/subprocess-executor:latest"
+NODE_IMAGE = "executor-conformance/node-executor:latest"
 
 
 def _readable_by_everyone(path: Path) -> bool:
@@ -130,6 +131,10 @@ def docs(session: nox.Session) -> None:
 #: The image's default base, and the Debian base made with debootstrap where it cannot be pulled.
 OFFICIAL_BASE = "python:3.13-slim"
 LOCAL_BASE = "executor-conformance/debian-python:trixie"
+LOCAL_BASE_PACKAGES = "python3,python3-venv,ca-certificates"
+#: The Node.js executor's base: Debian's nodejs, made with debootstrap (no registry).
+NODE_BASE = "executor-conformance/debian-node:trixie"
+NODE_BASE_PACKAGES = "nodejs,ca-certificates"
 
 
 def _executor_requirements() -> list[str]:
@@ -147,10 +152,16 @@ def _require_docker(session: nox.Session) -> None:
 def _base_image(session: nox.Session, requested: str | None) -> str:
     """The base to build on: as requested, else the official slim image if present, else a local Debian one."""
     base = requested or (OFFICIAL_BASE if _docker_has(OFFICIAL_BASE) else LOCAL_BASE)
-    if base == LOCAL_BASE and not _docker_has(LOCAL_BASE):
-        session.log(f"{OFFICIAL_BASE} is not present locally: making {LOCAL_BASE} with debootstrap")
-        session.run("bash", "docker/make-base-image.sh", LOCAL_BASE, external=True)
+    if base == LOCAL_BASE:
+        _make_base(session, LOCAL_BASE, LOCAL_BASE_PACKAGES)
     return base
+
+
+def _make_base(session: nox.Session, tag: str, packages: str) -> None:
+    """Make the Debian base ``tag`` with ``packages`` (debootstrap, no registry), unless it is there."""
+    if not _docker_has(tag):
+        session.log(f"making {tag} with debootstrap ({packages})")
+        session.run("bash", "docker/make-base-image.sh", tag, "trixie", "", packages, external=True)
 
 
 def _image_arguments(session: nox.Session, default_tag: str) -> argparse.Namespace:
@@ -203,6 +214,18 @@ def example_image(session: nox.Session) -> None:
     _require_docker(session)
     base = _base_image(session, args.base)
     context = ROOT / "examples" / "subprocess_executor"
+    session.run("docker", "build", "--build-arg", f"BASE={base}", "-t", args.tag, str(context), external=True)
+
+
+@nox.session(python=False)
+def node_image(session: nox.Session) -> None:
+    """Build the Node.js executor's image (examples/node_executor), offline: Debian's nodejs, no Python."""
+    args = _image_arguments(session, NODE_IMAGE)
+    _require_docker(session)
+    base = args.base or NODE_BASE
+    if base == NODE_BASE:
+        _make_base(session, NODE_BASE, NODE_BASE_PACKAGES)
+    context = ROOT / "examples" / "node_executor"
     session.run("docker", "build", "--build-arg", f"BASE={base}", "-t", args.tag, str(context), external=True)
 
 

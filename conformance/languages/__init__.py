@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 #: The packs that ship with the kit, by name, and the one used when none is chosen.
-BUILT_IN = ("python",)
+BUILT_IN = ("python", "javascript")
 DEFAULT = "python"
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _INCLUDE = re.compile(r"\{\{>\s*(_[A-Za-z0-9_]*)\s*\}\}")

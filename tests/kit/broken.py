@@ -741,6 +741,31 @@ FAULTS: dict[str, Fault] = {
 }  # fmt: skip
 
 
+@dataclass(frozen=True)
+class NodeFault:
+    """A broken Node.js executor (tests/kit/broken_node.js), certified with --language javascript."""
+
+    name: str
+    breaks: str
+    expected: frozenset[str]
+
+    def command(self) -> str:
+        return f"node {NODE_BROKEN} {self.name}"
+
+
+NODE_BROKEN = Path(__file__).with_name("broken_node.js")
+NODE_FAULTS = {
+    fault.name: fault
+    for fault in (
+        NodeFault("stderr_as_stdout", "stderr comes back named stdout", frozenset({"EXEC-2"})),
+        NodeFault("empty_code_is_an_error", "empty code gives status error", frozenset({"EXEC-7"})),
+        NodeFault("no_escalation", "code an interrupt does not stop is left running", frozenset({"TIMEOUT-5"})),
+        NodeFault("detached_processes_survive", "a restart kills the worker, not what it started",
+                  frozenset({"ISO-1"})),
+    )
+}  # fmt: skip
+
+
 def detection_table() -> str:
     """The README's "what the kit catches" table: each broken executor and the IDs it must fail."""
     lines = ["| Broken executor | What is wrong | The kit fails (by command) | By image |", "| --- | --- | --- | --- |"]
@@ -748,6 +773,8 @@ def detection_table() -> str:
         ids = ", ".join(sorted(fault.expected)) or "- (checked in containers only)"
         by_image = ", ".join(sorted(fault.expected_by_image)) if fault.expected_by_image is not None else "-"
         lines.append(f"| `{fault.name}` | {fault.breaks} | {ids} | {by_image} |")
+    for node in NODE_FAULTS.values():
+        lines.append(f"| `node:{node.name}` (JavaScript) | {node.breaks} | {', '.join(sorted(node.expected))} | - |")
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,7 @@ import pytest
 from conformance.cli import main as kit_command
 from tests.conftest import (
     EXAMPLE_EXECUTOR,
+    ROOT,
     KitRun,
     RunningExecutor,
     reachable_by_every_user,
@@ -25,7 +26,7 @@ from tests.conftest import (
     start_manager,
     stop_executor,
 )
-from tests.kit.broken import FAULTS
+from tests.kit.broken import FAULTS, NODE_FAULTS
 
 BROKEN = Path(__file__).with_name("broken.py")
 ORIGINAL_SHAPE = Path(__file__).with_name("original_shape.py")
@@ -35,6 +36,10 @@ PARALLEL_RUNS = 9
 #: For the example and broken executors: a short default timeout and a small memory cap (the
 #: memory-exhaustion scenario) keep each run quick.
 QUICK = ("--execution-timeout", "1", "--process-memory-limit", "512m")
+#: The Node.js executor (JavaScript sessions), and its quick settings. Node reserves more address
+#: space than 512 MB at start, so its cap is the kit's default.
+NODE_EXECUTOR = ROOT / "examples" / "node_executor" / "server.js"
+NODE_QUICK = ("--language", "javascript", "--execution-timeout", "1")
 #: An executor reached by URL is told how it was started.
 BY_URL = ("--workspace-mounted", "--allow-destructive", "--execution-timeout", "1")
 
@@ -48,7 +53,8 @@ def _example_by_url(log: Path, workspace: Path) -> RunningExecutor:
 def kit_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, KitRun]]:
     """name -> the kit's run: "reference", "baseline", "example-url", "example-via-manager", each
     fault, the original README's shape under each profile ("original-core", "original-full"), and
-    a few faults under the core profile ("core:FAULT")."""
+    a few faults under the core profile ("core:FAULT"), and the Node.js executor, unbroken
+    ("node-baseline") and broken ("node:FAULT")."""
     root = reachable_by_every_user(tmp_path_factory.mktemp("kit-runs"))
     workspace = root / "workspace"
     assert kit_command(["workspace", str(workspace)]) == 0
@@ -67,6 +73,9 @@ def kit_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Kit
         jobs[name] = ["--command", f"{sys.executable} {BROKEN} {name}", *QUICK, *fault.kit_args]
     for name in CORE_FAULTS:
         jobs[f"core:{name}"] = [*jobs[name], "--profile", "core"]
+    jobs["node-baseline"] = ["--command", f"node {NODE_EXECUTOR}", *NODE_QUICK]
+    for name, node_fault in NODE_FAULTS.items():
+        jobs[f"node:{name}"] = ["--command", node_fault.command(), *NODE_QUICK]
     for profile in ("core", "full"):
         jobs[f"original-{profile}"] = ["--command", f"{sys.executable} {ORIGINAL_SHAPE}", *QUICK, "--profile", profile]
     try:

@@ -1,0 +1,487 @@
+// A third executor: Node.js only, for JavaScript sessions. No Python, no framework, no code
+// shared with the other two. It proves both halves of the contract's promise: the server may be
+// any runtime, and the session any language (the kit certifies it with --language javascript).
+//
+// The server is Node's http module; the session is worker.js, a forked Node process with one vm
+// context, run as a throwaway user id (when the server runs as root) and swept with everything
+// it started between two sessions (ISO-1 to ISO-6). Its choices among those the contract allows:
+// /ready answers 503 while not ready; /restart finishes before it answers; a second execute
+// while one runs gets 429 (CONC-2); it serves /info and /restart-status.
+//
+// Run it with `node examples/node_executor/server.js`; it reads PORT, HOST, WORKSPACE_FOLDER,
+// EXECUTION_TIMEOUT, MAX_OUTPUT_BYTES, MAX_REQUEST_BYTES, MAX_EXECUTION_TIMEOUT, SESSION_ENV
+// and SUBMISSION_DIR.
+"use strict";
+
+const childProcess = require("child_process");
+const fs = require("fs");
+const http = require("http");
+const path = require("path");
+
+const WORKER = path.join(__dirname, "worker.js");
+const VERSION = "1.0.0";
+const CONTRACT_VERSION = "1.2";
+// After SIGINT, how long interrupted code has to stop before the worker is replaced.
+const INTERRUPT_GRACE_MS = 1000;
+// How long a new worker has to load the workspace and say it is ready.
+const START_TIMEOUT_MS = 60000;
+// A client has this long to send a whole request (INPUT-6).
+const REQUEST_READ_TIMEOUT_MS = 5000;
+// The user ids a worker may run as: a range of its own, apart from the other executors'.
+const WORKER_UIDS = [63000, 64000];
+const LOCK_FOLDER = "/run/node-executor";
+const TEMP_FOLDERS = ["/tmp", "/var/tmp", "/dev/shm", "/run/lock"];
+// What every worker gets of the server's environment, besides what SESSION_ENV names (ISO-6).
+const BASE_VARIABLES = ["PATH", "LANG", "LANGUAGE", "TZ", "TERM"];
+const KILL_DEADLINE_MS = 5000;
+
+// -- settings ------------------------------------------------------------------------------------
+
+function number(name, fallback, { integer = false } = {}) {
+  const text = process.env[name];
+  if (text === undefined || text === "") return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    console.error(`${name}=${text}: not a positive ${integer ? "integer" : "number"}`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const settings = {
+  host: process.env.HOST || "0.0.0.0",
+  port: number("PORT", 8432, { integer: true }),
+  workspace: process.env.WORKSPACE_FOLDER || "/code",
+  executionTimeout: number("EXECUTION_TIMEOUT", 3),
+  maxOutputBytes: number("MAX_OUTPUT_BYTES", 1048576, { integer: true }),
+  maxRequestBytes: number("MAX_REQUEST_BYTES", 1048576, { integer: true }),
+  maxExecutionTimeout: number("MAX_EXECUTION_TIMEOUT", 3600),
+  sessionEnv: (process.env.SESSION_ENV || "").split(",").map((name) => name.trim()).filter(Boolean),
+  submissionDir: process.env.SUBMISSION_DIR || null,
+};
+
+// -- the sandbox: one throwaway user id, swept between workers -----------------------------------
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === "EPERM";
+  }
+}
+
+function claimUid() {
+  if (process.geteuid() !== 0) {
+    console.error("not root: the worker runs as the server's user; sessions are not isolated");
+    return null;
+  }
+  fs.mkdirSync(LOCK_FOLDER, { recursive: true, mode: 0o700 });
+  for (let uid = WORKER_UIDS[0]; uid < WORKER_UIDS[1]; uid++) {
+    const lock = path.join(LOCK_FOLDER, `uid-${uid}.lock`);
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: "wx" });
+      return uid;
+    } catch {
+      const holder = Number(fs.readFileSync(lock, "utf8"));
+      if (!holder || !alive(holder)) {
+        fs.rmSync(lock, { force: true }); // left by a server that died: take it
+        uid--;
+      }
+    }
+  }
+  throw new Error(`every worker user id in ${WORKER_UIDS[0]}-${WORKER_UIDS[1] - 1} is taken`);
+}
+
+function processesOf(uid) {
+  const found = [];
+  for (const name of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const status = fs.readFileSync(`/proc/${name}/status`, "utf8");
+      const uids = (status.match(/^Uid:\s+(.*)$/m) || ["", ""])[1].split(/\s+/).slice(0, 3).map(Number);
+      const state = (status.match(/^State:\s+(\S)/m) || ["", ""])[1];
+      if (uids.includes(uid) && state !== "Z") found.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+class Sandbox {
+  constructor(uid) {
+    this.uid = uid;
+    this.home = null;
+    this.keep = [settings.workspace, settings.submissionDir].filter(Boolean);
+  }
+
+  spawnOptions() {
+    this.home = fs.mkdtempSync("/tmp/worker-home-");
+    fs.chownSync(this.home, this.uid, this.uid);
+    return { uid: this.uid, gid: this.uid, cwd: this.home };
+  }
+
+  // Kill every process of the user id, then remove the files it owns in the temporary folders.
+  clean() {
+    this.killAll();
+    if (this.home) fs.rmSync(this.home, { recursive: true, force: true });
+    this.home = null;
+    for (const folder of TEMP_FOLDERS) this.removeFiles(folder, 0);
+  }
+
+  // SIGKILL to -1, sent as the user id, reaches detached processes too; then any left, one by one.
+  killAll() {
+    try {
+      childProcess.spawnSync(
+        process.execPath,
+        ["-e", 'for (let i = 0; i < 3; i++) { try { process.kill(-1, "SIGKILL") } catch { break } }'],
+        { uid: this.uid, gid: this.uid, cwd: "/", env: {}, stdio: "ignore", timeout: KILL_DEADLINE_MS },
+      );
+    } catch {
+      // the sweep below still runs
+    }
+    const deadline = Date.now() + KILL_DEADLINE_MS;
+    for (let left = processesOf(this.uid); left.length && Date.now() < deadline; left = processesOf(this.uid)) {
+      for (const pid of left) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+    }
+  }
+
+  removeFiles(folder, depth) {
+    let entries = [];
+    try {
+      entries = fs.readdirSync(folder);
+    } catch {
+      return;
+    }
+    for (const name of entries) {
+      const entry = path.join(folder, name);
+      if (this.keep.some((kept) => entry === kept || entry.startsWith(kept.replace(/\/$/, "") + "/"))) continue;
+      try {
+        const info = fs.lstatSync(entry);
+        if (info.uid === this.uid) fs.rmSync(entry, { recursive: true, force: true });
+        else if (info.isDirectory() && info.mode & 0o001 && depth < 32) this.removeFiles(entry, depth + 1);
+      } catch {
+        // gone meanwhile, or not ours to remove
+      }
+    }
+  }
+}
+
+function workerEnvironment() {
+  const names = new Set([...settings.sessionEnv, ...BASE_VARIABLES]);
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => names.has(name) || name.startsWith("LC_")),
+  );
+  return env;
+}
+
+// -- the session ---------------------------------------------------------------------------------
+
+class Busy extends Error {}
+
+class Session {
+  constructor() {
+    const uid = claimUid();
+    this.sandbox = uid === null ? null : new Sandbox(uid);
+    this.worker = null;
+    this.ready = false;
+    this.reason = "starting";
+    this.restarting = false;
+    this.running = false;
+    this.pending = null; // {resolve} of the execution waiting for the worker's answer
+  }
+
+  // Replace the worker, and wait until it has loaded the workspace.
+  async startWorker(reason) {
+    this.ready = false;
+    this.reason = reason;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      this.stopWorker();
+      const options = { env: workerEnvironment(), stdio: ["ignore", "inherit", "inherit", "ipc"] };
+      if (this.sandbox) {
+        Object.assign(options, this.sandbox.spawnOptions());
+        options.env.HOME = this.sandbox.home;
+      }
+      const worker = childProcess.fork(WORKER, [settings.workspace], options);
+      this.worker = worker;
+      const started = await new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(false), START_TIMEOUT_MS);
+        worker.once("message", (message) => {
+          clearTimeout(timer);
+          resolve(Boolean(message && message.ready));
+        });
+        worker.once("exit", () => {
+          clearTimeout(timer);
+          resolve(false);
+        });
+      });
+      if (started && this.worker === worker) {
+        worker.on("message", (message) => this.answer(message));
+        worker.on("exit", () => this.answer(null));
+        this.ready = true;
+        this.reason = null;
+        return;
+      }
+      console.error(`worker start ${attempt}/3 failed`);
+    }
+    throw new Error("the worker did not start");
+  }
+
+  stopWorker() {
+    if (this.worker) {
+      this.worker.removeAllListeners("message");
+      this.worker.removeAllListeners("exit");
+      try {
+        this.worker.kill("SIGKILL");
+      } catch {
+        // gone already
+      }
+      this.worker = null;
+    }
+    if (this.sandbox) this.sandbox.clean();
+  }
+
+  answer(message) {
+    if (this.pending) {
+      const { resolve } = this.pending;
+      this.pending = null;
+      resolve(message);
+    }
+  }
+
+  waitForAnswer(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending = null;
+        resolve(undefined);
+      }, ms);
+      this.pending = {
+        resolve: (message) => {
+          clearTimeout(timer);
+          resolve(message);
+        },
+      };
+    });
+  }
+
+  async restart() {
+    this.restarting = true;
+    this.answer(null); // a running execution ends as crashed
+    try {
+      await this.startWorker("restarting");
+    } finally {
+      this.restarting = false;
+    }
+  }
+
+  // The code did not stop when interrupted: replace the worker. True: the session was restarted.
+  async escalate() {
+    await this.startWorker("recovering");
+    return true;
+  }
+
+  async execute(code, timeout) {
+    if (this.running || !this.ready) throw new Busy();
+    this.running = true;
+    const started = process.hrtime.bigint();
+    try {
+      const worker = this.worker;
+      const answered = this.waitForAnswer(timeout * 1000);
+      worker.send({ code, max_output: settings.maxOutputBytes });
+      let answer = await answered;
+      let status;
+      let restarted = false;
+      if (answer === undefined) {
+        // Past the deadline: interrupt; code that does not stop is ended with its worker.
+        const interrupted = this.waitForAnswer(INTERRUPT_GRACE_MS);
+        try {
+          worker.kill("SIGINT");
+        } catch {
+          // it died at the deadline
+        }
+        answer = await interrupted;
+        status = "timeout";
+        if (!answer) {
+          restarted = await this.escalate();
+          answer = { outputs: [], execution_count: null };
+        }
+      } else if (answer === null) {
+        if (!this.restarting) await this.startWorker("recovering");
+        status = "crashed";
+        restarted = true;
+        answer = { outputs: [], execution_count: null };
+      } else {
+        status = answer.status;
+      }
+      return {
+        status,
+        outputs: answer.outputs,
+        execution_count: answer.execution_count ?? null,
+        duration_ms: Number(process.hrtime.bigint() - started) / 1e6,
+        truncated: Boolean(answer.truncated),
+        restarted,
+      };
+    } finally {
+      this.running = false;
+    }
+  }
+}
+
+// -- HTTP ----------------------------------------------------------------------------------------
+
+class BadRequest extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+const ROUTES = {
+  "/health": "GET",
+  "/ready": "GET",
+  "/execute": "POST",
+  "/restart": "POST",
+  "/restart-status": "GET",
+  "/info": "GET",
+};
+
+function sendJson(response, status, body, headers = {}) {
+  const data = Buffer.from(JSON.stringify(body));
+  response.writeHead(status, { "Content-Type": "application/json", "Content-Length": data.length, ...headers });
+  response.end(data);
+}
+
+function parseExecute(raw) {
+  let text;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(raw);
+  } catch {
+    throw new BadRequest(400, "the body is not valid UTF-8");
+  }
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch (error) {
+    throw new BadRequest(400, `the body is not JSON: ${error.message}`);
+  }
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    throw new BadRequest(422, "the body must be a JSON object");
+  }
+  if (typeof body.code !== "string") throw new BadRequest(422, "`code` must be a string");
+  let timeout = body.timeout;
+  if (timeout === undefined || timeout === null) timeout = null;
+  else if (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout <= 0) {
+    throw new BadRequest(422, "`timeout` must be a positive number of seconds");
+  } else if (timeout > settings.maxExecutionTimeout) {
+    throw new BadRequest(422, `\`timeout\` ${timeout} s is above MAX_EXECUTION_TIMEOUT (${settings.maxExecutionTimeout} s)`);
+  }
+  return { code: body.code, timeout };
+}
+
+function readBody(request) {
+  return new Promise((resolve, reject) => {
+    const declared = Number(request.headers["content-length"] || 0);
+    if (declared > settings.maxRequestBytes) {
+      reject(new BadRequest(413, `body larger than ${settings.maxRequestBytes} bytes`));
+      return;
+    }
+    const chunks = [];
+    let size = 0;
+    request.on("data", (chunk) => {
+      size += chunk.length;
+      if (size > settings.maxRequestBytes) {
+        reject(new BadRequest(413, `body larger than ${settings.maxRequestBytes} bytes`));
+        request.pause();
+      } else {
+        chunks.push(chunk);
+      }
+    });
+    request.on("end", () => resolve(Buffer.concat(chunks)));
+    request.on("error", reject);
+  });
+}
+
+// The handler of each route: (session, raw body) -> [HTTP status, body].
+const HANDLERS = {
+  "/health": async () => [200, { status: "ok" }],
+  "/ready": async (session) =>
+    session.ready && !session.restarting
+      ? [200, { ready: true, reason: null }]
+      : [503, { ready: false, reason: session.reason || "restarting" }],
+  "/restart-status": async (session) => [200, { restarting: session.restarting }],
+  "/info": async () => [
+    200,
+    {
+      implementation: "node-executor",
+      version: VERSION,
+      contract_version: CONTRACT_VERSION,
+      language: "javascript",
+      features: ["mounted_code", "timeout_override", "rich_output", "restart_status", "info"],
+      persistent_folders: settings.submissionDir ? [settings.submissionDir] : [],
+    },
+  ],
+  "/restart": async (session) => {
+    await session.restart();
+    return [200, { status: "ok" }];
+  },
+  "/execute": async (session, raw) => {
+    const { code, timeout } = parseExecute(raw);
+    return [200, await session.execute(code, timeout ?? settings.executionTimeout)];
+  },
+};
+
+// Serve until SIGTERM. `session`: a Session (the broken executors of the kit's tests pass their own).
+function serve(session = new Session()) {
+  const server = http.createServer(
+    // A request must arrive whole within REQUEST_READ_TIMEOUT_MS, checked twice a second (INPUT-6).
+    { requestTimeout: REQUEST_READ_TIMEOUT_MS, headersTimeout: REQUEST_READ_TIMEOUT_MS, connectionsCheckingInterval: 500 },
+    async (request, response) => {
+      const route = (request.url || "/").split("?")[0];
+      try {
+        if (!(route in ROUTES)) throw new BadRequest(404, "not found");
+        if (ROUTES[route] !== request.method) {
+          response.setHeader("Allow", ROUTES[route]);
+          throw new BadRequest(405, "method not allowed");
+        }
+        const raw = await readBody(request);
+        const [status, body] = await HANDLERS[route](session, raw);
+        sendJson(response, status, body);
+      } catch (error) {
+        if (error instanceof BadRequest) {
+          if (error.status === 413) response.setHeader("Connection", "close");
+          sendJson(response, error.status, { detail: error.detail });
+        } else if (error instanceof Busy) {
+          sendJson(response, 429, { detail: "another execution is running, or the session is not ready; try again" });
+        } else {
+          console.error(error);
+          sendJson(response, 500, { detail: `internal error: ${error.name}` });
+        }
+      }
+    },
+  );
+  server.keepAliveTimeout = 5000;
+  process.on("SIGTERM", () => {
+    server.close();
+    session.stopWorker();
+    process.exit(0);
+  });
+  server.listen(settings.port, settings.host, () => {
+    console.error(`node executor on ${settings.host}:${settings.port}`);
+    session.startWorker("loading_code").catch((error) => {
+      console.error(error);
+      process.exit(1);
+    });
+  });
+}
+
+module.exports = { Sandbox, Session, settings, serve };
+
+if (require.main === module) serve();
