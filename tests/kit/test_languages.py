@@ -101,7 +101,8 @@ def test_a_pack_the_kit_cannot_use_is_a_usage_error(tmp_path: Path) -> None:
         [sys.executable, "-m", "conformance", "--language", "cobol", "--report-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    assert done.returncode == 4 and "--language 'cobol' is neither a built-in language (python, javascript)" in done.stderr
+    assert done.returncode == 4
+    assert "--language 'cobol' is neither a built-in language (python, javascript)" in done.stderr
 
 
 def test_the_workspace_command_writes_the_packs_workspace(tmp_path: Path) -> None:
