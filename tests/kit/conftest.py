@@ -7,6 +7,7 @@ every broken executor. Executors reached by URL are started here and stopped aft
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,7 @@ QUICK = ("--execution-timeout", "1", "--process-memory-limit", "512m")
 #: space than 512 MB at start, so its cap is the kit's default.
 NODE_EXECUTOR = ROOT / "examples" / "node_executor" / "server.js"
 NODE_QUICK = ("--language", "javascript", "--execution-timeout", "1")
+NODE_PROBLEM = None if shutil.which("node") else "no node (apt-get install nodejs)"
 #: An executor reached by URL is told how it was started.
 BY_URL = ("--workspace-mounted", "--allow-destructive", "--execution-timeout", "1")
 
@@ -79,9 +81,10 @@ def kit_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Kit
         jobs[name] = ["--command", f"{sys.executable} {BROKEN} {name}", *QUICK, *fault.kit_args]
     for name in CORE_FAULTS:
         jobs[f"core:{name}"] = [*jobs[name], "--profile", "core"]
-    jobs["node-baseline"] = ["--command", f"node {NODE_EXECUTOR}", *NODE_QUICK]
-    for name, node_fault in NODE_FAULTS.items():
-        jobs[f"node:{name}"] = ["--command", node_fault.command(), *NODE_QUICK]
+    if NODE_PROBLEM is None:
+        jobs["node-baseline"] = ["--command", f"node {NODE_EXECUTOR}", *NODE_QUICK]
+        for name, node_fault in NODE_FAULTS.items():
+            jobs[f"node:{name}"] = ["--command", node_fault.command(), *NODE_QUICK]
     for profile in ("core", "full"):
         jobs[f"original-{profile}"] = ["--command", f"{sys.executable} {ORIGINAL_SHAPE}", *QUICK, "--profile", profile]
     try:

@@ -12,7 +12,11 @@ import pytest
 from conformance import catalogue
 from conformance.catalogue import Level
 from tests.conftest import KitRun
+from tests.image.docker_env import needs
 from tests.kit.broken import NODE_FAULTS
+from tests.kit.conftest import NODE_PROBLEM
+
+pytestmark = needs(NODE_PROBLEM, "Node.js-backed")
 
 #: What the unbroken Node.js executor leaves unchecked by command, and why.
 BY_COMMAND_ONLY = {
