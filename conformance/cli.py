@@ -190,9 +190,6 @@ def workspace_command(args: argparse.Namespace) -> int:
     except languages.PackError as exc:
         print(f"executor-conformance workspace: --language {exc}", file=sys.stderr)
         return Exit.USAGE
-    if pack.workspace is None:
-        print(f"executor-conformance workspace: the {pack.name} pack has no sample workspace", file=sys.stderr)
-        return Exit.USAGE
     folder = export_workspace(Path(args.folder), pack.workspace)
     print(f"wrote the kit's sample workspace ({pack.name}) to {folder}")
     print("start the executor with it as WORKSPACE_FOLDER (read-only), then pass --workspace-mounted")

@@ -293,12 +293,13 @@ def build_report(
     if interrupted:
         error = error or "interrupted (Ctrl-C) before the run was over; what had run is reported"
     verdict = Verdict.INTERRUPTED if interrupted else Verdict.ERROR if error else compute_verdict(results)
+    # The run's own profile, and each smaller one: a full run says whether core holds.
     profiles = {
-        p.value: verdict
-        if p is profile or verdict in (Verdict.INTERRUPTED, Verdict.ERROR)
-        else compute_verdict(r for r in results if catalogue.get(r.id).in_profile(p))
+        p.value: compute_verdict(r for r in results if catalogue.get(r.id).in_profile(p))
+        if p is not profile and verdict not in (Verdict.INTERRUPTED, Verdict.ERROR)
+        else verdict
         for p in Profile
-        if p is profile or _within(p, profile)
+        if _within(p, profile)
     }
     return Report(
         kit_version=__version__,

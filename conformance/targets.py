@@ -264,9 +264,7 @@ def export_workspace(folder: Path, source: Path | None = None) -> Path:
 
 
 def _default_workspace() -> Path:
-    workspace = languages.load(languages.DEFAULT).workspace
-    assert workspace is not None, "the default pack has a workspace"
-    return workspace
+    return languages.load(languages.DEFAULT).workspace
 
 
 def prepare_workspace(kind: str, folder: Path, source: Path | None = None) -> Path:

@@ -222,7 +222,8 @@ class LanguagePack:
     source: str
     #: The extension of the workspace's files, which the executor loads at start-up.
     extension: str
-    workspace: Path | None
+    #: The sample workspace (CODE-1 to CODE-5, READY-4, RESTART-3), in this language.
+    workspace: Path
     snippets: dict[str, str] = field(default_factory=dict)
     error_names: dict[str, str] = field(default_factory=dict)
 
@@ -254,6 +255,7 @@ class LanguagePack:
         return {
             "name": self.name,
             "source": self.source,
+            "extension": self.extension,
             "missing_snippets": sorted(set(SNIPPETS) - set(self.snippets)),
         }
 
@@ -297,23 +299,19 @@ def _validated(data: dict[str, Any], path: Path) -> LanguagePack:
                 problems.append(f"[{table}] {name}: no such entry (known: {', '.join(sorted(known))})")
             elif not isinstance(text, str):
                 problems.append(f"[{table}] {name}: must be a string")
-            elif table == "snippets":
-                unknown = set(_PLACEHOLDER.findall(text)) - set(SNIPPETS[name].params)
-                if unknown:
-                    params = ", ".join(SNIPPETS[name].params) or "none"
-                    problems.append(
-                        f"[snippets] {name}: unknown parameters {sorted(unknown)} (its parameters: {params})"
-                    )
     unknown_tables = set(data) - {"language", "snippets", "error_names"}
     if unknown_tables:
         problems.append(f"unknown tables {sorted(unknown_tables)} (a pack has language, snippets, error_names)")
-    if not problems:
+    if not problems:  # the parameters, once the helpers are in
         snippets = _included(snippets, problems)
-    workspace = None
-    if isinstance(language.get("workspace"), str):
-        workspace = (path.parent / language["workspace"]).resolve()
-        if not workspace.is_dir():
-            problems.append(f"[language] workspace: no folder {workspace}")
+        for name, text in snippets.items():
+            unknown = set(_PLACEHOLDER.findall(text)) - set(SNIPPETS[name].params) if name in SNIPPETS else set()
+            if unknown:
+                params = ", ".join(SNIPPETS[name].params) or "none"
+                problems.append(f"[snippets] {name}: unknown parameters {sorted(unknown)} (its parameters: {params})")
+    workspace = (path.parent / str(language.get("workspace", ""))).resolve()
+    if not isinstance(language.get("workspace"), str) or not workspace.is_dir():
+        problems.append(f"[language] workspace: no folder {workspace} (the sample workspace, beside the pack)")
     if problems:
         raise PackError(f"{path}: " + "; ".join(problems))
     return LanguagePack(

@@ -60,7 +60,7 @@ def test_the_python_pack_gives_every_snippet_as_valid_python() -> None:
                 ast.parse(code)
         else:
             ast.parse(code)  # a SyntaxError names the snippet in the traceback
-    assert pack.workspace is not None and sorted(p.name for p in pack.workspace.iterdir() if p.suffix == ".py") == [
+    assert sorted(p.name for p in pack.workspace.iterdir() if p.suffix == ".py") == [
         "conformance_a_first.py", "conformance_b_second.py", "conformance_c_broken.py",
         "conformance_d_after_broken.py", "conformance_helper.py",
     ]  # fmt: skip
@@ -79,6 +79,12 @@ def test_values_are_inserted_as_literals_and_code_as_written() -> None:
         ({'name = "python"': 'nom = "python"'}, "[language] needs a `name`"),
         ({'extension = ".py"': 'extension = "py"'}, "[language] needs an `extension`"),
         ({'workspace = "workspace"': 'workspace = "nowhere"'}, "[language] workspace: no folder"),
+        ({'workspace = "workspace"\n': ""}, "[language] workspace: no folder"),
+        (
+            # A helper's parameter must be one of each including snippet's.
+            {"import json, os\ndef _stat": "import json, os\nLIFE = {{life}}\ndef _stat"},
+            "processes_alive: unknown parameters ['life']",
+        ),
         ({"trivial = ": "trivially = "}, "[snippets] trivially: no such entry"),
         ({'print_text = "print({{text}})"': 'print_text = "print({{txt}})"'}, "unknown parameters ['txt']"),
         ({"{{> _proc}}\nalive": "{{> _procs}}\nalive"}, "no helper _procs to include"),
