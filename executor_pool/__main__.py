@@ -14,7 +14,7 @@ USAGE = """usage: executor-pool {compose,manager} ...
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "compose":
-        from .compose import main as compose
+        from .generate import main as compose
 
         return compose(argv[1:])
     if argv and argv[0] == "manager":
