@@ -143,7 +143,7 @@ _PROFILES = {
 #: to a feature are skipped-by-declaration when the executor (or the user) turns it off.
 #: A requirement of no feature (``None``) can never be switched off.
 FEATURES: dict[str, str] = {
-    "mounted_code": "loads the .py files of WORKSPACE_FOLDER into the session",
+    "mounted_code": "loads the source files of WORKSPACE_FOLDER (.py, .js) into the session",
     "timeout_override": "honours a per-request `timeout`",
     "rich_output": "returns display_data items with their MIME bundle",
     "restart_status": "serves GET /restart-status",
@@ -230,7 +230,7 @@ _ALL: tuple[Requirement, ...] = (
         "CODE-1",
         "MUST",
         "code",
-        "every .py file of WORKSPACE_FOLDER runs at start-up in the session namespace",
+        "every source file of WORKSPACE_FOLDER (.py, .js: the language's) runs at start-up in the session namespace",
         "mounted_code",
     ),
     _r("CODE-2", "MUST", "code", "files run in sorted name order and can import their siblings", "mounted_code"),

@@ -23,7 +23,7 @@ LOADING_MARKER = "conformance-loading-marker"
 @pytest.mark.conformance_requirement("CODE-1")
 @pytest.mark.conformance_needs(Need.WORKSPACE)
 def test_workspace_files_run_in_the_session_namespace(executor: ExecutorClient) -> None:
-    """Every .py file of the workspace ran at start-up in the session's global namespace."""
+    """Every file of the workspace ran at start-up in the session's global namespace."""
     value = executor.evaluate(executor.code("workspace_names"))
     executor.expect(value == ["list", True], "names defined by the workspace files, in the session", value)
 
