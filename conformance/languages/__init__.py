@@ -80,7 +80,10 @@ SNIPPETS: dict[str, Snippet] = {
     "sleep_then_value": _s("sleeps `seconds` s, then ends with an expression", "seconds"),
     "print_then_sleep_forever": _s("prints `text` and a newline, flushed, then sleeps 600 s", "text"),
     "sleep_then_print": _s("sleeps `seconds` s, then prints `text` and a newline", "seconds", "text"),
-    "ignores_interrupts": _s("makes SIGINT do nothing, then loops for ever (sleeping 50 ms a turn)"),
+    "ignores_interrupts": _s(
+        "runs for ever, and the session's interrupt (SIGINT) does not stop it: Python ignores SIGINT in a "
+        "loop; where running code cannot ignore it (JavaScript), a blocking call it does not reach"
+    ),
     "records_start_then_sleeps": _s(
         "binds `conformance_holder_started` to the time now (seconds since the epoch), then sleeps `seconds` s",
         "seconds",
