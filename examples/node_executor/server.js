@@ -16,6 +16,7 @@
 const childProcess = require("child_process");
 const fs = require("fs");
 const http = require("http");
+const net = require("net");
 const path = require("path");
 
 const WORKER = path.join(__dirname, "worker.js");
@@ -29,7 +30,6 @@ const START_TIMEOUT_MS = 60000;
 const REQUEST_READ_TIMEOUT_MS = 5000;
 // The user ids a worker may run as: a range of its own, apart from the other executors'.
 const WORKER_UIDS = [63000, 64000];
-const LOCK_FOLDER = "/run/node-executor";
 const TEMP_FOLDERS = ["/tmp", "/var/tmp", "/dev/shm", "/run/lock"];
 // What every worker gets of the server's environment, besides what SESSION_ENV names (ISO-6).
 const BASE_VARIABLES = ["PATH", "LANG", "LANGUAGE", "TZ", "TERM"];
@@ -62,33 +62,21 @@ const settings = {
 
 // -- the sandbox: one throwaway user id, swept between workers -----------------------------------
 
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return error.code === "EPERM";
-  }
-}
-
-function claimUid() {
+// One user id per server: held by listening on an abstract unix socket named for it, which no
+// other process can bind while this one lives and which the kernel releases when it dies (no
+// lock file to go stale, no window between creating a lock and writing its owner).
+async function claimUid() {
   if (process.geteuid() !== 0) {
     console.error("not root: the worker runs as the server's user; sessions are not isolated");
     return null;
   }
-  fs.mkdirSync(LOCK_FOLDER, { recursive: true, mode: 0o700 });
   for (let uid = WORKER_UIDS[0]; uid < WORKER_UIDS[1]; uid++) {
-    const lock = path.join(LOCK_FOLDER, `uid-${uid}.lock`);
-    try {
-      fs.writeFileSync(lock, String(process.pid), { flag: "wx" });
-      return uid;
-    } catch {
-      const holder = Number(fs.readFileSync(lock, "utf8"));
-      if (!holder || !alive(holder)) {
-        fs.rmSync(lock, { force: true }); // left by a server that died: take it
-        uid--;
-      }
-    }
+    const held = await new Promise((resolve) => {
+      const lock = net.createServer();
+      lock.once("error", () => resolve(false));
+      lock.listen({ path: `\0node-executor-uid-${uid}` }, () => resolve(true));
+    });
+    if (held) return uid;
   }
   throw new Error(`every worker user id in ${WORKER_UIDS[0]}-${WORKER_UIDS[1] - 1} is taken`);
 }
@@ -187,8 +175,8 @@ function workerEnvironment() {
 class Busy extends Error {}
 
 class Session {
-  constructor() {
-    const uid = claimUid();
+  // `uid`: the worker's user id (claimUid), or null to run it as the server's own user.
+  constructor(uid) {
     this.sandbox = uid === null ? null : new Sandbox(uid);
     this.worker = null;
     this.ready = false;
@@ -210,6 +198,9 @@ class Session {
         options.env.HOME = this.sandbox.home;
       }
       const worker = childProcess.fork(WORKER, [settings.workspace], options);
+      // A message to a worker that has just died fails with an 'error' event; unheard, it would
+      // end the server. Its 'exit' tells the session what happened.
+      worker.on("error", (error) => console.error(`worker: ${error.message}`));
       this.worker = worker;
       const started = await new Promise((resolve) => {
         const timer = setTimeout(() => resolve(false), START_TIMEOUT_MS);
@@ -438,8 +429,10 @@ const HANDLERS = {
   },
 };
 
-// Serve until SIGTERM. `session`: a Session (the broken executors of the kit's tests pass their own).
-function serve(session = new Session()) {
+// Serve until SIGTERM, with a session of the Session class given (the broken executors of the
+// kit's tests give their own).
+async function serve(SessionClass = Session) {
+  const session = new SessionClass(await claimUid());
   const server = http.createServer(
     // A request must arrive whole within REQUEST_READ_TIMEOUT_MS, checked twice a second (INPUT-6).
     { requestTimeout: REQUEST_READ_TIMEOUT_MS, headersTimeout: REQUEST_READ_TIMEOUT_MS, connectionsCheckingInterval: 500 },
@@ -484,4 +477,9 @@ function serve(session = new Session()) {
 
 module.exports = { Sandbox, Session, settings, serve };
 
-if (require.main === module) serve();
+if (require.main === module) {
+  serve().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+}

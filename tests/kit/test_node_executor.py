@@ -7,17 +7,26 @@ in tests/kit/conftest.py.
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
+import httpx
 import pytest
 
 from conformance import catalogue
 from conformance.catalogue import Level
+from conformance.targets import ProcessTarget
+from conformance.timeouts import KitTimeouts
 from tests.conftest import KitRun
 from tests.image.docker_env import needs
 from tests.kit.broken import NODE_FAULTS
-from tests.kit.conftest import NODE_PROBLEM
+from tests.kit.conftest import NODE_EXECUTOR, NODE_PROBLEM
 
 pytestmark = needs(NODE_PROBLEM, "Node.js-backed")
 
+#: The first user id the Node.js executor runs its workers as (examples/node_executor/server.js).
+FIRST_WORKER_UID = 63000
 #: What the unbroken Node.js executor leaves unchecked by command, and why.
 BY_COMMAND_ONLY = {
     "CONFIG-2": "not_run",  # the contract's defaults need a container: a local command is always given PORT
@@ -45,3 +54,27 @@ def test_the_kit_fails_exactly_the_expected_requirements_of_a_broken_node_execut
     )
     if any(catalogue.get(rid).level is Level.MUST for rid in caught):
         assert run.results["verdict"] == "non_conformant" and run.returncode == 1
+
+
+def test_a_worker_user_id_held_by_another_server_is_never_claimed(tmp_path: Path) -> None:
+    """Each server holds its worker's user id by an abstract socket named for it: a second server
+    never takes an id a live one holds. Lock files, before, could be taken over in the moment
+    between one server creating its file and writing its PID in it: two gallery runs then shared
+    an id, each sweep killed the other's worker, and a message to the dead worker ended a server."""
+    if os.geteuid() != 0:
+        pytest.skip("only a server run as root runs its worker as another user id")
+    # Held as a server holds it (Node's name of an abstract socket is not Python's byte for byte).
+    name = f"\\0node-executor-uid-{FIRST_WORKER_UID}"
+    hold = f"require('net').createServer().listen({{path: '{name}'}}, () => console.log('held'))"
+    holder = subprocess.Popen(["node", "-e", hold], stdout=subprocess.PIPE, text=True)
+    target = ProcessTarget(KitTimeouts(), command=["node", str(NODE_EXECUTOR)], workspace="missing")
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        target.start()
+        answer = httpx.post(f"{target.base_url}/execute", json={"code": "process.geteuid()"}, timeout=10).json()
+        uid = int(answer["outputs"][0]["text"])
+        assert FIRST_WORKER_UID < uid < FIRST_WORKER_UID + 1000, answer
+    finally:
+        target.stop()
+        holder.kill()
+        holder.wait(timeout=10)
