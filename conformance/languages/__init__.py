@@ -17,6 +17,7 @@ This module must never import pytest or anything of the executor.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import tomllib
@@ -266,11 +267,20 @@ class LanguagePack:
 def load(name_or_path: str) -> LanguagePack:
     """A built-in pack by name (``python``), or a pack file by path; PackError saying what is wrong."""
     if name_or_path in BUILT_IN:
-        path = Path(str(resources.files("conformance") / "languages" / name_or_path / "pack.toml"))
-    else:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise PackError(f"{name_or_path!r} is neither a built-in language ({', '.join(BUILT_IN)}) nor a pack file")
+        return _built_in(name_or_path)
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise PackError(f"{name_or_path!r} is neither a built-in language ({', '.join(BUILT_IN)}) nor a pack file")
+    return _read(path)
+
+
+@functools.cache
+def _built_in(name: str) -> LanguagePack:
+    """A built-in pack, read and checked once per process (every client without a pack of its own asks)."""
+    return _read(Path(str(resources.files("conformance") / "languages" / name / "pack.toml")))
+
+
+def _read(path: Path) -> LanguagePack:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
