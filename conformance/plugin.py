@@ -292,6 +292,12 @@ def kit_timeouts(request: pytest.FixtureRequest) -> KitTimeouts:
     return _run_or_fail(request).timeouts
 
 
+@pytest.fixture(scope="session")
+def session_client(request: pytest.FixtureRequest, executor_target: Target) -> ExecutorClient:
+    """The run's client, bound to no requirement: for observations made before any test (bind it)."""
+    return _run_or_fail(request).client()
+
+
 @pytest.fixture
 def executor(request: pytest.FixtureRequest, executor_target: Target) -> ExecutorClient:
     """A client bound to the test's requirement, talking to a ready and usable executor.

@@ -47,6 +47,9 @@ class KitTimeouts:
     sibling_startup_min: float = 30.0
     #: For /ready to turn true again after a restart, a crash or a timeout.
     ready: float = 60.0
+    #: READY-4: after /ready said true, how long the kit watches for a workspace that had not loaded
+    #: yet to load after all (which shows that readiness came too early).
+    late_loading: float = 10.0
     #: One ordinary HTTP request (not an execute with a long timeout).
     request: float = 30.0
     #: Between two polls of a condition.

@@ -197,29 +197,38 @@ def _has_passwd_entry(uid: int) -> bool:
 # -- the sweep ------------------------------------------------------------------------------------
 
 
-def _processes_of(uid: int) -> dict[int, str]:
-    """pid -> state of every process whose real, effective or saved user id is ``uid``."""
-    found: dict[int, str] = {}
+def _task_states(pid: str) -> list[str]:
+    """The state of each task (thread) of ``pid``: its main thread may have exited, as a zombie,
+    while another still runs, so the process's own state says nothing of whether it lives."""
+    states = []
+    with contextlib.suppress(OSError):
+        for task in os.scandir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError, IndexError), open(f"{task.path}/stat", encoding="utf-8") as file:
+                states.append(file.read().rsplit(")", 1)[1].split()[0])
+    return states
+
+
+def _processes_of(uid: int) -> dict[int, bool]:
+    """pid -> whether it still lives (a task that is not a zombie), for every process whose real,
+    effective or saved user id is ``uid``, whatever its state."""
+    found: dict[int, bool] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
-        state = ""
         ids: tuple[int, ...] = ()
         path = f"/proc/{entry.name}/status"
         with contextlib.suppress(OSError), open(path, encoding="utf-8", errors="replace") as file:
             for line in file:
-                if line.startswith("State:"):
-                    state = line.split()[1]
-                elif line.startswith("Uid:"):
+                if line.startswith("Uid:"):
                     ids = tuple(int(part) for part in line.split()[1:4])
                     break
         if uid in ids:
-            found[int(entry.name)] = state
+            found[int(entry.name)] = any(state not in "ZX" for state in _task_states(entry.name))
     return found
 
 
-def _reap_orphans(uid: int, zombies: Iterable[int]) -> None:
-    """Reap killed processes of ``uid`` that were left to this server (as PID 1 of a container)."""
+def _reap_orphans(zombies: Iterable[int]) -> None:
+    """Reap dead processes left to this server (as PID 1 of a container, orphans come to it)."""
     me = str(os.getpid())
     for pid in zombies:
         with contextlib.suppress(OSError, IndexError), open(f"/proc/{pid}/stat", encoding="utf-8") as file:
@@ -228,29 +237,30 @@ def _reap_orphans(uid: int, zombies: Iterable[int]) -> None:
 
 
 def _kill_everything_of(user: KernelUser) -> int:
-    """Kill every process of ``user``; how many there were. IsolationError if some outlive the deadline."""
-    found = {pid for pid, state in _processes_of(user.uid).items() if state != "Z"}
-    if not found:
-        return 0
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run(
-            [sys.executable, "-S", "-I", "-c", _KILL_ALL],
-            user=user.uid,
-            group=user.gid,
-            extra_groups=[],
-            cwd="/",
-            env={},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=Timeouts.sweep_kill,
-            check=False,
-        )
+    """Kill every process of ``user``, whatever its state; how many lived. IsolationError if some
+    outlive the deadline. Zombies of the user left to this server are reaped."""
+    processes = _processes_of(user.uid)
+    found = {pid for pid, living in processes.items() if living}
+    if found:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                [sys.executable, "-S", "-I", "-c", _KILL_ALL],
+                user=user.uid,
+                group=user.gid,
+                extra_groups=[],
+                cwd="/",
+                env={},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=Timeouts.sweep_kill,
+                check=False,
+            )
+        processes = _processes_of(user.uid)
     deadline = time.monotonic() + Timeouts.sweep_kill
     while True:  # whatever the helper could not reach (it could not start, say): killed from here
-        processes = _processes_of(user.uid)
-        living = [pid for pid, state in processes.items() if state != "Z"]
-        _reap_orphans(user.uid, [pid for pid, state in processes.items() if state == "Z"])
+        _reap_orphans(pid for pid, living in processes.items() if not living)
+        living = [pid for pid, alive in processes.items() if alive]
         if not living:
             return len(found)
         if time.monotonic() >= deadline:
@@ -261,6 +271,7 @@ def _kill_everything_of(user: KernelUser) -> int:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.01)
+        processes = _processes_of(user.uid)
 
 
 def _inside(path: str, folders: Iterable[str]) -> bool:

@@ -145,15 +145,27 @@ SNIPPETS: dict[str, Snippet] = {
         "'refused: ' and why, or 'not found'"
     ),
     # -- isolation between sessions (ISO-1 to ISO-6); each prints one JSON value on its last line
-    "start_heartbeat": _s(
-        "starts a detached process (double fork, new session) that lives `life` s; prints "
-        '{"heartbeat": [pid, start time, command], "reachable": [[pid, start time, command], ...]}: the '
+    "start_detached": _s(
+        "starts a detached process (double fork, new session) of each of `kinds` that lives `life` s: "
+        "'heartbeat' (plain), 'stubborn' (ignores SIGTERM, SIGINT and SIGHUP; it ends the stopped one when its "
+        "life is over), 'stopped' (catches SIGTERM, then is stopped with SIGSTOP) and, where the language can "
+        "make one, 'headless' (its main thread has exited while another runs); prints "
+        '{"detached": [[pid, start time, kind], ...], "reachable": [[pid, start time, command], ...]}: the '
         "processes user code can signal in the tree of `scope` (0: every process)",
+        "kinds",
         "scope",
         "life",
     ),
+    "start_children": _s(
+        "starts two child processes of the session that live `life` s, one that ignores SIGTERM, SIGINT and "
+        "SIGHUP and one that catches SIGTERM and is then stopped with SIGSTOP; prints the JSON list of "
+        "[pid, start time, kind] ('stubborn', 'stopped')",
+        "life",
+    ),
     "processes_alive": _s(
-        "prints the JSON list of those of `processes` ([pid, start time, command]) alive", "processes"
+        "prints the JSON list of those of `processes` ([pid, start time, command]) alive: with a thread that is "
+        "not a zombie, stopped ones included",
+        "processes",
     ),
     "file_marks": _s(
         "writes a file named with `token` in every folder user code can write to (temp folders, HOME, the "

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from conformance.certification import not_run
+from conformance.certification import not_run, requirement_ids
 from conformance.client import ExecutorClient
 from conformance.options import TargetSpec
 from conformance.targets import Capabilities, Target, TargetError, start_to_ready
@@ -18,10 +18,12 @@ from conformance.targets import Capabilities, Target, TargetError, start_to_read
 __all__ = [
     "LONGEST_DEFAULT_TO_WAIT",
     "Deadline",
+    "StartUpLoading",
     "judge_default_timeout",
     "observed_once",
     "run_past_its_timeout",
     "started_sibling",
+    "watch_workspace_load",
 ]
 
 T = TypeVar("T")
@@ -173,3 +175,52 @@ def sibling_starts(request: pytest.FixtureRequest) -> Iterator[dict[str, Future[
             for sibling in siblings.values():
                 if sibling is not None:
                     sibling.stop()  # safe when already stopped
+
+
+@dataclass(frozen=True)
+class StartUpLoading:
+    """How the first session's workspace loading looked, seen before any test could restart it (READY-4).
+
+    ``ready_at``: when the kit saw /ready true at start-up; ``first_look``: whether the workspace
+    was loaded when the kit first looked; ``loaded_at``: when loading ended, by the executor's clock
+    (None: it never loaded while the kit watched); ``problem``: why nothing could be observed.
+    """
+
+    ready_at: float | None
+    first_look: bool | None = None
+    loaded_at: float | None = None
+    problem: str | None = None
+
+
+def watch_workspace_load(executor: ExecutorClient) -> tuple[bool, float | None]:
+    """Whether the workspace was loaded at the first look, and when its loading ended (None: not
+    loaded within ``timeouts.late_loading`` s of that look)."""
+    deadline = time.monotonic() + executor.timeouts.late_loading
+    loaded = first = executor.evaluate(executor.code("workspace_loaded")) is True
+    while not loaded and time.monotonic() < deadline:
+        time.sleep(executor.timeouts.poll_interval)
+        loaded = executor.evaluate(executor.code("workspace_loaded")) is True
+    if not loaded:
+        return first, None
+    loaded_at = executor.evaluate(executor.code("loaded_at"))
+    return first, float(loaded_at) if isinstance(loaded_at, (int, float)) else None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def start_up_loading(request: pytest.FixtureRequest) -> StartUpLoading | None:
+    """The first session's loading, observed before the first test (none of which has restarted the
+    session yet); None when no READY-4 test runs or no workspace is mounted."""
+    if not any("READY-4" in requirement_ids(item) for item in request.session.items):
+        return None
+    target: Target = request.getfixturevalue("executor_target")
+    if not target.capabilities.workspace_mounted:
+        return None
+    ready = [o for o in target.startup_observations if isinstance(o.body, dict) and o.body.get("ready") is True]
+    if not ready:
+        return StartUpLoading(None, problem="the kit did not see the executor become ready (a URL target)")
+    client: ExecutorClient = request.getfixturevalue("session_client")
+    try:
+        first, loaded_at = watch_workspace_load(client.bound_to("READY-4"))
+    except Exception as exc:  # judged by the READY-4 test that reads it, not by the first test of the run
+        return StartUpLoading(ready[0].at, problem=str(exc).splitlines()[0])
+    return StartUpLoading(ready[0].at, first, loaded_at)

@@ -15,7 +15,7 @@ from conformance.catalogue import Need
 from conformance.client import BUSY, ExecutorClient, output_text
 from conformance.targets import Capabilities, Target
 
-from .conftest import started_sibling
+from .conftest import started_sibling, watch_workspace_load
 
 LOADING_MARKER = "conformance-loading-marker"
 
@@ -97,11 +97,18 @@ def test_workspace_folder_variable_chooses_the_folder(
     try:
         other = executor.of_sibling(sibling.base_url)
         try:
-            loaded = other.evaluate(other.code("workspace_loaded"))
             if workspace == "elsewhere":
                 folder = sibling.capabilities.settings.workspace_folder
-                other.expect(loaded is True, f"the kit's workspace loaded from {folder}", loaded)
+                loaded, loaded_at = watch_workspace_load(other)
+                other.expect(  # loaded, but only after it said ready: the readiness came too early
+                    loaded or loaded_at is None,
+                    f"the kit's workspace loaded from {folder} before /ready said true",
+                    "not loaded at the first look after the executor said ready, loaded later",
+                    requirement="READY-4",
+                )
+                other.expect(loaded, f"the kit's workspace loaded from {folder}", loaded)
             else:
+                loaded = other.evaluate(other.code("workspace_loaded"))
                 other.expect(loaded is False, f"nothing loaded from a {workspace} folder", loaded)
         finally:
             other.close()

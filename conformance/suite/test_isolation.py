@@ -58,29 +58,48 @@ def _remove_left_over(target: Target, processes: list[list[object]], paths: list
             os.remove(path)
 
 
+#: ISO-1's plantings: every kind of detached process at once, and, alone (so that no living sibling
+#: makes a teardown look further), one whose main thread has exited.
+PLANTINGS = {
+    "every_kind": ["heartbeat", "stubborn", "stopped", "headless"],
+    "main_thread_exited": ["headless"],
+}
+
+
 @pytest.mark.conformance_requirement("ISO-1")
+@pytest.mark.parametrize("planting", sorted(PLANTINGS))
 def test_no_process_of_a_session_survives_restart(
-    executor: ExecutorClient, capabilities: Capabilities, executor_target: Target
+    executor: ExecutorClient, capabilities: Capabilities, executor_target: Target, planting: str
 ) -> None:
-    """A detached process, and every process user code could signal, are gone once /restart answered."""
+    """Detached processes, whatever their state, and every process user code could signal, are gone
+    once /restart answered: one that ignores SIGTERM, one stopped with SIGSTOP, one whose main thread
+    has exited (where the language can make one) are gone as surely as a plain one."""
     executor.new_session()
-    heartbeat = executor.code("start_heartbeat", scope=capabilities.signal_scope or 0, life=LIFE)
-    seen = _printed(executor, heartbeat, "the heartbeat's PID")
+    kinds = PLANTINGS[planting]
+    planted = executor.code("start_detached", kinds=kinds, scope=capabilities.signal_scope or 0, life=LIFE)
+    seen = _printed(executor, planted, "the detached processes' PIDs")
     if not isinstance(seen, dict):
-        raise executor.fail("the heartbeat's PID and the reachable processes", repr(seen), executor.last)
-    before: list[list[Any]] = [seen["heartbeat"], *seen["reachable"]]
-    executor.new_session()
-    deadline = time.monotonic() + executor.timeouts.process_exit
-    while True:  # a killed process may take a moment to exit
-        alive = _printed(executor, executor.code("processes_alive", processes=before), "the processes still running")
-        if not alive or time.monotonic() >= deadline:
-            break
-        time.sleep(executor.timeouts.poll_interval)
-    _remove_left_over(executor_target, alive if isinstance(alive, list) else [], [])
+        raise executor.fail("the detached processes' PIDs and the reachable processes", repr(seen), executor.last)
+    if not seen["detached"]:
+        not_applicable(f"the language pack cannot start a detached process of the kinds {kinds}")
+    before: list[list[Any]] = [*seen["detached"], *seen["reachable"]]
+    alive: Any = seen["detached"]  # if the restart fails: what the kit started, by PID
+    try:
+        executor.new_session()
+        deadline = time.monotonic() + executor.timeouts.process_exit
+        while True:  # a killed process may take a moment to exit
+            query = executor.code("processes_alive", processes=before)
+            alive = _printed(executor, query, "the processes still running")
+            if not alive or time.monotonic() >= deadline:
+                break
+            time.sleep(executor.timeouts.poll_interval)
+    finally:
+        _remove_left_over(executor_target, alive if isinstance(alive, list) else [], [])
     executor.expect(
         alive == [],
-        "no process of the earlier session still running (a detached heartbeat, "
-        f"and the {len(before) - 1} other processes user code could signal)",
+        f"no process of the earlier session still running ({len(seen['detached'])} detached ones: "
+        f"{', '.join(str(command) for _, _, command in seen['detached'])}; and the {len(seen['reachable'])} "
+        "other processes user code could signal)",
         "still running: " + "; ".join(f"PID {pid} ({command})" for pid, _, command in alive),
     )
 
@@ -161,15 +180,28 @@ def test_only_the_variables_named_in_session_env_reach_user_code(executor: Execu
 @pytest.mark.conformance_needs(Need.DESTRUCTIVE)
 @pytest.mark.parametrize("signal_name", ["SIGSTOP", "SIGKILL"])
 def test_signals_to_every_process_leave_the_next_session_sound(
-    executor: ExecutorClient, capabilities: Capabilities, signal_name: str
+    executor: ExecutorClient, capabilities: Capabilities, executor_target: Target, signal_name: str
 ) -> None:
-    """User code signals every process it can reach; the server serves and the next session runs normally.
+    """User code starts children of its own (one that ignores SIGTERM, one it stops), then signals
+    every process it can reach; the server serves, and the restart for the next user is not slowed.
 
     The attack comes just after a restart, while an executor may still be preparing the session
-    after next (a standby), then the session is restarted as for a new user.
+    after next (a standby), then the session is restarted as for a new user. A scenario that found
+    nothing to signal is not run, never passed.
     """
     usual = executor.new_session()
     kit_namespace = os.readlink("/proc/self/ns/pid") if os.path.exists("/proc/self/ns/pid") else None
+    children = _printed(executor, executor.code("start_children", life=LIFE), "the children started")
+    try:
+        _attack_and_judge(executor, capabilities, signal_name, usual, kit_namespace)
+    finally:
+        _remove_left_over(executor_target, children if isinstance(children, list) else [], [])
+
+
+def _attack_and_judge(
+    executor: ExecutorClient, capabilities: Capabilities, signal_name: str, usual: float, kit_namespace: str | None
+) -> None:
+    """Signal everything user code can reach, then judge the server and the next session (ISO-5)."""
     outcome = _printed(
         executor,
         executor.code(
@@ -184,6 +216,8 @@ def test_signals_to_every_process_leave_the_next_session_sound(
         raise executor.fail("the processes signalled", repr(outcome), executor.last)
     if outcome["refused"]:
         not_run(f"{outcome['refused']}; certify the executor by --image or --command to run it")
+    if not outcome["sent"]:
+        not_run("user code found no process to signal, not even the children it had just started")
     health = executor.health(timeout=executor.timeouts.health)
     executor.expect(health.status == 200, "/health answering after the signals", health.response_line, health)
     bound = max(executor.timeouts.restart_after_attack, 3 * usual)

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from conformance.catalogue import Need
-from conformance.certification import not_applicable
+from conformance.certification import not_applicable, not_run
 from conformance.client import ExecutorClient
 from conformance.targets import ReadyObservation, Target
 
-from .conftest import observed_once
+from .conftest import StartUpLoading, observed_once
 
 #: How far a ready answer may precede the end of loading, for clocks read in two processes.
 CLOCK_SLACK = 0.1
@@ -107,8 +107,32 @@ def test_not_ready_answers_use_503(
 
 @pytest.mark.conformance_requirement("READY-4")
 @pytest.mark.conformance_needs(Need.WORKSPACE)
+def test_ready_at_start_up_only_after_mounted_code_is_loaded(
+    executor: ExecutorClient, start_up_loading: StartUpLoading | None
+) -> None:
+    """At start-up, the first /ready true came only once the workspace had loaded in the first session.
+
+    Observed before the first test of the run: the workspace must be loaded at the kit's first
+    look, and its last file must have run before the kit saw /ready true.
+    """
+    seen = start_up_loading
+    if seen is None or seen.ready_at is None or seen.problem is not None:
+        not_run(seen.problem if seen is not None and seen.problem else "nothing was observed at start-up")
+    if seen.loaded_at is None:
+        not_applicable("the workspace never loaded in the first session (CODE-1 judges that)")
+    executor.expect(
+        seen.first_look is True and seen.loaded_at <= seen.ready_at + CLOCK_SLACK,
+        "the workspace loaded in the first session before /ready first said true",
+        f"{'not loaded at the first look after ready; ' if not seen.first_look else ''}"
+        f"its last file finished {seen.loaded_at - seen.ready_at:.2f} s after the kit saw ready",
+        None,
+    )
+
+
+@pytest.mark.conformance_requirement("READY-4")
+@pytest.mark.conformance_needs(Need.WORKSPACE)
 def test_ready_only_after_mounted_code_is_loaded(executor: ExecutorClient) -> None:
-    """The executor says ready only once the mounted code has been loaded (after a restart too)."""
+    """After a restart too, the executor says ready only once the mounted code has been loaded."""
     exchange = executor.restart()
     executor.expect(exchange.status == 200, "POST /restart to answer 200", exchange.response_line, exchange)
     ready = executor.wait_ready()

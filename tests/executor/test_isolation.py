@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from reference_executor.config import Settings
-from reference_executor.isolation import claim_kernel_users, kernel_environment, sweep
+from reference_executor.isolation import KernelUser, claim_kernel_users, kernel_environment, sweep
 from reference_executor.service import ExecutionService
-from tests.conftest import start_executor, stop_executor, until
+from tests.conftest import start_executor, stop_executor, until, wait_for
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only a server running as root switches users")
 
@@ -31,6 +31,42 @@ DETACHED = (
     "while time.monotonic() < end:\n    time.sleep(0.1)\n"
     "os._exit(0)\n"
 )
+
+
+#: DETACHED, but its main thread exits while another thread runs: the process's own state reads
+#: Z (zombie) while it lives on (issue #27).
+HEADLESS = DETACHED.replace(
+    "end = time.monotonic() + 30\n",
+    "end = time.monotonic() + 30\n"
+    "import ctypes, threading\n"
+    "threading.Thread(target=lambda: [time.sleep(0.1) for _ in iter(lambda: time.monotonic() < end, False)]).start()\n"
+    "ctypes.CDLL(None).pthread_exit(None)\n",
+)
+
+
+def _lives(pid: int) -> bool:
+    """Whether a task (thread) of ``pid`` is not a zombie."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat", encoding="utf-8") as file:
+                if file.read().rsplit(")", 1)[1].split()[0] not in "ZX":
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def _detach(code: str, user: KernelUser) -> int:
+    """Run ``code`` (DETACHED or HEADLESS) as ``user``; the PID of the detached process it leaves."""
+    detached = subprocess.run(
+        [sys.executable, "-c", code], user=user.uid, group=user.gid, extra_groups=[], cwd="/",
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30, check=True,
+    )  # fmt: skip
+    return int(detached.stdout)
 
 
 def _running(pid: int) -> bool:
@@ -74,11 +110,7 @@ def test_the_sweep_kills_detached_processes_and_removes_files_but_kept_ones(tmp_
     tmp_path.chmod(0o1777)  # world-writable, as /tmp: where user code can leave files
     pid = 0
     try:
-        detached = subprocess.run(
-            [sys.executable, "-c", DETACHED], user=user.uid, group=user.gid, extra_groups=[], cwd="/",
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30, check=True,
-        )  # fmt: skip
-        pid = int(detached.stdout)
+        pid = _detach(DETACHED, user)
         assert _running(pid)
         files = [Path("/tmp") / f"iso-test-{os.getpid()}", kept / "result.txt", tmp_path / "nested-owned"]
         for path in files:
@@ -89,6 +121,24 @@ def test_the_sweep_kills_detached_processes_and_removes_files_but_kept_ones(tmp_
         assert [path.exists() for path in files] == [False, True, False]
     finally:
         if _running(pid):
+            os.kill(pid, 9)
+        users.release()
+
+
+@as_root
+def test_the_sweep_kills_a_process_whose_main_thread_has_exited() -> None:
+    """Alone of its user, such a process reads as a zombie; the sweep kills it all the same."""
+    users = claim_kernel_users("auto", range(61500, 61600))
+    assert users is not None
+    user = users.first
+    pid = 0
+    try:
+        pid = _detach(HEADLESS, user)
+        wait_for(lambda: _lives(pid) and not _running(pid), 10, "its main thread a zombie, another running")
+        sweep(user, folders=[])
+        assert not _lives(pid)
+    finally:
+        if _lives(pid):
             os.kill(pid, 9)
         users.release()
 

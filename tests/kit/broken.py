@@ -360,6 +360,74 @@ class _NoFileSweepSession(BrokenSession):
             self.sandbox._remove_files = lambda folder, depth=0: None  # type: ignore[method-assign]
 
 
+class _ReadyEarlyAtStartUpSession(BrokenSession):
+    """At start-up only: says ready at once, and serves executes from a worker without the
+    workspace for LATE_LOADING s, before the worker with the workspace replaces it. Restarts are sound."""
+
+    fault = "ready_early_at_start_up"
+    _without_workspace = False
+
+    def worker_command(self) -> list[str]:
+        command = super().worker_command()
+        return [*command[:-1], "/nonexistent"] if self._without_workspace else command
+
+    def start_worker(self, reason: str) -> None:
+        if reason != "loading_code":
+            super().start_worker(reason)
+            return
+        with self.lock:
+            self._without_workspace = True
+            server.Session.start_worker(self, reason)  # the fault: ready, with nothing loaded
+            self._without_workspace = False
+        time.sleep(LATE_LOADING)
+        with self.lock:
+            super().start_worker(reason)
+
+
+#: Seconds the executor above serves without its workspace after saying ready at start-up.
+LATE_LOADING = 3.0
+#: Seconds the teardown below waits for processes to end on SIGTERM before it sends SIGKILL.
+TERM_GRACE = 20.0
+
+
+def _term_all(sandbox: Any) -> None:
+    for pid in sandbox._living():
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+
+
+class _TermOnlySweepSession(BrokenSession):
+    """Ends a session's processes with SIGTERM only: one that ignores it, or is stopped, lives on."""
+
+    fault = "teardown_sigterm_only"
+
+    def __init__(self, settings: server.Settings) -> None:
+        super().__init__(settings)
+        if self.sandbox is not None:
+            sandbox = self.sandbox
+            sandbox.kill_all = lambda: _term_all(sandbox)  # type: ignore[method-assign]
+
+
+class _WaitingSweepSession(BrokenSession):
+    """Ends a session's processes with SIGTERM, waits up to TERM_GRACE s for them, then SIGKILL."""
+
+    fault = "teardown_waits"
+
+    def __init__(self, settings: server.Settings) -> None:
+        super().__init__(settings)
+        if self.sandbox is not None:
+            sandbox, kill_all = self.sandbox, self.sandbox.kill_all
+
+            def term_then_kill() -> None:
+                _term_all(sandbox)
+                deadline = time.monotonic() + TERM_GRACE
+                while sandbox._living() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                kill_all()
+
+            sandbox.kill_all = term_then_kill  # type: ignore[method-assign]
+
+
 #: The persistent folder of the fault below (the kit is told of it with --persistent-folder).
 SUBMISSION = "/tmp/conformance-broken-submission"
 
@@ -671,6 +739,9 @@ FAULTS: dict[str, Fault] = {
                session={"restart": _restart_keeps_the_worker}),
         _fault("restart_forgets_code", "/restart does not load the workspace again",
                "READY-4 RESTART-3 CODE-1 CODE-2 CODE-4 CODE-5", session=_ForgetsCodeOnRestartSession),
+        _fault("ready_early_at_start_up", f"at start-up only, /ready says ready {LATE_LOADING:g} s before the "
+               "workspace has loaded (executes meanwhile run without it)", "READY-4",
+               session=_ReadyEarlyAtStartUpSession),
         _fault("restart_in_background", '/restart answers "restarting", then serves the old session for 1 s',
                "RESTART-4", session=_RestartsLateSession, handler={"handle_restart": _handle_restart_async}),
         _fault("code_in_separate_namespaces", "each workspace file runs in a namespace of its own",
@@ -708,6 +779,10 @@ FAULTS: dict[str, Fault] = {
                session=_NoRecoverySession),
         _fault("detached_processes_survive", "a restart kills the worker but not the processes it started",
                "ISO-1", session=_NoProcessSweepSession),
+        _fault("teardown_sigterm_only", "a restart ends the session's processes with SIGTERM alone", "ISO-1",
+               session=_TermOnlySweepSession),
+        _fault("teardown_waits", f"a restart sends SIGTERM and waits up to {TERM_GRACE:g} s before SIGKILL",
+               "ISO-5", session=_WaitingSweepSession),
         _fault("temp_files_survive", "a restart leaves the session's files in /tmp, /var/tmp and /dev/shm",
                "ISO-2", session=_NoFileSweepSession),
         _fault("submission_on_pythonpath", "the persistent SUBMISSION_DIR is on every worker's PYTHONPATH",

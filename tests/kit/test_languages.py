@@ -26,8 +26,8 @@ PYTHON_PACK = ROOT / "conformance" / "languages" / "python"
 SAMPLE_PARAMS = {
     "expression": "1 + 1", "name": "some_variable", "text": "a 'quoted' \"text\"\n", "value": "v", "a": 20, "b": 22,
     "seconds": 0.5, "prefix": "p-", "count": 3, "char": "x", "scope": 0, "life": 60, "processes": [[1, "2", "c"]],
-    "token": "abc123", "persistent": ["/submission"], "paths": ["/tmp/a"], "signal_name": "SIGSTOP",
-    "kit_namespace": "", "names": ["HOME"],
+    "kinds": ["heartbeat"], "token": "abc123", "persistent": ["/submission"], "paths": ["/tmp/a"],
+    "signal_name": "SIGSTOP", "kit_namespace": "", "names": ["HOME"],
 }  # fmt: skip
 
 
@@ -82,7 +82,7 @@ def test_values_are_inserted_as_literals_and_code_as_written() -> None:
         ({'workspace = "workspace"\n': ""}, "[language] workspace: no folder"),
         (
             # A helper's parameter must be one of each including snippet's.
-            {"import json, os\ndef _stat": "import json, os\nLIFE = {{life}}\ndef _stat"},
+            {"import json, os, signal\ndef _stat": "import json, os, signal\nLIFE = {{life}}\ndef _stat"},
             "processes_alive: unknown parameters ['life']",
         ),
         ({"trivial = ": "trivially = "}, "[snippets] trivially: no such entry"),
