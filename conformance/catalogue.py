@@ -33,7 +33,7 @@ __all__ = [
     "named",
 ]
 
-CONTRACT_VERSION = "1.2"
+CONTRACT_VERSION = "1.3"
 
 
 class Label(enum.StrEnum):
@@ -321,6 +321,19 @@ _ALL: tuple[Requirement, ...] = (
         "SHOULD",
         "isolation",
         "the server's environment reaches user code only through the variables named in SESSION_ENV",
+    ),
+    # -- 1.3: isolation by ownership and in time -------------------------------------------------
+    _r(
+        "ISO-7",
+        "MUST",
+        "isolation",
+        "a call waiting for its turn when /restart comes, or sent while it runs, never runs in the next session",
+    ),
+    _r(
+        "ISO-8",
+        "MUST",
+        "isolation",
+        "kernel objects a session made (SysV shared memory, queues, semaphores; POSIX queues) are gone after /restart",
     ),
     # -- 1.2: configuration ----------------------------------------------------------------------
     _r("CONFIG-1", "MUST", "configuration", "the executor listens on the port the PORT environment variable names"),

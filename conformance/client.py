@@ -7,10 +7,14 @@ bound requirement with that exchange as evidence.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import http.client
 import json
+import socket
 import threading
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -176,6 +180,45 @@ class ExecutorClient:
         with self._lock:
             self.history.append(exchange)
         return exchange
+
+    def send_now(self, method: str, path: str, *, json_body: Any) -> Callable[[float], Exchange]:
+        """Send one request on a connection of its own and return once its bytes are sent, before
+        any answer: the server has it before any request sent after this returns (ISO-7 orders
+        calls so). Returns a function that waits up to its argument, in seconds, for the answer."""
+        url = urllib.parse.urlsplit(self.base_url)
+        content = json.dumps(json_body)
+        exchange = Exchange(method=method, path=path, request_body=content)
+        started = time.monotonic()
+        connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=self.timeouts.request)
+        try:
+            connection.request(
+                method, url.path + path, content, {"Content-Type": "application/json", **(self._headers or {})}
+            )
+        except OSError as exc:
+            connection.close()
+            exchange.error = f"{type(exc).__name__}: {exc}"
+
+        def answer(within: float) -> Exchange:
+            if exchange.error is None:
+                try:
+                    if connection.sock is not None:
+                        connection.sock.settimeout(max(0.1, within - (time.monotonic() - started)))
+                    response = connection.getresponse()
+                    exchange.status, exchange.headers = response.status, dict(response.getheaders())
+                    exchange.body_text = response.read().decode("utf-8", "replace")
+                    with contextlib.suppress(ValueError):
+                        exchange.json = json.loads(exchange.body_text)
+                except (OSError, http.client.HTTPException) as exc:
+                    exchange.error = f"{type(exc).__name__}: {exc}"
+                    exchange.timed_out = isinstance(exc, socket.timeout)
+                finally:
+                    connection.close()
+            exchange.elapsed = time.monotonic() - started
+            with self._lock:
+                self.history.append(exchange)
+            return exchange
+
+        return answer
 
     def _send(
         self, method: str, path: str, content: bytes | str | None, headers: dict[str, str] | None, timeout: float | None

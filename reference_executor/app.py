@@ -178,7 +178,7 @@ def create_app(settings: Settings | None = None, service: ExecutionService | Non
         return {
             "implementation": "reference-executor",
             "version": __version__,
-            "contract_version": "1.2",
+            "contract_version": "1.3",
             "language": "python",
             "features": FEATURES,
             "persistent_folders": [str(folder) for folder in settings.persistent_folders],

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import SWEEP_MAX_DEPTH, Timeouts
+from .kernel_objects import remove_ipc_of, remove_mqueues_of
 
 __all__ = [
     "TEMP_FOLDERS",
@@ -315,16 +316,19 @@ def _remove_files_of(uid: int, folder: str, keep: tuple[str, ...], depth: int = 
 
 
 def sweep(user: KernelUser, *, keep: Iterable[Path] = (), folders: Iterable[Path] = TEMP_FOLDERS) -> None:
-    """Kill every process of ``user``, then remove its files from ``folders`` (but those in ``keep``)."""
+    """Kill every process of ``user``, then remove its IPC objects, and its files from ``folders``
+    (but those in ``keep``)."""
     started = time.monotonic()
     killed = _kill_everything_of(user)
+    objects = remove_ipc_of(user.uid) + remove_mqueues_of(user.uid, _lock_folder() / f"mqueue-{os.getpid()}")
     kept = tuple(str(path) for path in keep)
     removed = sum(_remove_files_of(user.uid, str(folder), kept) for folder in folders)
-    if killed or removed:
+    if killed or objects or removed:
         log.info(
-            "swept user %d: %d processes killed, %d files removed (%.0f ms)",
+            "swept user %d: %d processes killed, %d IPC objects and %d files removed (%.0f ms)",
             user.uid,
             killed,
+            objects,
             removed,
             (time.monotonic() - started) * 1000,
         )

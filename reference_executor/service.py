@@ -26,7 +26,7 @@ from .config import Settings
 from .kernel import KernelSession, KernelStartError, RunOutcome, workspace_signature
 from .kernels import KernelFactory
 
-__all__ = ["ClientGoneError", "ExecuteResult", "ExecutionService", "NotReadyError", "Readiness"]
+__all__ = ["ClientGoneError", "ExecuteResult", "ExecutionService", "NotReadyError", "Readiness", "SessionEndedError"]
 
 log = logging.getLogger("reference_executor.service")
 
@@ -35,6 +35,11 @@ log = logging.getLogger("reference_executor.service")
 
 class NotReadyError(RuntimeError):
     """No kernel became available within the bound; the HTTP layer answers 503."""
+
+
+class SessionEndedError(NotReadyError):
+    """The call came during a restart, or waited for its turn across one: it was not run, so that
+    nothing sent to one session runs in the next (ISO-7). The HTTP layer answers 503."""
 
 
 class ClientGoneError(RuntimeError):
@@ -88,6 +93,9 @@ class ExecutionService:
         self._watchdog: asyncio.Task[None] | None = None
         self._running: KernelSession | None = None
         self._closed = False
+        #: Which session calls are for: a requested restart begins the next one (ISO-7).
+        self._session_number = 0
+        self._restart_requested = False
 
     # -- readiness ----------------------------------------------------------------------
     @property
@@ -260,11 +268,18 @@ class ExecutionService:
     async def restart(self) -> str:
         """Replace the kernel: all user state goes, the workspace is loaded again (RESTART-1..4).
 
-        A running execution is ended (it answers ``crashed``). The restart finishes before
-        this returns, so the answer is always ``ok``.
+        A running execution is ended (it answers ``crashed``); executions waiting for their turn,
+        and those that come before the new session is ready, are refused (``SessionEndedError``),
+        never run in the new session (ISO-7). The restart finishes before this returns, so the
+        answer is always ``ok``.
         """
-        self._not_ready("restarting")  # executes accepted from now on wait for the new kernel
-        await self._replace_kernel("restarting")
+        self._session_number += 1  # calls of the old session that still wait are refused, not run
+        self._restart_requested = True  # and calls that come meanwhile too: they were sent to no session
+        self._not_ready("restarting")
+        try:
+            await self._replace_kernel("restarting")
+        finally:
+            self._restart_requested = False
         if self.failed.is_set():
             raise NotReadyError("no kernel could start: the executor is stopping")
         return "ok"
@@ -278,8 +293,13 @@ class ExecutionService:
         code is not run (``ClientGoneError``).
         """
         timeout = self.settings.timeouts.execution if timeout is None else timeout
+        session = self._session_number
+        if self._restart_requested:
+            raise SessionEndedError("a restart is under way: this call was not run; send it once /ready is true")
         async with self._run_lock:
             kernel = await self._wait_for_kernel(self.settings.timeouts.kernel_start)
+            if session != self._session_number:
+                raise SessionEndedError("the session was restarted while this call waited for its turn: it was not run")
             if abandoned is not None and await abandoned():
                 raise ClientGoneError("the client went away while the call waited for its turn")
             started = time.monotonic()

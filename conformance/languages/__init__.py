@@ -190,6 +190,13 @@ SNIPPETS: dict[str, Snippet] = {
         "token",
         "life",
     ),
+    "ipc_objects": _s(
+        "creates, readable and writable by every user, what kernel objects it can that outlive their "
+        "processes: a SysV shared memory segment, message queue and semaphore set, and a POSIX message queue "
+        "named for `token`; prints the JSON list of [kind, id or name] ('shm', 'msg', 'sem', 'mqueue')",
+        "token",
+    ),
+    "ipc_left": _s("prints the JSON list of those of `objects` ([kind, id or name]) that still exist", "objects"),
     "signal_everything": _s(
         "sends the signal `signal_name` to every process it can reach in the tree of `scope` (0: unknown, "
         "then refusing when root or in the PID namespace `kit_namespace`); prints "

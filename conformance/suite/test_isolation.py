@@ -11,6 +11,7 @@ process user code can reach, which may stop a weak executor for good.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import json
 import os
@@ -21,12 +22,14 @@ import pytest
 
 from conformance.catalogue import Need
 from conformance.certification import not_applicable, not_run
-from conformance.client import ExecutorClient, output_text
+from conformance.client import ExecutorClient, has_status, output_text, raised
 from conformance.settings import SESSION_ENV_PROBE
 from conformance.targets import Capabilities, ProcessTarget, Target
 
 #: Seconds a process or thread started by a scenario lives at most.
 LIFE = 60
+#: The command that removes a SysV IPC object (shmctl, msgctl, semctl).
+IPC_RMID = 0
 
 
 def _token(request: pytest.FixtureRequest) -> str:
@@ -64,6 +67,21 @@ PLANTINGS = {
     "every_kind": ["heartbeat", "stubborn", "stopped", "headless"],
     "main_thread_exited": ["headless"],
 }
+
+
+def _remove_left_over_ipc(target: Target, objects: list[list[str]]) -> None:
+    """Remove the IPC objects an executor that failed left, where the kit shares its IPC namespace
+    (a local process); in a container they go with it."""
+    if not isinstance(target, ProcessTarget) or not objects:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    for kind, ident in objects:
+        with contextlib.suppress(AttributeError, ValueError):
+            if kind == "mqueue":
+                libc.mq_unlink(ident.encode())
+            else:
+                control = {"shm": libc.shmctl, "msg": libc.msgctl, "sem": libc.semctl}[kind]
+                control(int(ident), *((0,) if kind == "sem" else ()), IPC_RMID, None)
 
 
 @pytest.mark.conformance_requirement("ISO-1")
@@ -164,6 +182,68 @@ def test_background_output_of_a_session_never_reaches_the_next(
             "status ok and only this call's own output: after the restart\\n",
             f"status {body['status']!r}, restarted {body['restarted']!r}: {text[:500]!r}",
         )
+
+
+@pytest.mark.conformance_requirement("ISO-8")
+def test_kernel_objects_of_a_session_are_gone_after_restart(
+    request: pytest.FixtureRequest, executor: ExecutorClient, executor_target: Target
+) -> None:
+    """SysV shared memory, message queues and semaphores, and POSIX message queues, that a session
+    made readable by anyone, are gone once /restart answered: they outlive their processes."""
+    executor.new_session()
+    made = _printed(executor, executor.code("ipc_objects", token=_token(request)), "the kernel objects made")
+    if not made:
+        not_applicable("user code could make no SysV or POSIX IPC object here")
+    left: Any = made
+    try:
+        executor.new_session()
+        left = _printed(executor, executor.code("ipc_left", objects=made), "the kernel objects still there")
+    finally:
+        _remove_left_over_ipc(executor_target, left if isinstance(left, list) else [])
+    executor.expect(
+        left == [],
+        f"none of the {len(made)} kernel objects made before the restart ({', '.join(k for k, _ in made)})",
+        f"still there: {left}",
+        None,
+    )
+
+
+#: ISO-7: seconds the first call holds the session, so that the second waits behind it when /restart comes.
+HOLD = 2.0
+
+
+@pytest.mark.conformance_requirement("ISO-7")
+def test_a_call_waiting_when_restart_comes_never_runs_in_the_next_session(
+    request: pytest.FixtureRequest, executor: ExecutorClient, declared_features: frozenset[str]
+) -> None:
+    """A call that waits for its turn behind a running one when /restart comes (or that comes
+    while the restart is under way) is refused or dies with the old session: what it would have
+    done is not in the next session."""
+    executor.new_session()
+    marker = f"conformance_stale_{_token(request)}"
+    budget = HOLD + executor.timeouts.timeout_slack + executor.timeouts.request
+    hold: dict[str, Any] = {"code": executor.code("sleep_then_value", seconds=HOLD)}
+    if "timeout_override" in declared_features:  # still running when /restart comes, whatever the default
+        hold["timeout"] = HOLD + executor.timeouts.timeout_slack
+    holder = executor.send_now("POST", "/execute", json_body=hold)
+    waiting = executor.send_now(
+        "POST", "/execute", json_body={"code": executor.code("define", name=marker, value="stale")}
+    )
+    exchange = executor.restart()
+    executor.expect(exchange.status == 200, "HTTP 200 from /restart", exchange.response_line, exchange)
+    executor.wait_ready()
+    held, late = holder(budget), waiting(budget)
+    executor.expect(late.error is None, "an answer to the call that waited", late.response_line, late)
+    body = executor.run(executor.code("print_variable", name=marker))
+    undefined = executor.language.error_name("read_undefined")
+    executor.expect(
+        has_status(body, "error") and raised(body, undefined),
+        f"{marker} undefined in the next session ({undefined}): the waiting call refused (4xx or 503 with a "
+        "detail) or run in the old session",
+        f"status {body['status']!r}: {output_text(body)[:300]!r}; the waiting call got {late.response_line} "
+        f"(the running one {held.response_line})",
+        late,
+    )
 
 
 @pytest.mark.conformance_requirement("ISO-6")

@@ -21,7 +21,7 @@ const path = require("path");
 
 const WORKER = path.join(__dirname, "worker.js");
 const VERSION = "1.0.0";
-const CONTRACT_VERSION = "1.2";
+const CONTRACT_VERSION = "1.3";
 // After SIGINT, how long interrupted code has to stop before the worker is replaced.
 const INTERRUPT_GRACE_MS = 1000;
 // How long a new worker has to load the workspace and say it is ready.
@@ -30,7 +30,10 @@ const START_TIMEOUT_MS = 60000;
 const REQUEST_READ_TIMEOUT_MS = 5000;
 // The user ids a worker may run as: a range of its own, apart from the other executors'.
 const WORKER_UIDS = [63000, 64000];
-const TEMP_FOLDERS = ["/tmp", "/var/tmp", "/dev/shm", "/run/lock"];
+// /dev/mqueue: POSIX message queues, where the mqueue file system is mounted (in a container).
+const TEMP_FOLDERS = ["/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue"];
+// SysV IPC objects: each table of /proc/sysvipc, ipcrm's flag, and the owner's and creator's uid columns.
+const SYSV_TABLES = [["shm", "-m", 7, 9], ["msg", "-q", 7, 9], ["sem", "-s", 4, 6]];
 // What every worker gets of the server's environment, besides what SESSION_ENV names (ISO-6).
 const BASE_VARIABLES = ["PATH", "LANG", "LANGUAGE", "TZ", "TERM"];
 const KILL_DEADLINE_MS = 5000;
@@ -115,7 +118,28 @@ class Sandbox {
     this.killAll();
     if (this.home) fs.rmSync(this.home, { recursive: true, force: true });
     this.home = null;
+    this.removeIpc();
     for (const folder of TEMP_FOLDERS) this.removeFiles(folder, 0);
+  }
+
+  // SysV shared memory, message queues and semaphores the user id owns or created outlive its
+  // processes (ISO-8): removed with util-linux's ipcrm, as root.
+  removeIpc() {
+    const args = [];
+    for (const [table, flag, owner, creator] of SYSV_TABLES) {
+      let lines = [];
+      try {
+        lines = fs.readFileSync(`/proc/sysvipc/${table}`, "utf8").split("\n").slice(1);
+      } catch {
+        continue;
+      }
+      for (const fields of lines.map((line) => line.trim().split(/\s+/)).filter((f) => f.length > creator)) {
+        if (Number(fields[owner]) === this.uid || Number(fields[creator]) === this.uid) args.push(flag, fields[1]);
+      }
+    }
+    if (!args.length) return;
+    const run = childProcess.spawnSync("ipcrm", args, { stdio: "ignore", timeout: KILL_DEADLINE_MS });
+    if (run.error || run.status !== 0) console.error(`ipcrm ${args.join(" ")} failed: ${run.error || run.status}`);
   }
 
   // SIGKILL to -1, sent as the user id, reaches detached processes too; then any left, one by one.

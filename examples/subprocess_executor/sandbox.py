@@ -13,6 +13,7 @@ Standard library only, and no code shared with the reference executor.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import os
 import shutil
@@ -30,6 +31,10 @@ from typing import Any
 WORKER_UIDS = range(62000, 63000)
 LOCK_FOLDER = Path("/run/subprocess-executor")
 TEMP_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+#: SysV IPC (ISO-8): each table of /proc/sysvipc and the columns of the owner's and creator's uid.
+SYSV_TABLES = {"shm": (7, 9), "msg": (7, 9), "sem": (4, 6)}
+IPC_RMID = 0
+_libc = ctypes.CDLL(None, use_errno=True)
 #: What every worker gets of the server's environment, besides what SESSION_ENV names (ISO-6).
 BASE_VARIABLES = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM")
 BASE_PREFIXES = ("LC_", "PYTHON")
@@ -91,8 +96,37 @@ class Sandbox:
         if self.home is not None:
             shutil.rmtree(self.home, ignore_errors=True)
             self.home = None
+        self._remove_ipc()
         for folder in TEMP_FOLDERS:
             self._remove_files(folder)
+
+    def _remove_ipc(self) -> None:
+        """SysV shared memory, message queues and semaphores of the user id (owner or creator)."""
+        for kind, columns in SYSV_TABLES.items():
+            with contextlib.suppress(OSError), open(f"/proc/sysvipc/{kind}", encoding="ascii") as file:
+                rows = [line.split() for line in file.readlines()[1:]]
+            for row in rows:
+                if len(row) > max(columns) and self.uid in (int(row[c]) for c in columns):
+                    control = {"shm": _libc.shmctl, "msg": _libc.msgctl, "sem": _libc.semctl}[kind]
+                    control(int(row[1]), *((0,) if kind == "sem" else ()), IPC_RMID, None)
+        self._remove_mqueues()
+
+    def _remove_mqueues(self) -> None:
+        """POSIX message queues of the user id: files of the mqueue file system, mounted for the
+        moment where it is mounted nowhere (a host), so that no mount outlives a killed server."""
+        with open("/proc/self/mounts", encoding="utf-8") as file:
+            mounts = [fields[1] for fields in (line.split() for line in file) if fields[2:3] == ["mqueue"]]
+        folder = mounts[0] if mounts else str(LOCK_FOLDER / f"mqueue-{os.getpid()}")
+        if not mounts:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            if _libc.mount(b"mqueue", folder.encode(), b"mqueue", 0, None) != 0:
+                return
+        try:
+            self._remove_files(folder)
+        finally:
+            if not mounts:
+                _libc.umount2(folder.encode(), 2)  # MNT_DETACH
+                os.rmdir(folder)
 
     def kill_all(self) -> None:
         with contextlib.suppress(OSError, subprocess.SubprocessError):

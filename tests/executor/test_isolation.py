@@ -6,6 +6,7 @@ ISO scenarios (conformance/suite/test_isolation.py) prove the same end to end.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import sys
@@ -140,6 +141,57 @@ def test_the_sweep_kills_a_process_whose_main_thread_has_exited() -> None:
     finally:
         if _lives(pid):
             os.kill(pid, 9)
+        users.release()
+
+
+#: Makes, open to every user, a SysV shared memory segment, message queue and semaphore set and a
+#: POSIX message queue; prints their ids and the queue's name.
+IPC_OBJECTS = (
+    "import ctypes, os, sys\n"
+    "libc = ctypes.CDLL(None)\n"
+    "ids = [libc.shmget(0, 4096, 0o1666), libc.msgget(0, 0o1666), libc.semget(0, 1, 0o1666)]\n"
+    "name = f'/iso-test-{os.getpid()}'\n"
+    "libc.mq_close(libc.mq_open(name.encode(), os.O_CREAT | os.O_RDWR, 0o666, None))\n"
+    "print(*ids, name)\n"
+)
+
+
+def _sysv_ids(kind: str) -> set[int]:
+    lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()[1:]
+    return {int(line.split()[1]) for line in lines if line.strip()}
+
+
+def _queue_exists(name: str) -> bool:
+    libc = ctypes.CDLL(None)
+    queue = libc.mq_open(name.encode(), os.O_RDONLY, 0, None)
+    if queue < 0:
+        return False
+    libc.mq_close(queue)
+    return True
+
+
+@as_root
+def test_the_sweep_removes_the_ipc_objects_of_the_user() -> None:
+    """ISO-8: SysV objects and POSIX queues outlive their processes; the sweep finds them by owner."""
+    users = claim_kernel_users("auto", range(61500, 61600))
+    assert users is not None
+    user = users.first
+    made = subprocess.run(
+        [sys.executable, "-c", IPC_OBJECTS], user=user.uid, group=user.gid, extra_groups=[], cwd="/",
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout.split()  # fmt: skip
+    shm, msg, sem, queue = int(made[0]), int(made[1]), int(made[2]), made[3]
+    try:
+        assert shm in _sysv_ids("shm") and msg in _sysv_ids("msg") and sem in _sysv_ids("sem")
+        assert _queue_exists(queue)
+        mounts = Path("/proc/self/mounts").read_text()
+        sweep(user, folders=[])
+        assert (shm in _sysv_ids("shm"), msg in _sysv_ids("msg"), sem in _sysv_ids("sem")) == (False, False, False)
+        assert not _queue_exists(queue)
+        assert Path("/proc/self/mounts").read_text() == mounts  # a mount made for the sweep is undone
+    finally:
+        subprocess.run(["ipcrm", "-m", str(shm), "-q", str(msg), "-s", str(sem)], capture_output=True, check=False)
+        ctypes.CDLL(None).mq_unlink(queue.encode())
         users.release()
 
 

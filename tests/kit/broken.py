@@ -428,6 +428,33 @@ class _WaitingSweepSession(BrokenSession):
             sandbox.kill_all = term_then_kill  # type: ignore[method-assign]
 
 
+def _queued_across_restarts(self: BrokenSession, code: str, timeout: float | None) -> dict[str, Any]:
+    """Queues calls (no 429), and lets a restart go first: a call that waited runs in the new session."""
+    self.check_timeout(timeout)
+    deadline = time.monotonic() + server.START_TIMEOUT + 3600
+    while time.monotonic() < deadline:
+        self.lock.acquire()
+        if not self.restarting:
+            break
+        self.lock.release()  # the fault: wait for the new session instead of refusing the call
+        time.sleep(0.01)
+    try:
+        return self._execute(code, self.settings.execution_timeout if timeout is None else timeout)
+    finally:
+        self.lock.release()
+
+
+class _NoIpcSweepSession(BrokenSession):
+    """Sweeps a session's processes and files, but not its IPC objects (SysV, POSIX queues)."""
+
+    fault = "ipc_objects_survive"
+
+    def __init__(self, settings: server.Settings) -> None:
+        super().__init__(settings)
+        if self.sandbox is not None:
+            self.sandbox._remove_ipc = lambda: None  # type: ignore[method-assign]
+
+
 #: The persistent folder of the fault below (the kit is told of it with --persistent-folder).
 SUBMISSION = "/tmp/conformance-broken-submission"
 
@@ -783,6 +810,10 @@ FAULTS: dict[str, Fault] = {
                session=_TermOnlySweepSession),
         _fault("teardown_waits", f"a restart sends SIGTERM and waits up to {TERM_GRACE:g} s before SIGKILL",
                "ISO-5", session=_WaitingSweepSession),
+        _fault("queued_call_runs_after_restart", "a call queued when /restart comes runs in the next session",
+               "ISO-7", session={"execute": _queued_across_restarts}),
+        _fault("ipc_objects_survive", "a restart leaves the session's shared memory, queues and semaphores",
+               "ISO-8", session=_NoIpcSweepSession),
         _fault("temp_files_survive", "a restart leaves the session's files in /tmp, /var/tmp and /dev/shm",
                "ISO-2", session=_NoFileSweepSession),
         _fault("submission_on_pythonpath", "the persistent SUBMISSION_DIR is on every worker's PYTHONPATH",

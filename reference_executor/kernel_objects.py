@@ -1,0 +1,94 @@
+"""Kernel objects that outlive their processes, found by owner and removed (ISO-8).
+
+SysV shared memory segments, message queues and semaphore sets live until someone removes them,
+whatever their permissions say about who may read them; POSIX message queues likewise, as files
+of the ``mqueue`` file system. A retired kernel user's are found by ownership (owner or creator),
+never by name or by a list of keys, and removed as root.
+
+Standard library only (ctypes for the IPC calls): imported by ``isolation`` before the server
+loads anything heavy. This module must never import FastAPI or jupyter_client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+from pathlib import Path
+
+__all__ = ["remove_ipc_of", "remove_mqueues_of"]
+
+log = logging.getLogger("reference_executor.kernel_objects")
+
+#: The control command that removes a SysV object; umount2's flag for a lazy unmount.
+IPC_RMID, MNT_DETACH = 0, 2
+#: For each SysV kind: its /proc/sysvipc table and the columns of the owner's and the creator's uid.
+SYSV_TABLES = {"shm": (7, 9), "msg": (7, 9), "sem": (4, 6)}
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _remove_sysv(kind: str, ident: int) -> bool:
+    control = {"shm": _libc.shmctl, "msg": _libc.msgctl, "sem": _libc.semctl}[kind]
+    arguments = (ident, 0, IPC_RMID, None) if kind == "sem" else (ident, IPC_RMID, None)
+    return bool(control(*arguments) == 0)
+
+
+def remove_ipc_of(uid: int) -> int:
+    """Remove every SysV IPC object that ``uid`` owns or created; how many were removed."""
+    removed = 0
+    for kind, columns in SYSV_TABLES.items():
+        try:
+            lines = Path(f"/proc/sysvipc/{kind}").read_text(encoding="ascii").splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            with contextlib.suppress(ValueError, IndexError):
+                if uid in (int(fields[column]) for column in columns) and _remove_sysv(kind, int(fields[1])):
+                    removed += 1
+    return removed
+
+
+def _mqueue_mount() -> Path | None:
+    """Where the mqueue file system is mounted (``/dev/mqueue`` in a container), if anywhere."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mounts").read_text(encoding="utf-8").splitlines():
+            fields = line.split()
+            if len(fields) > 2 and fields[2] == "mqueue":
+                return Path(fields[1].replace("\\040", " "))
+    return None
+
+
+def remove_mqueues_of(uid: int, scratch: Path) -> int:
+    """Remove every POSIX message queue ``uid`` owns; how many were removed.
+
+    They show as files of the mqueue file system. Where it is mounted nowhere (a host), it is
+    mounted at ``scratch`` (an empty folder of root's) for the moment of the sweep, and unmounted
+    at once: a mount left for the server's life would outlive a server that is killed.
+    """
+    folder = _mqueue_mount()
+    mounted = False
+    if folder is None:
+        with contextlib.suppress(OSError):
+            scratch.mkdir(mode=0o700, exist_ok=True)
+        if _libc.mount(b"mqueue", str(scratch).encode(), b"mqueue", 0, None) != 0:
+            log.warning(
+                "POSIX message queues cannot be swept: mounting mqueue failed (%s)", os.strerror(ctypes.get_errno())
+            )
+            return 0
+        folder, mounted = scratch, True
+    removed = 0
+    try:
+        for entry in os.scandir(folder):
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_uid == uid:
+                    os.unlink(entry.path)
+                    removed += 1
+    finally:
+        if mounted:
+            _libc.umount2(str(folder).encode(), MNT_DETACH)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    return removed
