@@ -86,6 +86,14 @@ class Timeouts:
     iopub_check: float = 0.05
     #: How long killing a retired user's processes may take before the sweep gives up and says so.
     sweep_kill: float = 5.0
+    #: How long removing a retired user's files may take during a restart; past it the user id is
+    #: held back (another serves) and swept again in the background, ``sweep_background`` at a time.
+    sweep_files: float = 5.0
+    sweep_background: float = 120.0
+    #: Between two looks at a retired user's processes while they are being stopped and killed,
+    #: and between two background sweeps of a user id held back.
+    sweep_poll: float = 0.002
+    sweep_again: float = 5.0
 
 
 def _number(env: Mapping[str, str], name: str, default: float, kind: type[float] | type[int] = float) -> Any:

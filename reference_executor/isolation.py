@@ -1,13 +1,16 @@
 """Who runs user code, and the clean-up that keeps one session from reaching the next (ISO-1 to ISO-6).
 
-A server running as root runs its kernels as two throwaway user ids of its own (numeric, no
-passwd entry needed), claimed for its whole life with a lock file, so that no other executor on
-the host uses them. The kernel being served and the standby kernel never share an id: user code
-can neither signal the standby nor read its connection file. When a kernel retires, everything
-of its id goes before the id serves again: every process (``kill(-1, SIGKILL)`` run as that id,
-which reaches detached processes too, then a check from ``/proc``) and every file it owns in the
-temporary folders. The environment a kernel starts with is the server's, less what the operator
-did not name in ``SESSION_ENV``.
+A server running as root runs its kernels as throwaway user ids of its own (numeric, no passwd
+entry needed), claimed a pair at a time for its whole life with a lock file, and only where no
+process on the host already runs as them, so that no other executor uses them. The kernel being
+served and the standby kernel never share an id: user code can neither signal the standby nor
+read its connection file. When a kernel retires, everything its id owns goes before the id
+serves again, found by ownership, never by a list of places or states: every process whose real,
+effective or saved id it is, whatever its state (frozen with SIGSTOP, then killed, so that none
+can fork its way out), its SysV IPC objects and POSIX message queues (``kernel_objects``), and
+its files (``file_sweep``), within deadlines. An id whose sweep did not finish is held back and
+swept again in the background; meanwhile the server claims another pair. The environment a
+kernel starts with is the server's, less what the operator did not name in ``SESSION_ENV``.
 
 Standard library only: the first kernel is launched before the server imports anything heavy.
 This module must never import FastAPI or jupyter_client.
@@ -21,7 +24,6 @@ import fcntl
 import importlib.util
 import logging
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import SWEEP_MAX_DEPTH, Timeouts
+from .file_sweep import SweepDeadlineError, remove_owned, remove_tree
 from .kernel_objects import remove_ipc_of, remove_mqueues_of
 
 __all__ = [
@@ -56,13 +59,6 @@ LOCK_FOLDERS = (Path("/run/reference-executor"), Path("/var/lock/reference-execu
 BASE_VARIABLES = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "VIRTUAL_ENV")
 BASE_PREFIXES = ("LC_", "PYTHON")
 
-#: Run as the retiring user: SIGKILL to every process that user has (all at once, so that a
-#: process cannot fork its way out; ``kill(-1)`` spares the caller).
-_KILL_ALL = (
-    "import os, signal\n"
-    "for _ in range(3):\n    try:\n        os.kill(-1, signal.SIGKILL)\n    except OSError:\n        break\n"
-)
-
 
 class IsolationError(RuntimeError):
     """Kernel users could not be claimed, or a retired user's processes could not all be killed."""
@@ -79,10 +75,14 @@ class KernelUser:
 
 @dataclass
 class KernelUsers:
-    """The two user ids this server's kernels alternate between, held until ``release``."""
+    """The user ids this server's kernels run as, held until ``release``: a pair claimed at start,
+    used alternately, and another pair claimed whenever none is free (an id held back until its
+    sweep finishes, say)."""
 
-    users: tuple[KernelUser, KernelUser]
-    _lock: int | None = None
+    users: list[KernelUser]
+    uid_range: range
+    keep: tuple[Path, ...] = ()
+    _locks: list[int] = field(default_factory=list)
     _in_use: set[int] = field(default_factory=set)
 
     @property
@@ -90,22 +90,29 @@ class KernelUsers:
         return self.users[0]
 
     def take(self) -> KernelUser:
-        """A user id no live kernel of this server has; IsolationError if both are taken."""
-        for user in self.users:
-            if user.uid not in self._in_use:
-                self._in_use.add(user.uid)
-                return user
-        raise IsolationError("both kernel user ids are in use: a third kernel would share one")
+        """A user id no live kernel of this server has (claiming another pair if need be);
+        IsolationError when the range has no free pair left."""
+        free = [user for user in self.users if user.uid not in self._in_use]
+        if not free:
+            pair, lock = _claim_pair(self.uid_range)
+            self._locks.append(lock)
+            for user in pair:
+                sweep(user, keep=self.keep)  # whatever a crashed earlier holder left
+            self.users.extend(pair)
+            log.info("kernels may also run as user ids %d and %d", pair[0].uid, pair[1].uid)
+            free = list(pair)
+        self._in_use.add(free[0].uid)
+        return free[0]
 
     def give_back(self, user: KernelUser) -> None:
-        """``user``'s kernel is gone and its processes and files are swept: it may serve again."""
+        """``user``'s kernel is gone and everything it owned is swept: it may serve again."""
         self._in_use.discard(user.uid)
 
     def release(self) -> None:
         """Let other executors claim these ids (the server is stopping)."""
-        if self._lock is not None:
-            os.close(self._lock)
-            self._lock = None
+        for lock in self._locks:
+            os.close(lock)
+        self._locks.clear()
 
 
 def _lock_folder() -> Path:
@@ -142,20 +149,43 @@ def _can_run_interpreter(user: KernelUser) -> str | None:
 
 
 def claim_kernel_users(setting: str, uid_range: range, *, keep: Iterable[Path] = ()) -> KernelUsers | None:
-    """Two throwaway user ids for this server's kernels, from ``uid_range``; None when kernels
-    run as the server's own user (KERNEL_USER=none, or a server not running as root).
+    """Throwaway user ids for this server's kernels, from ``uid_range``; None when kernels run as
+    the server's own user (KERNEL_USER=none, or a server not running as root).
 
     A pair is claimed with an exclusive lock file, held while the server lives; ids with a passwd
-    entry are never used. Whatever a crashed earlier holder left is swept first.
+    entry, or that some process on the host runs as (another executor's, in a container say), are
+    never used. Whatever files or IPC objects a crashed earlier holder left are swept first.
     """
     if setting == "none":
         return None
     if os.geteuid() != 0:
         log.warning("the server does not run as root: kernels run as its own user, and sessions are not isolated")
         return None
+    pair, lock = _claim_pair(uid_range)
+    users = KernelUsers(list(pair), uid_range, tuple(keep), [lock])
+    problem = _can_run_interpreter(users.first)
+    if problem is not None:
+        users.release()
+        log.warning(
+            "kernel user %d cannot run %s with ipykernel (is the interpreter under a private folder?): "
+            "kernels run as root, and sessions are not isolated: %s",
+            users.first.uid,
+            sys.executable,
+            problem,
+        )
+        return None
+    for user in users.users:
+        sweep(user, keep=keep)
+    log.info("kernels run as user ids %d and %d, alternately", pair[0].uid, pair[1].uid)
+    return users
+
+
+def _claim_pair(uid_range: range) -> tuple[tuple[KernelUser, KernelUser], int]:
+    """A free pair of ``uid_range`` and the descriptor of the lock file that holds it."""
     folder = _lock_folder()
+    busy = _uids_in_use()
     for first in range(uid_range.start - uid_range.start % 2, uid_range.stop - 1, 2):
-        if any(_has_passwd_entry(uid) for uid in (first, first + 1)):
+        if any(uid in busy or _has_passwd_entry(uid) for uid in (first, first + 1)):
             continue
         fd = os.open(folder / f"uids-{first}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -165,24 +195,17 @@ def claim_kernel_users(setting: str, uid_range: range, *, keep: Iterable[Path] =
             if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
                 continue
             raise
-        pair = (KernelUser(f"u{first}", first, first), KernelUser(f"u{first + 1}", first + 1, first + 1))
-        users = KernelUsers(pair, fd)
-        problem = _can_run_interpreter(users.first)
-        if problem is not None:
-            users.release()
-            log.warning(
-                "kernel user %d cannot run %s with ipykernel (is the interpreter under a private folder?): "
-                "kernels run as root, and sessions are not isolated: %s",
-                first,
-                sys.executable,
-                problem,
-            )
-            return None
-        for user in users.users:
-            sweep(user, keep=keep)
-        log.info("kernels run as user ids %d and %d, alternately", first, first + 1)
-        return users
+        return (KernelUser(f"u{first}", first, first), KernelUser(f"u{first + 1}", first + 1, first + 1)), fd
     raise IsolationError(f"every user id pair in {uid_range.start}-{uid_range.stop - 1} is taken (KERNEL_UIDS)")
+
+
+def _uids_in_use() -> set[int]:
+    """Every real, effective or saved user id of a process this server can see."""
+    found: set[int] = set()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            found.update(_ids_of(entry.name))
+    return found
 
 
 def _has_passwd_entry(uid: int) -> bool:
@@ -198,34 +221,36 @@ def _has_passwd_entry(uid: int) -> bool:
 # -- the sweep ------------------------------------------------------------------------------------
 
 
-def _task_states(pid: str) -> list[str]:
-    """The state of each task (thread) of ``pid``: its main thread may have exited, as a zombie,
-    while another still runs, so the process's own state says nothing of whether it lives."""
+def _ids_of(pid: str) -> tuple[int, ...]:
+    """The real, effective and saved user ids of ``pid`` (none if it is gone)."""
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as file:
+        for line in file:
+            if line.startswith("Uid:"):
+                return tuple(int(part) for part in line.split()[1:4])
+    return ()
+
+
+def _task_states(pid: int) -> list[str]:
+    """The state of each task (thread) of ``pid`` that has not exited: its main thread may be a
+    zombie while another runs, so the process's own state says nothing of whether it lives."""
     states = []
     with contextlib.suppress(OSError):
         for task in os.scandir(f"/proc/{pid}/task"):
             with contextlib.suppress(OSError, IndexError), open(f"{task.path}/stat", encoding="utf-8") as file:
-                states.append(file.read().rsplit(")", 1)[1].split()[0])
+                state = file.read().rsplit(")", 1)[1].split()[0]
+                if state not in "ZX":
+                    states.append(state)
     return states
 
 
-def _processes_of(uid: int) -> dict[int, bool]:
-    """pid -> whether it still lives (a task that is not a zombie), for every process whose real,
+def _processes_of(uid: int) -> dict[int, list[str]]:
+    """pid -> the states of its living tasks (none: a zombie), for every process whose real,
     effective or saved user id is ``uid``, whatever its state."""
-    found: dict[int, bool] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        ids: tuple[int, ...] = ()
-        path = f"/proc/{entry.name}/status"
-        with contextlib.suppress(OSError), open(path, encoding="utf-8", errors="replace") as file:
-            for line in file:
-                if line.startswith("Uid:"):
-                    ids = tuple(int(part) for part in line.split()[1:4])
-                    break
-        if uid in ids:
-            found[int(entry.name)] = any(state not in "ZX" for state in _task_states(entry.name))
-    return found
+    return {
+        int(entry.name): _task_states(int(entry.name))
+        for entry in os.scandir("/proc")
+        if entry.name.isdigit() and uid in _ids_of(entry.name)
+    }
 
 
 def _reap_orphans(zombies: Iterable[int]) -> None:
@@ -237,92 +262,60 @@ def _reap_orphans(zombies: Iterable[int]) -> None:
                 os.waitpid(pid, os.WNOHANG)
 
 
-def _kill_everything_of(user: KernelUser) -> int:
-    """Kill every process of ``user``, whatever its state; how many lived. IsolationError if some
-    outlive the deadline. Zombies of the user left to this server are reaped."""
-    processes = _processes_of(user.uid)
-    found = {pid for pid, living in processes.items() if living}
-    if found:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run(
-                [sys.executable, "-S", "-I", "-c", _KILL_ALL],
-                user=user.uid,
-                group=user.gid,
-                extra_groups=[],
-                cwd="/",
-                env={},
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=Timeouts.sweep_kill,
-                check=False,
-            )
+def _kill_everything_of(user: KernelUser, deadline: float) -> int:
+    """Kill every process of ``user``, whatever its state; how many were killed. IsolationError
+    if some outlive ``deadline``. Zombies of the user left to this server are reaped.
+
+    First every process is stopped (SIGSTOP, again until every task of each is stopped): a
+    stopped process cannot fork, so a fork bomb cannot outrun the killing. Then all get SIGKILL.
+    Nothing is started for this: it works when the host or the container has no process left.
+    """
+    killed: set[int] = set()
+    while True:
         processes = _processes_of(user.uid)
-    deadline = time.monotonic() + Timeouts.sweep_kill
-    while True:  # whatever the helper could not reach (it could not start, say): killed from here
-        _reap_orphans(pid for pid, living in processes.items() if not living)
-        living = [pid for pid, alive in processes.items() if alive]
+        _reap_orphans(pid for pid, tasks in processes.items() if not tasks)
+        living = {pid: tasks for pid, tasks in processes.items() if tasks}
         if not living:
-            return len(found)
+            return len(killed)
         if time.monotonic() >= deadline:
             raise IsolationError(
-                f"processes of user {user.uid} outlived {Timeouts.sweep_kill:.0f} s of SIGKILL: {living}"
+                f"processes of user {user.uid} outlived {Timeouts.sweep_kill:.0f} s of SIGSTOP and SIGKILL: "
+                f"{sorted(living)[:20]}"
             )
-        for pid in living:
+        running = [pid for pid, tasks in living.items() if any(state not in "Tt" for state in tasks)]
+        for pid in running or living:
             with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.01)
-        processes = _processes_of(user.uid)
+                os.kill(pid, signal.SIGSTOP if running else signal.SIGKILL)
+        if not running:
+            killed.update(living)
+        time.sleep(Timeouts.sweep_poll)
 
 
-def _inside(path: str, folders: Iterable[str]) -> bool:
-    return any(path == folder or path.startswith(folder.rstrip("/") + "/") for folder in folders)
+def sweep(
+    user: KernelUser,
+    *,
+    keep: Iterable[Path] = (),
+    folders: Iterable[Path] = TEMP_FOLDERS,
+    remove: Iterable[Path] = (),
+    deadline: float | None = None,
+) -> None:
+    """Kill every process of ``user``, then remove its IPC objects, the paths in ``remove`` whole,
+    and its files in ``folders`` (but those in ``keep``).
 
-
-def _remove_files_of(uid: int, folder: str, keep: tuple[str, ...], depth: int = 0) -> int:
-    """Remove what ``uid`` owns under ``folder``, looking only where ``uid`` could have written.
-
-    An entry of ``uid`` can only have been made in a folder that ``uid`` may write to (it owns
-    none here but its own, which go whole): a world-writable one. Elsewhere only the subfolders
-    are looked at, and only those ``uid`` could enter; a read-only tree (a virtualenv in /tmp,
-    say) costs one look per folder, not per file.
+    IsolationError when something of the user is left at ``deadline`` (by default
+    ``Timeouts.sweep_kill`` for the processes, ``Timeouts.sweep_files`` for the rest, from now):
+    the caller must not let the user serve until a later sweep has finished.
     """
-    try:
-        writable = bool(os.stat(folder).st_mode & stat.S_IWOTH)
-        entries = list(os.scandir(folder))
-    except OSError:
-        return 0
-    removed = 0
-    for entry in entries:
-        if _inside(entry.path, keep):
-            continue
-        try:
-            is_folder = entry.is_dir(follow_symlinks=False)
-            if not (writable or is_folder):
-                continue
-            info = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        if info.st_uid == uid:
-            if is_folder:
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
-            removed += 1
-        elif is_folder and info.st_mode & stat.S_IXOTH and depth < SWEEP_MAX_DEPTH:
-            removed += _remove_files_of(uid, entry.path, keep, depth + 1)
-    return removed
-
-
-def sweep(user: KernelUser, *, keep: Iterable[Path] = (), folders: Iterable[Path] = TEMP_FOLDERS) -> None:
-    """Kill every process of ``user``, then remove its IPC objects, and its files from ``folders``
-    (but those in ``keep``)."""
     started = time.monotonic()
-    killed = _kill_everything_of(user)
+    killed = _kill_everything_of(user, deadline or started + Timeouts.sweep_kill)
     objects = remove_ipc_of(user.uid) + remove_mqueues_of(user.uid, _lock_folder() / f"mqueue-{os.getpid()}")
     kept = tuple(str(path) for path in keep)
-    removed = sum(_remove_files_of(user.uid, str(folder), kept) for folder in folders)
+    files_deadline = deadline or time.monotonic() + Timeouts.sweep_files
+    try:
+        removed = sum(remove_tree(str(path), files_deadline) for path in remove if path.exists())
+        removed += sum(remove_owned(user.uid, str(folder), kept, files_deadline, SWEEP_MAX_DEPTH) for folder in folders)
+    except SweepDeadlineError:
+        raise IsolationError(f"files of user {user.uid} were not all removed within the sweep's deadline") from None
     if killed or objects or removed:
         log.info(
             "swept user %d: %d processes killed, %d IPC objects and %d files removed (%.0f ms)",

@@ -10,10 +10,10 @@ This module must never import FastAPI, Starlette or anything of ``reference_exec
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import os
-import shutil
 import time
 from collections.abc import Container
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
 from . import workspace_loader
 from .config import Timeouts
+from .file_sweep import SweepDeadlineError, remove_tree
 from .isolation import KernelUser
 from .kernel_process import (
     KERNEL_NAME,
@@ -165,6 +166,11 @@ class KernelSession:
         return self._folder.user
 
     @property
+    def folder_path(self) -> Path:
+        """The kernel's own folder (its HOME inside): gone once it is retired."""
+        return self._dir
+
+    @property
     def pid(self) -> int | None:
         provisioner = self._km.provisioner if self._km else None
         return getattr(provisioner, "pid", None)
@@ -267,7 +273,10 @@ class KernelSession:
                 log.debug("kernel shutdown: %s", exc)
         if not self._in_run:
             self._close_channels()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        try:  # however deep or wide user code made its HOME; as root, the sweep takes what is left
+            await asyncio.to_thread(remove_tree, str(self._dir), time.monotonic() + self._timeouts.sweep_files)
+        except (OSError, SweepDeadlineError) as exc:
+            log.warning("the kernel's folder %s was not all removed: %s", self._dir, exc)
 
     def _close_channels(self) -> None:
         kc, self._kc = self._kc, None

@@ -1,6 +1,6 @@
 """The kernel factory: every kernel of one server, from the first (prestarted) to the last.
 
-It owns what the kernels of a server share: the two throwaway users they alternate between
+It owns what the kernels of a server share: the throwaway users they alternate between
 (``isolation``), the runtime folder their own folders go in, the environment user code gets
 (``SESSION_ENV``), and the first kernel, launched before ``jupyter_client`` is imported. It
 makes kernel sessions and retires them (shut down, their user swept), and knows nothing of
@@ -16,6 +16,8 @@ import asyncio
 import logging
 import os
 import shutil
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import Settings
@@ -45,6 +47,8 @@ class KernelFactory:
         self.runtime_dir = make_runtime_dir(settings.runtime_dir)
         self._env = kernel_environment(os.environ, settings.session_env)
         self._prestarted: Prestarted | None = None
+        #: Background sweeps of users held back after a sweep that did not finish.
+        self._held_back: set[asyncio.Task[None]] = set()
 
     def prestart(self) -> None:
         """Launch the first kernel now, for the first session to adopt. If it cannot be launched,
@@ -68,12 +72,33 @@ class KernelFactory:
         return KernelSession(launch, timeouts=self.settings.timeouts, max_output_bytes=self.settings.max_output_bytes)
 
     async def retire(self, kernel: KernelSession) -> None:
-        """Shut ``kernel`` down, and sweep its user's processes and files before that user serves again."""
+        """Shut ``kernel`` down, and sweep everything its user owns before that user serves again.
+
+        A sweep that does not finish within its deadlines (a fork bomb, a million files) holds the
+        user back: it is swept again in the background until clean, and meanwhile other kernels
+        run as other ids.
+        """
         await kernel.shutdown()
         user = kernel.user
-        if user is not None and self._users is not None:
-            await asyncio.to_thread(self._sweep, user)
+        if user is None or self._users is None:
+            return
+        if await asyncio.to_thread(self._sweep, user, kernel.folder_path):
             self._users.give_back(user)
+            return
+        task = asyncio.create_task(self._sweep_until_clean(user, kernel.folder_path))
+        self._held_back.add(task)
+        task.add_done_callback(self._held_back.discard)
+
+    async def _sweep_until_clean(self, user: KernelUser, folder: Path) -> None:
+        timeouts = self.settings.timeouts
+        while True:
+            await asyncio.sleep(timeouts.sweep_again)
+            deadline = time.monotonic() + timeouts.sweep_background
+            if await asyncio.to_thread(self._sweep, user, folder, deadline):
+                log.info("user %d is clean again: it may serve", user.uid)
+                if self._users is not None:
+                    self._users.give_back(user)
+                return
 
     async def close(self) -> None:
         """Discard a prestarted kernel never adopted, sweep both users (nothing of any session
@@ -81,9 +106,13 @@ class KernelFactory:
         if self._prestarted is not None:
             self._prestarted.discard()
             self._prestarted = None
+        for task in list(self._held_back):
+            task.cancel()
         if self._users is not None:
             for user in self._users.users:
-                await asyncio.to_thread(self._sweep, user)
+                await asyncio.to_thread(
+                    self._sweep, user, None, time.monotonic() + self.settings.timeouts.sweep_background
+                )
             self._users.release()
         if self._owns_runtime_dir:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
@@ -103,8 +132,11 @@ class KernelFactory:
         if folder.user is not None and self._users is not None:
             self._users.give_back(folder.user)
 
-    def _sweep(self, user: KernelUser) -> None:
+    def _sweep(self, user: KernelUser, folder: Path | None = None, deadline: float | None = None) -> bool:
+        """Sweep ``user`` (and its kernel's ``folder``); whether nothing of it is left."""
         try:
-            sweep(user, keep=self._kept)
+            sweep(user, keep=self._kept, remove=[folder] if folder is not None else [], deadline=deadline)
         except IsolationError as exc:
-            log.error("isolation between sessions may be broken: %s", exc)
+            log.error("user %d is held back until a sweep finishes: %s", user.uid, exc)
+            return False
+        return True
