@@ -6,16 +6,20 @@ ISO scenarios (conformance/suite/test_isolation.py) prove the same end to end.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import resource
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from reference_executor.config import Settings
-from reference_executor.isolation import KernelUser, claim_kernel_users, kernel_environment, sweep
+from reference_executor.isolation import IsolationError, KernelUser, claim_kernel_users, kernel_environment, sweep
 from reference_executor.service import ExecutionService
 from tests.conftest import start_executor, stop_executor, until, wait_for
 
@@ -142,6 +146,126 @@ def test_the_sweep_kills_a_process_whose_main_thread_has_exited() -> None:
         if _lives(pid):
             os.kill(pid, 9)
         users.release()
+
+
+#: Makes a folder tree DEPTH levels deep under the folder it is given (past Python 3.11's recursion
+#: limit, and past PATH_MAX as a path), folder by folder through descriptors.
+DEEP_TREE = (
+    "import os, sys\n"
+    "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+    "for _ in range(int(sys.argv[2])):\n"
+    "    os.mkdir('d', dir_fd=fd)\n"
+    "    below = os.open('d', os.O_RDONLY, dir_fd=fd)\n"
+    "    os.close(fd)\n"
+    "    fd = below\n"
+    "open('leaf', 'w', opener=lambda name, flags: os.open(name, flags, dir_fd=fd)).close()\n"
+)
+DEPTH = 3000
+
+
+@as_root
+def test_the_sweep_removes_a_tree_deeper_than_the_recursion_limit() -> None:
+    """#27 item 6: a 3,000-level tree made /restart answer 500 (RecursionError) and left the executor restarting."""
+    users = claim_kernel_users("auto", range(61500, 61600))
+    assert users is not None
+    user = users.first
+    shared = Path(tempfile.mkdtemp(prefix="iso-deep-", dir="/tmp"))  # the user must reach it
+    shared.chmod(0o1777)  # world-writable, as /tmp
+    top = shared / "deep"
+    top.mkdir()
+    os.chown(top, user.uid, user.gid)
+    try:
+        subprocess.run(
+            [sys.executable, "-c", DEEP_TREE, str(top), str(DEPTH)], user=user.uid, group=user.gid, extra_groups=[],
+            cwd="/", timeout=60, check=True,
+        )  # fmt: skip
+        sweep(user, folders=[shared])
+        assert not top.exists()
+    finally:
+        subprocess.run(["rm", "-rf", str(shared)], check=False)
+        users.release()
+
+
+@as_root
+def test_a_sweep_that_misses_its_deadline_says_so(tmp_path: Path) -> None:
+    """The caller is told, so that it holds the user id back instead of handing it to the next session."""
+    users = claim_kernel_users("auto", range(61500, 61600))
+    assert users is not None
+    user = users.first
+    tmp_path.chmod(0o1777)
+    left = tmp_path / "left"
+    left.write_text("x")
+    os.chown(left, user.uid, user.gid)
+    try:
+        with pytest.raises(IsolationError, match="not all removed"):
+            sweep(user, folders=[tmp_path], deadline=time.monotonic() - 1)
+        assert left.exists()
+    finally:
+        users.release()
+
+
+@as_root
+def test_with_both_ids_busy_another_pair_is_claimed() -> None:
+    """An id held back after an unfinished sweep is not handed out: the server claims another pair."""
+    users = claim_kernel_users("auto", range(61500, 61600))
+    assert users is not None
+    try:
+        first, second = users.take(), users.take()
+        third = users.take()
+        assert len({first.uid, second.uid, third.uid}) == 3 and len(users.users) == 4
+    finally:
+        users.release()
+
+
+#: As a throwaway user under RLIMIT_NPROC (set by the test): every process forks for ever, each
+#: child living 30 s at most: a bounded fork bomb.
+FORK_BOMB = (
+    "import os, time\n"
+    "end = time.monotonic() + 30\n"
+    "if os.fork():\n    os._exit(0)\n"
+    "os.setsid()\n"
+    "while time.monotonic() < end:\n"
+    "    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)\n"
+    "os._exit(0)\n"
+)
+BOMB_PROCESSES = 120
+
+
+@as_root
+def test_the_sweep_outruns_a_bounded_fork_bomb() -> None:
+    """#27 item 4: every process is stopped before any is killed, so forking cannot outrun the sweep."""
+    users = claim_kernel_users("auto", range(61500, 61600))
+    assert users is not None
+    user = users.first
+
+    def bounded() -> None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (BOMB_PROCESSES, BOMB_PROCESSES))
+
+    try:
+        subprocess.run(
+            [sys.executable, "-S", "-c", FORK_BOMB], user=user.uid, group=user.gid, extra_groups=[], cwd="/",
+            preexec_fn=bounded, timeout=30, check=True,
+        )  # fmt: skip
+        wait_for(lambda: len(_pids_of(user.uid)) >= BOMB_PROCESSES // 2, 20, "the fork bomb at half its size")
+        sweep(user, folders=[])
+        assert _pids_of(user.uid) == []
+    finally:
+        for pid in _pids_of(user.uid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, 9)
+        users.release()
+
+
+def _pids_of(uid: int) -> list[int]:
+    """The living processes of ``uid``."""
+    return [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if _owner(pid) == uid and _lives(pid)]
+
+
+def _owner(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
 
 
 #: Makes, open to every user, a SysV shared memory segment, message queue and semaphore set and a
