@@ -173,6 +173,14 @@ SNIPPETS: dict[str, Snippet] = {
         "token",
         "persistent",
     ),
+    "deep_tree": _s(
+        "makes, in the temporary folder, a folder named with `token` holding a tree `depth` folders deep "
+        "(made folder by folder: its whole path is longer than PATH_MAX) and beside it a folder of `files` "
+        "empty files; prints the JSON list of the two folders' paths",
+        "token",
+        "depth",
+        "files",
+    ),
     "files_left": _s("prints the JSON list of those of `paths` that exist, removing each it can", "paths"),
     "plant": _s(
         "plants start-up code in every writable import path and an environment variable, each setting the "

@@ -15,6 +15,7 @@ import ctypes
 import hashlib
 import json
 import os
+import subprocess
 import time
 from typing import Any
 
@@ -36,9 +37,9 @@ def _token(request: pytest.FixtureRequest) -> str:
     return hashlib.sha256(f"{request.node.nodeid}:{os.getpid()}".encode()).hexdigest()[:12]
 
 
-def _printed(executor: ExecutorClient, code: str, expected: str) -> Any:
+def _printed(executor: ExecutorClient, code: str, expected: str, timeout: float | None = None) -> Any:
     """The JSON value ``code`` prints on its last line (its status must be ok)."""
-    body = executor.run(code)
+    body = executor.run(code, timeout)
     executor.expect_status(body, "ok")
     lines = output_text(body, type_="stream", name="stdout").strip().splitlines()
     try:
@@ -58,7 +59,10 @@ def _remove_left_over(target: Target, processes: list[list[object]], paths: list
                 os.kill(int(str(pid)), 9)
     for path in paths:
         with contextlib.suppress(OSError):
-            os.remove(path)
+            if os.path.isdir(path) and not os.path.islink(path):
+                subprocess.run(["rm", "-rf", "--one-file-system", path], check=False, timeout=120)  # any depth
+            else:
+                os.remove(path)
 
 
 #: ISO-1's plantings: every kind of detached process at once, and, alone (so that no living sibling
@@ -142,6 +146,44 @@ def test_files_written_by_a_session_are_gone_after_restart(
         left == [],
         f"none of the {len(written)} files written before the restart",
         f"still there: {left}",
+        None,
+    )
+
+
+#: ISO-2's tree: deeper than a recursive removal survives (Python 3.11's recursion limit), and a
+#: folder of many files; both made in seconds.
+DEEP, WIDE = 3000, 20000
+#: Seconds the code that makes them may take (sent as its `timeout` where the executor takes one).
+MAKING_THE_TREE = 60.0
+
+
+@pytest.mark.conformance_requirement("ISO-2")
+def test_a_deep_tree_and_many_files_are_gone_after_restart(
+    request: pytest.FixtureRequest,
+    executor: ExecutorClient,
+    executor_target: Target,
+    declared_features: frozenset[str],
+) -> None:
+    """A folder tree thousands of levels deep and a folder of many files neither break /restart nor outlive it."""
+    executor.new_session()
+    made = executor.code("deep_tree", token=_token(request), depth=DEEP, files=WIDE)
+    room = MAKING_THE_TREE if "timeout_override" in declared_features else None  # a short default cuts it
+    written = _printed(executor, made, "the folders made", room)
+    left: Any = written
+    try:
+        usual = executor.timeouts.restart_after_attack
+        started = time.monotonic()
+        exchange = executor.restart()
+        executor.expect(exchange.status == 200, "HTTP 200 from /restart", exchange.response_line, exchange)
+        executor.wait_ready()
+        took = time.monotonic() - started
+        left = _printed(executor, executor.code("files_left", paths=written), "the folders still there")
+    finally:
+        _remove_left_over(executor_target, [], left if isinstance(left, list) else [])
+    executor.expect(
+        left == [] and took <= usual,
+        f"/restart done within {usual:.0f} s, and neither folder left ({DEEP} levels deep; {WIDE} files)",
+        f"{took:.1f} s; still there: {left}",
         None,
     )
 

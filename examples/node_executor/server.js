@@ -37,6 +37,7 @@ const SYSV_TABLES = [["shm", "-m", 7, 9], ["msg", "-q", 7, 9], ["sem", "-s", 4, 
 // What every worker gets of the server's environment, besides what SESSION_ENV names (ISO-6).
 const BASE_VARIABLES = ["PATH", "LANG", "LANGUAGE", "TZ", "TERM"];
 const KILL_DEADLINE_MS = 5000;
+const REMOVE_DEADLINE_MS = 60000;  // removing a session's folders (rm, as its user id)
 
 // -- settings ------------------------------------------------------------------------------------
 
@@ -116,10 +117,20 @@ class Sandbox {
   // Kill every process of the user id, then remove the files it owns in the temporary folders.
   clean() {
     this.killAll();
-    if (this.home) fs.rmSync(this.home, { recursive: true, force: true });
+    const trees = this.home ? [this.home] : [];
     this.home = null;
     this.removeIpc();
-    for (const folder of TEMP_FOLDERS) this.removeFiles(folder, 0);
+    for (const folder of TEMP_FOLDERS) this.removeFiles(folder, 0, trees);
+    this.removeTrees(trees);
+  }
+
+  // Whole folders of the user id, however deep (their paths can pass PATH_MAX): coreutils' rm,
+  // run as the user id, which can then reach nothing that is not its own.
+  removeTrees(trees) {
+    if (!trees.length) return;
+    childProcess.spawnSync("rm", ["-rf", "--one-file-system", "--", ...trees], {
+      uid: this.uid, gid: this.uid, cwd: "/", env: {}, stdio: "ignore", timeout: REMOVE_DEADLINE_MS,
+    });
   }
 
   // SysV shared memory, message queues and semaphores the user id owns or created outlive its
@@ -165,7 +176,7 @@ class Sandbox {
     }
   }
 
-  removeFiles(folder, depth) {
+  removeFiles(folder, depth, trees) {
     let entries = [];
     try {
       entries = fs.readdirSync(folder);
@@ -177,8 +188,9 @@ class Sandbox {
       if (this.keep.some((kept) => entry === kept || entry.startsWith(kept.replace(/\/$/, "") + "/"))) continue;
       try {
         const info = fs.lstatSync(entry);
-        if (info.uid === this.uid) fs.rmSync(entry, { recursive: true, force: true });
-        else if (info.isDirectory() && info.mode & 0o001 && depth < 32) this.removeFiles(entry, depth + 1);
+        if (info.uid === this.uid && info.isDirectory()) trees.push(entry);
+        else if (info.uid === this.uid) fs.rmSync(entry, { force: true });
+        else if (info.isDirectory() && info.mode & 0o001 && depth < 32) this.removeFiles(entry, depth + 1, trees);
       } catch {
         // gone meanwhile, or not ours to remove
       }

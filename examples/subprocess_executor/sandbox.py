@@ -16,7 +16,6 @@ import contextlib
 import ctypes
 import fcntl
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -39,6 +38,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 BASE_VARIABLES = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM")
 BASE_PREFIXES = ("LC_", "PYTHON")
 KILL_DEADLINE = 5.0
+#: How long removing a session's folders (rm, as its user id) may take.
+REMOVE_DEADLINE = 60.0
 #: Run as the user id: SIGKILL to all its processes at once (so that none can fork its way out).
 _KILL_ALL = (
     "import os, signal\n"
@@ -93,12 +94,23 @@ class Sandbox:
     def clean(self) -> None:
         """Kill every process of the user id, then remove its files; the worker must be gone already."""
         self.kill_all()
-        if self.home is not None:
-            shutil.rmtree(self.home, ignore_errors=True)
-            self.home = None
         self._remove_ipc()
+        trees = [self.home] if self.home is not None else []
+        self.home = None
         for folder in TEMP_FOLDERS:
-            self._remove_files(folder)
+            self._remove_files(folder, trees)
+        self._remove_trees(trees)
+
+    def _remove_trees(self, trees: list[str]) -> None:
+        """Remove whole folders of the user id, however deep (a recursive walk dies of the recursion
+        limit): coreutils' rm, run as the user id, which can then reach nothing that is not its own."""
+        if trees:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(
+                    ["rm", "-rf", "--one-file-system", "--", *trees], user=self.uid, group=self.uid,
+                    extra_groups=[], cwd="/", env={}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, timeout=REMOVE_DEADLINE, check=False,
+                )  # fmt: skip
 
     def _remove_ipc(self) -> None:
         """SysV shared memory, message queues and semaphores of the user id (owner or creator)."""
@@ -122,7 +134,7 @@ class Sandbox:
             if _libc.mount(b"mqueue", folder.encode(), b"mqueue", 0, None) != 0:
                 return
         try:
-            self._remove_files(folder)
+            self._remove_files(folder, [])
         finally:
             if not mounts:
                 _libc.umount2(folder.encode(), 2)  # MNT_DETACH
@@ -159,7 +171,8 @@ class Sandbox:
                 living.append(int(name))
         return living
 
-    def _remove_files(self, folder: str, depth: int = 0) -> None:
+    def _remove_files(self, folder: str, trees: list[str], depth: int = 0) -> None:
+        """Remove the user id's files under ``folder``; its folders go into ``trees``, for later."""
         with contextlib.suppress(OSError):
             for entry in list(os.scandir(folder)):
                 if any(entry.path == k or entry.path.startswith(k.rstrip("/") + "/") for k in self._keep):
@@ -168,8 +181,8 @@ class Sandbox:
                     info = entry.stat(follow_symlinks=False)
                     if info.st_uid == self.uid:
                         if stat.S_ISDIR(info.st_mode):
-                            shutil.rmtree(entry.path, ignore_errors=True)
+                            trees.append(entry.path)
                         else:
                             os.unlink(entry.path)
                     elif stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_IXOTH and depth < 32:
-                        self._remove_files(entry.path, depth + 1)
+                        self._remove_files(entry.path, trees, depth + 1)

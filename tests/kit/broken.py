@@ -357,7 +357,7 @@ class _NoFileSweepSession(BrokenSession):
     def __init__(self, settings: server.Settings) -> None:
         super().__init__(settings)
         if self.sandbox is not None:
-            self.sandbox._remove_files = lambda folder, depth=0: None  # type: ignore[method-assign]
+            self.sandbox._remove_files = lambda folder, trees, depth=0: None  # type: ignore[method-assign]
 
 
 class _ReadyEarlyAtStartUpSession(BrokenSession):

@@ -26,8 +26,8 @@ PYTHON_PACK = ROOT / "conformance" / "languages" / "python"
 SAMPLE_PARAMS = {
     "expression": "1 + 1", "name": "some_variable", "text": "a 'quoted' \"text\"\n", "value": "v", "a": 20, "b": 22,
     "seconds": 0.5, "prefix": "p-", "count": 3, "char": "x", "scope": 0, "life": 60, "processes": [[1, "2", "c"]],
-    "kinds": ["heartbeat"], "token": "abc123", "persistent": ["/submission"], "paths": ["/tmp/a"],
-    "signal_name": "SIGSTOP", "kit_namespace": "", "names": ["HOME"],
+    "kinds": ["heartbeat"], "depth": 3, "files": 2, "token": "abc123", "persistent": ["/submission"],
+    "paths": ["/tmp/a"], "signal_name": "SIGSTOP", "kit_namespace": "", "names": ["HOME"], "objects": [["shm", "1"]],
 }  # fmt: skip
 
 
