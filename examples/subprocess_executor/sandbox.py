@@ -104,13 +104,14 @@ class Sandbox:
     def _remove_trees(self, trees: list[str]) -> None:
         """Remove whole folders of the user id, however deep (a recursive walk dies of the recursion
         limit): coreutils' rm, run as the user id, which can then reach nothing that is not its own."""
-        if trees:
-            with contextlib.suppress(OSError, subprocess.SubprocessError):
-                subprocess.run(
-                    ["rm", "-rf", "--one-file-system", "--", *trees], user=self.uid, group=self.uid,
-                    extra_groups=[], cwd="/", env={}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL, timeout=REMOVE_DEADLINE, check=False,
-                )  # fmt: skip
+        if not trees:
+            return
+        as_user = {"user": self.uid, "group": self.uid, "extra_groups": []} if os.geteuid() != self.uid else {}
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                ["rm", "-rf", "--one-file-system", "--", *trees], cwd="/", env={}, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=REMOVE_DEADLINE, check=False, **as_user,
+            )  # fmt: skip
 
     def _remove_ipc(self) -> None:
         """SysV shared memory, message queues and semaphores of the user id (owner or creator)."""
@@ -129,12 +130,18 @@ class Sandbox:
         with open("/proc/self/mounts", encoding="utf-8") as file:
             mounts = [fields[1] for fields in (line.split() for line in file) if fields[2:3] == ["mqueue"]]
         folder = mounts[0] if mounts else str(LOCK_FOLDER / f"mqueue-{os.getpid()}")
-        if not mounts:
-            os.makedirs(folder, mode=0o700, exist_ok=True)
-            if _libc.mount(b"mqueue", folder.encode(), b"mqueue", 0, None) != 0:
-                return
         try:
-            self._remove_files(folder, [])
+            if not mounts:
+                os.makedirs(folder, mode=0o700, exist_ok=True)
+                if _libc.mount(b"mqueue", folder.encode(), b"mqueue", 0, None) != 0:
+                    return
+        except OSError:  # not root: no mount, and no queue of another user to remove anyway
+            return
+        try:
+            for entry in os.scandir(folder):
+                with contextlib.suppress(OSError):
+                    if entry.stat(follow_symlinks=False).st_uid == self.uid:
+                        os.unlink(entry.path)
         finally:
             if not mounts:
                 _libc.umount2(folder.encode(), 2)  # MNT_DETACH

@@ -13,7 +13,9 @@ import io
 import json
 import os
 import queue
+import select
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -428,20 +430,34 @@ class _WaitingSweepSession(BrokenSession):
             sandbox.kill_all = term_then_kill  # type: ignore[method-assign]
 
 
-def _queued_across_restarts(self: BrokenSession, code: str, timeout: float | None) -> dict[str, Any]:
-    """Queues calls (no 429), and lets a restart go first: a call that waited runs in the new session."""
-    self.check_timeout(timeout)
-    deadline = time.monotonic() + server.START_TIMEOUT + 3600
-    while time.monotonic() < deadline:
-        self.lock.acquire()
-        if not self.restarting:
-            break
-        self.lock.release()  # the fault: wait for the new session instead of refusing the call
-        time.sleep(0.01)
+def _client_gone(connection: socket.socket) -> bool:
+    """Whether the client closed its side (readable, with nothing to read)."""
+    readable, _, _ = select.select([connection], [], [], 0)
     try:
-        return self._execute(code, self.settings.execution_timeout if timeout is None else timeout)
+        return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
+def _handle_execute_queued(self: server.Handler, raw: bytes) -> None:
+    """Queues calls (no 429; one whose client left is dropped, CONC-3), and lets a restart go
+    first: a call that waited for its turn runs in the new session."""
+    code, timeout = server.parse_execute(raw)
+    session = self.session
+    session.check_timeout(timeout)
+    while True:
+        if session.lock.acquire(timeout=0.01):
+            if not session.restarting:
+                break
+            session.lock.release()  # the fault: a restart is waited out, not refused
+        if _client_gone(self.connection):
+            self.close_connection = True
+            return
+    try:
+        body = session._execute(code, session.settings.execution_timeout if timeout is None else timeout)
     finally:
-        self.lock.release()
+        session.lock.release()
+    self.send_json(200, body)
 
 
 class _NoIpcSweepSession(BrokenSession):
@@ -762,7 +778,7 @@ FAULTS: dict[str, Fault] = {
         _fault("restart_answers_done", '/restart answers {"status": "done"}', "RESTART-1 SCHEMA-1",
                handler={"handle_restart": _restart_answers_done}),
         _fault("restart_keeps_state", "/restart keeps the session as it was",
-               "RESTART-2 RESTART-3 RESTART-4 ISO-1 ISO-2 ISO-3 ISO-4",
+               "RESTART-2 RESTART-3 RESTART-4 ISO-1 ISO-2 ISO-3 ISO-4 ISO-8",
                session={"restart": _restart_keeps_the_worker}),
         _fault("restart_forgets_code", "/restart does not load the workspace again",
                "READY-4 RESTART-3 CODE-1 CODE-2 CODE-4 CODE-5", session=_ForgetsCodeOnRestartSession),
@@ -811,7 +827,7 @@ FAULTS: dict[str, Fault] = {
         _fault("teardown_waits", f"a restart sends SIGTERM and waits up to {TERM_GRACE:g} s before SIGKILL",
                "ISO-5", session=_WaitingSweepSession),
         _fault("queued_call_runs_after_restart", "a call queued when /restart comes runs in the next session",
-               "ISO-7", session={"execute": _queued_across_restarts}),
+               "ISO-7", handler={"handle_execute": _handle_execute_queued}),
         _fault("ipc_objects_survive", "a restart leaves the session's shared memory, queues and semaphores",
                "ISO-8", session=_NoIpcSweepSession),
         _fault("temp_files_survive", "a restart leaves the session's files in /tmp, /var/tmp and /dev/shm",
@@ -821,7 +837,8 @@ FAULTS: dict[str, Fault] = {
                kit_args=("--executor-env", f"SUBMISSION_DIR={SUBMISSION}", "--persistent-folder", SUBMISSION)),
         _fault("background_output_carried_over", "what a background thread printed before a restart comes "
                "back after it", "ISO-4", session=_CarriesOutputOverSession, worker_class=_PendingOutputWorker),
-        _fault("server_shares_the_user", "the server runs as the user id of user code", "ISO-5 SEC-2",
+        _fault("server_shares_the_user", "the server runs as the user id of user code (not root, it cannot "
+               "mount the mqueue file system to find a session's POSIX queues on a host)", "ISO-5 ISO-8 SEC-2",
                session=_ServerAsTheWorkerUserSession, kit_args=("--timeout-factor", "0.25")),
         # Settings ignored: the contract's default is used whatever the variable says.
         _fault("port_ignored", "PORT is ignored: it always listens on 8432", "CONFIG-1",
