@@ -20,7 +20,7 @@ import stat
 import time
 from collections.abc import Iterable
 
-__all__ = ["SweepDeadlineError", "remove_owned", "remove_tree"]
+__all__ = ["SweepDeadlineError", "remove_owned", "remove_tree", "world_writable_folders"]
 
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -130,3 +130,35 @@ def remove_owned(uid: int, folder: str, keep: tuple[str, ...], deadline: float, 
             elif is_folder and info.st_mode & stat.S_IXOTH and depth < max_depth:
                 pending.append((entry.path, depth + 1))
     return removed
+
+
+#: Never looked into for world-writable folders: the kernel's own views, not storage.
+PSEUDO_FOLDERS = ("/proc", "/sys")
+
+
+def world_writable_folders(top: str = "/", max_depth: int = 3) -> list[str]:
+    """Folders any user may write to, on a writable file system, ``max_depth`` levels below ``top``
+    at most (``/tmp``, ``/var/tmp``, ``/dev/shm``, ``/run/lock``, ``/dev/mqueue``, and whatever else
+    an image made so: the original deployment's ``/submission``). Found by their mode, not named:
+    a session may have left files in any of them. Only folders every user may enter are looked into."""
+    found, pending = [], [(top, 0)]
+    while pending:
+        folder, depth = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.path in PSEUDO_FOLDERS:
+                continue
+            try:
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                mode = entry.stat(follow_symlinks=False).st_mode
+                if mode & stat.S_IWOTH and not os.statvfs(entry.path).f_flag & os.ST_RDONLY:
+                    found.append(entry.path)
+                elif mode & stat.S_IXOTH and depth + 1 < max_depth:
+                    pending.append((entry.path, depth + 1))
+            except OSError:
+                continue
+    return sorted(found)

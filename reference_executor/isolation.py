@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import SWEEP_MAX_DEPTH, Timeouts
-from .file_sweep import SweepDeadlineError, remove_owned, remove_tree
+from .file_sweep import SweepDeadlineError, remove_owned, remove_tree, world_writable_folders
 from .kernel_objects import remove_ipc_of, remove_mqueues_of
 
 __all__ = [
@@ -49,9 +49,10 @@ __all__ = [
 
 log = logging.getLogger("reference_executor.isolation")
 
-#: Where any user may write (in the image, the only world-writable folders but /submission):
-#: swept of a retiring kernel user's files. The kernel's own folder, its HOME and working
-#: directory, is removed whole.
+#: Where any user may write on any Linux: swept of a retiring kernel user's files, with every
+#: other world-writable folder found at start (``file_sweep.world_writable_folders``: the image's
+#: /submission, say, unless SUBMISSION_DIR declares it). The kernel's own folder, its HOME and
+#: working directory, is removed whole.
 TEMP_FOLDERS = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run/lock"))
 #: Where the lock files that claim kernel user ids live (root's own; the first that can be made).
 LOCK_FOLDERS = (Path("/run/reference-executor"), Path("/var/lock/reference-executor"))
@@ -82,6 +83,8 @@ class KernelUsers:
     users: list[KernelUser]
     uid_range: range
     keep: tuple[Path, ...] = ()
+    #: Where a retired user's files are looked for: every world-writable folder, found at start.
+    folders: tuple[Path, ...] = ()
     _locks: list[int] = field(default_factory=list)
     _in_use: set[int] = field(default_factory=set)
 
@@ -97,7 +100,7 @@ class KernelUsers:
             pair, lock = _claim_pair(self.uid_range)
             self._locks.append(lock)
             for user in pair:
-                sweep(user, keep=self.keep)  # whatever a crashed earlier holder left
+                sweep(user, keep=self.keep, folders=self.folders)  # whatever a crashed earlier holder left
             self.users.extend(pair)
             log.info("kernels may also run as user ids %d and %d", pair[0].uid, pair[1].uid)
             free = list(pair)
@@ -162,7 +165,8 @@ def claim_kernel_users(setting: str, uid_range: range, *, keep: Iterable[Path] =
         log.warning("the server does not run as root: kernels run as its own user, and sessions are not isolated")
         return None
     pair, lock = _claim_pair(uid_range)
-    users = KernelUsers(list(pair), uid_range, tuple(keep), [lock])
+    folders = tuple(sorted({*TEMP_FOLDERS, *map(Path, world_writable_folders())}))
+    users = KernelUsers(list(pair), uid_range, tuple(keep), folders, [lock])
     problem = _can_run_interpreter(users.first)
     if problem is not None:
         users.release()
@@ -175,7 +179,7 @@ def claim_kernel_users(setting: str, uid_range: range, *, keep: Iterable[Path] =
         )
         return None
     for user in users.users:
-        sweep(user, keep=keep)
+        sweep(user, keep=keep, folders=folders)
     log.info("kernels run as user ids %d and %d, alternately", pair[0].uid, pair[1].uid)
     return users
 

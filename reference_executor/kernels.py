@@ -135,7 +135,13 @@ class KernelFactory:
     def _sweep(self, user: KernelUser, folder: Path | None = None, deadline: float | None = None) -> bool:
         """Sweep ``user`` (and its kernel's ``folder``); whether nothing of it is left."""
         try:
-            sweep(user, keep=self._kept, remove=[folder] if folder is not None else [], deadline=deadline)
+            sweep(
+                user,
+                keep=self._kept,
+                folders=self._users.folders if self._users is not None else (),
+                remove=[folder] if folder is not None else [],
+                deadline=deadline,
+            )
         except IsolationError as exc:
             log.error("user %d is held back until a sweep finishes: %s", user.uid, exc)
             return False

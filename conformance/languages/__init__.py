@@ -169,7 +169,8 @@ SNIPPETS: dict[str, Snippet] = {
     ),
     "file_marks": _s(
         "writes a file named with `token` in every folder user code can write to (temp folders, HOME, the "
-        "working directory, import paths), sparing the workspace and `persistent`; prints the JSON list of paths",
+        "working directory, import paths, every world-writable folder three levels below / at most), sparing "
+        "the workspace and `persistent`; prints the JSON list of paths",
         "token",
         "persistent",
     ),

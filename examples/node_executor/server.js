@@ -85,6 +85,33 @@ async function claimUid() {
   throw new Error(`every worker user id in ${WORKER_UIDS[0]}-${WORKER_UIDS[1] - 1} is taken`);
 }
 
+// Folders any user may write to, three levels below / at most (not under /proc or /sys).
+function worldWritableFolders() {
+  const found = [];
+  const pending = [["/", 0]];
+  while (pending.length) {
+    const [folder, depth] = pending.pop();
+    let entries = [];
+    try {
+      entries = fs.readdirSync(folder, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const entry of entries) {
+      const full = path.join(folder, entry.name);
+      if (full === "/proc" || full === "/sys" || !entry.isDirectory()) continue;
+      try {
+        const mode = fs.lstatSync(full).mode;
+        if (mode & 0o002) found.push(full);
+        else if (mode & 0o001 && depth + 1 < 3) pending.push([full, depth + 1]);
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  return found;
+}
+
 function processesOf(uid) {
   const found = [];
   for (const name of fs.readdirSync("/proc")) {
@@ -106,6 +133,9 @@ class Sandbox {
     this.uid = uid;
     this.home = null;
     this.keep = [settings.workspace, settings.submissionDir].filter(Boolean);
+    // Where the user id's files are looked for: the temporary folders and any other folder every
+    // user may write to (an image's /submission, say), found once.
+    this.folders = [...new Set([...TEMP_FOLDERS, ...worldWritableFolders()])];
   }
 
   spawnOptions() {
@@ -120,7 +150,7 @@ class Sandbox {
     const trees = this.home ? [this.home] : [];
     this.home = null;
     this.removeIpc();
-    for (const folder of TEMP_FOLDERS) this.removeFiles(folder, 0, trees);
+    for (const folder of this.folders) this.removeFiles(folder, 0, trees);
     this.removeTrees(trees);
   }
 

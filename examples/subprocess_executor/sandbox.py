@@ -61,6 +61,9 @@ class Sandbox:
         self._lock = lock
         self._keep = keep
         self.home: str | None = None
+        #: Where the user id's files are looked for: the temporary folders and any other folder
+        #: every user may write to (an image's /submission, say), found once.
+        self.folders = sorted({*TEMP_FOLDERS, *world_writable_folders()})
 
     @classmethod
     def claim(cls, keep: Iterable[str] = ()) -> Sandbox | None:
@@ -97,7 +100,7 @@ class Sandbox:
         self._remove_ipc()
         trees = [self.home] if self.home is not None else []
         self.home = None
-        for folder in TEMP_FOLDERS:
+        for folder in self.folders:
             self._remove_files(folder, trees)
         self._remove_trees(trees)
 
@@ -193,3 +196,21 @@ class Sandbox:
                             os.unlink(entry.path)
                     elif stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_IXOTH and depth < 32:
                         self._remove_files(entry.path, trees, depth + 1)
+
+
+def world_writable_folders(top: str = "/", levels: int = 3) -> list[str]:
+    """Folders any user may write to, ``levels`` below ``top`` at most (not under /proc or /sys)."""
+    found, pending = [], [(top, 0)]
+    while pending:
+        folder, depth = pending.pop()
+        with contextlib.suppress(OSError):
+            for entry in list(os.scandir(folder)):
+                with contextlib.suppress(OSError):
+                    if entry.path in ("/proc", "/sys") or not entry.is_dir(follow_symlinks=False):
+                        continue
+                    mode = entry.stat(follow_symlinks=False).st_mode
+                    if mode & stat.S_IWOTH:
+                        found.append(entry.path)
+                    elif mode & stat.S_IXOTH and depth + 1 < levels:
+                        pending.append((entry.path, depth + 1))
+    return found

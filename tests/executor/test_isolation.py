@@ -187,6 +187,27 @@ def test_the_sweep_removes_a_tree_deeper_than_the_recursion_limit() -> None:
 
 
 @as_root
+def test_every_world_writable_folder_is_swept_not_only_the_temporary_ones() -> None:
+    """#27 item 3: /submission in the image, undeclared, carried one session's files to the next."""
+    shared = Path(f"/iso-test-drop-{os.getpid()}")  # like /submission: world-writable, not a temp folder
+    shared.mkdir(mode=0o1777)
+    shared.chmod(0o1777)
+    users = claim_kernel_users("auto", range(61500, 61600))
+    assert users is not None
+    user = users.first
+    try:
+        assert shared in users.folders
+        left = shared / "from-the-last-session"
+        left.write_text("x")
+        os.chown(left, user.uid, user.gid)
+        sweep(user, folders=users.folders)
+        assert not left.exists()
+    finally:
+        subprocess.run(["rm", "-rf", str(shared)], check=False)
+        users.release()
+
+
+@as_root
 def test_a_sweep_that_misses_its_deadline_says_so(tmp_path: Path) -> None:
     """The caller is told, so that it holds the user id back instead of handing it to the next session."""
     users = claim_kernel_users("auto", range(61500, 61600))
