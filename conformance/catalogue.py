@@ -89,6 +89,7 @@ class Need(enum.StrEnum):
     DESTRUCTIVE = "destructive"
     MEMORY_LIMIT = "memory_limit"
     SETTINGS = "settings"
+    LOGS = "logs"
 
     @property
     def missing(self) -> str:
@@ -99,10 +100,10 @@ class Need(enum.StrEnum):
     def taken_on_trust(self) -> bool:
         """A target that lacks it has the behaviour taken on trust (reported skipped), not left unchecked (not run).
 
-        The settings of an executor the kit did not start are the user's to vouch for, as the
-        port it is reached on is: asking for them would leave every URL certification incomplete.
+        The settings and the log of an executor the kit did not start are the user's to vouch for,
+        as the port it is reached on is: asking for them would leave every URL certification incomplete.
         """
-        return self is Need.SETTINGS
+        return self in (Need.SETTINGS, Need.LOGS)
 
 
 _MISSING = {
@@ -112,6 +113,8 @@ _MISSING = {
     Need.MEMORY_LIMIT: "no memory limit is known to bound the executor: pass --memory-limited if one does",
     Need.SETTINGS: "taken on trust: the kit did not start the executor, so it could not choose its settings "
     "(PORT, WORKSPACE_FOLDER, SESSION_ENV ...) and see them honoured (certify by --image or --command to check)",
+    Need.LOGS: "taken on trust: the kit reads the executor's own log only where it started it (certify by "
+    "--image or --command to check)",
 }
 
 
@@ -334,6 +337,12 @@ _ALL: tuple[Requirement, ...] = (
         "MUST",
         "isolation",
         "kernel objects a session made (SysV shared memory, queues, semaphores; POSIX queues) are gone after /restart",
+    ),
+    _r(
+        "ISO-9",
+        "SHOULD",
+        "isolation",
+        "what user code writes outside the protocol (inherited stdout and stderr) never reaches the executor's log",
     ),
     # -- 1.2: configuration ----------------------------------------------------------------------
     _r("CONFIG-1", "MUST", "configuration", "the executor listens on the port the PORT environment variable names"),

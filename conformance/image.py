@@ -137,6 +137,7 @@ class ImageTarget:
             self.capabilities.workspace_mounted = self.workspace in WORKSPACE_KINDS_WITH_CODE
             self.capabilities.destructive = True
             self.capabilities.memory_limited = self.memory is not None
+            self.capabilities.logs_readable = True
             self.capabilities.settings = settings
             self.capabilities.signal_scope = 1  # the container's own PID namespace
             self.capabilities.answered_on, self.base_url = reach_started(

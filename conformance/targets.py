@@ -79,6 +79,8 @@ class Capabilities:
     destructive: bool = False
     #: A memory limit bounds the executor, so a memory-exhaustion scenario is safe to run.
     memory_limited: bool = False
+    #: The kit reads the executor's own log (it started it: a command or an image).
+    logs_readable: bool = False
     #: The values of the contract's settings in force, and whether the kit chose them.
     settings: ExecutorSettings = CONTRACT_DEFAULTS
     settings_source: SettingsSource = SettingsSource.TRUSTED
@@ -100,6 +102,7 @@ class Capabilities:
             Need.DESTRUCTIVE: self.destructive,
             Need.MEMORY_LIMIT: self.memory_limited,
             Need.SETTINGS: self.settings_source is SettingsSource.KIT,
+            Need.LOGS: self.logs_readable,
         }[need]
 
 
@@ -483,6 +486,7 @@ class ProcessTarget:
         self.capabilities.workspace_mounted = self.workspace in WORKSPACE_KINDS_WITH_CODE
         self.capabilities.destructive = True
         self.capabilities.memory_limited = limit is not None
+        self.capabilities.logs_readable = True
         self.capabilities.settings = settings
         self.capabilities.signal_scope = self._process.pid
         self._launched = command

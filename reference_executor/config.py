@@ -172,6 +172,9 @@ class Settings:
     kernel_user: str = "auto"
     #: The user ids kernels may run as; a server claims a free pair of them.
     kernel_uids: range = range(61000, 62000)
+    #: How many processes and threads a session's user id may have at once (SESSION_MAX_PROCESSES,
+    #: RLIMIT_NPROC): a fork bomb stops there instead of filling the host's or container's process table.
+    session_max_processes: int = 512
     #: Names of the server's environment variables that user code sees (SESSION_ENV, ISO-6).
     session_env: tuple[str, ...] = ()
     #: Folders that keep user files across sessions on purpose (SUBMISSION_DIR, ISO-2).
@@ -196,6 +199,7 @@ class Settings:
             max_request_bytes=_number(env, "MAX_REQUEST_BYTES", default.max_request_bytes, int),
             kernel_user=_kernel_user(env),
             kernel_uids=_uid_range(env),
+            session_max_processes=_number(env, "SESSION_MAX_PROCESSES", default.session_max_processes, int),
             session_env=_names(env, "SESSION_ENV"),
             persistent_folders=tuple(Path(f) for f in _names(env, "SUBMISSION_DIR")),
             standby_kernel=_flag(env, "STANDBY_KERNEL", default.standby_kernel),

@@ -32,6 +32,7 @@ from .config import Timeouts
 from .file_sweep import SweepDeadlineError, remove_tree
 from .isolation import KernelUser
 from .kernel_process import (
+    KERNEL_LOG,
     KERNEL_NAME,
     KERNEL_PROVISIONER,
     KernelFolder,
@@ -165,6 +166,16 @@ class KernelSession:
         """Who the kernel runs as (None: the server's own user)."""
         return self._folder.user
 
+    def _log_tail(self, characters: int = 2000) -> str:
+        """The end of what the kernel wrote to its standard output and error (``KERNEL_LOG``)."""
+        try:
+            with open(self._dir / KERNEL_LOG, "rb") as file:
+                file.seek(0, os.SEEK_END)
+                file.seek(max(0, file.tell() - characters))
+                return file.read().decode("utf-8", "replace").strip() or "(it wrote nothing)"
+        except OSError:
+            return "(it left no log)"
+
     @property
     def folder_path(self) -> Path:
         """The kernel's own folder (its HOME inside): gone once it is retired."""
@@ -233,7 +244,9 @@ class KernelSession:
             ):
                 return
             if not await self.is_alive():
-                raise KernelStartError(f"the kernel died before it answered (exit code {await self.exit_code()})")
+                raise KernelStartError(
+                    f"the kernel died before it answered (exit code {await self.exit_code()}): {self._log_tail()}"
+                )
         raise KernelStartError(f"the kernel did not answer within {self._timeouts.kernel_start:.0f} s")
 
     def _raise_oom_score(self) -> None:

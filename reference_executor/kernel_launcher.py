@@ -2,10 +2,13 @@
 
 The kernel layer copies this file into each kernel's own folder (the kernel, which may run as
 another user, never imports this package) and runs it with the output cap as the first
-argument: ``python kernel_launcher.py LIMIT -f CONNECTION_FILE [kernel options]``. Standard
+arguments: ``python kernel_launcher.py LIMIT PROCESSES LOG -f CONNECTION_FILE [kernel options]``. Standard
 library only until ipykernel is imported; the server never imports this module.
 
 Differences from a default kernel, none of which user code can see:
+
+- Its standard output and error are the file LOG in its own folder, not the server's log; run as a
+  throwaway user, it may have PROCESSES processes and threads at most (RLIMIT_NPROC; 0: no limit).
 
 - No debugger: the executor offers no debug channel, and importing debugpy at start is a
   quarter of the kernel's start-up CPU (issue #5). ``import debugpy`` still works in user code.
@@ -131,13 +134,28 @@ def without_the_shell_channel_thread(app: Any, init_sockets: Callable[[], None])
     return init_sockets_on_the_main_thread
 
 
+def detach_from_the_server_output(path: str) -> None:
+    """Point descriptors 1 and 2, inherited from the server, at the kernel's own log file ``path``,
+    so that nothing user code or its processes write there reaches the server's log (where it
+    could forge lines or fill the disk); the server reads its tail if the kernel fails to start."""
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+
+
 def launch() -> None:
     # As ipykernel_launcher: the script's folder leaves sys.path while ipykernel loads
     # (InteractiveShellApp.init_path puts the working directory there for user code). Under
     # PYTHONSAFEPATH, Python did not put it there.
     if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
         del sys.path[0]
-    limit = int(sys.argv.pop(1))
+    limit, processes, log = int(sys.argv.pop(1)), int(sys.argv.pop(1)), sys.argv.pop(1)
+    detach_from_the_server_output(log)
+    if processes:  # lowered for good: user code cannot raise it again
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
     sys.modules["debugpy"] = None  # type: ignore[assignment]  # ipykernel finds no debugpy and starts no debugger
     try:
         import ipykernel.debugger  # noqa: F401  (it decides once, at import)

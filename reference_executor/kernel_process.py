@@ -28,6 +28,7 @@ from typing import Any
 from .isolation import KernelUser
 
 __all__ = [
+    "KERNEL_LOG",
     "KERNEL_NAME",
     "KERNEL_PROVISIONER",
     "KernelFolder",
@@ -43,6 +44,8 @@ log = logging.getLogger("reference_executor.kernel")
 KERNEL_NAME = "reference-python"
 #: The jupyter_client provisioner of the kernel spec: the local one, able to adopt a prestarted kernel.
 KERNEL_PROVISIONER = "reference-executor-local"
+#: The kernel's standard output and error, in its own folder (never the server's log: ISO-9).
+KERNEL_LOG = "kernel.log"
 
 #: What the kernel process runs (see that module): copied into each kernel's folder, never imported here.
 _LAUNCHER_SOURCE = Path(__file__).with_name("kernel_launcher.py").read_text(encoding="utf-8")
@@ -112,10 +115,14 @@ def prepare(
     *,
     user: KernelUser | None,
     max_output_bytes: int,
+    max_processes: int = 0,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
 ) -> KernelFolder:
-    """Make a kernel's folder under ``runtime_dir``: its spec, its launcher and its HOME."""
+    """Make a kernel's folder under ``runtime_dir``: its spec, its launcher and its HOME.
+
+    ``max_processes``: the RLIMIT_NPROC of a kernel run as ``user`` (0: none; never for the
+    server's own user, whose every process it would count)."""
     path = Path(tempfile.mkdtemp(prefix="kernel-", dir=runtime_dir))
     spec_dir = path / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True)
@@ -124,7 +131,9 @@ def prepare(
     limit = str(max_output_bytes + 1)
     launcher = path / "kernel_launcher.py"
     launcher.write_text(_LAUNCHER_SOURCE, encoding="utf-8")
-    argv = [sys.executable, str(launcher), limit, "-f", "{connection_file}", *KERNEL_OPTIONS]
+    processes = str(max_processes if user is not None else 0)
+    log = str(path / KERNEL_LOG)
+    argv = [sys.executable, str(launcher), limit, processes, log, "-f", "{connection_file}", *KERNEL_OPTIONS]
     spec = {
         "argv": argv,
         "display_name": "Python (reference executor)",

@@ -120,7 +120,13 @@ class KernelFactory:
     def _folder(self) -> KernelFolder:
         user = self._users.take() if self._users is not None else None
         try:
-            return prepare(self.runtime_dir, user=user, max_output_bytes=self.settings.max_output_bytes, env=self._env)
+            return prepare(
+                self.runtime_dir,
+                user=user,
+                max_output_bytes=self.settings.max_output_bytes,
+                max_processes=self.settings.session_max_processes,
+                env=self._env,
+            )
         except BaseException:
             if user is not None and self._users is not None:
                 self._users.give_back(user)

@@ -214,6 +214,11 @@ SNIPPETS: dict[str, Snippet] = {
         "scope",
         "kit_namespace",
     ),
+    "write_outside_protocol": _s(
+        "writes a line holding 'conformance-log-' + `token` straight to descriptors 1 and 2, and has a process "
+        "it starts, with those descriptors inherited, do the same",
+        "token",
+    ),
     "session_environment": _s("prints the JSON object of the environment's values of `names` (null: unset)", "names"),
 }
 

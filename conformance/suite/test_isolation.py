@@ -305,6 +305,24 @@ def test_only_the_variables_named_in_session_env_reach_user_code(executor: Execu
     executor.expect(seen == expected, json.dumps(expected), json.dumps(seen))
 
 
+#: How much of the executor's log ISO-9 reads: all of it, for any run of the kit.
+LOG_LINES = 1_000_000
+
+
+@pytest.mark.conformance_requirement("ISO-9")
+@pytest.mark.conformance_needs(Need.LOGS)
+def test_output_outside_the_protocol_never_reaches_the_executor_log(
+    request: pytest.FixtureRequest, executor: ExecutorClient, executor_target: Target
+) -> None:
+    """Lines written straight to the inherited stdout and stderr, by user code and by a process it
+    starts, are not in the executor's log, where they could pass for the executor's own."""
+    token = f"conformance-log-{_token(request)}"
+    executor.expect_status(executor.run(executor.code("write_outside_protocol", token=_token(request))), "ok")
+    executor.run(executor.code("trivial"))  # the next call: whatever was written is written by now
+    seen = [line for line in executor_target.logs(LOG_LINES).splitlines() if token in line]
+    executor.expect(seen == [], "none of the lines user code wrote to descriptors 1 and 2 in the log", seen[:4], None)
+
+
 @pytest.mark.conformance_requirement("ISO-5")
 @pytest.mark.conformance_needs(Need.DESTRUCTIVE)
 @pytest.mark.parametrize("signal_name", ["SIGSTOP", "SIGKILL"])

@@ -258,12 +258,21 @@ class Session {
     this.reason = reason;
     for (let attempt = 1; attempt <= 3; attempt++) {
       this.stopWorker();
-      const options = { env: workerEnvironment(), stdio: ["ignore", "inherit", "inherit", "ipc"] };
+      // The worker's stdout and stderr are pipes: what it writes while it loads the workspace goes
+      // to the log; once it is ready, whatever user code writes there is read and dropped, never
+      // the server's log (ISO-9).
+      const options = { env: workerEnvironment(), stdio: ["ignore", "pipe", "pipe", "ipc"] };
       if (this.sandbox) {
         Object.assign(options, this.sandbox.spawnOptions());
         options.env.HOME = this.sandbox.home;
       }
       const worker = childProcess.fork(WORKER, [settings.workspace], options);
+      let loading = true;
+      for (const stream of [worker.stdout, worker.stderr]) {
+        stream.on("data", (chunk) => {
+          if (loading) process.stderr.write(chunk);
+        });
+      }
       // A message to a worker that has just died fails with an 'error' event; unheard, it would
       // end the server. Its 'exit' tells the session what happened.
       worker.on("error", (error) => console.error(`worker: ${error.message}`));
@@ -279,6 +288,7 @@ class Session {
           resolve(false);
         });
       });
+      loading = false;
       if (started && this.worker === worker) {
         worker.on("message", (message) => this.answer(message));
         worker.on("exit", () => this.answer(null));

@@ -163,16 +163,28 @@ class Worker:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupts count only while code runs
         self.load_workspace()
         sys.stdout.flush()
+        sys.stderr.flush()
+        detach_from_the_server_log()
         self.send({"ready": True})
         for line in sys.stdin:
             request = json.loads(line)
             self.send(self.run(request["code"], request["max_output"]))
 
 
+def detach_from_the_server_log() -> None:
+    """Once the workspace has loaded (whose messages belong in the log), point descriptors 1 and
+    2 at /dev/null: what user code, C code or a process it starts writes there never reaches the
+    server's log (ISO-9). Python-level prints are captured for the response anyway."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    os.close(null)
+
+
 def protocol_pipe() -> TextIO:
     """The pipe to the server (this process's stdout), with fd 1 pointed at stderr afterwards."""
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)  # output written straight to fd 1 (C code, subprocesses) goes to the log
+    os.dup2(2, 1)  # written straight to fd 1 (C code, subprocesses): the log while loading, then nowhere
     sys.stdout = sys.stderr
     return protocol
 

@@ -471,6 +471,19 @@ class _NoIpcSweepSession(BrokenSession):
             self.sandbox._remove_ipc = lambda: None  # type: ignore[method-assign]
 
 
+class _WritesToTheServerLog(worker.Worker):
+    """Leaves descriptors 1 and 2 on the server's log once the workspace has loaded."""
+
+    def serve(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.load_workspace()
+        sys.stdout.flush()
+        self.send({"ready": True})  # the fault: no detach_from_the_server_log()
+        for line in sys.stdin:
+            request = json.loads(line)
+            self.send(self.run(request["code"], request["max_output"]))
+
+
 #: The persistent folder of the fault below (the kit is told of it with --persistent-folder).
 SUBMISSION = "/tmp/conformance-broken-submission"
 
@@ -830,6 +843,8 @@ FAULTS: dict[str, Fault] = {
                "ISO-7", handler={"handle_execute": _handle_execute_queued}),
         _fault("ipc_objects_survive", "a restart leaves the session's shared memory, queues and semaphores",
                "ISO-8", session=_NoIpcSweepSession),
+        _fault("user_output_in_the_log", "what user code writes to descriptors 1 and 2 reaches the server's log",
+               "ISO-9", worker_class=_WritesToTheServerLog),
         _fault("temp_files_survive", "a restart leaves the session's files in /tmp, /var/tmp and /dev/shm",
                "ISO-2", session=_NoFileSweepSession),
         _fault("submission_on_pythonpath", "the persistent SUBMISSION_DIR is on every worker's PYTHONPATH",
