@@ -247,13 +247,32 @@ def _task_states(pid: int) -> list[str]:
     return states
 
 
+def _in_another_cgroup(pid: str, own: str) -> bool:
+    """Whether ``pid`` is in a control group other than ``own`` (this server's). A process whose
+    main thread has exited reads the root group everywhere: that says nothing, so it counts as ours."""
+    try:
+        with open(f"/proc/{pid}/cgroup", encoding="utf-8") as file:
+            groups = file.read()
+    except OSError:
+        return False
+    unknown = all(line.endswith(":/") for line in groups.splitlines() if line)
+    return groups != own and not unknown
+
+
 def _processes_of(uid: int) -> dict[int, list[str]]:
     """pid -> the states of its living tasks (none: a zombie), for every process whose real,
-    effective or saved user id is ``uid``, whatever its state."""
+    effective or saved user id is ``uid``, whatever its state, in this server's control group.
+
+    User code cannot leave the control group its kernel started in (that takes root); a process
+    of the same id in another one belongs to another executor (a container on this host, whose
+    ids this server could not see when it claimed its own), and is never touched.
+    """
+    with open("/proc/self/cgroup", encoding="utf-8") as file:
+        own = file.read()
     return {
         int(entry.name): _task_states(int(entry.name))
         for entry in os.scandir("/proc")
-        if entry.name.isdigit() and uid in _ids_of(entry.name)
+        if entry.name.isdigit() and uid in _ids_of(entry.name) and not _in_another_cgroup(entry.name, own)
     }
 
 
