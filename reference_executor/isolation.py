@@ -248,15 +248,17 @@ def _task_states(pid: int) -> list[str]:
 
 
 def _in_another_cgroup(pid: str, own: str) -> bool:
-    """Whether ``pid`` is in a control group other than ``own`` (this server's). A process whose
-    main thread has exited reads the root group everywhere: that says nothing, so it counts as ours."""
-    try:
-        with open(f"/proc/{pid}/cgroup", encoding="utf-8") as file:
-            groups = file.read()
-    except OSError:
-        return False
-    unknown = all(line.endswith(":/") for line in groups.splitlines() if line)
-    return groups != own and not unknown
+    """Whether ``pid`` is in a control group other than ``own`` (this server's), as its living
+    threads say: an exited main thread no longer tells (it reads the root group). A zombie is ours."""
+    with contextlib.suppress(OSError):
+        for task in os.scandir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError, IndexError):
+                with open(f"{task.path}/stat", encoding="utf-8") as file:
+                    if file.read().rsplit(")", 1)[1].split()[0] in "ZX":
+                        continue
+                with open(f"{task.path}/cgroup", encoding="utf-8") as file:
+                    return file.read() != own
+    return False
 
 
 def _processes_of(uid: int) -> dict[int, list[str]]:
@@ -331,7 +333,8 @@ def sweep(
     """
     started = time.monotonic()
     killed = _kill_everything_of(user, deadline or started + Timeouts.sweep_kill)
-    objects = remove_ipc_of(user.uid) + remove_mqueues_of(user.uid, _lock_folder() / f"mqueue-{os.getpid()}")
+    objects = remove_ipc_of(user.uid, user.gid, Timeouts.sweep_kill)
+    objects += remove_mqueues_of(user.uid, _lock_folder() / f"mqueue-{os.getpid()}")
     kept = tuple(str(path) for path in keep)
     files_deadline = deadline or time.monotonic() + Timeouts.sweep_files
     try:

@@ -3,7 +3,8 @@
 SysV shared memory segments, message queues and semaphore sets live until someone removes them,
 whatever their permissions say about who may read them; POSIX message queues likewise, as files
 of the ``mqueue`` file system. A retired kernel user's are found by ownership (owner or creator),
-never by name or by a list of keys, and removed as root.
+never by name or by a list of keys, and removed as root, or, where root may not (in a container,
+without CAP_SYS_ADMIN), by a process run as that user.
 
 Standard library only (ctypes for the IPC calls): imported by ``isolation`` before the server
 loads anything heavy. This module must never import FastAPI or jupyter_client.
@@ -15,6 +16,8 @@ import contextlib
 import ctypes
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 __all__ = ["remove_ipc_of", "remove_mqueues_of"]
@@ -35,9 +38,20 @@ def _remove_sysv(kind: str, ident: int) -> bool:
     return bool(control(*arguments) == 0)
 
 
-def remove_ipc_of(uid: int) -> int:
-    """Remove every SysV IPC object that ``uid`` owns or created; how many were removed."""
-    removed = 0
+#: Run as the user: remove the SysV objects given as KIND:ID arguments (their owner or creator may,
+#: where root may not: in a container, without CAP_SYS_ADMIN).
+_REMOVE_AS_OWNER = (
+    "import ctypes, sys\n"
+    "libc = ctypes.CDLL(None)\n"
+    "for kind, ident in (argument.split(':') for argument in sys.argv[1:]):\n"
+    "    control = {'shm': libc.shmctl, 'msg': libc.msgctl, 'sem': libc.semctl}[kind]\n"
+    "    control(int(ident), *((0,) if kind == 'sem' else ()), 0, None)\n"
+)
+
+
+def _sysv_of(uid: int) -> list[tuple[str, int]]:
+    """(kind, id) of every SysV IPC object that ``uid`` owns or created."""
+    found = []
     for kind, columns in SYSV_TABLES.items():
         try:
             lines = Path(f"/proc/sysvipc/{kind}").read_text(encoding="ascii").splitlines()[1:]
@@ -46,9 +60,24 @@ def remove_ipc_of(uid: int) -> int:
         for line in lines:
             fields = line.split()
             with contextlib.suppress(ValueError, IndexError):
-                if uid in (int(fields[column]) for column in columns) and _remove_sysv(kind, int(fields[1])):
-                    removed += 1
-    return removed
+                if uid in (int(fields[column]) for column in columns):
+                    found.append((kind, int(fields[1])))
+    return found
+
+
+def remove_ipc_of(uid: int, gid: int, timeout: float) -> int:
+    """Remove every SysV IPC object that ``uid`` owns or created; how many there were. Root removes
+    them where it may; what is left, a process run as ``uid`` removes (``timeout`` s at most)."""
+    found = _sysv_of(uid)
+    left = [f"{kind}:{ident}" for kind, ident in found if not _remove_sysv(kind, ident)]
+    if left:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                [sys.executable, "-S", "-I", "-c", _REMOVE_AS_OWNER, *left], user=uid, group=gid, extra_groups=[],
+                cwd="/", env={}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                timeout=timeout, check=False,
+            )  # fmt: skip
+    return len(found)
 
 
 def _mqueue_mount() -> Path | None:

@@ -164,7 +164,7 @@ class Sandbox {
   }
 
   // SysV shared memory, message queues and semaphores the user id owns or created outlive its
-  // processes (ISO-8): removed with util-linux's ipcrm, as root.
+  // processes (ISO-8): removed with util-linux's ipcrm.
   removeIpc() {
     const args = [];
     for (const [table, flag, owner, creator] of SYSV_TABLES) {
@@ -179,7 +179,10 @@ class Sandbox {
       }
     }
     if (!args.length) return;
-    const run = childProcess.spawnSync("ipcrm", args, { stdio: "ignore", timeout: KILL_DEADLINE_MS });
+    // As the user id: root without CAP_SYS_ADMIN (in a container) may not remove another user's.
+    const run = childProcess.spawnSync("ipcrm", args, {
+      uid: this.uid, gid: this.uid, cwd: "/", env: {}, stdio: "ignore", timeout: KILL_DEADLINE_MS,
+    });
     if (run.error || run.status !== 0) console.error(`ipcrm ${args.join(" ")} failed: ${run.error || run.status}`);
   }
 

@@ -32,7 +32,6 @@ LOCK_FOLDER = Path("/run/subprocess-executor")
 TEMP_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 #: SysV IPC (ISO-8): each table of /proc/sysvipc and the columns of the owner's and creator's uid.
 SYSV_TABLES = {"shm": (7, 9), "msg": (7, 9), "sem": (4, 6)}
-IPC_RMID = 0
 _libc = ctypes.CDLL(None, use_errno=True)
 #: What every worker gets of the server's environment, besides what SESSION_ENV names (ISO-6).
 BASE_VARIABLES = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM")
@@ -117,14 +116,24 @@ class Sandbox:
             )  # fmt: skip
 
     def _remove_ipc(self) -> None:
-        """SysV shared memory, message queues and semaphores of the user id (owner or creator)."""
+        """SysV shared memory, message queues and semaphores of the user id (owner or creator):
+        removed by util-linux's ipcrm run as the user id, since root without CAP_SYS_ADMIN (in a
+        container) may not remove another user's."""
+        flags = {"shm": "-m", "msg": "-q", "sem": "-s"}
+        arguments = []
         for kind, columns in SYSV_TABLES.items():
             with contextlib.suppress(OSError), open(f"/proc/sysvipc/{kind}", encoding="ascii") as file:
                 rows = [line.split() for line in file.readlines()[1:]]
             for row in rows:
                 if len(row) > max(columns) and self.uid in (int(row[c]) for c in columns):
-                    control = {"shm": _libc.shmctl, "msg": _libc.msgctl, "sem": _libc.semctl}[kind]
-                    control(int(row[1]), *((0,) if kind == "sem" else ()), IPC_RMID, None)
+                    arguments += [flags[kind], row[1]]
+        if arguments:
+            as_user = {"user": self.uid, "group": self.uid, "extra_groups": []} if os.geteuid() != self.uid else {}
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(
+                    ["ipcrm", *arguments], cwd="/", env={}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, timeout=KILL_DEADLINE, check=False, **as_user,
+                )  # fmt: skip
         self._remove_mqueues()
 
     def _remove_mqueues(self) -> None:

@@ -7,17 +7,28 @@ so, unless REQUIRE_DOCKER_TESTS=1 (as in CI), where they fail instead.
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
+from conformance.cli import main as kit_command
 from conformance.image import ImageTarget
 from conformance.targets import start_to_ready
 from conformance.timeouts import KitTimeouts
-from tests.conftest import EXAMPLES, STARTUP_TIMEOUT, run_kit, wait_for
+from tests.conftest import (
+    EXAMPLES,
+    STARTUP_TIMEOUT,
+    reachable_by_every_user,
+    run_kit,
+    start_executor,
+    stop_executor,
+    wait_for,
+)
 from tests.image.docker_env import IMAGE, PROBLEM, needs
 
 pytestmark = needs(PROBLEM, "Docker-backed")
@@ -73,7 +84,7 @@ def test_original_readme_example_prints_its_three_lines(utilities_container: Con
 
 def test_user_code_runs_unprivileged_and_the_healthcheck_passes(utilities_container: Container) -> None:
     body = utilities_container.client.post("/execute", json={"code": "import os; os.geteuid()"}).json()
-    assert 61000 <= int(body["outputs"][0]["text"]) < 62000  # one of the throwaway kernel user ids
+    assert 64000 <= int(body["outputs"][0]["text"]) < 65000  # a throwaway kernel user id of the image's range
 
     def healthy() -> bool:
         state = subprocess.run(
@@ -123,3 +134,28 @@ def test_start_to_ready_counts_from_the_container_start_not_its_creation() -> No
         assert measured is not None and 0 < measured < after - before
     finally:
         target.stop()
+
+
+#: The image's kernel user ids (its KERNEL_UIDS), given to the executor on the host as well.
+IMAGE_KERNEL_UIDS = "64000-64999"
+
+
+def test_a_host_executor_and_a_container_with_the_same_kernel_uids_leave_each_other_alone(tmp_path: Path) -> None:
+    """#27 item 8: a host executor's sweep killed the kernels of a container that had claimed the
+    same ids (it cannot see the host's processes), and their state was lost. Both are certified
+    at once, and neither fails a requirement."""
+    workspace = reachable_by_every_user(tmp_path / "workspace")
+    assert kit_command(["workspace", str(workspace)]) == 0
+    env = {"KERNEL_UIDS": IMAGE_KERNEL_UIDS, "WORKSPACE_FOLDER": str(workspace), "EXECUTION_TIMEOUT": "1"}
+    host = start_executor([sys.executable, "-m", "reference_executor"], env, tmp_path / "host.log")
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            container = pool.submit(run_kit, ["--image", IMAGE], tmp_path / "image" / "results")
+            by_url = ["--url", host.base_url, "--workspace-mounted", "--allow-destructive", "--execution-timeout", "1"]
+            on_host = run_kit(by_url, tmp_path / "host" / "results")
+            in_container = container.result()
+    finally:
+        stop_executor(host)
+    assert in_container.results["verdict"] == "conformant", in_container.output[-4000:]
+    assert on_host.results["verdict"] in ("conformant", "conformant_with_warnings"), on_host.output[-4000:]
+    assert on_host.failed() == set() and in_container.failed() == set()
