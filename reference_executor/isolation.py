@@ -44,6 +44,7 @@ __all__ = [
     "KernelUsers",
     "claim_kernel_users",
     "kernel_environment",
+    "shared_with_another_executor",
     "sweep",
 ]
 
@@ -87,6 +88,8 @@ class KernelUsers:
     folders: tuple[Path, ...] = ()
     _locks: list[int] = field(default_factory=list)
     _in_use: set[int] = field(default_factory=set)
+    #: Ids found in use by another executor (a container that claimed them unseen): never used again.
+    _foreign: set[int] = field(default_factory=set)
 
     @property
     def first(self) -> KernelUser:
@@ -95,7 +98,12 @@ class KernelUsers:
     def take(self) -> KernelUser:
         """A user id no live kernel of this server has (claiming another pair if need be);
         IsolationError when the range has no free pair left."""
-        free = [user for user in self.users if user.uid not in self._in_use]
+        free = [user for user in self.users if user.uid not in self._in_use and user.uid not in self._foreign]
+        for user in list(free):
+            if shared_with_another_executor(user):
+                log.warning("user id %d is in use by another executor on this host: it is not used again", user.uid)
+                self._foreign.add(user.uid)
+                free.remove(user)
         if not free:
             pair, lock = _claim_pair(self.uid_range)
             self._locks.append(lock)
@@ -276,6 +284,18 @@ def _processes_of(uid: int) -> dict[int, list[str]]:
         for entry in os.scandir("/proc")
         if entry.name.isdigit() and uid in _ids_of(entry.name) and not _in_another_cgroup(entry.name, own)
     }
+
+
+def shared_with_another_executor(user: KernelUser) -> bool:
+    """Whether a living process of ``user``'s id is in another control group than this server's:
+    another executor's (a container on this host that claimed the same id without seeing ours).
+    User code of one could then signal, or read the memory of, the other's kernels."""
+    with open("/proc/self/cgroup", encoding="utf-8") as file:
+        own = file.read()
+    return any(
+        entry.name.isdigit() and user.uid in _ids_of(entry.name) and _in_another_cgroup(entry.name, own)
+        for entry in os.scandir("/proc")
+    )
 
 
 def _reap_orphans(zombies: Iterable[int]) -> None:

@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import Settings
-from .isolation import IsolationError, KernelUser, KernelUsers, claim_kernel_users, kernel_environment, sweep
+from .isolation import (
+    IsolationError,
+    KernelUser,
+    KernelUsers,
+    claim_kernel_users,
+    kernel_environment,
+    shared_with_another_executor,
+    sweep,
+)
 from .kernel_process import KernelFolder, Prestarted, make_runtime_dir, prepare, prestart
 
 if TYPE_CHECKING:
@@ -70,6 +78,11 @@ class KernelFactory:
         prestarted, self._prestarted = self._prestarted, None
         launch: KernelFolder | Prestarted = prestarted if prestarted is not None else self._folder()
         return KernelSession(launch, timeouts=self.settings.timeouts, max_output_bytes=self.settings.max_output_bytes)
+
+    def shared(self, kernel: KernelSession) -> bool:
+        """Whether another executor on this host runs processes as ``kernel``'s user id (it claimed
+        the id after this kernel started): such a kernel must not serve a new session."""
+        return kernel.user is not None and shared_with_another_executor(kernel.user)
 
     async def retire(self, kernel: KernelSession) -> None:
         """Shut ``kernel`` down, and sweep everything its user owns before that user serves again.

@@ -184,10 +184,16 @@ class ExecutionService:
                 log.warning("the standby kernel failed: %s", exc)
             else:
                 current = workspace_signature(self.settings.workspace)
-                if await kernel.is_alive() and kernel.workspace_signature == current:
+                if (
+                    await kernel.is_alive()
+                    and kernel.workspace_signature == current
+                    and not self._kernels.shared(kernel)
+                ):
                     log.info("swapped in the standby kernel %s", kernel.name)
                     return kernel
-                log.info("the standby kernel is stale (dead, or the workspace changed); starting afresh")
+                log.info(
+                    "the standby kernel is stale (dead, the workspace changed, or its user id shared); starting afresh"
+                )
                 await self._kernels.retire(kernel)
         return await self._fresh_kernel()
 

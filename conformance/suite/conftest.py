@@ -216,8 +216,8 @@ def start_up_loading(request: pytest.FixtureRequest) -> StartUpLoading | None:
     if not target.capabilities.workspace_mounted:
         return None
     ready = [o for o in target.startup_observations if isinstance(o.body, dict) and o.body.get("ready") is True]
-    if not ready:
-        return StartUpLoading(None, problem="the kit did not see the executor become ready (a URL target)")
+    if not ready:  # an executor the kit did not start (a URL): its start-up is over
+        return StartUpLoading(None)
     client: ExecutorClient = request.getfixturevalue("session_client")
     try:
         first, loaded_at = watch_workspace_load(client.bound_to("READY-4"))

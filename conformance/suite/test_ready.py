@@ -116,8 +116,10 @@ def test_ready_at_start_up_only_after_mounted_code_is_loaded(
     look, and its last file must have run before the kit saw /ready true.
     """
     seen = start_up_loading
-    if seen is None or seen.ready_at is None or seen.problem is not None:
-        not_run(seen.problem if seen is not None and seen.problem else "nothing was observed at start-up")
+    if seen is not None and seen.problem is not None:
+        not_run(seen.problem)
+    if seen is None or seen.ready_at is None:
+        not_applicable("the kit did not see the executor start (a URL): its start-up is not judged")
     if seen.loaded_at is None:
         not_applicable("the workspace never loaded in the first session (CODE-1 judges that)")
     executor.expect(

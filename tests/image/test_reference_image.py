@@ -144,8 +144,9 @@ def test_a_host_executor_and_a_container_with_the_same_kernel_uids_leave_each_ot
     """#27 item 8: a host executor's sweep killed the kernels of a container that had claimed the
     same ids (it cannot see the host's processes), and their state was lost. Both are certified
     at once, and neither fails a requirement."""
-    workspace = reachable_by_every_user(tmp_path / "workspace")
+    workspace = tmp_path / "workspace"
     assert kit_command(["workspace", str(workspace)]) == 0
+    reachable_by_every_user(workspace)
     env = {"KERNEL_UIDS": IMAGE_KERNEL_UIDS, "WORKSPACE_FOLDER": str(workspace), "EXECUTION_TIMEOUT": "1"}
     host = start_executor([sys.executable, "-m", "reference_executor"], env, tmp_path / "host.log")
     try:
@@ -157,5 +158,5 @@ def test_a_host_executor_and_a_container_with_the_same_kernel_uids_leave_each_ot
     finally:
         stop_executor(host)
     assert in_container.results["verdict"] == "conformant", in_container.output[-4000:]
-    assert on_host.results["verdict"] in ("conformant", "conformant_with_warnings"), on_host.output[-4000:]
-    assert on_host.failed() == set() and in_container.failed() == set()
+    assert on_host.failed() == set(), on_host.output[-4000:]  # by URL, ISO-5 cannot run: not run, not failed
+    assert on_host.results["verdict"] != "non_conformant"
