@@ -14,16 +14,36 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from reference_executor.config import Settings
-from reference_executor.isolation import IsolationError, KernelUser, claim_kernel_users, kernel_environment, sweep
+from reference_executor.isolation import (
+    IsolationError,
+    KernelUser,
+    KernelUsers,
+    claim_kernel_users,
+    kernel_environment,
+    sweep,
+)
 from reference_executor.service import ExecutionService
 from tests.conftest import start_executor, stop_executor, until, wait_for
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only a server running as root switches users")
+
+
+@pytest.fixture
+def kernel_users() -> Iterator[KernelUsers]:
+    """A pair of throwaway kernel user ids, claimed as a server claims them, released afterwards."""
+    users = claim_kernel_users("auto", range(61500, 61600))
+    assert users is not None
+    try:
+        yield users
+    finally:
+        users.release()
+
 
 #: A process that detaches itself (double fork, new session), prints its PID and lives 30 s at most.
 DETACHED = (
@@ -131,11 +151,9 @@ def test_the_sweep_kills_detached_processes_and_removes_files_but_kept_ones(tmp_
 
 
 @as_root
-def test_the_sweep_kills_a_process_whose_main_thread_has_exited() -> None:
+def test_the_sweep_kills_a_process_whose_main_thread_has_exited(kernel_users: KernelUsers) -> None:
     """Alone of its user, such a process reads as a zombie; the sweep kills it all the same."""
-    users = claim_kernel_users("auto", range(61500, 61600))
-    assert users is not None
-    user = users.first
+    user = kernel_users.first
     pid = 0
     try:
         pid = _detach(HEADLESS, user)
@@ -145,7 +163,6 @@ def test_the_sweep_kills_a_process_whose_main_thread_has_exited() -> None:
     finally:
         if _lives(pid):
             os.kill(pid, 9)
-        users.release()
 
 
 #: Makes a folder tree DEPTH levels deep under the folder it is given (past Python 3.11's recursion
@@ -164,11 +181,9 @@ DEPTH = 3000
 
 
 @as_root
-def test_the_sweep_removes_a_tree_deeper_than_the_recursion_limit() -> None:
+def test_the_sweep_removes_a_tree_deeper_than_the_recursion_limit(kernel_users: KernelUsers) -> None:
     """#27 item 6: a 3,000-level tree made /restart answer 500 (RecursionError) and left the executor restarting."""
-    users = claim_kernel_users("auto", range(61500, 61600))
-    assert users is not None
-    user = users.first
+    user = kernel_users.first
     shared = Path(tempfile.mkdtemp(prefix="iso-deep-", dir="/tmp"))  # the user must reach it
     shared.chmod(0o1777)  # world-writable, as /tmp
     top = shared / "deep"
@@ -183,7 +198,6 @@ def test_the_sweep_removes_a_tree_deeper_than_the_recursion_limit() -> None:
         assert not top.exists()
     finally:
         subprocess.run(["rm", "-rf", str(shared)], check=False)
-        users.release()
 
 
 @as_root
@@ -192,50 +206,39 @@ def test_every_world_writable_folder_is_swept_not_only_the_temporary_ones() -> N
     shared = Path(f"/iso-test-drop-{os.getpid()}")  # like /submission: world-writable, not a temp folder
     shared.mkdir(mode=0o1777)
     shared.chmod(0o1777)
-    users = claim_kernel_users("auto", range(61500, 61600))
-    assert users is not None
-    user = users.first
+    users = claim_kernel_users("auto", range(61500, 61600))  # after the folder: claiming finds them
     try:
-        assert shared in users.folders
+        assert users is not None and shared in users.folders
         left = shared / "from-the-last-session"
         left.write_text("x")
-        os.chown(left, user.uid, user.gid)
-        sweep(user, folders=users.folders)
+        os.chown(left, users.first.uid, users.first.gid)
+        sweep(users.first, folders=users.folders)
         assert not left.exists()
     finally:
         subprocess.run(["rm", "-rf", str(shared)], check=False)
-        users.release()
+        if users is not None:
+            users.release()
 
 
 @as_root
-def test_a_sweep_that_misses_its_deadline_says_so(tmp_path: Path) -> None:
+def test_a_sweep_that_misses_its_deadline_says_so(kernel_users: KernelUsers, tmp_path: Path) -> None:
     """The caller is told, so that it holds the user id back instead of handing it to the next session."""
-    users = claim_kernel_users("auto", range(61500, 61600))
-    assert users is not None
-    user = users.first
+    user = kernel_users.first
     tmp_path.chmod(0o1777)
     left = tmp_path / "left"
     left.write_text("x")
     os.chown(left, user.uid, user.gid)
-    try:
-        with pytest.raises(IsolationError, match="not all removed"):
-            sweep(user, folders=[tmp_path], deadline=time.monotonic() - 1)
-        assert left.exists()
-    finally:
-        users.release()
+    with pytest.raises(IsolationError, match="not all removed"):
+        sweep(user, folders=[tmp_path], deadline=time.monotonic() - 1)
+    assert left.exists()
 
 
 @as_root
-def test_with_both_ids_busy_another_pair_is_claimed() -> None:
+def test_with_both_ids_busy_another_pair_is_claimed(kernel_users: KernelUsers) -> None:
     """An id held back after an unfinished sweep is not handed out: the server claims another pair."""
-    users = claim_kernel_users("auto", range(61500, 61600))
-    assert users is not None
-    try:
-        first, second = users.take(), users.take()
-        third = users.take()
-        assert len({first.uid, second.uid, third.uid}) == 3 and len(users.users) == 4
-    finally:
-        users.release()
+    first, second = kernel_users.take(), kernel_users.take()
+    third = kernel_users.take()
+    assert len({first.uid, second.uid, third.uid}) == 3 and len(kernel_users.users) == 4
 
 
 #: As a throwaway user under RLIMIT_NPROC (set by the test): every process forks for ever, each
@@ -253,11 +256,9 @@ BOMB_PROCESSES = 120
 
 
 @as_root
-def test_the_sweep_outruns_a_bounded_fork_bomb() -> None:
+def test_the_sweep_outruns_a_bounded_fork_bomb(kernel_users: KernelUsers) -> None:
     """#27 item 4: every process is stopped before any is killed, so forking cannot outrun the sweep."""
-    users = claim_kernel_users("auto", range(61500, 61600))
-    assert users is not None
-    user = users.first
+    user = kernel_users.first
 
     def bounded() -> None:
         resource.setrlimit(resource.RLIMIT_NPROC, (BOMB_PROCESSES, BOMB_PROCESSES))
@@ -274,7 +275,6 @@ def test_the_sweep_outruns_a_bounded_fork_bomb() -> None:
         for pid in _pids_of(user.uid):
             with contextlib.suppress(OSError):
                 os.kill(pid, 9)
-        users.release()
 
 
 def _pids_of(uid: int) -> list[int]:
@@ -316,11 +316,9 @@ def _queue_exists(name: str) -> bool:
 
 
 @as_root
-def test_the_sweep_removes_the_ipc_objects_of_the_user() -> None:
+def test_the_sweep_removes_the_ipc_objects_of_the_user(kernel_users: KernelUsers) -> None:
     """ISO-8: SysV objects and POSIX queues outlive their processes; the sweep finds them by owner."""
-    users = claim_kernel_users("auto", range(61500, 61600))
-    assert users is not None
-    user = users.first
+    user = kernel_users.first
     made = subprocess.run(
         [sys.executable, "-c", IPC_OBJECTS], user=user.uid, group=user.gid, extra_groups=[], cwd="/",
         capture_output=True, text=True, timeout=30, check=True,
@@ -337,7 +335,6 @@ def test_the_sweep_removes_the_ipc_objects_of_the_user() -> None:
     finally:
         subprocess.run(["ipcrm", "-m", str(shm), "-q", str(msg), "-s", str(sem)], capture_output=True, check=False)
         ctypes.CDLL(None).mq_unlink(queue.encode())
-        users.release()
 
 
 @as_root
