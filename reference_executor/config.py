@@ -91,9 +91,10 @@ class Timeouts:
     sweep_files: float = 5.0
     sweep_background: float = 120.0
     #: Between two looks at a retired user's processes while they are being stopped and killed,
-    #: and between two background sweeps of a user id held back.
+    #: and between two background sweeps of a user id held back (doubling up to the maximum).
     sweep_poll: float = 0.002
     sweep_again: float = 5.0
+    sweep_again_max: float = 300.0
 
 
 def _number(env: Mapping[str, str], name: str, default: float, kind: type[float] | type[int] = float) -> Any:

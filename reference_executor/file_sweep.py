@@ -20,17 +20,41 @@ import stat
 import time
 from collections.abc import Iterable
 
-__all__ = ["SweepDeadlineError", "remove_owned", "remove_tree", "world_writable_folders"]
+__all__ = [
+    "SweepDeadlineError",
+    "SweepError",
+    "SweepMovedError",
+    "remove_owned",
+    "remove_tree",
+    "world_writable_folders",
+]
 
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class SweepDeadlineError(RuntimeError):
+class SweepError(RuntimeError):
+    """Something of the user could not be removed; the user id must not serve until a sweep finishes."""
+
+
+class SweepDeadlineError(SweepError):
     """The deadline passed before everything was removed."""
+
+
+class SweepMovedError(SweepError):
+    """A folder moved while it was being emptied: the walk stops rather than climb out of its tree."""
+
+
+#: How many entries between two looks at the clock, inside one folder.
+CHECK_EVERY = 256
 
 
 def _open_folder(name: str, dir_fd: int | None = None) -> int:
     return os.open(name, _DIRECTORY, dir_fd=dir_fd)
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    info = os.fstat(fd)
+    return info.st_dev, info.st_ino
 
 
 def _check(deadline: float) -> None:
@@ -39,15 +63,21 @@ def _check(deadline: float) -> None:
 
 
 def _empty_and_remove(parent: int, name: str, deadline: float) -> int:
-    """Remove the folder ``name`` of ``parent`` and everything under it; how many entries went."""
-    removed, names = 0, [name]  # the path from ``parent`` down to the folder being emptied
+    """Remove the folder ``name`` of ``parent`` and everything under it; how many entries went.
+
+    Down by name, never following a link; up by "..", checked against the folder it came down
+    from (device and inode), so that a folder moved meanwhile cannot lead the walk out of its tree.
+    """
+    removed = 0
     current = _open_folder(name, parent)
+    levels = [(name, _identity(parent))]  # each folder's name, and its parent's identity
     try:
-        while names:
-            _check(deadline)
+        while levels:
             child = None
             with os.scandir(current) as entries:
-                for entry in entries:
+                for count, entry in enumerate(entries):
+                    if count % CHECK_EVERY == 0:
+                        _check(deadline)
                     if entry.is_dir(follow_symlinks=False):
                         child = entry.name
                         break
@@ -56,26 +86,28 @@ def _empty_and_remove(parent: int, name: str, deadline: float) -> int:
                         removed += 1
             if child is not None:  # go down into it
                 below = _open_folder(child, current)
+                levels.append((child, _identity(current)))
                 os.close(current)
                 current = below
-                names.append(child)
                 continue
-            done = names.pop()  # empty now: go up, and remove it
-            above = _open_folder("..", current) if names else None
+            done, expected_parent = levels.pop()  # empty now: go up, and remove it
+            above = _open_folder("..", current) if levels else os.dup(parent)
             os.close(current)
-            current = above if above is not None else -1
+            current = above
+            if _identity(current) != expected_parent:
+                raise SweepMovedError(f"a folder moved while it was being emptied ({done!r})")
             with contextlib.suppress(FileNotFoundError):
-                os.rmdir(done, dir_fd=current if names else parent)
+                os.rmdir(done, dir_fd=current)
                 removed += 1
     finally:
-        if current >= 0:
-            os.close(current)
+        os.close(current)
     return removed
 
 
 def remove_tree(path: str, deadline: float) -> int:
     """Remove ``path`` (a file, a link or a whole folder tree, however deep); how many entries
-    went. SweepDeadlineError past ``deadline`` (``time.monotonic()``)."""
+    went. SweepError past ``deadline`` (``time.monotonic()``) or if a folder moves meanwhile.
+    The folders above ``path`` must be out of reach of whoever made what is below it."""
     parent = _open_folder(os.path.dirname(path.rstrip("/")) or "/")
     try:
         name = os.path.basename(path.rstrip("/"))
@@ -95,6 +127,21 @@ def _inside(path: str, folders: Iterable[str]) -> bool:
     return any(path == folder or path.startswith(folder.rstrip("/") + "/") for folder in folders)
 
 
+def _open_below(top: int, parts: list[str]) -> int:
+    """The folder ``parts`` below the open folder ``top``, opened one name at a time, never
+    following a link (a folder swapped for a link meanwhile fails to open)."""
+    current = os.dup(top)
+    try:
+        for part in parts:
+            below = _open_folder(part, current)
+            os.close(current)
+            current = below
+    except BaseException:
+        os.close(current)
+        raise
+    return current
+
+
 def remove_owned(uid: int, folder: str, keep: tuple[str, ...], deadline: float, max_depth: int) -> int:
     """Remove what ``uid`` owns under ``folder`` (but under ``keep``); how many entries went.
 
@@ -102,34 +149,72 @@ def remove_owned(uid: int, folder: str, keep: tuple[str, ...], deadline: float, 
     owns (removed whole) or a world-writable one. So entries are looked at in world-writable
     folders only, and only subfolders ``uid`` could enter are descended into, ``max_depth`` deep
     at most below ``folder``: a read-only tree (a virtualenv in /tmp, say) costs one look per
-    folder, not one per file. SweepDeadlineError past ``deadline``.
+    folder, not one per file. Every folder is reached from ``folder`` one name at a time, never
+    through a link, and every entry is removed relative to its folder, never by a path that
+    could be redirected. SweepError past ``deadline``.
     """
+    try:
+        top = _open_folder(folder)
+    except OSError:
+        return 0
     removed = 0
-    pending = [(folder, 0)]
-    while pending:
-        _check(deadline)
-        current, depth = pending.pop()
-        try:
-            writable = bool(os.stat(current, follow_symlinks=False).st_mode & stat.S_IWOTH)
-            entries = list(os.scandir(current))
-        except OSError:
-            continue
-        for entry in entries:
-            if _inside(entry.path, keep):
-                continue
+    pending: list[list[str]] = [[]]
+    try:
+        while pending:
+            _check(deadline)
+            parts = pending.pop()
             try:
-                is_folder = entry.is_dir(follow_symlinks=False)
-                if not (writable or is_folder):
-                    continue
-                info = entry.stat(follow_symlinks=False)
+                current = _open_below(top, parts)
             except OSError:
                 continue
-            if info.st_uid == uid:
-                with contextlib.suppress(OSError):
-                    removed += remove_tree(entry.path, deadline)
-            elif is_folder and info.st_mode & stat.S_IXOTH and depth < max_depth:
-                pending.append((entry.path, depth + 1))
+            try:
+                removed += _remove_owned_in(uid, current, os.path.join(folder, *parts), keep, deadline)
+                if len(parts) < max_depth:
+                    below = _enterable(current, os.path.join(folder, *parts), uid, keep)
+                    pending.extend([*parts, name] for name in below)
+            finally:
+                os.close(current)
+    finally:
+        os.close(top)
     return removed
+
+
+def _remove_owned_in(uid: int, current: int, path: str, keep: tuple[str, ...], deadline: float) -> int:
+    """Remove ``uid``'s entries in the open folder ``current`` (at ``path``), if any user may write there."""
+    if not os.fstat(current).st_mode & stat.S_IWOTH:
+        return 0
+    removed = 0
+    with os.scandir(current) as entries:
+        for count, entry in enumerate(entries):
+            if count % CHECK_EVERY == 0:
+                _check(deadline)
+            if _inside(os.path.join(path, entry.name), keep):
+                continue
+            with contextlib.suppress(OSError):
+                info = entry.stat(follow_symlinks=False)
+                if info.st_uid != uid:
+                    continue
+                if stat.S_ISDIR(info.st_mode):
+                    removed += _empty_and_remove(current, entry.name, deadline)
+                else:
+                    os.unlink(entry.name, dir_fd=current)
+                    removed += 1
+    return removed
+
+
+def _enterable(current: int, path: str, uid: int, keep: tuple[str, ...]) -> list[str]:
+    """The subfolders of the open folder ``current`` (at ``path``) that any user may enter,
+    ``uid``'s (gone whole) and those kept excepted."""
+    names = []
+    with os.scandir(current) as entries:
+        for entry in entries:
+            if _inside(os.path.join(path, entry.name), keep):
+                continue
+            with contextlib.suppress(OSError):
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_IXOTH and info.st_uid != uid:
+                    names.append(entry.name)
+    return names
 
 
 #: Never looked into for world-writable folders: the kernel's own views, not storage.

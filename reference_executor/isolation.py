@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import SWEEP_MAX_DEPTH, Timeouts
-from .file_sweep import SweepDeadlineError, remove_owned, remove_tree, world_writable_folders
-from .kernel_objects import remove_ipc_of, remove_mqueues_of
+from .file_sweep import SweepError, remove_owned, remove_tree, world_writable_folders
+from .kernel_objects import ipc_left_of, remove_ipc_of, remove_mqueues_of
 
 __all__ = [
     "TEMP_FOLDERS",
@@ -60,6 +60,8 @@ LOCK_FOLDERS = (Path("/run/reference-executor"), Path("/var/lock/reference-execu
 #: Variables every kernel gets from the server's environment, whatever SESSION_ENV says (ISO-6).
 BASE_VARIABLES = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "VIRTUAL_ENV")
 BASE_PREFIXES = ("LC_", "PYTHON")
+#: How many looks a retired user's process gets to stop before it is killed running.
+STOP_ROUNDS = 20
 
 
 class IsolationError(RuntimeError):
@@ -106,9 +108,13 @@ class KernelUsers:
                 free.remove(user)
         if not free:
             pair, lock = _claim_pair(self.uid_range)
+            try:
+                for user in pair:
+                    sweep(user, keep=self.keep, folders=self.folders)  # whatever a crashed earlier holder left
+            except BaseException:
+                os.close(lock)
+                raise
             self._locks.append(lock)
-            for user in pair:
-                sweep(user, keep=self.keep, folders=self.folders)  # whatever a crashed earlier holder left
             self.users.extend(pair)
             log.info("kernels may also run as user ids %d and %d", pair[0].uid, pair[1].uid)
             free = list(pair)
@@ -311,11 +317,13 @@ def _kill_everything_of(user: KernelUser, deadline: float) -> int:
     """Kill every process of ``user``, whatever its state; how many were killed. IsolationError
     if some outlive ``deadline``. Zombies of the user left to this server are reaped.
 
-    First every process is stopped (SIGSTOP, again until every task of each is stopped): a
-    stopped process cannot fork, so a fork bomb cannot outrun the killing. Then all get SIGKILL.
-    Nothing is started for this: it works when the host or the container has no process left.
+    Every process is stopped (SIGSTOP), and killed once every task of it is stopped: a stopped
+    process cannot fork, so a fork bomb cannot outrun the killing. One that does not stop within
+    STOP_ROUNDS looks (a task in uninterruptible sleep, say) is killed all the same. Nothing is
+    started for this: it works when the host or the container has no process left.
     """
     killed: set[int] = set()
+    rounds = 0
     while True:
         processes = _processes_of(user.uid)
         _reap_orphans(pid for pid, tasks in processes.items() if not tasks)
@@ -327,12 +335,15 @@ def _kill_everything_of(user: KernelUser, deadline: float) -> int:
                 f"processes of user {user.uid} outlived {Timeouts.sweep_kill:.0f} s of SIGSTOP and SIGKILL: "
                 f"{sorted(living)[:20]}"
             )
-        running = [pid for pid, tasks in living.items() if any(state not in "Tt" for state in tasks)]
-        for pid in running or living:
+        rounds += 1
+        stopped = {pid for pid, tasks in living.items() if all(state in "Tt" for state in tasks)}
+        for pid in living:  # a stopped process cannot fork: it can go at once
             with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGSTOP if running else signal.SIGKILL)
-        if not running:
-            killed.update(living)
+                if pid in stopped or rounds > STOP_ROUNDS:  # one that will not stop (in D state, say) goes anyway
+                    os.kill(pid, signal.SIGKILL)
+                    killed.add(pid)
+                else:
+                    os.kill(pid, signal.SIGSTOP)
         time.sleep(Timeouts.sweep_poll)
 
 
@@ -355,13 +366,15 @@ def sweep(
     killed = _kill_everything_of(user, deadline or started + Timeouts.sweep_kill)
     objects = remove_ipc_of(user.uid, user.gid, Timeouts.sweep_kill)
     objects += remove_mqueues_of(user.uid, _lock_folder() / f"mqueue-{os.getpid()}")
+    if ipc_left_of(user.uid):
+        raise IsolationError(f"SysV IPC objects of user {user.uid} outlived their removal: {ipc_left_of(user.uid)}")
     kept = tuple(str(path) for path in keep)
     files_deadline = deadline or time.monotonic() + Timeouts.sweep_files
     try:
         removed = sum(remove_tree(str(path), files_deadline) for path in remove if path.exists())
         removed += sum(remove_owned(user.uid, str(folder), kept, files_deadline, SWEEP_MAX_DEPTH) for folder in folders)
-    except SweepDeadlineError:
-        raise IsolationError(f"files of user {user.uid} were not all removed within the sweep's deadline") from None
+    except SweepError as exc:
+        raise IsolationError(f"files of user {user.uid} were not all removed: {exc}") from None
     if killed or objects or removed:
         log.info(
             "swept user %d: %d processes killed, %d IPC objects and %d files removed (%.0f ms)",

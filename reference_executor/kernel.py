@@ -29,7 +29,7 @@ from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
 from . import workspace_loader
 from .config import Timeouts
-from .file_sweep import SweepDeadlineError, remove_tree
+from .file_sweep import SweepError, remove_tree
 from .isolation import KernelUser
 from .kernel_process import (
     KERNEL_LOG,
@@ -286,9 +286,11 @@ class KernelSession:
                 log.debug("kernel shutdown: %s", exc)
         if not self._in_run:
             self._close_channels()
-        try:  # however deep or wide user code made its HOME; as root, the sweep takes what is left
+        if self.user is not None:
+            return  # the sweep removes the folder, once every process of the user is dead
+        try:  # however deep or wide user code made its HOME
             await asyncio.to_thread(remove_tree, str(self._dir), time.monotonic() + self._timeouts.sweep_files)
-        except (OSError, SweepDeadlineError) as exc:
+        except (OSError, SweepError) as exc:
             log.warning("the kernel's folder %s was not all removed: %s", self._dir, exc)
 
     def _close_channels(self) -> None:

@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["remove_ipc_of", "remove_mqueues_of"]
+__all__ = ["ipc_left_of", "remove_ipc_of", "remove_mqueues_of"]
 
 log = logging.getLogger("reference_executor.kernel_objects")
 
@@ -63,6 +63,11 @@ def _sysv_of(uid: int) -> list[tuple[str, int]]:
                 if uid in (int(fields[column]) for column in columns):
                     found.append((kind, int(fields[1])))
     return found
+
+
+def ipc_left_of(uid: int) -> list[tuple[str, int]]:
+    """(kind, id) of the SysV IPC objects ``uid`` still owns or created: none once it is swept."""
+    return _sysv_of(uid)
 
 
 def remove_ipc_of(uid: int, gid: int, timeout: float) -> int:

@@ -30,7 +30,7 @@ from .isolation import (
     shared_with_another_executor,
     sweep,
 )
-from .kernel_process import KernelFolder, Prestarted, make_runtime_dir, prepare, prestart
+from .kernel_process import KernelFolder, KernelStartError, Prestarted, make_runtime_dir, prepare, prestart
 
 if TYPE_CHECKING:
     from .kernel import KernelSession
@@ -104,8 +104,10 @@ class KernelFactory:
 
     async def _sweep_until_clean(self, user: KernelUser, folder: Path) -> None:
         timeouts = self.settings.timeouts
+        pause = timeouts.sweep_again
         while True:
-            await asyncio.sleep(timeouts.sweep_again)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, timeouts.sweep_again_max)  # each try holds a thread: fewer and fewer
             deadline = time.monotonic() + timeouts.sweep_background
             if await asyncio.to_thread(self._sweep, user, folder, deadline):
                 log.info("user %d is clean again: it may serve", user.uid)
@@ -131,7 +133,10 @@ class KernelFactory:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
     def _folder(self) -> KernelFolder:
-        user = self._users.take() if self._users is not None else None
+        try:
+            user = self._users.take() if self._users is not None else None
+        except IsolationError as exc:  # no user id to run as: this kernel cannot start (retried)
+            raise KernelStartError(str(exc)) from exc
         try:
             return prepare(
                 self.runtime_dir,

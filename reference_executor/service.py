@@ -95,7 +95,7 @@ class ExecutionService:
         self._closed = False
         #: Which session calls are for: a requested restart begins the next one (ISO-7).
         self._session_number = 0
-        self._restart_requested = False
+        self._restarts_under_way = 0
 
     # -- readiness ----------------------------------------------------------------------
     @property
@@ -145,13 +145,15 @@ class ExecutionService:
         waits = self.settings.timeouts
         give_up, pause = time.monotonic() + waits.start_give_up, waits.start_retry
         while True:
-            kernel = self._kernels.new()
+            kernel = None
             try:
+                kernel = self._kernels.new()  # KernelStartError too when no user id is free for it
                 await kernel.start()
                 await kernel.load_workspace(self.settings.workspace)
                 return kernel
             except KernelStartError as exc:
-                await self._kernels.retire(kernel)
+                if kernel is not None:
+                    await self._kernels.retire(kernel)
                 if time.monotonic() + pause > give_up:
                     raise KernelStartError(
                         f"no kernel started in {waits.start_give_up:.0f} s; the last: {exc}"
@@ -160,7 +162,8 @@ class ExecutionService:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, waits.start_retry_max)
             except BaseException:  # cancelled while starting (a discarded standby): leave no process behind
-                await asyncio.shield(self._kernels.retire(kernel))
+                if kernel is not None:
+                    await asyncio.shield(self._kernels.retire(kernel))
                 raise
 
     async def _discard_standby(self) -> None:
@@ -280,12 +283,12 @@ class ExecutionService:
         answer is always ``ok``.
         """
         self._session_number += 1  # calls of the old session that still wait are refused, not run
-        self._restart_requested = True  # and calls that come meanwhile too: they were sent to no session
+        self._restarts_under_way += 1  # and calls that come meanwhile too: they were sent to no session
         self._not_ready("restarting")
         try:
             await self._replace_kernel("restarting")
         finally:
-            self._restart_requested = False
+            self._restarts_under_way -= 1
         if self.failed.is_set():
             raise NotReadyError("no kernel could start: the executor is stopping")
         return "ok"
@@ -300,14 +303,14 @@ class ExecutionService:
         """
         timeout = self.settings.timeouts.execution if timeout is None else timeout
         session = self._session_number
-        if self._restart_requested:
+        if self._restarts_under_way:
             raise SessionEndedError("a restart is under way: this call was not run; send it once /ready is true")
         async with self._run_lock:
             kernel = await self._wait_for_kernel(self.settings.timeouts.kernel_start)
-            if session != self._session_number:
-                raise SessionEndedError("the session was restarted while this call waited for its turn: it was not run")
             if abandoned is not None and await abandoned():
                 raise ClientGoneError("the client went away while the call waited for its turn")
+            if session != self._session_number or self._restarts_under_way:
+                raise SessionEndedError("the session was restarted while this call waited for its turn: it was not run")
             started = time.monotonic()
             self._running = kernel
             try:

@@ -241,6 +241,20 @@ def test_with_both_ids_busy_another_pair_is_claimed(kernel_users: KernelUsers) -
     assert len({first.uid, second.uid, third.uid}) == 3 and len(kernel_users.users) == 4
 
 
+@as_root
+def test_with_the_range_used_up_taking_an_id_says_so() -> None:
+    """The factory turns this into a kernel that cannot start (tried again), never a 500."""
+    users = claim_kernel_users("auto", range(61590, 61592))  # one pair, and no other
+    assert users is not None
+    try:
+        users.take(), users.take()
+        with pytest.raises(IsolationError, match="taken"):
+            users.take()
+        assert len(users.users) == 2
+    finally:
+        users.release()
+
+
 #: As a throwaway user under RLIMIT_NPROC (set by the test): every process forks for ever, each
 #: child living 30 s at most: a bounded fork bomb.
 FORK_BOMB = (
