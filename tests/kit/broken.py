@@ -256,6 +256,7 @@ class _SharedStdoutWorker(worker.Worker):
 
     def serve(self) -> None:
         self.load_workspace()
+        worker.detach_from_the_server_log()
         self._lock = threading.Lock()
         self._running = 0
         self._shared = worker.OutputSink(0)
