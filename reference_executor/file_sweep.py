@@ -127,21 +127,6 @@ def _inside(path: str, folders: Iterable[str]) -> bool:
     return any(path == folder or path.startswith(folder.rstrip("/") + "/") for folder in folders)
 
 
-def _open_below(top: int, parts: list[str]) -> int:
-    """The folder ``parts`` below the open folder ``top``, opened one name at a time, never
-    following a link (a folder swapped for a link meanwhile fails to open)."""
-    current = os.dup(top)
-    try:
-        for part in parts:
-            below = _open_folder(part, current)
-            os.close(current)
-            current = below
-    except BaseException:
-        os.close(current)
-        raise
-    return current
-
-
 def remove_owned(uid: int, folder: str, keep: tuple[str, ...], deadline: float, max_depth: int) -> int:
     """Remove what ``uid`` owns under ``folder`` (but under ``keep``); how many entries went.
 
@@ -149,72 +134,68 @@ def remove_owned(uid: int, folder: str, keep: tuple[str, ...], deadline: float, 
     owns (removed whole) or a world-writable one. So entries are looked at in world-writable
     folders only, and only subfolders ``uid`` could enter are descended into, ``max_depth`` deep
     at most below ``folder``: a read-only tree (a virtualenv in /tmp, say) costs one look per
-    folder, not one per file. Every folder is reached from ``folder`` one name at a time, never
-    through a link, and every entry is removed relative to its folder, never by a path that
-    could be redirected. SweepError past ``deadline``.
+    folder, not one per file. Each folder is opened relative to its parent, never through a link
+    (depth first, so ``max_depth`` + 1 open at most), and every entry is removed relative to its
+    folder, never by a path that could be redirected. SweepError past ``deadline``.
     """
     try:
         top = _open_folder(folder)
     except OSError:
         return 0
     removed = 0
-    pending: list[list[str]] = [[]]
+    stack: list[tuple[int, str, list[str]]] = []  # an open folder, its path, its subfolders still to visit
     try:
-        while pending:
-            _check(deadline)
-            parts = pending.pop()
+        count, below = _visit(uid, top, folder, keep, deadline)
+        removed += count
+        stack.append((top, folder, below))
+        while stack:
+            current, path, below = stack[-1]
+            if not below or len(stack) > max_depth:
+                os.close(current)
+                stack.pop()
+                continue
+            name = below.pop()
             try:
-                current = _open_below(top, parts)
+                child = _open_folder(name, current)
             except OSError:
                 continue
+            child_path = os.path.join(path, name)
             try:
-                removed += _remove_owned_in(uid, current, os.path.join(folder, *parts), keep, deadline)
-                if len(parts) < max_depth:
-                    below = _enterable(current, os.path.join(folder, *parts), uid, keep)
-                    pending.extend([*parts, name] for name in below)
-            finally:
-                os.close(current)
+                count, child_below = _visit(uid, child, child_path, keep, deadline)
+            except BaseException:
+                os.close(child)
+                raise
+            removed += count
+            stack.append((child, child_path, child_below))
     finally:
-        os.close(top)
+        for current, _, _ in stack:
+            os.close(current)
     return removed
 
 
-def _remove_owned_in(uid: int, current: int, path: str, keep: tuple[str, ...], deadline: float) -> int:
-    """Remove ``uid``'s entries in the open folder ``current`` (at ``path``), if any user may write there."""
-    if not os.fstat(current).st_mode & stat.S_IWOTH:
-        return 0
-    removed = 0
+def _visit(uid: int, current: int, path: str, keep: tuple[str, ...], deadline: float) -> tuple[int, list[str]]:
+    """In the open folder ``current`` (at ``path``): remove ``uid``'s entries if any user may write
+    there; how many went, and the subfolders of others that any user may enter (to look into next)."""
+    writable = bool(os.fstat(current).st_mode & stat.S_IWOTH)
+    removed, below = 0, []
     with os.scandir(current) as entries:
         for count, entry in enumerate(entries):
             if count % CHECK_EVERY == 0:
                 _check(deadline)
-            if _inside(os.path.join(path, entry.name), keep):
-                continue
             with contextlib.suppress(OSError):
-                info = entry.stat(follow_symlinks=False)
-                if info.st_uid != uid:
+                is_folder = entry.is_dir(follow_symlinks=False)
+                if not (writable or is_folder) or _inside(os.path.join(path, entry.name), keep):
                     continue
-                if stat.S_ISDIR(info.st_mode):
-                    removed += _empty_and_remove(current, entry.name, deadline)
-                else:
-                    os.unlink(entry.name, dir_fd=current)
-                    removed += 1
-    return removed
-
-
-def _enterable(current: int, path: str, uid: int, keep: tuple[str, ...]) -> list[str]:
-    """The subfolders of the open folder ``current`` (at ``path``) that any user may enter,
-    ``uid``'s (gone whole) and those kept excepted."""
-    names = []
-    with os.scandir(current) as entries:
-        for entry in entries:
-            if _inside(os.path.join(path, entry.name), keep):
-                continue
-            with contextlib.suppress(OSError):
                 info = entry.stat(follow_symlinks=False)
-                if stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_IXOTH and info.st_uid != uid:
-                    names.append(entry.name)
-    return names
+                if info.st_uid == uid:  # a file only in a world-writable folder; a folder anywhere
+                    if is_folder:
+                        removed += _empty_and_remove(current, entry.name, deadline)
+                    else:
+                        os.unlink(entry.name, dir_fd=current)
+                        removed += 1
+                elif is_folder and info.st_mode & stat.S_IXOTH and info.st_uid != uid:
+                    below.append(entry.name)
+    return removed, below
 
 
 #: Never looked into for world-writable folders: the kernel's own views, not storage.
