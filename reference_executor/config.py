@@ -18,6 +18,7 @@ __all__ = [
     "DRAIN_LIMIT_BYTES",
     "REFERENCE_MODULES",
     "SWEEP_MAX_DEPTH",
+    "SWEEP_READ_ONLY_DEPTH",
     "ConfigError",
     "Settings",
     "Timeouts",
@@ -27,8 +28,10 @@ __all__ = [
 #: A body over MAX_REQUEST_BYTES is read (and dropped) up to this many bytes before the 413 goes
 #: out: closing on unread data would send a TCP reset that can destroy the 413 (RFC 9112, 9.6).
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
-#: How deep the sweep between sessions descends into folders the retired user could enter.
+#: How deep the sweep between sessions descends into world-writable folders, and how many levels
+#: of others' read-only folders below one it still looks into (for a world-writable folder there).
 SWEEP_MAX_DEPTH = 32
+SWEEP_READ_ONLY_DEPTH = 3
 
 
 #: What the reference executor imports, installed by its extra (``executor-conformance[reference]``).

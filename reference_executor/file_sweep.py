@@ -127,34 +127,43 @@ def _inside(path: str, folders: Iterable[str]) -> bool:
     return any(path == folder or path.startswith(folder.rstrip("/") + "/") for folder in folders)
 
 
-def remove_owned(uid: int, folder: str, keep: tuple[str, ...], deadline: float, max_depth: int) -> int:
+def remove_owned(
+    uid: int, folder: str, keep: tuple[str, ...], deadline: float, max_depth: int, read_only_depth: int
+) -> int:
     """Remove what ``uid`` owns under ``folder`` (but under ``keep``); how many entries went.
 
     An entry of ``uid`` can only have been made in a folder that ``uid`` may write to: one it
     owns (removed whole) or a world-writable one. So entries are looked at in world-writable
-    folders only, and only subfolders ``uid`` could enter are descended into, ``max_depth`` deep
-    at most below ``folder``: a read-only tree (a virtualenv in /tmp, say) costs one look per
-    folder, not one per file. Each folder is opened relative to its parent, never through a link
-    (depth first, so ``max_depth`` + 1 open at most), and every entry is removed relative to its
-    folder, never by a path that could be redirected. SweepError past ``deadline``.
+    folders only; world-writable subfolders are descended into ``max_depth`` deep, and others'
+    folders that are not world-writable only ``read_only_depth`` levels below the nearest
+    world-writable one (where a world-writable folder could still sit): a read-only tree (a
+    checkout with its virtualenvs in /tmp, say) costs a few looks, not one per folder of it.
+    Each folder is opened relative to its parent, never through a link (depth first, so
+    ``max_depth`` + 1 open at most), and every entry is removed relative to its folder, never by
+    a path that could be redirected. SweepError past ``deadline``.
     """
     try:
         top = _open_folder(folder)
     except OSError:
         return 0
     removed = 0
-    stack: list[tuple[int, str, list[str]]] = []  # an open folder, its path, its subfolders still to visit
+    # An open folder, its path, how many levels since the last world-writable one, and its
+    # subfolders still to visit, each with whether it is world-writable.
+    stack: list[tuple[int, str, int, list[tuple[str, bool]]]] = []
     try:
         count, below = _visit(uid, top, folder, keep, deadline)
         removed += count
-        stack.append((top, folder, below))
+        stack.append((top, folder, 0, below))
         while stack:
-            current, path, below = stack[-1]
+            current, path, read_only, below = stack[-1]
             if not below or len(stack) > max_depth:
                 os.close(current)
                 stack.pop()
                 continue
-            name = below.pop()
+            name, writable = below.pop()
+            levels = 0 if writable else read_only + 1
+            if levels > read_only_depth:
+                continue
             try:
                 child = _open_folder(name, current)
             except OSError:
@@ -166,16 +175,19 @@ def remove_owned(uid: int, folder: str, keep: tuple[str, ...], deadline: float, 
                 os.close(child)
                 raise
             removed += count
-            stack.append((child, child_path, child_below))
+            stack.append((child, child_path, levels, child_below))
     finally:
-        for current, _, _ in stack:
+        for current, _, _, _ in stack:
             os.close(current)
     return removed
 
 
-def _visit(uid: int, current: int, path: str, keep: tuple[str, ...], deadline: float) -> tuple[int, list[str]]:
+def _visit(
+    uid: int, current: int, path: str, keep: tuple[str, ...], deadline: float
+) -> tuple[int, list[tuple[str, bool]]]:
     """In the open folder ``current`` (at ``path``): remove ``uid``'s entries if any user may write
-    there; how many went, and the subfolders of others that any user may enter (to look into next)."""
+    there; how many went, and the subfolders of others that any user may enter, each with whether
+    any user may write there (to look into next)."""
     writable = bool(os.fstat(current).st_mode & stat.S_IWOTH)
     removed, below = 0, []
     with os.scandir(current) as entries:
@@ -193,8 +205,8 @@ def _visit(uid: int, current: int, path: str, keep: tuple[str, ...], deadline: f
                     else:
                         os.unlink(entry.name, dir_fd=current)
                         removed += 1
-                elif is_folder and info.st_mode & stat.S_IXOTH and info.st_uid != uid:
-                    below.append(entry.name)
+                elif is_folder and info.st_mode & stat.S_IXOTH:
+                    below.append((entry.name, bool(info.st_mode & stat.S_IWOTH)))
     return removed, below
 
 

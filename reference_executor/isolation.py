@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import SWEEP_MAX_DEPTH, Timeouts
+from .config import SWEEP_MAX_DEPTH, SWEEP_READ_ONLY_DEPTH, Timeouts
 from .file_sweep import SweepError, remove_owned, remove_tree, world_writable_folders
 from .kernel_objects import ipc_left_of, remove_ipc_of, remove_mqueues_of
 
@@ -372,7 +372,10 @@ def sweep(
     files_deadline = deadline or time.monotonic() + Timeouts.sweep_files
     try:
         removed = sum(remove_tree(str(path), files_deadline) for path in remove if path.exists())
-        removed += sum(remove_owned(user.uid, str(folder), kept, files_deadline, SWEEP_MAX_DEPTH) for folder in folders)
+        removed += sum(
+            remove_owned(user.uid, str(folder), kept, files_deadline, SWEEP_MAX_DEPTH, SWEEP_READ_ONLY_DEPTH)
+            for folder in folders
+        )
     except SweepError as exc:
         raise IsolationError(f"files of user {user.uid} were not all removed: {exc}") from None
     if killed or objects or removed:

@@ -71,6 +71,23 @@ def test_only_the_users_entries_go_and_a_link_is_never_followed(tmp_path: Path) 
     mine.write_text("x")
     (shared / "link").symlink_to(others)
     uid = os.geteuid()
-    removed = remove_owned(uid, str(shared), (), time.monotonic() + DEADLINE_S, max_depth=4)
+    removed = remove_owned(uid, str(shared), (), time.monotonic() + DEADLINE_S, max_depth=4, read_only_depth=2)
     assert removed == 2 and not mine.exists() and not (shared / "link").is_symlink()  # the link itself went
     assert (others / "keep.txt").exists()  # not what it pointed at
+
+
+def test_a_world_writable_folder_below_read_only_ones_is_swept(tmp_path: Path) -> None:
+    """Others' read-only folders are looked into a few levels deep, for a world-writable one there."""
+    shared = tmp_path / "shared"
+    nested = shared / "read-only" / "also-read-only" / "writable"
+    nested.mkdir(parents=True)
+    for folder in (shared, nested):
+        folder.chmod(0o1777)
+    for folder in (shared / "read-only", nested.parent):
+        folder.chmod(0o755)
+    for folder in (shared / "read-only", nested.parent, nested):
+        os.chown(folder, 65534, 65534)  # another user's: not removed whole
+    mine = nested / "mine.txt"
+    mine.write_text("x")
+    removed = remove_owned(os.geteuid(), str(shared), (), time.monotonic() + DEADLINE_S, max_depth=8, read_only_depth=2)
+    assert removed == 1 and not mine.exists()
