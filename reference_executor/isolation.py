@@ -275,6 +275,12 @@ def _in_another_cgroup(pid: str, own: str) -> bool:
     return False
 
 
+def _own_cgroup() -> str:
+    """This server's control groups, as /proc says."""
+    with open("/proc/self/cgroup", encoding="utf-8") as file:
+        return file.read()
+
+
 def _processes_of(uid: int) -> dict[int, list[str]]:
     """pid -> the states of its living tasks (none: a zombie), for every process whose real,
     effective or saved user id is ``uid``, whatever its state, in this server's control group.
@@ -283,8 +289,7 @@ def _processes_of(uid: int) -> dict[int, list[str]]:
     of the same id in another one belongs to another executor (a container on this host, whose
     ids this server could not see when it claimed its own), and is never touched.
     """
-    with open("/proc/self/cgroup", encoding="utf-8") as file:
-        own = file.read()
+    own = _own_cgroup()
     return {
         int(entry.name): _task_states(int(entry.name))
         for entry in os.scandir("/proc")
@@ -296,8 +301,7 @@ def shared_with_another_executor(user: KernelUser) -> bool:
     """Whether a living process of ``user``'s id is in another control group than this server's:
     another executor's (a container on this host that claimed the same id without seeing ours).
     User code of one could then signal, or read the memory of, the other's kernels."""
-    with open("/proc/self/cgroup", encoding="utf-8") as file:
-        own = file.read()
+    own = _own_cgroup()
     return any(
         entry.name.isdigit() and user.uid in _ids_of(entry.name) and _in_another_cgroup(entry.name, own)
         for entry in os.scandir("/proc")
@@ -366,8 +370,9 @@ def sweep(
     killed = _kill_everything_of(user, deadline or started + Timeouts.sweep_kill)
     objects = remove_ipc_of(user.uid, user.gid, Timeouts.sweep_kill)
     objects += remove_mqueues_of(user.uid, _lock_folder() / f"mqueue-{os.getpid()}")
-    if ipc_left_of(user.uid):
-        raise IsolationError(f"SysV IPC objects of user {user.uid} outlived their removal: {ipc_left_of(user.uid)}")
+    left = ipc_left_of(user.uid)
+    if left:
+        raise IsolationError(f"SysV IPC objects of user {user.uid} outlived their removal: {left}")
     kept = tuple(str(path) for path in keep)
     files_deadline = deadline or time.monotonic() + Timeouts.sweep_files
     try:
