@@ -137,7 +137,7 @@ SNIPPETS: dict[str, Snippet] = {
     # -- crashes and security
     "exits_the_process": _s("ends the session's own process at once (exit code 1)"),
     "kills_itself": _s("sends SIGKILL to the session's own process"),
-    "memory_bomb": _s("allocates 64 MB blocks and keeps them, for ever"),
+    "memory_bomb": _s("allocates 64 MB blocks until memory runs out; if that is an error, lets them go"),
     "user_id": _s("an expression: the effective user id of the session's process"),
     "kill_parent": _s("sends SIGKILL to its parent process; prints 'signal sent', or 'refused: ' and why"),
     "write_workspace": _s(

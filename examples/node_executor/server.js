@@ -112,6 +112,22 @@ function worldWritableFolders() {
   return found;
 }
 
+// Run a helper without blocking the event loop; killed past `timeoutMs`. Resolves to its exit
+// status, or to the error or signal that ended it.
+function runBounded(command, args, options, timeoutMs) {
+  return new Promise((resolve) => {
+    let child;
+    try {
+      child = childProcess.spawn(command, args, { ...options, stdio: "ignore", timeout: timeoutMs });
+    } catch (error) {
+      resolve(error.message);
+      return;
+    }
+    child.once("error", (error) => resolve(error.message));
+    child.once("exit", (code, signal) => resolve(code ?? signal));
+  });
+}
+
 function processesOf(uid) {
   const found = [];
   for (const name of fs.readdirSync("/proc")) {
@@ -145,27 +161,29 @@ class Sandbox {
   }
 
   // Kill every process of the user id, then remove the files it owns in the temporary folders.
-  clean() {
-    this.killAll();
+  // Every helper runs asynchronously: /health keeps answering while a large tree goes (HEALTH-2).
+  async clean() {
+    await this.killAll();
     const trees = this.home ? [this.home] : [];
     this.home = null;
-    this.removeIpc();
+    await this.removeIpc();
     for (const folder of this.folders) this.removeFiles(folder, 0, trees);
-    this.removeTrees(trees);
+    await this.removeTrees(trees);
   }
 
-  // Whole folders of the user id, however deep (their paths can pass PATH_MAX): coreutils' rm,
-  // run as the user id, which can then reach nothing that is not its own.
-  removeTrees(trees) {
-    if (!trees.length) return;
-    childProcess.spawnSync("rm", ["-rf", "--one-file-system", "--", ...trees], {
-      uid: this.uid, gid: this.uid, cwd: "/", env: {}, stdio: "ignore", timeout: REMOVE_DEADLINE_MS,
-    });
+  // A helper run as the user id, which can then reach nothing that is not its own.
+  runAsUser(command, args, timeoutMs) {
+    return runBounded(command, args, { uid: this.uid, gid: this.uid, cwd: "/", env: {} }, timeoutMs);
+  }
+
+  // Whole folders of the user id, however deep (their paths can pass PATH_MAX): coreutils' rm.
+  async removeTrees(trees) {
+    if (trees.length) await this.runAsUser("rm", ["-rf", "--one-file-system", "--", ...trees], REMOVE_DEADLINE_MS);
   }
 
   // SysV shared memory, message queues and semaphores the user id owns or created outlive its
   // processes (ISO-8): removed with util-linux's ipcrm.
-  removeIpc() {
+  async removeIpc() {
     const args = [];
     for (const [table, flag, owner, creator] of SYSV_TABLES) {
       let lines = [];
@@ -180,23 +198,14 @@ class Sandbox {
     }
     if (!args.length) return;
     // As the user id: root without CAP_SYS_ADMIN (in a container) may not remove another user's.
-    const run = childProcess.spawnSync("ipcrm", args, {
-      uid: this.uid, gid: this.uid, cwd: "/", env: {}, stdio: "ignore", timeout: KILL_DEADLINE_MS,
-    });
-    if (run.error || run.status !== 0) console.error(`ipcrm ${args.join(" ")} failed: ${run.error || run.status}`);
+    const result = await this.runAsUser("ipcrm", args, KILL_DEADLINE_MS);
+    if (result !== 0) console.error(`ipcrm ${args.join(" ")} failed: ${result}`);
   }
 
   // SIGKILL to -1, sent as the user id, reaches detached processes too; then any left, one by one.
-  killAll() {
-    try {
-      childProcess.spawnSync(
-        process.execPath,
-        ["-e", 'for (let i = 0; i < 3; i++) { try { process.kill(-1, "SIGKILL") } catch { break } }'],
-        { uid: this.uid, gid: this.uid, cwd: "/", env: {}, stdio: "ignore", timeout: KILL_DEADLINE_MS },
-      );
-    } catch {
-      // the sweep below still runs
-    }
+  async killAll() {
+    const script = 'for (let i = 0; i < 3; i++) { try { process.kill(-1, "SIGKILL") } catch { break } }';
+    await this.runAsUser(process.execPath, ["-e", script], KILL_DEADLINE_MS);
     const deadline = Date.now() + KILL_DEADLINE_MS;
     for (let left = processesOf(this.uid); left.length && Date.now() < deadline; left = processesOf(this.uid)) {
       for (const pid of left) {
@@ -206,6 +215,7 @@ class Sandbox {
           // already gone
         }
       }
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
 
@@ -253,14 +263,24 @@ class Session {
     this.restarting = false;
     this.running = false;
     this.pending = null; // {resolve} of the execution waiting for the worker's answer
+    this.replacing = Promise.resolve(); // the last replacement of the worker, done or under way
   }
 
-  // Replace the worker, and wait until it has loaded the workspace.
-  async startWorker(reason) {
+  // Replace the worker, and wait until it has loaded the workspace. Replacements run one after
+  // another: the teardown awaits its helpers, and two at once would end each other's worker.
+  startWorker(reason) {
+    this.ready = false;
+    this.reason = reason;
+    const replacement = this.replacing.catch(() => {}).then(() => this.replaceWorker(reason));
+    this.replacing = replacement;
+    return replacement;
+  }
+
+  async replaceWorker(reason) {
     this.ready = false;
     this.reason = reason;
     for (let attempt = 1; attempt <= 3; attempt++) {
-      this.stopWorker();
+      await this.stopWorker();
       // The worker's stdout and stderr are pipes: what it writes while it loads the workspace goes
       // to the log; once it is ready, whatever user code writes there is read and dropped, never
       // the server's log (ISO-9).
@@ -304,7 +324,7 @@ class Session {
     throw new Error("the worker did not start");
   }
 
-  stopWorker() {
+  async stopWorker() {
     if (this.worker) {
       this.worker.removeAllListeners("message");
       this.worker.removeAllListeners("exit");
@@ -315,7 +335,7 @@ class Session {
       }
       this.worker = null;
     }
-    if (this.sandbox) this.sandbox.clean();
+    if (this.sandbox) await this.sandbox.clean();
   }
 
   answer(message) {
@@ -542,8 +562,7 @@ async function serve(SessionClass = Session) {
   server.keepAliveTimeout = 5000;
   process.on("SIGTERM", () => {
     server.close();
-    session.stopWorker();
-    process.exit(0);
+    session.stopWorker().finally(() => process.exit(0));
   });
   server.listen(settings.port, settings.host, () => {
     console.error(`node executor on ${settings.host}:${settings.port}`);
