@@ -132,9 +132,11 @@ def docs(session: nox.Session) -> None:
 OFFICIAL_BASE = "python:3.13-slim"
 LOCAL_BASE = "executor-conformance/debian-python:trixie"
 LOCAL_BASE_PACKAGES = "python3,python3-venv,ca-certificates"
-#: The Node.js executor's base: Debian's nodejs, made with debootstrap (no registry).
-NODE_BASE = "executor-conformance/debian-node:trixie"
-NODE_BASE_PACKAGES = "nodejs,ca-certificates"
+#: The Node.js executor's base: Debian's nodejs, and tini (its init, and the reaper of its workers'
+#: orphans), made with debootstrap (no registry). The tag names what it holds: a base made before
+#: tini was added is not taken for this one.
+NODE_BASE = "executor-conformance/debian-node:trixie-tini"
+NODE_BASE_PACKAGES = "nodejs,tini,ca-certificates"
 
 
 def _executor_requirements() -> list[str]:

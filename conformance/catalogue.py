@@ -344,6 +344,18 @@ _ALL: tuple[Requirement, ...] = (
         "isolation",
         "what user code writes outside the protocol (inherited stdout and stderr) never reaches the executor's log",
     ),
+    _r(
+        "ISO-10",
+        "MUST",
+        "isolation",
+        "a fork bomb neither stops /health nor slows /restart past its bound, and none of its processes outlives it",
+    ),
+    _r(
+        "ISO-11",
+        "MUST",
+        "isolation",
+        "zombies a session leaves, orphaned or not, are reaped by the time /restart answers",
+    ),
     # -- 1.2: configuration ----------------------------------------------------------------------
     _r("CONFIG-1", "MUST", "configuration", "the executor listens on the port the PORT environment variable names"),
     _r(

@@ -31,11 +31,13 @@ from .targets import (
 )
 from .timeouts import KitTimeouts
 
-__all__ = ["PRODUCTION_CPUS", "PRODUCTION_MEMORY", "ImageTarget", "docker_available"]
+__all__ = ["PRODUCTION_CPUS", "PRODUCTION_MEMORY", "PRODUCTION_PIDS", "ImageTarget", "docker_available"]
 
 #: The limits the kit starts an image under unless told otherwise: the original deployment's.
 PRODUCTION_MEMORY = "256m"
 PRODUCTION_CPUS = 0.25
+#: Processes and threads (the pids control group): a fork bomb meets it (ISO-10), as in production.
+PRODUCTION_PIDS = 1024
 
 
 def _configure_testcontainers() -> None:
@@ -68,6 +70,7 @@ class ImageTarget:
     timeouts: KitTimeouts
     memory: str | None = PRODUCTION_MEMORY
     cpus: float | None = PRODUCTION_CPUS
+    pids: int | None = PRODUCTION_PIDS
     #: The values the container is started with (``workspace`` "defaults": none at all).
     settings: ExecutorSettings = KIT_SETTINGS
     #: One of ``targets.WORKSPACE_KINDS``; the sample workspace is mounted read-only.
@@ -167,12 +170,14 @@ class ImageTarget:
         return f"http://{self._container.get_container_host_ip()}:{self._container.get_exposed_port(port)}"
 
     def docker_limits(self) -> dict[str, Any]:
-        """The memory and CPU limits as docker-py takes them (for this container, or another like it)."""
+        """The memory, CPU and process limits as docker-py takes them (for this container, or another like it)."""
         limits: dict[str, Any] = {}
         if self.memory:
             limits.update(mem_limit=self.memory, memswap_limit=self.memory)  # no swap: the limit is real
         if self.cpus:
             limits["nano_cpus"] = int(self.cpus * 1e9)
+        if self.pids:
+            limits["pids_limit"] = self.pids
         return limits
 
     def _started_at(self) -> float | None:
@@ -260,6 +265,7 @@ class ImageTarget:
             "image_id": self.image_id,
             "memory": self.memory,
             "cpus": self.cpus,
+            "pids": self.pids,
             "base_url": self.base_url,
             **asdict(self.capabilities),
         }

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from . import languages
 from .catalogue import FEATURES, Profile
-from .image import PRODUCTION_CPUS, PRODUCTION_MEMORY, ImageTarget
+from .image import PRODUCTION_CPUS, PRODUCTION_MEMORY, PRODUCTION_PIDS, ImageTarget
 from .languages import LanguagePack
 from .results import Exit
 from .settings import CONTRACT_DEFAULTS, KIT_SETTINGS, ExecutorSettings, SettingsSource
@@ -103,6 +103,8 @@ TARGET_OPTIONS: list[Option] = [
             help=f"(--image) memory limit, or 'none' (default {PRODUCTION_MEMORY})"),
     _option(("--executor-cpus", "--cpus"), TARGET, dest="cpus", default=str(PRODUCTION_CPUS), metavar="N",
             help=f"(--image) CPU limit, or 'none' (default {PRODUCTION_CPUS})"),
+    _option(("--executor-pids", "--pids"), TARGET, dest="pids", default=str(PRODUCTION_PIDS), metavar="N",
+            help=f"(--image) limit of processes and threads, or 'none' (default {PRODUCTION_PIDS})"),
     _option(("--executor-process-memory-limit", "--process-memory-limit"), TARGET, dest="process_memory_limit",
             default="2g", metavar="SIZE", help="(local) address-space limit of each process, or 'none' (default 2g)"),
     _option(("--executor-persistent-folder", "--persistent-folder"), TARGET, dest="persistent_folder",
@@ -177,6 +179,16 @@ def size_in_bytes(value: str, option: str) -> int | None:
         raise OptionError(f"{option} {value!r}: use a size such as 512m or 2g, or none") from None
 
 
+def count_of(value: str, option: str) -> int | None:
+    """'1024' or 'none' as a positive count (None for no limit)."""
+    text = limit(value)
+    if text is None:
+        return None
+    if not text.isdigit():
+        raise OptionError(f"{option} {value!r}: use a whole number such as 1024, or none")
+    return int(text)
+
+
 def headers_from(values: list[str]) -> dict[str, str]:
     """'Name: value' options as a dict of headers, or OptionError saying which one is malformed."""
     headers = {}
@@ -216,6 +228,7 @@ class TargetSpec:
     #: Container limits (an image) and the address-space cap of each process (a command).
     memory: str | None = None
     cpus: float | None = None
+    pids: int | None = None
     process_memory_limit: int | None = None
     #: For a URL, what the user declares the kit may do; a target the kit starts can do all three.
     workspace_mounted: bool = False
@@ -275,6 +288,7 @@ class TargetSpec:
                 self.timeouts,
                 memory=self.memory,
                 cpus=self.cpus,
+                pids=self.pids,
                 settings=self.settings,
                 workspace=self.workspace,
                 workspace_source=self.language.workspace,
@@ -323,6 +337,7 @@ def spec_from(option: Callable[[str], Any]) -> TargetSpec:
         headers=tuple(headers.items()),
         memory=limit(option("memory")),
         cpus=float(cpus) if cpus else None,
+        pids=count_of(option("pids"), "--pids"),
         process_memory_limit=size_in_bytes(option("process_memory_limit"), "--process-memory-limit"),
         workspace_mounted=option("workspace_mounted"),
         destructive=option("allow_destructive"),

@@ -19,6 +19,7 @@ This module must never import FastAPI or jupyter_client.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import importlib.util
@@ -192,10 +193,22 @@ def claim_kernel_users(setting: str, uid_range: range, *, keep: Iterable[Path] =
             problem,
         )
         return None
+    _become_subreaper()
     for user in users.users:
         sweep(user, keep=keep, folders=folders)
     log.info("kernels run as user ids %d and %d, alternately", pair[0].uid, pair[1].uid)
     return users
+
+
+#: prctl(2): orphaned descendants go to the nearest ancestor that set this, not to the host's init.
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> None:
+    """Orphans of the kernels' processes come to this server, whose sweep reaps them (ISO-11), not
+    to an init outside the executor that may never reap them (as PID 1 of a container, it is init)."""
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        log.warning("could not become the reaper of the kernels' orphans: %s", os.strerror(ctypes.get_errno()))
 
 
 def _claim_pair(uid_range: range) -> tuple[tuple[KernelUser, KernelUser], int]:
@@ -309,7 +322,7 @@ def shared_with_another_executor(user: KernelUser) -> bool:
 
 
 def _reap_orphans(zombies: Iterable[int]) -> None:
-    """Reap dead processes left to this server (as PID 1 of a container, orphans come to it)."""
+    """Reap dead processes left to this server (the kernels' orphans come to it: ``_become_subreaper``)."""
     me = str(os.getpid())
     for pid in zombies:
         with contextlib.suppress(OSError, IndexError), open(f"/proc/{pid}/stat", encoding="utf-8") as file:

@@ -167,6 +167,28 @@ SNIPPETS: dict[str, Snippet] = {
         "not a zombie, stopped ones included",
         "processes",
     ),
+    "processes_present": _s(
+        "prints the JSON list of those of `processes` ([pid, start time, command]) that still exist in any "
+        "state, zombies included",
+        "processes",
+    ),
+    "fork_bomb": _s(
+        "starts, in a new session, processes that fork as fast as they can, 2 ** `depth` at most, each living "
+        "`life` s; waits until their number stops growing (20 s at most); prints "
+        '{"session": the session id, "made": how many are running}',
+        "depth",
+        "life",
+    ),
+    "session_alive": _s(
+        "prints the JSON list of [pid, start time, command] of the processes of session `session` still alive",
+        "session",
+    ),
+    "orphan_zombies": _s(
+        "has `count` processes each start a child that exits at once, then end without reaping it; prints "
+        '{"made": how many, "zombies": [[pid, start time, "zombie"], ...] (those not reaped yet), "reapers": '
+        "the PIDs they went to}",
+        "count",
+    ),
     "file_marks": _s(
         "writes a file named with `token` in every folder user code can write to (temp folders, HOME, the "
         "working directory, import paths, every world-writable folder three levels below / at most), sparing "

@@ -1,11 +1,11 @@
-"""Isolation between sessions (ISO-1 to ISO-6): what one user leaves behind must not reach the next.
+"""Isolation between sessions (ISO-1 to ISO-11): what one user leaves behind must not reach the next.
 
 Each scenario begins with a session of its own (a restart: whatever earlier tests left, a memory
 bomb say, is gone), does what a hostile user would (the language pack's isolation snippets: each
 starts nothing that lives longer than LIFE s, and signals only processes inside the executor),
-restarts the session
-as the manager does between users, and looks from the next session. Runs last: ISO-5 signals every
-process user code can reach, which may stop a weak executor for good.
+restarts the session as the manager does between users, and looks from the next session. Runs
+last, and ends with the scenarios that may stop a weak executor for good: ISO-5 signals every
+process user code can reach, and ISO-10 fills the process table.
 """
 
 from __future__ import annotations
@@ -323,6 +323,61 @@ def test_output_outside_the_protocol_never_reaches_the_executor_log(
     executor.expect(seen == [], "none of the lines user code wrote to descriptors 1 and 2 in the log", seen[:4], None)
 
 
+#: ISO-11: how many zombies the scenario leaves.
+ZOMBIES = 100
+
+
+@pytest.mark.conformance_requirement("ISO-11")
+def test_zombies_of_a_session_are_reaped_by_restart(
+    executor: ExecutorClient, executor_target: Target, declared_features: frozenset[str]
+) -> None:
+    """A process of the session starts children that exit at once, and exits itself without reaping
+    them; once /restart has answered, none of them is left, even as a zombie. By command, zombies that
+    went to a process outside the executor (the host's init) are not the executor's to reap."""
+    executor.new_session()
+    room = STARTING_PROCESSES if "timeout_override" in declared_features else None
+    made = _printed(executor, executor.code("orphan_zombies", count=ZOMBIES), "the zombies left", room)
+    if not isinstance(made, dict) or not made.get("made"):
+        not_applicable("the language pack's code started no process to leave as a zombie")
+    executor.new_session()
+    deadline = time.monotonic() + executor.timeouts.process_exit
+    while True:
+        left = _printed(executor, executor.code("processes_present", processes=made["zombies"]), "the zombies left")
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(executor.timeouts.poll_interval)
+    outside = _reapers_outside(executor_target, made["reapers"])
+    if left and outside:
+        not_run(f"the zombies went to {outside}, outside the executor the kit started: a container's init reaps them")
+    executor.expect(
+        left == [],
+        f"none of the {len(made['zombies'])} zombies the session left still there",
+        f"{len(left)} still there (PIDs {', '.join(str(pid) for pid, _, _ in left[:5])}; their parent became "
+        f"{made['reapers']})",
+    )
+
+
+def _reapers_outside(target: Target, reapers: list[int]) -> str:
+    """The reapers, among ``reapers``, of a local executor's orphans that are not its own processes
+    (the host's init, say); none for a container or a URL, whose reaper is the executor's."""
+    executor_pid = target.capabilities.signal_scope
+    if not isinstance(target, ProcessTarget) or executor_pid is None:
+        return ""
+    outside = []
+    for reaper in reapers:
+        pid, seen = reaper, set()
+        while pid > 1 and pid != executor_pid and pid not in seen:
+            seen.add(pid)
+            try:
+                with open(f"/proc/{pid}/stat", encoding="utf-8") as file:
+                    pid = int(file.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                break
+        if pid != executor_pid:
+            outside.append(f"PID {reaper}")
+    return ", ".join(outside)
+
+
 @pytest.mark.conformance_requirement("ISO-5")
 @pytest.mark.conformance_needs(Need.DESTRUCTIVE)
 @pytest.mark.parametrize("signal_name", ["SIGSTOP", "SIGKILL"])
@@ -365,8 +420,14 @@ def _attack_and_judge(
         not_run(f"{outcome['refused']}; certify the executor by --image or --command to run it")
     if not outcome["sent"]:
         not_run("user code found no process to signal, not even the children it had just started")
+    _judge_the_next_session(executor, usual, f"signalled: {outcome['sent']}", "after the signals")
+
+
+def _judge_the_next_session(executor: ExecutorClient, usual: float, attack: str, after: str) -> None:
+    """After an attack: /health answers within 1 s, /restart and /ready true within three times the
+    ``usual`` restart (at least ``restart_after_attack``), then an execute answers ok promptly."""
     health = executor.health(timeout=executor.timeouts.health)
-    executor.expect(health.status == 200, "/health answering after the signals", health.response_line, health)
+    executor.expect(health.status == 200, f"/health answering {after}", health.response_line, health)
     bound = max(executor.timeouts.restart_after_attack, 3 * usual)
     started = time.monotonic()
     exchange = executor.restart()
@@ -388,6 +449,50 @@ def _attack_and_judge(
         and exchange.elapsed <= executor.timeouts.prompt,
         f"status ok, restarted false, the printed line among the outputs, within {executor.timeouts.prompt:.0f} s",
         f"status {body['status']!r}, restarted {body['restarted']!r}, {output_text(body)[:200]!r} "
-        f"after {exchange.elapsed:.1f} s (signalled: {outcome['sent']})",
+        f"after {exchange.elapsed:.1f} s ({attack})",
         exchange,
     )
+
+
+#: ISO-10's fork bomb: a tree of processes this many levels deep (2,048 at most), each living LIFE s.
+FORK_BOMB_DEPTH = 11
+#: Seconds the code that starts ISO-10's or ISO-11's processes, or looks for them, may take (sent as
+#: its `timeout` where the executor takes one): on a busy machine, hundreds of processes take longer
+#: to start than a usual timeout.
+STARTING_PROCESSES = 30.0
+
+
+@pytest.mark.conformance_requirement("ISO-10")
+@pytest.mark.conformance_needs(Need.DESTRUCTIVE)
+def test_a_fork_bomb_neither_stops_the_server_nor_outlives_restart(
+    executor: ExecutorClient, executor_target: Target, declared_features: frozenset[str]
+) -> None:
+    """User code forks as fast as it can (2,048 processes at most, in a session of their own): the
+    server serves, the restart for the next user is not slowed, none of the processes outlives it,
+    and the next session can start processes of its own."""
+    usual = executor.new_session()
+    room = STARTING_PROCESSES if "timeout_override" in declared_features else None
+    body = executor.run(executor.code("fork_bomb", depth=FORK_BOMB_DEPTH, life=LIFE), room)
+    bomb = _json_printed(executor, body, "the fork bomb's session and how many processes it made")
+    left: Any = []
+    try:
+        if not bomb["made"]:
+            not_applicable("the language pack's fork bomb started no process")
+        _judge_the_next_session(executor, usual, f"a fork bomb of {bomb['made']} processes", "during a fork bomb")
+        deadline = time.monotonic() + executor.timeouts.process_exit
+        while True:
+            query = executor.code("session_alive", session=bomb["session"])
+            left = _printed(executor, query, "the bomb's processes", room)
+            if not left or time.monotonic() >= deadline:
+                break
+            time.sleep(executor.timeouts.poll_interval)
+        executor.expect(
+            left == [],
+            f"none of the fork bomb's {bomb['made']} processes still running",
+            f"{len(left)} still running, such as " + "; ".join(f"PID {pid} ({cmd})" for pid, _, cmd in left[:3]),
+        )
+        started = _printed(executor, executor.code("start_children", life=LIFE), "the next session's children", room)
+        left = started
+        executor.expect(len(started) == 2, "the next session starting processes of its own", repr(started))
+    finally:
+        _remove_left_over(executor_target, left if isinstance(left, list) else [], [])

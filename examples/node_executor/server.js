@@ -38,6 +38,15 @@ const SYSV_TABLES = [["shm", "-m", 7, 9], ["msg", "-q", 7, 9], ["sem", "-s", 4, 
 const BASE_VARIABLES = ["PATH", "LANG", "LANGUAGE", "TZ", "TERM"];
 const KILL_DEADLINE_MS = 5000;
 const REMOVE_DEADLINE_MS = 60000;  // removing a session's folders (rm, as its user id)
+// Processes and threads a worker's user id may have (RLIMIT_NPROC): a fork bomb stops there, well
+// before a container's pids limit, where the server could no longer start a helper (ISO-10).
+const MAX_PROCESSES = 512;
+// The tools a sandboxed worker is started through, where installed (Node.js can do none of this
+// itself): tini, run as root, as a subreaper that user code cannot signal, reaps at once what
+// user code leaves as zombies (ISO-11); util-linux's prlimit sets RLIMIT_NPROC, and its setpriv
+// then becomes the worker's user id.
+const installed = (name) => ["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map((d) => path.join(d, name)).find(fs.existsSync);
+const TOOLS = { tini: installed("tini"), prlimit: installed("prlimit"), setpriv: installed("setpriv") };
 
 // -- settings ------------------------------------------------------------------------------------
 
@@ -154,10 +163,20 @@ class Sandbox {
     this.folders = [...new Set([...TEMP_FOLDERS, ...worldWritableFolders()])];
   }
 
-  spawnOptions() {
+  // The worker's command and spawn options: under tini, prlimit and setpriv where all are
+  // installed (see TOOLS); else run as the user id by Node.js itself, with neither reaper nor limit.
+  launch(command) {
     this.home = fs.mkdtempSync("/tmp/worker-home-");
     fs.chownSync(this.home, this.uid, this.uid);
-    return { uid: this.uid, gid: this.uid, cwd: this.home };
+    const { tini, prlimit, setpriv } = TOOLS;
+    if (!(tini && prlimit && setpriv)) return { command, options: { uid: this.uid, gid: this.uid, cwd: this.home } };
+    const wrapped = [
+      tini, "-s", "--",
+      prlimit, `--nproc=${MAX_PROCESSES}:${MAX_PROCESSES}`, "--",
+      setpriv, `--reuid=${this.uid}`, `--regid=${this.uid}`, "--clear-groups", "--",
+      ...command,
+    ];
+    return { command: wrapped, options: { cwd: this.home } };
   }
 
   // Kill every process of the user id, then remove the files it owns in the temporary folders.
@@ -284,12 +303,15 @@ class Session {
       // The worker's stdout and stderr are pipes: what it writes while it loads the workspace goes
       // to the log; once it is ready, whatever user code writes there is read and dropped, never
       // the server's log (ISO-9).
+      let command = [process.execPath, WORKER, settings.workspace];
       const options = { env: workerEnvironment(), stdio: ["ignore", "pipe", "pipe", "ipc"] };
       if (this.sandbox) {
-        Object.assign(options, this.sandbox.spawnOptions());
+        const launch = this.sandbox.launch(command);
+        command = launch.command;
+        Object.assign(options, launch.options);
         options.env.HOME = this.sandbox.home;
       }
-      const worker = childProcess.fork(WORKER, [settings.workspace], options);
+      const worker = childProcess.spawn(command[0], command.slice(1), options);
       let loading = true;
       for (const stream of [worker.stdout, worker.stderr]) {
         stream.on("data", (chunk) => {

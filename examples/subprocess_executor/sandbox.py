@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import functools
 import os
+import resource
 import signal
 import stat
 import subprocess
@@ -37,6 +39,11 @@ _libc = ctypes.CDLL(None, use_errno=True)
 BASE_VARIABLES = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM")
 BASE_PREFIXES = ("LC_", "PYTHON")
 KILL_DEADLINE = 5.0
+#: Processes and threads the user id may have (RLIMIT_NPROC): a fork bomb stops there, well before
+#: a container's pids limit, where the server could no longer start a thread to answer (ISO-10).
+MAX_PROCESSES = 512
+#: prctl(2): orphaned descendants go to the nearest ancestor that set this, not to the host's init.
+PR_SET_CHILD_SUBREAPER = 36
 #: How long removing a session's folders (rm, as its user id) may take.
 REMOVE_DEADLINE = 60.0
 #: Run as the user id: SIGKILL to all its processes at once (so that none can fork its way out).
@@ -83,6 +90,8 @@ class Sandbox:
                 os.close(fd)
                 continue
             sandbox = cls(uid, fd, tuple(keep))
+            # The workers' orphans come to this server, whose sweep reaps them (ISO-11).
+            _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
             sandbox.clean()  # whatever a crashed earlier holder left
             return sandbox
         raise RuntimeError(f"every worker user id in {WORKER_UIDS.start}-{WORKER_UIDS.stop - 1} is taken")
@@ -91,7 +100,8 @@ class Sandbox:
         """Popen options for a new worker: this user id, a fresh HOME as its working directory."""
         self.home = tempfile.mkdtemp(prefix="worker-home-")
         os.chown(self.home, self.uid, self.uid)
-        return {"user": self.uid, "group": self.uid, "extra_groups": [], "cwd": self.home}
+        cap = functools.partial(resource.setrlimit, resource.RLIMIT_NPROC, (MAX_PROCESSES, MAX_PROCESSES))
+        return {"user": self.uid, "group": self.uid, "extra_groups": [], "cwd": self.home, "preexec_fn": cap}
 
     def clean(self) -> None:
         """Kill every process of the user id, then remove its files; the worker must be gone already."""

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from examples.subprocess_executor import sandbox as sandbox_module  # noqa: E402
 from examples.subprocess_executor import server, worker  # noqa: E402
 
 # -- the base every broken executor shares -----------------------------------------------------
@@ -429,6 +430,58 @@ class _WaitingSweepSession(BrokenSession):
                 kill_all()
 
             sandbox.kill_all = term_then_kill  # type: ignore[method-assign]
+
+
+def _processes_of(uid: int, *, dead: bool) -> set[int]:
+    """The processes of ``uid`` that are zombies (``dead``), or that are not."""
+    found = set()
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError), open(f"/proc/{name}/status", encoding="utf-8") as file:
+            fields = dict(line.split(":", 1) for line in file if ":" in line)
+        with contextlib.suppress(KeyError, ValueError, UnboundLocalError):
+            if uid in [int(x) for x in fields["Uid"].split()[:3]] and (fields["State"].split()[0] == "Z") == dead:
+                found.add(int(name))
+    return found
+
+
+class _ReapsWhatItKillsSession(BrokenSession):
+    """Reaps the processes its sweep kills, but not the orphans that had died before it: their
+    zombies stay for good (the server is their reaper, and never waits for them)."""
+
+    fault = "dead_orphans_not_reaped"
+
+    def __init__(self, settings: server.Settings) -> None:
+        super().__init__(settings)
+        if self.sandbox is not None:
+            sandbox, kill_all = self.sandbox, self.sandbox.kill_all
+            sandbox._living = lambda: sorted(_processes_of(sandbox.uid, dead=False))  # type: ignore[method-assign]
+
+            def kill_and_reap_the_killed() -> None:
+                killed = _processes_of(sandbox.uid, dead=False)
+                kill_all()
+                deadline = time.monotonic() + sandbox_module.KILL_DEADLINE
+                while killed and time.monotonic() < deadline:
+                    for pid in list(killed):
+                        with contextlib.suppress(ChildProcessError):  # not (yet) this server's child
+                            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                                killed.discard(pid)
+                        if not os.path.exists(f"/proc/{pid}"):
+                            killed.discard(pid)
+                    time.sleep(0.01)
+
+            sandbox.kill_all = kill_and_reap_the_killed  # type: ignore[method-assign]
+
+
+class _NoProcessLimitSession(BrokenSession):
+    """Sets no limit on the processes of the worker's user id: a fork bomb fills the container's
+    pids limit, and the server can start no thread to answer."""
+
+    fault = "no_process_limit"
+
+    def worker_options(self) -> dict[str, Any]:
+        options = super().worker_options()
+        options.pop("preexec_fn", None)
+        return options
 
 
 def _client_gone(connection: socket.socket) -> bool:
@@ -840,6 +893,10 @@ FAULTS: dict[str, Fault] = {
                session=_TermOnlySweepSession, by_image="ISO-1"),
         _fault("teardown_waits", f"a restart sends SIGTERM and waits up to {TERM_GRACE:g} s before SIGKILL",
                "ISO-5", session=_WaitingSweepSession, by_image="ISO-5"),
+        _fault("dead_orphans_not_reaped", "a restart reaps what it kills, not the orphans that had died before",
+               "ISO-11", session=_ReapsWhatItKillsSession, by_image="ISO-11"),
+        _fault("no_process_limit", "no limit on the worker's processes: a fork bomb fills the container's",
+               "", session=_NoProcessLimitSession, by_image="ISO-10"),
         _fault("queued_call_runs_after_restart", "a call queued when /restart comes runs in the next session",
                "ISO-7", handler={"handle_execute": _handle_execute_queued}),
         _fault("ipc_objects_survive", "a restart leaves the session's shared memory, queues and semaphores",
