@@ -61,9 +61,18 @@ def _install(session: nox.Session, extras: str = "dev") -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The project's own tests: catalogue, executor, kit (Docker-backed tests run where Docker does)."""
+    """The project's own tests: catalogue, executor, kit, pool (Docker-backed ones where Docker runs),
+    less the gallery of broken executors (`nox -s gallery`)."""
     _install(session)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "-m", "not gallery", "--durations=15", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def gallery(session: nox.Session) -> None:
+    """The kit certifies every broken executor of tests/kit/broken.py, by command and by image, and
+    must fail each with exactly its expected requirement IDs (CI runs it after `nox -s tests`)."""
+    _install(session)
+    session.run("pytest", "-m", "gallery", "--durations=15", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -58,11 +58,13 @@ def _example_by_url(log: Path, workspace: Path) -> RunningExecutor:
 
 
 @pytest.fixture(scope="session")
-def kit_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, KitRun]]:
-    """name -> the kit's run: "reference", "baseline", "example-url", "example-via-manager", each
-    fault, the original README's shape under each profile ("original-core", "original-full"), and
-    a few faults under the core profile ("core:FAULT"), and the Node.js executor, unbroken
-    ("node-baseline") and broken ("node:FAULT")."""
+def kit_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, KitRun]]:
+    """name -> the kit's run: "reference", "baseline", "example-url", "example-via-manager", the
+    original README's shape under each profile ("original-core", "original-full"), the Node.js
+    executor ("node-baseline"); and, when a test of the gallery runs (marker ``gallery``), each
+    fault, a few faults under the core profile ("core:FAULT") and the broken Node.js executors
+    ("node:FAULT")."""
+    gallery = any(item.get_closest_marker("gallery") for item in request.session.items)
     root = reachable_by_every_user(tmp_path_factory.mktemp("kit-runs"))
     workspace = root / "workspace"
     assert kit_command(["workspace", str(workspace)]) == 0
@@ -75,15 +77,15 @@ def kit_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Kit
         "example-url": ["--url", direct.base_url, *BY_URL],
         "example-via-manager": ["--url", f"{manager.base_url}/session/0", *BY_URL],
     }
-    for name, fault in FAULTS.items():
+    for name, fault in FAULTS.items() if gallery else ():
         if not fault.by_command:
             continue
         jobs[name] = ["--command", f"{sys.executable} {BROKEN} {name}", *QUICK, *fault.kit_args]
-    for name in CORE_FAULTS:
+    for name in CORE_FAULTS if gallery else ():
         jobs[f"core:{name}"] = [*jobs[name], "--profile", "core"]
     if NODE_PROBLEM is None:
         jobs["node-baseline"] = ["--command", f"node {NODE_EXECUTOR}", *NODE_QUICK]
-        for name, node_fault in NODE_FAULTS.items():
+        for name, node_fault in NODE_FAULTS.items() if gallery else ():
             jobs[f"node:{name}"] = ["--command", node_fault.command(), *NODE_QUICK]
     for profile in ("core", "full"):
         jobs[f"original-{profile}"] = ["--command", f"{sys.executable} {ORIGINAL_SHAPE}", *QUICK, "--profile", profile]

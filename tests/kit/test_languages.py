@@ -28,6 +28,7 @@ SAMPLE_PARAMS = {
     "seconds": 0.5, "prefix": "p-", "count": 3, "char": "x", "scope": 0, "life": 60, "processes": [[1, "2", "c"]],
     "kinds": ["heartbeat"], "depth": 3, "files": 2, "token": "abc123", "persistent": ["/submission"],
     "paths": ["/tmp/a"], "signal_name": "SIGSTOP", "kit_namespace": "", "names": ["HOME"], "objects": [["shm", "1"]],
+    "session": 4242,
 }  # fmt: skip
 
 

@@ -43,6 +43,7 @@ def test_the_node_executor_meets_every_requirement_it_can_be_checked_for(kit_run
     assert run.results["verdict"] == "conformant" and run.returncode == 0
 
 
+@pytest.mark.gallery
 @pytest.mark.parametrize("name", list(NODE_FAULTS))
 def test_the_kit_fails_exactly_the_expected_requirements_of_a_broken_node_executor(
     kit_runs: dict[str, KitRun], name: str

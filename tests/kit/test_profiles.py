@@ -55,6 +55,7 @@ def test_a_conformant_executor_holds_core_too(kit_runs: dict[str, KitRun]) -> No
     assert kit_runs["reference"].results["profiles"] == {"core": "conformant", "full": "conformant"}
 
 
+@pytest.mark.gallery
 def test_core_catches_what_breaks_its_own_requirements(kit_runs: dict[str, KitRun]) -> None:
     for name in CORE_FAULTS:
         run = kit_runs[f"core:{name}"]
