@@ -173,10 +173,10 @@ SNIPPETS: dict[str, Snippet] = {
         "processes",
     ),
     "fork_bomb": _s(
-        "starts, in a new session, processes that fork as fast as they can, 2 ** `depth` at most, each living "
-        "`life` s; waits until their number stops growing (20 s at most); prints "
+        "starts, in a new session, `count` processes as fast as it can, each living `life` s, trying again while "
+        "the process table or a limit is full; waits until their number stops growing (20 s at most); prints "
         '{"session": the session id, "made": how many are running}',
-        "depth",
+        "count",
         "life",
     ),
     "session_alive": _s(

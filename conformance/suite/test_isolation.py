@@ -454,8 +454,8 @@ def _judge_the_next_session(executor: ExecutorClient, usual: float, attack: str,
     )
 
 
-#: ISO-10's fork bomb: a tree of processes this many levels deep (2,048 at most), each living LIFE s.
-FORK_BOMB_DEPTH = 11
+#: ISO-10's fork bomb: this many processes at most (twice the image's pids limit), each living LIFE s.
+FORK_BOMB = 2048
 #: Seconds the code that starts ISO-10's or ISO-11's processes, or looks for them, may take (sent as
 #: its `timeout` where the executor takes one): on a busy machine, hundreds of processes take longer
 #: to start than a usual timeout.
@@ -472,7 +472,7 @@ def test_a_fork_bomb_neither_stops_the_server_nor_outlives_restart(
     and the next session can start processes of its own."""
     usual = executor.new_session()
     room = STARTING_PROCESSES if "timeout_override" in declared_features else None
-    body = executor.run(executor.code("fork_bomb", depth=FORK_BOMB_DEPTH, life=LIFE), room)
+    body = executor.run(executor.code("fork_bomb", count=FORK_BOMB, life=LIFE), room)
     bomb = _json_printed(executor, body, "the fork bomb's session and how many processes it made")
     left: Any = []
     try:
