@@ -845,7 +845,7 @@ FAULTS: dict[str, Fault] = {
         _fault("restart_answers_done", '/restart answers {"status": "done"}', "RESTART-1 SCHEMA-1",
                handler={"handle_restart": _restart_answers_done}),
         _fault("restart_keeps_state", "/restart keeps the session as it was",
-               "RESTART-2 RESTART-3 RESTART-4 ISO-1 ISO-2 ISO-3 ISO-4 ISO-8",
+               "RESTART-2 RESTART-3 RESTART-4 ISO-1 ISO-2 ISO-3 ISO-4 ISO-8 ISO-10 ISO-11",
                session={"restart": _restart_keeps_the_worker}),
         _fault("restart_forgets_code", "/restart does not load the workspace again",
                "READY-4 RESTART-3 CODE-1 CODE-2 CODE-4 CODE-5", session=_ForgetsCodeOnRestartSession),
@@ -888,9 +888,9 @@ FAULTS: dict[str, Fault] = {
         _fault("no_crash_recovery", "after a crash no new worker is started", "CRASH-2",
                session=_NoRecoverySession),
         _fault("detached_processes_survive", "a restart kills the worker but not the processes it started",
-               "ISO-1", session=_NoProcessSweepSession),
-        _fault("teardown_sigterm_only", "a restart ends the session's processes with SIGTERM alone", "ISO-1",
-               session=_TermOnlySweepSession, by_image="ISO-1"),
+               "ISO-1 ISO-10 ISO-11", session=_NoProcessSweepSession),
+        _fault("teardown_sigterm_only", "a restart ends the session's processes with SIGTERM alone", "ISO-1 ISO-10",
+               session=_TermOnlySweepSession, by_image="ISO-1 ISO-10"),
         _fault("teardown_waits", f"a restart sends SIGTERM and waits up to {TERM_GRACE:g} s before SIGKILL",
                "ISO-5", session=_WaitingSweepSession, by_image="ISO-5"),
         _fault("dead_orphans_not_reaped", "a restart reaps what it kills, not the orphans that had died before",
@@ -911,7 +911,7 @@ FAULTS: dict[str, Fault] = {
         _fault("background_output_carried_over", "what a background thread printed before a restart comes "
                "back after it", "ISO-4", session=_CarriesOutputOverSession, worker_class=_PendingOutputWorker),
         _fault("server_shares_the_user", "the server runs as the user id of user code (not root, it cannot "
-               "mount the mqueue file system to find a session's POSIX queues on a host)", "ISO-5 ISO-8 SEC-2",
+               "mount the mqueue file system to find a session's POSIX queues on a host)", "ISO-5 ISO-8 ISO-11 SEC-2",
                session=_ServerAsTheWorkerUserSession, kit_args=("--timeout-factor", "0.25")),
         # Settings ignored: the contract's default is used whatever the variable says.
         _fault("port_ignored", "PORT is ignored: it always listens on 8432", "CONFIG-1",
@@ -957,7 +957,7 @@ NODE_FAULTS = {
         NodeFault("empty_code_is_an_error", "empty code gives status error", frozenset({"EXEC-7"})),
         NodeFault("no_escalation", "code an interrupt does not stop is left running", frozenset({"TIMEOUT-5"})),
         NodeFault("detached_processes_survive", "a restart kills the worker, not what it started",
-                  frozenset({"ISO-1"})),
+                  frozenset({"ISO-1", "ISO-10"})),
     )
 }  # fmt: skip
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance import catalogue
 from conformance.cli import main as kit_command
 from tests.conftest import (
     EXAMPLE_EXECUTOR,
@@ -52,6 +53,14 @@ NODE_PROBLEM = None if shutil.which("node") else "no node (apt-get install nodej
 BY_URL = ("--workspace-mounted", "--allow-destructive", "--execution-timeout", "1")
 
 
+def only_the_areas_of(ids: frozenset[str]) -> list[str]:
+    """Kit arguments that certify only the requirement areas of ``ids``: how a broken executor is
+    certified (the unbroken baseline is certified whole, so a fault's failures elsewhere in its
+    areas still show; a broken executor is judged where its fault can show, at a fraction of a
+    whole certification's time)."""
+    return ["--requirement", ",".join(sorted({catalogue.get(rid).area for rid in ids}))]
+
+
 def _example_by_url(log: Path, workspace: Path) -> RunningExecutor:
     env = {"WORKSPACE_FOLDER": str(workspace), "EXECUTION_TIMEOUT": "1"}
     return start_executor(EXAMPLE_EXECUTOR, env, log)
@@ -80,13 +89,15 @@ def kit_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     for name, fault in FAULTS.items() if gallery else ():
         if not fault.by_command:
             continue
-        jobs[name] = ["--command", f"{sys.executable} {BROKEN} {name}", *QUICK, *fault.kit_args]
+        areas = only_the_areas_of(fault.expected)
+        jobs[name] = ["--command", f"{sys.executable} {BROKEN} {name}", *QUICK, *fault.kit_args, *areas]
     for name in CORE_FAULTS if gallery else ():
         jobs[f"core:{name}"] = [*jobs[name], "--profile", "core"]
     if NODE_PROBLEM is None:
         jobs["node-baseline"] = ["--command", f"node {NODE_EXECUTOR}", *NODE_QUICK]
         for name, node_fault in NODE_FAULTS.items() if gallery else ():
-            jobs[f"node:{name}"] = ["--command", node_fault.command(), *NODE_QUICK]
+            areas = only_the_areas_of(node_fault.expected)
+            jobs[f"node:{name}"] = ["--command", node_fault.command(), *NODE_QUICK, *areas]
     for profile in ("core", "full"):
         jobs[f"original-{profile}"] = ["--command", f"{sys.executable} {ORIGINAL_SHAPE}", *QUICK, "--profile", profile]
     try:
