@@ -52,6 +52,28 @@ def _json_printed(executor: ExecutorClient, body: dict[str, Any], expected: str)
         raise executor.fail(expected, output_text(body)[-500:], executor.last) from None
 
 
+def _printed_until_empty(executor: ExecutorClient, code: str, expected: str, timeout: float | None = None) -> Any:
+    """What ``code`` prints, asked again until it prints an empty list or ``process_exit`` s have
+    passed: a killed process, or one left to a reaper, may take a moment to go."""
+    deadline = time.monotonic() + executor.timeouts.process_exit
+    while True:
+        seen = _printed(executor, code, expected, timeout)
+        if not seen or time.monotonic() >= deadline:
+            return seen
+        time.sleep(executor.timeouts.poll_interval)
+
+
+def _printed_with_room(
+    executor: ExecutorClient, code: str, room: float, declared_features: frozenset[str], what: str, expected: str
+) -> Any:
+    """What set-up ``code`` prints, given ``room`` s where the executor takes a per-request timeout
+    (a short default would cut it); a set-up that still times out leaves its scenario not run."""
+    body = executor.run(code, room if "timeout_override" in declared_features else None)
+    if body["status"] == "timeout":
+        not_run(f"the code that {what} ran past the executor's timeout")
+    return _json_printed(executor, body, expected)
+
+
 def _remove_left_over(target: Target, processes: list[list[object]], paths: list[str]) -> None:
     """Clean up after an executor that failed: by PID (start time checked) and by path, where the
     kit shares the executor's machine (a local process); elsewhere each lives at most LIFE s."""
@@ -112,13 +134,8 @@ def test_no_process_of_a_session_survives_restart(
     alive: Any = seen["detached"]  # if the restart fails: what the kit started, by PID
     try:
         executor.new_session()
-        deadline = time.monotonic() + executor.timeouts.process_exit
-        while True:  # a killed process may take a moment to exit
-            query = executor.code("processes_alive", processes=before)
-            alive = _printed(executor, query, "the processes still running")
-            if not alive or time.monotonic() >= deadline:
-                break
-            time.sleep(executor.timeouts.poll_interval)
+        query = executor.code("processes_alive", processes=before)
+        alive = _printed_until_empty(executor, query, "the processes still running")
     finally:
         _remove_left_over(executor_target, alive if isinstance(alive, list) else [], [])
     executor.expect(
@@ -171,11 +188,9 @@ def test_a_deep_tree_and_many_files_are_gone_after_restart(
     """A folder tree thousands of levels deep and a folder of many files neither break /restart nor outlive it."""
     executor.new_session()
     made = executor.code("deep_tree", token=_token(request), depth=DEEP, files=WIDE)
-    room = MAKING_THE_TREE if "timeout_override" in declared_features else None  # a short default cuts it
-    body = executor.run(made, room)
-    if body["status"] == "timeout":
-        not_run("the code that makes the tree ran past the executor's timeout")
-    written = _json_printed(executor, body, "the folders made")
+    written = _printed_with_room(
+        executor, made, MAKING_THE_TREE, declared_features, "makes the tree", "the folders made"
+    )
     left: Any = written
     try:
         usual = executor.timeouts.restart_after_attack
@@ -335,20 +350,16 @@ def test_zombies_of_a_session_are_reaped_by_restart(
     them; once /restart has answered, none of them is left, even as a zombie. By command, zombies that
     went to a process outside the executor (the host's init) are not the executor's to reap."""
     executor.new_session()
-    room = STARTING_PROCESSES if "timeout_override" in declared_features else None
-    body = executor.run(executor.code("orphan_zombies", count=ZOMBIES), room)
-    if body["status"] == "timeout":
-        not_run("the code that leaves the zombies ran past the executor's timeout")
-    made = _json_printed(executor, body, "the zombies left")
+    code = executor.code("orphan_zombies", count=ZOMBIES)
+    made = _printed_with_room(
+        executor, code, STARTING_PROCESSES, declared_features, "leaves the zombies", "the zombies left"
+    )
     if not isinstance(made, dict) or not made.get("made"):
         not_applicable("the language pack's code started no process to leave as a zombie")
     executor.new_session()
-    deadline = time.monotonic() + executor.timeouts.process_exit
-    while True:
-        left = _printed(executor, executor.code("processes_present", processes=made["zombies"]), "the zombies left")
-        if not left or time.monotonic() >= deadline:
-            break
-        time.sleep(executor.timeouts.poll_interval)
+    left = _printed_until_empty(
+        executor, executor.code("processes_present", processes=made["zombies"]), "the zombies left"
+    )
     outside = _reapers_outside(executor_target, made["reapers"])
     if left and outside:
         not_run(f"the zombies went to {outside}, outside the executor the kit started: a container's init reaps them")
@@ -474,23 +485,23 @@ def test_a_fork_bomb_neither_stops_the_server_nor_outlives_restart(
     server serves, the restart for the next user is not slowed, none of the processes outlives it,
     and the next session can start processes of its own."""
     usual = executor.new_session()
+    code = executor.code("fork_bomb", count=FORK_BOMB, life=LIFE)
+    bomb = _printed_with_room(
+        executor,
+        code,
+        STARTING_PROCESSES,
+        declared_features,
+        "starts the fork bomb",
+        "the fork bomb's session and how many processes it made",
+    )
     room = STARTING_PROCESSES if "timeout_override" in declared_features else None
-    body = executor.run(executor.code("fork_bomb", count=FORK_BOMB, life=LIFE), room)
-    if body["status"] == "timeout":
-        not_run("the code that starts the fork bomb ran past the executor's timeout")
-    bomb = _json_printed(executor, body, "the fork bomb's session and how many processes it made")
     left: Any = []
     try:
         if not bomb["made"]:
             not_applicable("the language pack's fork bomb started no process")
         _judge_the_next_session(executor, usual, f"a fork bomb of {bomb['made']} processes", "during a fork bomb")
-        deadline = time.monotonic() + executor.timeouts.process_exit
-        while True:
-            query = executor.code("session_alive", session=bomb["session"])
-            left = _printed(executor, query, "the bomb's processes", room)
-            if not left or time.monotonic() >= deadline:
-                break
-            time.sleep(executor.timeouts.poll_interval)
+        query = executor.code("session_alive", session=bomb["session"])
+        left = _printed_until_empty(executor, query, "the bomb's processes", room)
         executor.expect(
             left == [],
             f"none of the fork bomb's {bomb['made']} processes still running",
