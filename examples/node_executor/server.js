@@ -137,7 +137,9 @@ function runBounded(command, args, options, timeoutMs) {
   });
 }
 
-function processesOf(uid) {
+// The processes of `uid`; with `zombies`, those that have ended but not been reaped too: they
+// still count against its process limit, and the next session could start none (ISO-10).
+function processesOf(uid, zombies = false) {
   const found = [];
   for (const name of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
@@ -145,7 +147,7 @@ function processesOf(uid) {
       const status = fs.readFileSync(`/proc/${name}/status`, "utf8");
       const uids = (status.match(/^Uid:\s+(.*)$/m) || ["", ""])[1].split(/\s+/).slice(0, 3).map(Number);
       const state = (status.match(/^State:\s+(\S)/m) || ["", ""])[1];
-      if (uids.includes(uid) && state !== "Z") found.push(Number(name));
+      if (uids.includes(uid) && (zombies || state !== "Z")) found.push(Number(name));
     } catch {
       // gone meanwhile
     }
@@ -183,11 +185,9 @@ class Sandbox {
   // Every helper runs asynchronously: /health keeps answering while a large tree goes (HEALTH-2).
   async clean() {
     await this.killAll();
-    const trees = this.home ? [this.home] : [];
     this.home = null;
     await this.removeIpc();
-    for (const folder of this.folders) this.removeFiles(folder, 0, trees);
-    await this.removeTrees(trees);
+    await this.removeFiles();
   }
 
   // A helper run as the user id, which can then reach nothing that is not its own.
@@ -195,9 +195,33 @@ class Sandbox {
     return runBounded(command, args, { uid: this.uid, gid: this.uid, cwd: "/", env: {} }, timeoutMs);
   }
 
-  // Whole folders of the user id, however deep (their paths can pass PATH_MAX): coreutils' rm.
-  async removeTrees(trees) {
-    if (trees.length) await this.runAsUser("rm", ["-rf", "--one-file-system", "--", ...trees], REMOVE_DEADLINE_MS);
+  // Every file and folder the user id owns below the temporary and world-writable folders (its
+  // home among them), however deep: findutils' find lists them as root, which reaches folders
+  // the user id may write to but not read, and coreutils' rm removes them as the user id, which
+  // can then remove nothing that is not its own. Both run beside the event loop: a host's /tmp may
+  // hold checkouts of many thousand files, whose walk would stop /health (HEALTH-2).
+  removeFiles() {
+    const kept = this.keep.flatMap((folder) => ["-path", folder.replace(/\/$/, ""), "-o"]);
+    const listing = [...this.folders, "-xdev", "-mindepth", "1", "(", ...kept, "-false", ")", "-prune", "-o",
+      "-user", String(this.uid), "-prune", "-print0"];
+    return new Promise((resolve) => {
+      const options = { stdio: ["ignore", "pipe", "ignore"], timeout: REMOVE_DEADLINE_MS };
+      let find, rm;
+      try {
+        find = childProcess.spawn("find", listing, options);
+        rm = childProcess.spawn("xargs", ["-0", "-r", "rm", "-rf", "--one-file-system", "--"], {
+          uid: this.uid, gid: this.uid, cwd: "/", env: {}, stdio: [find.stdout, "ignore", "ignore"],
+          timeout: REMOVE_DEADLINE_MS,
+        });
+      } catch (error) {
+        if (find) find.kill("SIGKILL");
+        resolve(error.message);
+        return;
+      }
+      find.once("error", () => {});
+      rm.once("error", (error) => resolve(error.message));
+      rm.once("exit", (code, signal) => resolve(code ?? signal));
+    });
   }
 
   // SysV shared memory, message queues and semaphores the user id owns or created outlive its
@@ -236,26 +260,10 @@ class Sandbox {
       }
       await new Promise((resolve) => setImmediate(resolve));
     }
-  }
-
-  removeFiles(folder, depth, trees) {
-    let entries = [];
-    try {
-      entries = fs.readdirSync(folder);
-    } catch {
-      return;
-    }
-    for (const name of entries) {
-      const entry = path.join(folder, name);
-      if (this.keep.some((kept) => entry === kept || entry.startsWith(kept.replace(/\/$/, "") + "/"))) continue;
-      try {
-        const info = fs.lstatSync(entry);
-        if (info.uid === this.uid && info.isDirectory()) trees.push(entry);
-        else if (info.uid === this.uid) fs.rmSync(entry, { force: true });
-        else if (info.isDirectory() && info.mode & 0o001 && depth < 32) this.removeFiles(entry, depth + 1, trees);
-      } catch {
-        // gone meanwhile, or not ours to remove
-      }
+    // Orphans are reaped by whoever reaps them (tini, or the host's PID 1 when the executor runs
+    // there): the session is over once they are gone from the process table.
+    while (processesOf(this.uid, true).length && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
 }
