@@ -17,12 +17,14 @@ ENV PYTHONUNBUFFERED=1 \
     PORT=8432 \
     WORKSPACE_FOLDER=/code \
     EXECUTION_TIMEOUT=3 \
-    KERNEL_UIDS=64000-64999 \
+    KERNEL_UIDS=1000000-1999999 \
     PATH=/opt/venv/bin:$PATH
 
 # User code runs as two throwaway user ids, alternately (SEC-1, ISO-1), from a range apart from
 # a host executor's default (61000-61999): an executor in a container cannot see the host's
-# processes, so it cannot tell that a host executor uses an id. The server stays root only
+# processes, so it cannot tell that a host executor uses an id. The range is wide and a pair is
+# claimed from a random one on: a user id's process count (RLIMIT_NPROC) is the host's, and
+# containers of this image, which cannot see each other's claims, must not share one. The server stays root only
 # to start kernels as them and to sweep a retired one's processes and files, and so cannot be
 # signalled by them (SEC-2, ISO-5). /submission (the original deployment's save-to folder) is
 # writable by them, sticky like /tmp, and kept across sessions (SUBMISSION_DIR, ISO-2).

@@ -23,14 +23,16 @@ import ctypes
 import errno
 import fcntl
 import importlib.util
+import itertools
 import logging
 import os
+import secrets
 import signal
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -215,7 +217,7 @@ def _claim_pair(uid_range: range) -> tuple[tuple[KernelUser, KernelUser], int]:
     """A free pair of ``uid_range`` and the descriptor of the lock file that holds it."""
     folder = _lock_folder()
     busy = _uids_in_use()
-    for first in range(uid_range.start - uid_range.start % 2, uid_range.stop - 1, 2):
+    for first in _from_anywhere(range(uid_range.start - uid_range.start % 2, uid_range.stop - 1, 2)):
         if any(uid in busy or _has_passwd_entry(uid) for uid in (first, first + 1)):
             continue
         fd = os.open(folder / f"uids-{first}.lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -228,6 +230,15 @@ def _claim_pair(uid_range: range) -> tuple[tuple[KernelUser, KernelUser], int]:
             raise
         return (KernelUser(f"u{first}", first, first), KernelUser(f"u{first + 1}", first + 1, first + 1)), fd
     raise IsolationError(f"every user id pair in {uid_range.start}-{uid_range.stop - 1} is taken (KERNEL_UIDS)")
+
+
+def _from_anywhere(candidates: range) -> Iterator[int]:
+    """``candidates``, from a random one on, round the range: executors in containers of one image
+    cannot see each other's claims, yet a user id's process count (RLIMIT_NPROC) is the host's, so
+    one session's fork bomb would leave another container's no process to start were they all to
+    begin with the range's first id. Executors on one host still avoid each other by the lock."""
+    start = secrets.randbelow(len(candidates)) if candidates else 0
+    return itertools.chain(candidates[start:], candidates[:start])
 
 
 def _uids_in_use() -> set[int]:

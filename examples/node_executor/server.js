@@ -14,6 +14,7 @@
 "use strict";
 
 const childProcess = require("child_process");
+const crypto = require("crypto");
 const fs = require("fs");
 const http = require("http");
 const net = require("net");
@@ -28,8 +29,16 @@ const INTERRUPT_GRACE_MS = 1000;
 const START_TIMEOUT_MS = 60000;
 // A client has this long to send a whole request (INPUT-6).
 const REQUEST_READ_TIMEOUT_MS = 5000;
-// The user ids a worker may run as: a range of its own, apart from the other executors'.
-const WORKER_UIDS = [63000, 64000];
+// The user ids a worker may run as (WORKER_UIDS, "FIRST-LAST"): a range of its own, apart from the
+// other executors', claimed from a random one on: containers of one image cannot see each other's
+// claims, yet a user id's process count (RLIMIT_NPROC) is the host's; a wide range keeps them apart.
+const WORKER_UIDS = (() => {
+  const [first, last] = (process.env.WORKER_UIDS || "3000000-3999999").split("-").map(Number);
+  if (!(Number.isInteger(first) && Number.isInteger(last) && 0 < first && first <= last)) {
+    throw new Error(`WORKER_UIDS=${process.env.WORKER_UIDS}: not a range of user ids such as 3000000-3999999`);
+  }
+  return [first, last + 1];
+})();
 // /dev/mqueue: POSIX message queues, where the mqueue file system is mounted (in a container).
 const TEMP_FOLDERS = ["/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue"];
 // SysV IPC objects: each table of /proc/sysvipc, ipcrm's flag, and the owner's and creator's uid columns.
@@ -83,7 +92,10 @@ async function claimUid() {
     console.error("not root: the worker runs as the server's user; sessions are not isolated");
     return null;
   }
-  for (let uid = WORKER_UIDS[0]; uid < WORKER_UIDS[1]; uid++) {
+  const [first, end] = WORKER_UIDS;
+  const start = crypto.randomInt(first, end);
+  for (let n = 0; n < end - first; n++) {
+    const uid = first + ((start - first + n) % (end - first));
     const held = await new Promise((resolve) => {
       const lock = net.createServer();
       lock.once("error", () => resolve(false));

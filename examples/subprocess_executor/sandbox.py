@@ -16,8 +16,10 @@ import contextlib
 import ctypes
 import fcntl
 import functools
+import itertools
 import os
 import resource
+import secrets
 import signal
 import stat
 import subprocess
@@ -28,8 +30,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-#: The ids a worker may run as (none of them with a passwd entry is used).
-WORKER_UIDS = range(62000, 63000)
+#: The ids a worker may run as (none of them with a passwd entry is used), claimed from a random
+#: one on: containers of one image cannot see each other's claims, yet a user id's process count
+#: (RLIMIT_NPROC) is the host's; a wide range keeps two of them apart.
+WORKER_UIDS = range(2_000_000, 3_000_000)
 LOCK_FOLDER = Path("/run/subprocess-executor")
 TEMP_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 #: SysV IPC (ISO-8): each table of /proc/sysvipc and the columns of the owner's and creator's uid.
@@ -79,7 +83,8 @@ class Sandbox:
         import pwd
 
         LOCK_FOLDER.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for uid in WORKER_UIDS:
+        start = secrets.randbelow(len(WORKER_UIDS))
+        for uid in itertools.chain(WORKER_UIDS[start:], WORKER_UIDS[:start]):
             with contextlib.suppress(KeyError):
                 pwd.getpwuid(uid)
                 continue

@@ -25,7 +25,7 @@ from tests.kit.conftest import NODE_EXECUTOR, NODE_PROBLEM
 
 pytestmark = needs(NODE_PROBLEM, "Node.js-backed")
 
-#: The first user id the Node.js executor runs its workers as (examples/node_executor/server.js).
+#: Two user ids for the Node.js executor's workers (its WORKER_UIDS): one held by another server.
 FIRST_WORKER_UID = 63000
 #: What the unbroken Node.js executor leaves unchecked by command, and why.
 BY_COMMAND_ONLY = {
@@ -68,13 +68,14 @@ def test_a_worker_user_id_held_by_another_server_is_never_claimed(tmp_path: Path
     name = f"\\0node-executor-uid-{FIRST_WORKER_UID}"
     hold = f"require('net').createServer().listen({{path: '{name}'}}, () => console.log('held'))"
     holder = subprocess.Popen(["node", "-e", hold], stdout=subprocess.PIPE, text=True)
-    target = ProcessTarget(KitTimeouts(), command=["node", str(NODE_EXECUTOR)], workspace="missing")
+    uids = {"WORKER_UIDS": f"{FIRST_WORKER_UID}-{FIRST_WORKER_UID + 1}"}
+    target = ProcessTarget(KitTimeouts(), command=["node", str(NODE_EXECUTOR)], workspace="missing", env=uids)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         target.start()
         answer = httpx.post(f"{target.base_url}/execute", json={"code": "process.geteuid()"}, timeout=10).json()
         uid = int(answer["outputs"][0]["text"])
-        assert FIRST_WORKER_UID < uid < FIRST_WORKER_UID + 1000, answer
+        assert uid == FIRST_WORKER_UID + 1, answer
     finally:
         target.stop()
         holder.kill()
