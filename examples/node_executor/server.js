@@ -47,6 +47,7 @@ const SYSV_TABLES = [["shm", "-m", 7, 9], ["msg", "-q", 7, 9], ["sem", "-s", 4, 
 const BASE_VARIABLES = ["PATH", "LANG", "LANGUAGE", "TZ", "TERM"];
 const KILL_DEADLINE_MS = 5000;
 const REMOVE_DEADLINE_MS = 60000;  // removing a session's folders (rm, as its user id)
+const READ_ONLY_LEVELS = 3;  // how deep the sweep looks into others' read-only folders
 // Processes and threads a worker's user id may have (RLIMIT_NPROC): a fork bomb stops there, well
 // before a container's pids limit, where the server could no longer start a helper (ISO-10).
 const MAX_PROCESSES = 512;
@@ -212,10 +213,14 @@ class Sandbox {
   // the user id may write to but not read, and coreutils' rm removes them as the user id, which
   // can then remove nothing that is not its own. Both run beside the event loop: a host's /tmp may
   // hold checkouts of many thousand files, whose walk would stop /health (HEALTH-2).
+  // Others' read-only folders are looked into READ_ONLY_LEVELS deep, for a world-writable one: a
+  // checkout in /tmp, with its virtualenvs, would otherwise be walked whole at every restart.
   removeFiles() {
     const kept = this.keep.flatMap((folder) => ["-path", folder.replace(/\/$/, ""), "-o"]);
+    const deep = this.folders.flatMap((folder) => ["-path", folder + "/*".repeat(READ_ONLY_LEVELS), "-o"]);
     const listing = [...this.folders, "-xdev", "-mindepth", "1", "(", ...kept, "-false", ")", "-prune", "-o",
-      "-user", String(this.uid), "-prune", "-print0"];
+      "-user", String(this.uid), "-prune", "-print0", "-o",
+      "(", ...deep, "-false", ")", "-type", "d", "!", "-perm", "-0002", "-prune"];
     return new Promise((resolve) => {
       const options = { stdio: ["ignore", "pipe", "ignore"], timeout: REMOVE_DEADLINE_MS };
       let find, rm;

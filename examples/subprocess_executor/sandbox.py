@@ -43,6 +43,9 @@ _libc = ctypes.CDLL(None, use_errno=True)
 BASE_VARIABLES = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM")
 BASE_PREFIXES = ("LC_", "PYTHON")
 KILL_DEADLINE = 5.0
+#: How deep the sweep looks into others' read-only folders for a world-writable one (the reference's
+#: SWEEP_READ_ONLY_DEPTH): 3 levels below /tmp finds a checkout's shared folders, not its insides.
+READ_ONLY_LEVELS = 3
 #: Processes and threads the user id may have (RLIMIT_NPROC): a fork bomb stops there, well before
 #: a container's pids limit, where the server could no longer start a thread to answer (ISO-10).
 MAX_PROCESSES = 512
@@ -205,8 +208,13 @@ class Sandbox:
                 living.append(int(name))
         return living
 
-    def _remove_files(self, folder: str, trees: list[str], depth: int = 0) -> None:
-        """Remove the user id's files under ``folder``; its folders go into ``trees``, for later."""
+    def _remove_files(self, folder: str, trees: list[str], depth: int = 0, read_only: int = 0) -> None:
+        """Remove the user id's files under ``folder``; its folders go into ``trees``, for later.
+
+        Folders any user may write to are looked into to the bottom; others' read-only folders
+        (``read_only`` deep since the last writable one) only READ_ONLY_LEVELS deep, for a
+        world-writable one below: a checkout in /tmp, with its virtualenvs, would otherwise be
+        walked whole at every restart."""
         with contextlib.suppress(OSError):
             for entry in list(os.scandir(folder)):
                 if any(entry.path == k or entry.path.startswith(k.rstrip("/") + "/") for k in self._keep):
@@ -219,7 +227,9 @@ class Sandbox:
                         else:
                             os.unlink(entry.path)
                     elif stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_IXOTH and depth < 32:
-                        self._remove_files(entry.path, trees, depth + 1)
+                        writable = info.st_mode & stat.S_IWOTH
+                        if writable or read_only + 1 < READ_ONLY_LEVELS:
+                            self._remove_files(entry.path, trees, depth + 1, 0 if writable else read_only + 1)
 
 
 def world_writable_folders(top: str = "/", levels: int = 3) -> list[str]:

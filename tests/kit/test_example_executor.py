@@ -8,14 +8,18 @@ The runs are made in tests/kit/conftest.py.
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 
 import httpx
+import pytest
 
 from conformance import catalogue
 from conformance.catalogue import Level
 from conformance.targets import ProcessTarget
 from conformance.timeouts import KitTimeouts
+from examples.subprocess_executor import sandbox
 from tests.conftest import EXAMPLE_EXECUTOR, KitRun
 
 
@@ -78,3 +82,29 @@ def test_a_threaded_executor_keeps_serving_under_the_kits_address_space_cap() ->
         for connection in held:
             connection.close()
         target.stop()
+
+
+def test_the_sandbox_looks_into_others_read_only_folders_three_levels_deep(tmp_path: Path) -> None:
+    """The second executor's sweep walked every folder below /tmp that others may enter: in CI, a
+    checkout with its virtualenvs at every restart (seconds each, which failed timing checks).
+    World-writable folders are still looked into to the bottom."""
+    if os.geteuid() != 0:
+        pytest.skip("files of another user id can only be planted as root")
+    uid = sandbox.WORKER_UIDS.start
+    read_only = tmp_path / "a" / "b" / "c" / "d"
+    writable = tmp_path / "w" / "x" / "y" / "z"
+    for folder in (read_only, writable):
+        folder.mkdir(parents=True)
+    for folder in writable.parents:
+        if folder.is_relative_to(tmp_path / "w"):
+            folder.chmod(0o1777)
+    writable.chmod(0o1777)
+    planted = {name: folder / f"{name}.txt" for name, folder in
+               (("shallow", tmp_path / "a" / "b"), ("deep", read_only), ("writable", writable))}  # fmt: skip
+    for path in planted.values():
+        path.write_text("x")
+        os.chown(path, uid, uid)
+    sweeper = sandbox.Sandbox(uid, -1, ())
+    sweeper._remove_files(str(tmp_path), [], 0, 0)
+    left = {name for name, path in planted.items() if path.exists()}
+    assert left == {"deep"}  # the others were the user id's, where it could have written them

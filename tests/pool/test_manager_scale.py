@@ -42,7 +42,7 @@ pytestmark = needs(PROBLEM, "Redis-backed")
 
 EXECUTORS = 6
 CLIENTS = 12
-CYCLES_PER_PHASE = 168
+CYCLES_PER_PHASE = 48
 #: Seconds an allocation lasts without use: frees what the killed manager was handing out.
 LEASE_S = 5.0
 #: No call may take longer; no phase may either.
