@@ -33,8 +33,9 @@ const REQUEST_READ_TIMEOUT_MS = 5000;
 // other executors', claimed from a random one on: containers of one image cannot see each other's
 // claims, yet a user id's process count (RLIMIT_NPROC) is the host's; a wide range keeps them apart.
 const WORKER_UIDS = (() => {
-  const [first, last] = (process.env.WORKER_UIDS || "3000000-3999999").split("-").map(Number);
-  if (!(Number.isInteger(first) && Number.isInteger(last) && 0 < first && first <= last)) {
+  const parts = (process.env.WORKER_UIDS || "3000000-3999999").split("-").map(Number);
+  const [first, last] = parts;
+  if (!(parts.length === 2 && Number.isInteger(first) && Number.isInteger(last) && 0 < first && first <= last && last < 2 ** 31)) {
     throw new Error(`WORKER_UIDS=${process.env.WORKER_UIDS}: not a range of user ids such as 3000000-3999999`);
   }
   return [first, last + 1];
@@ -95,8 +96,15 @@ async function claimUid() {
   }
   const [first, end] = WORKER_UIDS;
   const start = crypto.randomInt(first, end);
+  const users = new Set();  // ids with a passwd entry: someone's, never a throwaway one
+  try {
+    for (const line of fs.readFileSync("/etc/passwd", "utf8").split("\n")) users.add(Number(line.split(":")[2]));
+  } catch {
+    // no passwd file: no such ids
+  }
   for (let n = 0; n < end - first; n++) {
     const uid = first + ((start - first + n) % (end - first));
+    if (users.has(uid)) continue;
     const held = await new Promise((resolve) => {
       const lock = net.createServer();
       lock.once("error", () => resolve(false));
@@ -175,7 +183,11 @@ class Sandbox {
     this.keep = [settings.workspace, settings.submissionDir].filter(Boolean);
     // Where the user id's files are looked for: the temporary folders and any other folder every
     // user may write to (an image's /submission, say), found once.
-    this.folders = [...new Set([...TEMP_FOLDERS, ...worldWritableFolders()])];
+    // None at or below a kept folder (a declared persistent one is world-writable too): find tests
+    // what is below a starting folder, never the folder itself.
+    const kept = (folder) =>
+      this.keep.map((k) => k.replace(/\/$/, "")).some((k) => folder === k || folder.startsWith(k + "/"));
+    this.folders = [...new Set([...TEMP_FOLDERS, ...worldWritableFolders()])].filter((folder) => !kept(folder));
   }
 
   // The worker's command and spawn options: under tini, prlimit and setpriv where all are
@@ -217,7 +229,9 @@ class Sandbox {
   // checkout in /tmp, with its virtualenvs, would otherwise be walked whole at every restart.
   removeFiles() {
     const kept = this.keep.flatMap((folder) => ["-path", folder.replace(/\/$/, ""), "-o"]);
-    const deep = this.folders.flatMap((folder) => ["-path", folder + "/*".repeat(READ_ONLY_LEVELS), "-o"]);
+    // Read-only folders 1 to READ_ONLY_LEVELS below a starting folder are looked into (counted from
+    // it, not from a world-writable folder below it, as the reference counts).
+    const deep = this.folders.flatMap((folder) => ["-path", folder + "/*".repeat(READ_ONLY_LEVELS + 1), "-o"]);
     const listing = [...this.folders, "-xdev", "-mindepth", "1", "(", ...kept, "-false", ")", "-prune", "-o",
       "-user", String(this.uid), "-prune", "-print0", "-o",
       "(", ...deep, "-false", ")", "-type", "d", "!", "-perm", "-0002", "-prune"];
@@ -235,7 +249,8 @@ class Sandbox {
         resolve(error.message);
         return;
       }
-      find.once("error", () => {});
+      find.stdout.destroy(); // xargs has its own copy: this one would leak, one per restart
+      find.once("error", (error) => console.error(`find: ${error.message}`));
       rm.once("error", (error) => resolve(error.message));
       rm.once("exit", (code, signal) => resolve(code ?? signal));
     });

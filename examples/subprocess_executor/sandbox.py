@@ -228,7 +228,7 @@ class Sandbox:
                             os.unlink(entry.path)
                     elif stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_IXOTH and depth < 32:
                         writable = info.st_mode & stat.S_IWOTH
-                        if writable or read_only + 1 < READ_ONLY_LEVELS:
+                        if writable or read_only < READ_ONLY_LEVELS:
                             self._remove_files(entry.path, trees, depth + 1, 0 if writable else read_only + 1)
 
 

@@ -84,7 +84,7 @@ def test_original_readme_example_prints_its_three_lines(utilities_container: Con
 
 def test_user_code_runs_unprivileged_and_the_healthcheck_passes(utilities_container: Container) -> None:
     body = utilities_container.client.post("/execute", json={"code": "import os; os.geteuid()"}).json()
-    assert 64000 <= int(body["outputs"][0]["text"]) < 65000  # a throwaway kernel user id of the image's range
+    assert 1_000_000 <= int(body["outputs"][0]["text"]) < 2_000_000  # a throwaway kernel user id of the image's range
 
     def healthy() -> bool:
         state = subprocess.run(
@@ -136,25 +136,29 @@ def test_start_to_ready_counts_from_the_container_start_not_its_creation() -> No
         target.stop()
 
 
-#: The kernel user ids of the executor on the host and of the container alike. Each claims a pair
-#: from a random one on; where both take the same, the host sees the container's processes and
-#: stops using it, and neither's sweep touches a process of the other.
-SHARED_KERNEL_UIDS = "64000-64999"
+#: The host executor's kernel user ids: four pairs, so that it has others once it sees a container
+#: using one. The container is given the host's pair and a neighbouring one.
+HOST_KERNEL_UIDS = "64000-64007"
 
 
 def test_a_host_executor_and_a_container_with_the_same_kernel_uids_leave_each_other_alone(tmp_path: Path) -> None:
     """#27 item 8: a host executor's sweep killed the kernels of a container that had claimed the
-    same ids (it cannot see the host's processes), and their state was lost. Both are certified
-    at once, the container whole, and neither fails a requirement."""
+    same ids (it cannot see the host's processes), and their state was lost. The container is
+    given the pair the host claimed and one more (a server needs a second pair while a retired
+    id's sweep is pending), and claims one of them at random: it shares the host's in half the
+    runs (the host, which sees the container's processes, never takes the container's other one).
+    Both are certified at once, the container whole, and neither fails a requirement."""
     workspace = tmp_path / "workspace"
     assert kit_command(["workspace", str(workspace)]) == 0
     reachable_by_every_user(workspace)
-    env = {"KERNEL_UIDS": SHARED_KERNEL_UIDS, "WORKSPACE_FOLDER": str(workspace), "EXECUTION_TIMEOUT": "1"}
+    env = {"KERNEL_UIDS": HOST_KERNEL_UIDS, "WORKSPACE_FOLDER": str(workspace), "EXECUTION_TIMEOUT": "1"}
     host = start_executor([sys.executable, "-m", "reference_executor"], env, tmp_path / "host.log")
     try:
+        first = int(host.execute("import os; print(os.getuid())")["outputs"][0]["text"]) // 2 * 2
         with ThreadPoolExecutor(max_workers=1) as pool:
-            in_image = ["--image", IMAGE, "--executor-env", f"KERNEL_UIDS={SHARED_KERNEL_UIDS}"]
-            container = pool.submit(run_kit, in_image, tmp_path / "image" / "results")
+            pairs = f"{first}-{first + 3}" if first + 3 <= 64007 else f"{first - 2}-{first + 1}"
+            shared = ["--executor-env", f"KERNEL_UIDS={pairs}"]
+            container = pool.submit(run_kit, ["--image", IMAGE, *shared], tmp_path / "image" / "results")
             by_url = ["--url", host.base_url, "--workspace-mounted", "--allow-destructive", "--execution-timeout", "1"]
             on_host = run_kit(by_url, tmp_path / "host" / "results")
             in_container = container.result()

@@ -1,5 +1,8 @@
 """The kit catches every broken executor with exactly the expected requirement IDs.
 
+By command each broken executor is certified on its expected IDs alone (``only``): whether it
+fails anything beyond them is looked for by image, in their areas (tests/image/test_broken_images.py).
+
 Each broken executor is the subprocess executor of examples/ with one fault (tests/kit/broken.py).
 The unbroken example is the baseline: a SHOULD it already misses (run as root, no rich output,
 not-ready answers with 200) is not the fault's doing. The runs are made in tests/kit/conftest.py.

@@ -87,7 +87,8 @@ def test_a_threaded_executor_keeps_serving_under_the_kits_address_space_cap() ->
 def test_the_sandbox_looks_into_others_read_only_folders_three_levels_deep(tmp_path: Path) -> None:
     """The second executor's sweep walked every folder below /tmp that others may enter: in CI, a
     checkout with its virtualenvs at every restart (seconds each, which failed timing checks).
-    World-writable folders are still looked into to the bottom."""
+    Now, like the reference's, it looks into others' read-only folders 1 to 3 levels deep (a/b/c,
+    not a/b/c/d); world-writable folders still to the bottom."""
     if os.geteuid() != 0:
         pytest.skip("files of another user id can only be planted as root")
     uid = sandbox.WORKER_UIDS.start
@@ -100,7 +101,7 @@ def test_the_sandbox_looks_into_others_read_only_folders_three_levels_deep(tmp_p
             folder.chmod(0o1777)
     writable.chmod(0o1777)
     planted = {name: folder / f"{name}.txt" for name, folder in
-               (("shallow", tmp_path / "a" / "b"), ("deep", read_only), ("writable", writable))}  # fmt: skip
+               (("shallow", read_only.parent), ("deep", read_only), ("writable", writable))}  # fmt: skip
     for path in planted.values():
         path.write_text("x")
         os.chown(path, uid, uid)

@@ -25,8 +25,10 @@ from tests.kit.conftest import NODE_EXECUTOR, NODE_PROBLEM
 
 pytestmark = needs(NODE_PROBLEM, "Node.js-backed")
 
-#: Two user ids for the Node.js executor's workers (its WORKER_UIDS): one held by another server.
+#: Ten user ids for the Node.js executor's workers (its WORKER_UIDS), all but the last held by other
+#: servers: a claim starts at a random one, so it meets a held one in nine runs of ten.
 FIRST_WORKER_UID = 63000
+WORKER_UIDS = 10
 #: What the unbroken Node.js executor leaves unchecked by command, and why.
 BY_COMMAND_ONLY = {
     "CONFIG-2": "not_run",  # the contract's defaults need a container: a local command is always given PORT
@@ -65,17 +67,20 @@ def test_a_worker_user_id_held_by_another_server_is_never_claimed(tmp_path: Path
     if os.geteuid() != 0:
         pytest.skip("only a server run as root runs its worker as another user id")
     # Held as a server holds it (Node's name of an abstract socket is not Python's byte for byte).
-    name = f"\\0node-executor-uid-{FIRST_WORKER_UID}"
-    hold = f"require('net').createServer().listen({{path: '{name}'}}, () => console.log('held'))"
+    held = range(FIRST_WORKER_UID, FIRST_WORKER_UID + WORKER_UIDS - 1)
+    hold = (
+        f"let n = 0; for (const uid of {list(held)}) require('net').createServer()"
+        f".listen({{path: `\\0node-executor-uid-${{uid}}`}}, () => ++n === {len(held)} && console.log('held'))"
+    )
     holder = subprocess.Popen(["node", "-e", hold], stdout=subprocess.PIPE, text=True)
-    uids = {"WORKER_UIDS": f"{FIRST_WORKER_UID}-{FIRST_WORKER_UID + 1}"}
+    uids = {"WORKER_UIDS": f"{FIRST_WORKER_UID}-{FIRST_WORKER_UID + WORKER_UIDS - 1}"}
     target = ProcessTarget(KitTimeouts(), command=["node", str(NODE_EXECUTOR)], workspace="missing", env=uids)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         target.start()
         answer = httpx.post(f"{target.base_url}/execute", json={"code": "process.geteuid()"}, timeout=10).json()
         uid = int(answer["outputs"][0]["text"])
-        assert uid == FIRST_WORKER_UID + 1, answer
+        assert uid == FIRST_WORKER_UID + WORKER_UIDS - 1, answer
     finally:
         target.stop()
         holder.kill()
