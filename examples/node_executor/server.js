@@ -160,6 +160,16 @@ function runBounded(command, args, options, timeoutMs) {
 
 // The processes of `uid`; with `zombies`, those that have ended but not been reaped too: they
 // still count against its process limit, and the next session could start none (ISO-10).
+// The one child of `pid` (tini's: the worker), or null.
+function childOf(pid) {
+  try {
+    const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/);
+    return children.length === 1 && children[0] ? Number(children[0]) : null;
+  } catch {
+    return null;
+  }
+}
+
 function processesOf(uid, zombies = false) {
   const found = [];
   for (const name of fs.readdirSync("/proc")) {
@@ -180,6 +190,7 @@ class Sandbox {
   constructor(uid) {
     this.uid = uid;
     this.home = null;
+    this.reaped = false;
     this.keep = [settings.workspace, settings.submissionDir].filter(Boolean);
     // Where the user id's files are looked for: the temporary folders and any other folder every
     // user may write to (an image's /submission, say), found once.
@@ -196,7 +207,8 @@ class Sandbox {
     this.home = fs.mkdtempSync("/tmp/worker-home-");
     fs.chownSync(this.home, this.uid, this.uid);
     const { tini, prlimit, setpriv } = TOOLS;
-    if (!(tini && prlimit && setpriv)) return { command, options: { uid: this.uid, gid: this.uid, cwd: this.home } };
+    this.reaped = Boolean(tini && prlimit && setpriv);  // the worker runs under tini
+    if (!this.reaped) return { command, options: { uid: this.uid, gid: this.uid, cwd: this.home } };
     const wrapped = [
       tini, "-s", "--",
       prlimit, `--nproc=${MAX_PROCESSES}:${MAX_PROCESSES}`, "--",
@@ -208,8 +220,8 @@ class Sandbox {
 
   // Kill every process of the user id, then remove the files it owns in the temporary folders.
   // Every helper runs asynchronously: /health keeps answering while a large tree goes (HEALTH-2).
-  async clean() {
-    await this.killAll();
+  async clean(reaper = null) {
+    await this.killAll(reaper);
     this.home = null;
     await this.removeIpc();
     await this.removeFiles();
@@ -277,11 +289,33 @@ class Sandbox {
     if (result !== 0) console.error(`ipcrm ${args.join(" ")} failed: ${result}`);
   }
 
-  // SIGKILL to -1, sent as the user id, reaches detached processes too; then any left, one by one.
-  async killAll() {
+  // `reaper`: the tini the worker runs under, or null. The session's processes but the worker go
+  // first, stopped then killed, until none is left (a stopped process cannot fork): tini, alive as
+  // long as the worker is, reaps each at once. Were the worker killed first, tini would end with
+  // it and their orphans would go to the host's PID 1, which may reap them late; meanwhile they
+  // count against the user id's process limit, and the next session could start none (ISO-10).
+  // Then SIGKILL to -1, sent as the user id, reaches whatever is left; then any left, one by one.
+  async killAll(reaper) {
+    const deadline = Date.now() + KILL_DEADLINE_MS;
+    const worker = reaper === null ? null : childOf(reaper);
+    if (worker !== null) {
+      const others = (zombies) => processesOf(this.uid, zombies).filter((pid) => pid !== worker);
+      for (let left = others(false); left.length && Date.now() < deadline; left = others(false)) {
+        for (const signal of ["SIGSTOP", "SIGKILL"]) {
+          for (const pid of left) {
+            try {
+              process.kill(pid, signal);
+            } catch {
+              // already gone
+            }
+          }
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      while (others(true).length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     const script = 'for (let i = 0; i < 3; i++) { try { process.kill(-1, "SIGKILL") } catch { break } }';
     await this.runAsUser(process.execPath, ["-e", script], KILL_DEADLINE_MS);
-    const deadline = Date.now() + KILL_DEADLINE_MS;
     for (let left = processesOf(this.uid); left.length && Date.now() < deadline; left = processesOf(this.uid)) {
       for (const pid of left) {
         try {
@@ -386,18 +420,22 @@ class Session {
     throw new Error("the worker did not start");
   }
 
+  // The sandbox is cleaned while the worker's tini still lives, to reap (see Sandbox.killAll).
   async stopWorker() {
-    if (this.worker) {
-      this.worker.removeAllListeners("message");
-      this.worker.removeAllListeners("exit");
+    const worker = this.worker;
+    this.worker = null;
+    if (worker) {
+      worker.removeAllListeners("message");
+      worker.removeAllListeners("exit");
+    }
+    if (this.sandbox) await this.sandbox.clean(worker && this.sandbox.reaped ? worker.pid : null);
+    if (worker) {
       try {
-        this.worker.kill("SIGKILL");
+        worker.kill("SIGKILL");
       } catch {
         // gone already
       }
-      this.worker = null;
     }
-    if (this.sandbox) await this.sandbox.clean();
   }
 
   answer(message) {
