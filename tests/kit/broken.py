@@ -892,7 +892,7 @@ FAULTS: dict[str, Fault] = {
         _fault("teardown_sigterm_only", "a restart ends the session's processes with SIGTERM alone", "ISO-1 ISO-10",
                session=_TermOnlySweepSession, by_image="ISO-1 ISO-10"),
         _fault("teardown_waits", f"a restart sends SIGTERM and waits up to {TERM_GRACE:g} s before SIGKILL",
-               "ISO-5", session=_WaitingSweepSession, by_image="ISO-5"),
+               "ISO-5 ISO-10", session=_WaitingSweepSession, by_image="ISO-5 ISO-10"),
         _fault("dead_orphans_not_reaped", "a restart reaps what it kills, not the orphans that had died before",
                "ISO-11", session=_ReapsWhatItKillsSession, by_image="ISO-11"),
         _fault("no_process_limit", "no limit on the worker's processes: a fork bomb fills the container's",
