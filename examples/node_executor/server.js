@@ -58,6 +58,7 @@ const MAX_PROCESSES = 512;
 // then becomes the worker's user id.
 const installed = (name) => ["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map((d) => path.join(d, name)).find(fs.existsSync);
 const TOOLS = { tini: installed("tini"), prlimit: installed("prlimit"), setpriv: installed("setpriv") };
+const UNDER_TINI = Boolean(TOOLS.tini && TOOLS.prlimit && TOOLS.setpriv);
 
 // -- settings ------------------------------------------------------------------------------------
 
@@ -158,8 +159,6 @@ function runBounded(command, args, options, timeoutMs) {
   });
 }
 
-// The processes of `uid`; with `zombies`, those that have ended but not been reaped too: they
-// still count against its process limit, and the next session could start none (ISO-10).
 // The one child of `pid` (tini's: the worker), or null.
 function childOf(pid) {
   try {
@@ -170,6 +169,28 @@ function childOf(pid) {
   }
 }
 
+// Send `signals` to each of `processes(false)` until it is empty, then wait until `processes(true)`
+// is too: orphans are reaped by whoever reaps them (tini, or the host's PID 1 when the executor
+// runs there), and the session is over once they are gone from the process table. Bounded by
+// `deadline`.
+async function killUntilGone(processes, signals, deadline) {
+  for (let left = processes(false); left.length && Date.now() < deadline; left = processes(false)) {
+    for (const signal of signals) {
+      for (const pid of left) {
+        try {
+          process.kill(pid, signal);
+        } catch {
+          // already gone
+        }
+      }
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  while (processes(true).length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
+// The processes of `uid`; with `zombies`, those that have ended but not been reaped too: they
+// still count against its process limit, and the next session could start none (ISO-10).
 function processesOf(uid, zombies = false) {
   const found = [];
   for (const name of fs.readdirSync("/proc")) {
@@ -190,14 +211,12 @@ class Sandbox {
   constructor(uid) {
     this.uid = uid;
     this.home = null;
-    this.reaped = false;
-    this.keep = [settings.workspace, settings.submissionDir].filter(Boolean);
+    this.keep = [settings.workspace, settings.submissionDir].filter(Boolean).map((k) => k.replace(/\/$/, ""));
     // Where the user id's files are looked for: the temporary folders and any other folder every
     // user may write to (an image's /submission, say), found once.
     // None at or below a kept folder (a declared persistent one is world-writable too): find tests
     // what is below a starting folder, never the folder itself.
-    const kept = (folder) =>
-      this.keep.map((k) => k.replace(/\/$/, "")).some((k) => folder === k || folder.startsWith(k + "/"));
+    const kept = (folder) => this.keep.some((k) => folder === k || folder.startsWith(k + "/"));
     this.folders = [...new Set([...TEMP_FOLDERS, ...worldWritableFolders()])].filter((folder) => !kept(folder));
   }
 
@@ -207,8 +226,7 @@ class Sandbox {
     this.home = fs.mkdtempSync("/tmp/worker-home-");
     fs.chownSync(this.home, this.uid, this.uid);
     const { tini, prlimit, setpriv } = TOOLS;
-    this.reaped = Boolean(tini && prlimit && setpriv);  // the worker runs under tini
-    if (!this.reaped) return { command, options: { uid: this.uid, gid: this.uid, cwd: this.home } };
+    if (!UNDER_TINI) return { command, options: { uid: this.uid, gid: this.uid, cwd: this.home } };
     const wrapped = [
       tini, "-s", "--",
       prlimit, `--nproc=${MAX_PROCESSES}:${MAX_PROCESSES}`, "--",
@@ -240,7 +258,7 @@ class Sandbox {
   // Others' read-only folders are looked into READ_ONLY_LEVELS deep, for a world-writable one: a
   // checkout in /tmp, with its virtualenvs, would otherwise be walked whole at every restart.
   removeFiles() {
-    const kept = this.keep.flatMap((folder) => ["-path", folder.replace(/\/$/, ""), "-o"]);
+    const kept = this.keep.flatMap((folder) => ["-path", folder, "-o"]);
     // Read-only folders 1 to READ_ONLY_LEVELS below a starting folder are looked into (counted from
     // it, not from a world-writable folder below it, as the reference counts).
     const deep = this.folders.flatMap((folder) => ["-path", folder + "/*".repeat(READ_ONLY_LEVELS + 1), "-o"]);
@@ -300,37 +318,11 @@ class Sandbox {
     const worker = reaper === null ? null : childOf(reaper);
     if (worker !== null) {
       const others = (zombies) => processesOf(this.uid, zombies).filter((pid) => pid !== worker);
-      for (let left = others(false); left.length && Date.now() < deadline; left = others(false)) {
-        for (const signal of ["SIGSTOP", "SIGKILL"]) {
-          for (const pid of left) {
-            try {
-              process.kill(pid, signal);
-            } catch {
-              // already gone
-            }
-          }
-        }
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-      while (others(true).length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      await killUntilGone(others, ["SIGSTOP", "SIGKILL"], deadline);
     }
     const script = 'for (let i = 0; i < 3; i++) { try { process.kill(-1, "SIGKILL") } catch { break } }';
     await this.runAsUser(process.execPath, ["-e", script], KILL_DEADLINE_MS);
-    for (let left = processesOf(this.uid); left.length && Date.now() < deadline; left = processesOf(this.uid)) {
-      for (const pid of left) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          // already gone
-        }
-      }
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    // Orphans are reaped by whoever reaps them (tini, or the host's PID 1 when the executor runs
-    // there): the session is over once they are gone from the process table.
-    while (processesOf(this.uid, true).length && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await killUntilGone((zombies) => processesOf(this.uid, zombies), ["SIGKILL"], deadline);
   }
 }
 
@@ -428,7 +420,7 @@ class Session {
       worker.removeAllListeners("message");
       worker.removeAllListeners("exit");
     }
-    if (this.sandbox) await this.sandbox.clean(worker && this.sandbox.reaped ? worker.pid : null);
+    if (this.sandbox) await this.sandbox.clean(worker && UNDER_TINI ? worker.pid : null);
     if (worker) {
       try {
         worker.kill("SIGKILL");
