@@ -1,4 +1,4 @@
-"""Every run of the kit that the kit's tests look at, made once, six at a time.
+"""Every run of the kit that the kit's tests look at, made once: all at once, or six at a time with the gallery.
 
 A run mostly waits (timeouts, restarts), so the runs share one pool: the reference executor as a
 process, the example executor by command and by URL (directly and through the manager), and
