@@ -356,6 +356,25 @@ _ALL: tuple[Requirement, ...] = (
         "isolation",
         "zombies a session leaves, orphaned or not, are reaped by the time /restart answers",
     ),
+    # -- 1.4: nothing a client or user code sends takes the server down ------------------------
+    _r(
+        "INPUT-7",
+        "MUST",
+        "input",
+        "a request head past the executor's bounds (at most 1 MiB) gets a 4xx or is cut, never read on",
+    ),
+    _r(
+        "INPUT-8",
+        "SHOULD",
+        "input",
+        "HEAD is answered wherever GET is, with GET's status and no body",
+    ),
+    _r(
+        "OUTPUT-3",
+        "MUST",
+        "output",
+        "every byte a response carries from user code counts against MAX_OUTPUT_BYTES, whatever its kind or field",
+    ),
     # -- 1.2: configuration ----------------------------------------------------------------------
     _r("CONFIG-1", "MUST", "configuration", "the executor listens on the port the PORT environment variable names"),
     _r(

@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.parse
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -32,6 +32,9 @@ __all__ = ["BUSY", "EXECUTE_FIELDS", "ExecutorClient", "Stalls", "has_status", "
 
 #: Answers that mean "not now, ask again": busy (CONC-2) or restarting (RESTART-4).
 BUSY = (429, 503)
+
+#: The session variable that an attack not aimed at the session must leave alone (``attacked``).
+SURVIVOR = "conformance_survivor"
 
 #: How many kept-alive connections a GET may find closed by the server before a fresh one.
 STALE_CONNECTION_RETRIES = 3
@@ -297,6 +300,39 @@ class ExecutorClient:
             body["timeout"] = timeout
         budget = (timeout or self.default_execution_timeout) + self.timeouts.timeout_slack + self.timeouts.request
         return self.request("POST", "/execute", json_body=body, timeout=client_timeout or budget)
+
+    @contextlib.contextmanager
+    def attacked(self, what: str) -> Iterator[None]:
+        """Around an attack not aimed at the session: a variable defined before it must survive,
+        and /health must answer within ``timeouts.health`` throughout (asked from a thread, on a
+        new connection each time, as a new client would)."""
+        value = f"survived {what}"
+        self.expect_status(self.run(self.code("define", name=SURVIVOR, value=value)), "ok")
+        failures: list[Exchange] = []
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                health = self.health(timeout=self.timeouts.health, new_connection=True)
+                if health.status != 200:
+                    failures.append(health)
+                stop.wait(self.timeouts.health_watch)
+
+        watcher = threading.Thread(target=watch, name="conformance-health-watch", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join()
+        self.expect(
+            not failures,
+            f"/health within {self.timeouts.health:.0f} s throughout {what}",
+            failures[0].response_line if failures else "",
+            failures[0] if failures else None,
+        )
+        kept = self.evaluate(self.code("variable_value", name=SURVIVOR))
+        self.expect(kept == value, f"the session's variable still {value!r} after {what}", kept)
 
     # -- checks ----------------------------------------------------------------------------
     def fail(

@@ -52,8 +52,12 @@ class KitTimeouts:
     late_loading: float = 10.0
     #: One ordinary HTTP request (not an execute with a long timeout).
     request: float = 30.0
+    #: INPUT-7: how long one never-ending request head is sent for, at most.
+    head_flood: float = 20.0
     #: Between two polls of a condition.
     poll_interval: float = 0.05
+    #: While an attack goes on, between two looks at /health (each must answer within ``health``).
+    health_watch: float = 0.2
     #: During a long wait (an executor starting), how often the kit says how long it has waited.
     progress_every: float = 10.0
     #: How long the kit keeps an idle connection open for reuse: shorter than the idle timeouts of

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from .config import REFERENCE_MODULES, ConfigError, Settings, Timeouts, not_installed
+from .config import REFERENCE_MODULES, ConfigError, HeadLimits, Settings, Timeouts, not_installed
 from .isolation import IsolationError
 from .kernels import KernelFactory
 
@@ -44,7 +44,7 @@ async def serve(settings: Settings) -> int:
             app.create_app(settings, service=service),
             host=settings.host,
             port=settings.port,
-            http=http_protocol.bounded_request_protocol(settings.timeouts.request_read),
+            http=http_protocol.bounded_request_protocol(settings.timeouts.request_read, settings.head_limits),
             log_level="info",
             access_log=False,
             timeout_graceful_shutdown=5,
@@ -76,7 +76,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def usage() -> str:
     """What ``--help`` prints: how the executor is configured, with the defaults from ``config``."""
-    d, t = Settings(), Timeouts()
+    d, t, h = Settings(), Timeouts(), HeadLimits()
     return f"""usage: reference-executor  (or python -m reference_executor)
 
 Serves one executor of the contract (docs/contract.md) over HTTP: GET /health, GET /ready,
@@ -90,6 +90,9 @@ variables (a bad value stops it with a one-line message, exit status 2):
   MAX_OUTPUT_BYTES          output kept per execute (default {d.max_output_bytes})
   MAX_REQUEST_BYTES         the largest request body (default {d.max_request_bytes})
   REQUEST_READ_TIMEOUT      seconds for a whole request to arrive (default {t.request_read:g})
+  MAX_HEAD_BYTES            the largest request head (default {h.head}); past it, 431
+  MAX_HEADER_LINE_BYTES     the longest request line or header field (default {h.line})
+  MAX_HEADER_COUNT          the most header fields in a request (default {h.count})
   SESSION_ENV               names of the variables user code may see (default: none)
   SUBMISSION_DIR            a folder kept across sessions (default: none)
   KERNEL_USER, KERNEL_UIDS  auto (as root: two throwaway uids of {d.kernel_uids.start}-{d.kernel_uids.stop - 1}) or none

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
 from .config import DRAIN_LIMIT_BYTES, Settings
+from .http_protocol import HeadAsGet
 from .service import ClientGoneError, ExecutionService, NotReadyError
 
 __all__ = ["create_app"]
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None, service: ExecutionService | Non
         openapi_url=None,  # the contract's openapi.yaml is the published schema
     )
     app.state.service = service
+    app.add_middleware(HeadAsGet)
 
     @app.exception_handler(RequestValidationError)
     @app.exception_handler(ValidationError)

@@ -20,6 +20,7 @@ __all__ = [
     "SWEEP_MAX_DEPTH",
     "SWEEP_READ_ONLY_DEPTH",
     "ConfigError",
+    "HeadLimits",
     "Settings",
     "Timeouts",
     "not_installed",
@@ -71,6 +72,9 @@ class Timeouts:
     watchdog_interval: float = 0.2
     #: How long to wait for an execute_reply once the kernel went idle.
     reply_after_idle: float = 5.0
+    #: Once the execute_reply came, how long IOPub may stay silent before the execution is taken
+    #: as ended, its idle status lost with a message over the size cap (OUTPUT-3).
+    idle_after_reply: float = 1.0
     #: The longest ``timeout`` a request may ask for (MAX_EXECUTION_TIMEOUT; contract INPUT-5).
     max_execution: float = 3600.0
     #: How long a client has to send a whole request, from its connection or its request's first
@@ -98,6 +102,32 @@ class Timeouts:
     sweep_poll: float = 0.002
     sweep_again: float = 5.0
     sweep_again_max: float = 300.0
+
+
+@dataclass(frozen=True)
+class HeadLimits:
+    """Bounds on a request's head, in bytes and fields (contract INPUT-7).
+
+    A head past one gets 431 and its connection closed, and is never read further: without
+    them four never-ending header lines of 39 MiB each took a 256 MB container's memory
+    (issue #28). The manager serves with the same bounds.
+    """
+
+    #: The request line, and each header field, name and value (MAX_HEADER_LINE_BYTES).
+    line: int = 8 * 1024
+    #: The whole head: the request line and every header field (MAX_HEAD_BYTES).
+    head: int = 64 * 1024
+    #: Header fields in one request (MAX_HEADER_COUNT).
+    count: int = 100
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> HeadLimits:
+        default = cls()
+        return cls(
+            line=_number(env, "MAX_HEADER_LINE_BYTES", default.line, int),
+            head=_number(env, "MAX_HEAD_BYTES", default.head, int),
+            count=_number(env, "MAX_HEADER_COUNT", default.count, int),
+        )
 
 
 def _number(env: Mapping[str, str], name: str, default: float, kind: type[float] | type[int] = float) -> Any:
@@ -188,6 +218,7 @@ class Settings:
     #: Folder for connection files and IPC sockets; a private temporary one when None.
     runtime_dir: Path | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    head_limits: HeadLimits = field(default_factory=HeadLimits)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -216,4 +247,5 @@ class Settings:
                 kernel_start=_number(env, "KERNEL_START_TIMEOUT", waits.kernel_start),
                 start_give_up=_number(env, "KERNEL_START_GIVE_UP", waits.start_give_up),
             ),
+            head_limits=HeadLimits.from_env(env),
         )

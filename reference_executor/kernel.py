@@ -61,6 +61,14 @@ log = logging.getLogger("reference_executor.kernel")
 _LOADER_SOURCE = Path(workspace_loader.__file__).read_text(encoding="utf-8")
 
 
+def message_bytes_cap(max_output_bytes: int) -> int:
+    """The largest message the server takes from a kernel: room for the whole output cap in
+    UTF-8's widest characters, and the message's envelope. A larger one is user code's doing
+    (the launcher cuts stream writes at the cap); zmq drops it unread, so that it never takes
+    the server's memory."""
+    return 4 * max_output_bytes + 1024 * 1024
+
+
 class RunOutcome(enum.StrEnum):
     OK = "ok"
     ERROR = "error"
@@ -214,6 +222,8 @@ class KernelSession:
             km.adopted = None
         self._raise_oom_score()
         kc = km.client()
+        # Larger messages from the kernel are dropped by zmq before they are read whole (OUTPUT-3).
+        kc.context.setsockopt(zmq.MAXMSGSIZE, message_bytes_cap(self._max_output_bytes))
         kc.start_channels()
         self._kc = kc
         try:
@@ -339,6 +349,8 @@ class KernelSession:
         msg_id = kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=False)
         interrupted_at: float | None = None
         execution_count: int | None = None
+        reply_msg: dict[str, Any] | None = None
+        replied_at: float | None = None
         while True:
             now = time.monotonic()
             if interrupted_at is None and now >= deadline:
@@ -360,6 +372,15 @@ class KernelSession:
                         collector.truncated,
                         exit_code=await self.exit_code(),
                     )
+                # The kernel went idle without our hearing it: a message over the size cap made
+                # zmq drop the IOPub connection, and what it sent until zmq reconnected is lost.
+                if reply_msg is None:
+                    reply_msg = await self._receive_reply(kc.shell_channel, {msg_id}, time.monotonic())
+                    replied_at = None if reply_msg is None else now
+                elif replied_at is not None and now - replied_at >= self._timeouts.idle_after_reply:
+                    log.warning("kernel %s: output of %s lost (a message over the size cap)", self.name, msg_id)
+                    collector.mark_truncated()
+                    break
                 continue
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
@@ -375,7 +396,8 @@ class KernelSession:
                 collector.add(msg_type, content)
         # The execute_reply was sent before the kernel went idle.
         bound = self._timeouts.reply_after_idle
-        reply_msg = await self._receive_reply(kc.shell_channel, {msg_id}, time.monotonic() + bound)
+        if reply_msg is None:
+            reply_msg = await self._receive_reply(kc.shell_channel, {msg_id}, time.monotonic() + bound)
         if reply_msg is None:
             log.warning("no execute_reply for %s within %.1f s", msg_id, bound)
         reply = None if reply_msg is None else reply_msg["content"]
@@ -399,28 +421,34 @@ class KernelSession:
         reader = self._readers.get(id(channel))
         if reader is None:
             reader = self._readers[id(channel)] = zmq.Socket.shadow(channel.socket.underlying)
-        try:
-            frames = reader.recv_multipart(zmq.NOBLOCK)
-        except zmq.Again:
-            if not await channel.socket.poll(timeout * 1000, zmq.POLLIN):
-                return None
+        deadline = time.monotonic() + timeout
+        while True:
             try:
                 frames = reader.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return None
-        _, frames = channel.session.feed_identities(frames)
-        message: dict[str, Any] = channel.session.deserialize(frames)
-        return message
+                left = deadline - time.monotonic()
+                if left <= 0 or not await channel.socket.poll(left * 1000, zmq.POLLIN):
+                    return None
+                continue
+            try:
+                _, frames = channel.session.feed_identities(frames)
+                message: dict[str, Any] = channel.session.deserialize(frames)
+            except Exception as exc:  # user code can send anything on the kernel's sockets
+                log.warning("dropped a malformed message from kernel %s: %s", self.name, exc)
+                continue
+            if isinstance(message.get("parent_header"), dict) and isinstance(message.get("content"), dict):
+                return message
+            log.warning("dropped a message of the wrong shape from kernel %s", self.name)
 
     async def _receive_reply(self, channel: Any, parents: Container[str], deadline: float) -> dict[str, Any] | None:
-        """The next message on ``channel`` whose parent is one of ``parents``, before ``deadline``, or None."""
-        while (remaining := deadline - time.monotonic()) > 0:
-            msg = await self._receive(channel, remaining)
+        """The next message on ``channel`` whose parent is one of ``parents``, before ``deadline``,
+        or None. A message already waiting is found even when ``deadline`` has passed."""
+        while True:
+            msg = await self._receive(channel, max(deadline - time.monotonic(), 0.0))
             if msg is None:
                 return None
             if msg["parent_header"].get("msg_id") in parents:
                 return msg
-        return None
 
 
 def workspace_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:

@@ -31,6 +31,10 @@ Differences from a default kernel, none of which user code can see:
   six times per execution, each a round trip to its IOPub thread even when there is nothing
   to send, about a millisecond of every ``1+1`` (issue #5).
 
+- A message part over LIMIT bytes (a display's metadata, an exception's message, its traceback,
+  in the error message and again in the execute reply) is cut before it is sent: its strings to
+  LIMIT characters, so that the server still sees, cuts and marks the overflow (OUTPUT-3). User
+  code can bypass this; the server drops a message over its own cap unread.
 - A message that cannot be sent because a string in it holds a lone surrogate (``print('\\ud800')``,
   an exception's message) is sent with U+FFFD in its place, instead of being lost to a packing
   error on the kernel's IOPub thread (EXEC-8).
@@ -116,6 +120,34 @@ def packing_surrogates_too(pack: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return pack_anything
 
 
+def within_the_cap(value: Any, characters: int, items: int) -> Any:
+    """``value`` with every string (keys too) cut to ``characters`` and every list to its last ``items``."""
+    if isinstance(value, str):
+        return value[:characters]
+    if isinstance(value, dict):
+        return {within_the_cap(k, characters, items): within_the_cap(v, characters, items) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [within_the_cap(v, characters, items) for v in value[-items:]]
+    return value
+
+
+def packing_within(pack: Callable[[Any], Any], limit: int) -> Callable[[Any], Any]:
+    """``pack``, which cuts a part of a message over ``limit`` bytes: its strings to ``limit``
+    characters (one more than the cap: the server still sees, cuts and marks the overflow), then,
+    if it is still over three times that, much shorter."""
+
+    def pack_within(message: Any) -> Any:
+        packed = pack(message)
+        if len(packed) <= limit:
+            return packed
+        packed = pack(within_the_cap(message, limit, 10_000))
+        if len(packed) <= 3 * limit:
+            return packed
+        return pack(within_the_cap(message, limit // 64 + 1, 100))
+
+    return pack_within
+
+
 def without_the_shell_channel_thread(app: Any, init_sockets: Callable[[], None]) -> Callable[[], None]:
     """``init_sockets``, after which the shell channel is served on the main thread.
 
@@ -166,7 +198,7 @@ def launch() -> None:
     app: Any = IPKernelApp.instance()  # patched below, as ipykernel allows
     app.init_sockets = without_the_shell_channel_thread(app, app.init_sockets)
     app.initialize()
-    app.session.pack = packing_surrogates_too(app.session.pack)
+    app.session.pack = packing_within(packing_surrogates_too(app.session.pack), limit)
     cap_output(app.shell, (sys.stdout, sys.stderr), limit)
     if hasattr(app.kernel, "_publish_execute_input"):  # private API, hence the hasattr
         app.kernel._publish_execute_input = lambda code, parent, execution_count: None

@@ -116,6 +116,18 @@ SNIPPETS: dict[str, Snippet] = {
     "lone_surrogate_error": _s("raises an error whose message is 'e', U+DC80, 'f'"),
     "writes_bytes": _s("writes `count` copies of the one-character `char` to stdout, flushed", "char", "count"),
     "floods_stdout": _s("writes 50 MB to stdout, a million characters at a time"),
+    "raises_huge_message": _s(
+        "raises an error whose message is `count` copies of the one-character `char`", "char", "count"
+    ),
+    "huge_value": _s(
+        "an expression whose value is a string of `count` copies of `char`, returned as the result", "char", "count"
+    ),
+    "displays_huge": _s(
+        "shows a small rich output (a display of a `text/plain` only), then one carrying `count` copies of "
+        "`char` beside it, in its metadata or in another MIME type; without rich output, prints a line instead",
+        "char",
+        "count",
+    ),
     # -- errors
     "raises_in_a_function": _s("defines a function that raises an error whose message is 'boom 17', and calls it"),
     "invalid_assignment": _s("source that does not parse: an assignment with two equals signs"),

@@ -1,4 +1,4 @@
-"""Bad input and hostile clients (INPUT-1 to INPUT-6)."""
+"""Bad input and hostile clients (INPUT-1 to INPUT-7)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,18 @@ import httpx
 import pytest
 
 from conformance.client import ExecutorClient, output_text
+from conformance.raw_http import HEAD_SHAPES, flood_heads
 from conformance.targets import Capabilities
 from conformance.violations import Exchange
 
 JSON = {"Content-Type": "application/json"}
 #: INPUT-6: how many slow connections the kit opens at once.
 SLOW_CONNECTIONS = 20
+#: INPUT-7: never-ending heads of each shape at once, and how much of each the kit sends at most:
+#: far past the contract's largest bound (1 MiB) and the kernel's socket buffers, and together
+#: half a 256 MB container's memory.
+HEAD_FLOODS = 4
+HEAD_FLOOD_BYTES = 32 * 1024 * 1024
 
 #: Malformed execute requests: (name, raw body). Each must get a 4xx JSON error.
 BAD_BODIES = {
@@ -206,3 +212,39 @@ def test_slow_clients_are_closed_and_do_not_starve_health(executor: ExecutorClie
         for connection in connections:
             connection.close()
     executor.expect_status(executor.run(executor.code("one_plus_one")), "ok")
+
+
+@pytest.mark.conformance_requirement("INPUT-7")
+def test_request_heads_are_bounded(executor: ExecutorClient) -> None:
+    """Never-ending request heads are answered with a 4xx or cut; /health answers and the session lives."""
+    url = httpx.URL(executor.base_url)
+    what = f"{HEAD_FLOODS} never-ending heads at once, of each shape ({', '.join(HEAD_SHAPES)})"
+    with executor.attacked(what):
+        floods = flood_heads(
+            url.host, url.port or 80, connections=HEAD_FLOODS, cap=HEAD_FLOOD_BYTES, within=executor.timeouts.head_flood
+        )
+    unbounded = [flood.describe() for flood in floods if flood.unbounded]
+    executor.expect(
+        not unbounded,
+        f"every head answered with a 4xx, closed or no longer read before {HEAD_FLOOD_BYTES >> 20} MiB "
+        f"(within {executor.timeouts.head_flood:.0f} s)",
+        "; ".join(unbounded),
+        None,
+    )
+    wrong = [flood.describe() for flood in floods if flood.status is not None and not 400 <= flood.status < 500]
+    executor.expect(not wrong, "only 4xx answers (431) to a head past the executor's bounds", "; ".join(wrong), None)
+    executor.expect_status(executor.run(executor.code("one_plus_one")), "ok")
+
+
+@pytest.mark.conformance_requirement("INPUT-8")
+@pytest.mark.parametrize("path", ["/health", "/ready"])
+def test_head_is_answered_wherever_get_is(executor: ExecutorClient, path: str) -> None:
+    """HEAD gets GET's status, and no body (RFC 9110, 9.3.2)."""
+    get = executor.request("GET", path)
+    head = executor.request("HEAD", path)
+    executor.expect(
+        head.status == get.status and head.body_text == "",
+        f"HTTP {get.status}, as GET {path} answers, with no body",
+        head.response_line,
+        head,
+    )

@@ -1,4 +1,4 @@
-"""Output limits (OUTPUT-1, OUTPUT-2)."""
+"""Output limits (OUTPUT-1 to OUTPUT-3)."""
 
 from __future__ import annotations
 
@@ -42,3 +42,39 @@ def test_output_past_the_limit_is_cut_and_marked(executor: ExecutorClient, capab
         f"all {half} bytes of output under MAX_OUTPUT_BYTES = {limit}, not truncated",
         f"{kept} bytes kept, truncated: {body.get('truncated')}",
     )
+
+
+#: OUTPUT-3: each way a response can carry output past the cap (the snippet), beyond stream text.
+PAST_THE_CAP = {
+    "an error's message (and its traceback)": "raises_huge_message",
+    "a result's value": "huge_value",
+    "rich output": "displays_huge",
+}
+
+
+@pytest.mark.conformance_requirement("OUTPUT-3")
+@pytest.mark.parametrize("case", list(PAST_THE_CAP))
+def test_every_kind_of_output_counts_against_the_cap(
+    executor: ExecutorClient, capabilities: Capabilities, case: str
+) -> None:
+    """Twice MAX_OUTPUT_BYTES carried by `case`: the response stays within the cap plus a fixed
+    overhead, and says `truncated: true`; the session survives it."""
+    limit = capabilities.settings.max_output_bytes
+    with executor.attacked(f"{case} of {2 * limit} bytes"):
+        exchange = executor.execute_when_free(executor.code(PAST_THE_CAP[case], char="x", count=2 * limit), timeout=60)
+        body = executor.expect_execute_response(exchange)
+    size = len(exchange.body_text.encode("utf-8", "surrogatepass"))
+    executor.expect(
+        size <= limit + MARKER_ROOM,
+        f"a response of at most MAX_OUTPUT_BYTES + {MARKER_ROOM >> 10} KiB = {limit + MARKER_ROOM} bytes",
+        f"{size} bytes",
+        exchange,
+    )
+    displays = [item for item in body.get("outputs", []) if item.get("type") == "display_data"]
+    # What was cut must say so: a response that reached the cap's scale, or rich output of which
+    # only the small display came back. (Not a short representation of the executor's choosing, as
+    # Node's inspect() of a long string, nor an executor without rich output.)
+    cut = size > limit // 2 or (case == "rich output" and len(displays) == 1)
+    if not cut:
+        return
+    executor.expect(body.get("truncated") is True, '"truncated": true', {"truncated": body.get("truncated")}, exchange)

@@ -401,7 +401,11 @@ class Session {
       });
       loading = false;
       if (started && this.worker === worker) {
-        worker.on("message", (message) => this.answer(message));
+        worker.on("message", (message) => {
+          const answer = checkedAnswer(message, settings.maxOutputBytes);
+          if (answer) this.answer(answer);
+          else console.error("dropped a message of the wrong shape from the worker");
+        });
         worker.on("exit", () => this.answer(null));
         this.ready = true;
         this.reason = null;
@@ -514,6 +518,94 @@ class Session {
       this.running = false;
     }
   }
+}
+
+// -- what the worker answers ---------------------------------------------------------------------
+
+// User code runs in the worker and can send the server anything over IPC (process.send), so an
+// answer is untrusted input: its shape is checked, and every string it carries counts against
+// MAX_OUTPUT_BYTES (OUTPUT-3). Error items may use ERROR_ALLOWANCE bytes past the cap, all
+// together, so that the error that stopped the code is kept (cut if need be).
+const ERROR_ALLOWANCE = 16 * 1024;
+const ITEM_OVERHEAD = 64;
+const ANSWER_STATUSES = new Set(["ok", "error"]);
+const ITEM_TYPES = new Set(["stream", "execute_result", "display_data", "error"]);
+
+function isPlainObject(value) {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+// `value` if it is a string (else ""), cut to `cut` UTF-8 bytes.
+function cutText(value, cut) {
+  const string = typeof value === "string" ? value : "";
+  if (Buffer.byteLength(string) <= cut) return string;
+  return Buffer.from(string).subarray(0, Math.max(cut, 0)).toString().replace(/\uFFFD$/, "");
+}
+
+// The item with only the fields of its type, each of its kind, every string cut to `cut` bytes.
+function cleanItem(item, cut) {
+  const text = (value) => cutText(value, cut);
+  const clean = { type: item.type, text: text(item.text) };
+  if (item.type === "stream") clean.name = item.name === "stderr" ? "stderr" : "stdout";
+  if (item.type === "error") {
+    clean.ename = text(item.ename);
+    clean.evalue = text(item.evalue);
+    clean.traceback = Array.isArray(item.traceback) ? item.traceback.slice(-100).map(text) : [];
+  }
+  if (item.type === "execute_result" || item.type === "display_data") {
+    clean.data = isPlainObject(item.data)
+      ? Object.fromEntries(Object.entries(item.data).slice(0, 100).map(([mime, value]) => [text(mime), text(value)]))
+      : {};
+  }
+  if (item.type === "execute_result") clean.execution_count = Number.isInteger(item.execution_count) ? item.execution_count : null;
+  return clean;
+}
+
+function sizeOf(item) {
+  return Buffer.byteLength(JSON.stringify(item)) + ITEM_OVERHEAD;
+}
+
+// The worker's answer, checked and capped; null when it is not an answer at all.
+function checkedAnswer(message, max) {
+  if (!isPlainObject(message) || !ANSWER_STATUSES.has(message.status) || !Array.isArray(message.outputs)) return null;
+  const outputs = [];
+  let used = 0;
+  let allowance = ERROR_ALLOWANCE;
+  let truncated = false; // by this function: the worker's own marker may be cut away with the text
+  for (const item of message.outputs) {
+    if (!isPlainObject(item) || !ITEM_TYPES.has(item.type)) continue;
+    let clean = cleanItem(item, max + 1);
+    let size = sizeOf(clean);
+    const room = max - used + (clean.type === "error" ? allowance : 0);
+    const framing = sizeOf({ ...clean, text: "" });
+    if (size > room && clean.type === "stream" && room > framing) {
+      clean.text = cutText(clean.text, room - framing); // cut where the cap is
+      size = sizeOf(clean);
+      truncated = true;
+    }
+    if (size > room && clean.type === "error" && room > 1024) {
+      clean = cleanItem(item, Math.floor(room / 5));
+      size = sizeOf(clean);
+      truncated = true;
+    }
+    if (size > room) {
+      truncated = true;
+      continue;
+    }
+    const fromCap = Math.min(size, Math.max(max - used, 0));
+    used += fromCap;
+    allowance -= size - fromCap;
+    outputs.push(clean);
+  }
+  if (truncated) {
+    outputs.push({ type: "stream", name: "stderr", text: `\n[output truncated at MAX_OUTPUT_BYTES = ${max} bytes]\n` });
+  }
+  return {
+    status: message.status,
+    outputs,
+    execution_count: Number.isInteger(message.execution_count) ? message.execution_count : null,
+    truncated: truncated || message.truncated === true,
+  };
 }
 
 // -- HTTP ----------------------------------------------------------------------------------------
@@ -631,7 +723,9 @@ async function serve(SessionClass = Session) {
       const route = (request.url || "/").split("?")[0];
       try {
         if (!(route in ROUTES)) throw new BadRequest(404, "not found");
-        if (ROUTES[route] !== request.method) {
+        // HEAD wherever GET (RFC 9110, 9.3.2; INPUT-8): Node sends the head of GET's answer, no body.
+        const method = request.method === "HEAD" && ROUTES[route] === "GET" ? "GET" : request.method;
+        if (ROUTES[route] !== method) {
           response.setHeader("Allow", ROUTES[route]);
           throw new BadRequest(405, "method not allowed");
         }

@@ -18,6 +18,7 @@ SUBMISSION_DIR.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import math
 import os
@@ -30,6 +31,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,11 @@ WORKER = Path(__file__).with_name("worker.py")
 INTERRUPT_GRACE = 1.0
 #: How long a new worker has to load the workspace and say it is ready.
 START_TIMEOUT = 120.0
+#: Where output was cut past MAX_OUTPUT_BYTES (OUTPUT-2), as the worker marks it.
+OUTPUT_MARKER = "\n[output truncated: more than {limit} bytes]\n"
+#: The request head may be this large in all (INPUT-7); http.server bounds each line (64 KiB)
+#: and the header count (100) itself.
+MAX_HEAD_BYTES = 64 * 1024
 #: The stack of each of the server's threads (see serve).
 HANDLER_STACK_BYTES = 2 * 1024 * 1024
 #: How many times a worker that dies before it is ready is started again before giving up.
@@ -87,24 +94,124 @@ class Busy(Exception):
     """Another execution is running; the caller gets 429."""
 
 
+class NotReady(Exception):
+    """The session is not ready yet (the first worker still starts); the caller gets 503."""
+
+
+# -- the worker's answers: untrusted (OUTPUT-3) ---------------------------------------------------
+
+#: Error items may take this many bytes past MAX_OUTPUT_BYTES, all of them together, so that the
+#: error that stopped the code is kept (cut if need be) even when other output used the cap.
+ERROR_ALLOWANCE = 16 * 1024
+#: What each item's framing costs against the cap, about.
+ITEM_OVERHEAD = 64
+#: A line from the worker may be this many times MAX_OUTPUT_BYTES (UTF-8's widest characters,
+#: JSON escapes), plus a MiB; a longer one is skipped unread.
+ANSWER_LINE_FACTOR = 6
+ANSWER_STATUSES = ("ok", "error")
+
+
+def _text(value: Any, cut: int) -> str:
+    """``value`` if it is a string (else ""), cut to ``cut`` UTF-8 bytes."""
+    text = value if isinstance(value, str) else ""
+    data = text.encode("utf-8", "surrogatepass")
+    return text if len(data) <= cut else data[: max(cut, 0)].decode("utf-8", "ignore")
+
+
+def _clean_item(item: dict[str, Any], cut: int) -> dict[str, Any]:
+    """The item with only the fields of its type, each of its kind, every string cut to ``cut`` bytes."""
+    kind = item["type"]
+    clean: dict[str, Any] = {"type": kind, "text": _text(item.get("text"), cut)}
+    if kind == "stream":
+        clean["name"] = "stderr" if item.get("name") == "stderr" else "stdout"
+    elif kind == "error":
+        traceback = item.get("traceback")
+        clean["ename"] = _text(item.get("ename"), cut)
+        clean["evalue"] = _text(item.get("evalue"), cut)
+        clean["traceback"] = [_text(line, cut) for line in traceback[-100:]] if isinstance(traceback, list) else []
+    else:
+        data = item.get("data")
+        bundle = list(data.items())[:100] if isinstance(data, dict) else []
+        clean["data"] = {_text(mime, cut): _text(value, cut) for mime, value in bundle}
+        clean["metadata"] = {}
+    return clean
+
+
+def _size(item: dict[str, Any]) -> int:
+    return len(json.dumps(item).encode()) + ITEM_OVERHEAD
+
+
+def checked_answer(message: Any, limit: int) -> dict[str, Any] | None:
+    """The worker's answer with its shape checked and every byte of its items counted against
+    ``limit`` (OUTPUT-3); None when it is not an answer at all."""
+    if not isinstance(message, dict) or message.get("status") not in ANSWER_STATUSES:
+        return None
+    items = message.get("outputs")
+    if not isinstance(items, list):
+        return None
+    outputs: list[dict[str, Any]] = []
+    used, allowance = 0, ERROR_ALLOWANCE
+    truncated = False  # by this function: the worker's own marker may be cut away with the text
+    for item in items:
+        if not isinstance(item, dict) or item.get("type") not in ("stream", "execute_result", "error"):
+            continue
+        clean = _clean_item(item, limit + 1)
+        size = _size(clean)
+        room = limit - used + (allowance if clean["type"] == "error" else 0)
+        framing = _size({**clean, "text": ""})
+        if size > room and clean["type"] == "stream" and room > framing:  # cut where the cap is
+            clean["text"] = _text(clean["text"], room - framing)
+            size, truncated = _size(clean), True
+        if size > room and clean["type"] == "error" and room > 1024:
+            clean = _clean_item(item, room // 5)
+            size, truncated = _size(clean), True
+        if size > room:
+            truncated = True
+            continue
+        from_cap = min(size, max(limit - used, 0))
+        used += from_cap
+        allowance -= size - from_cap
+        outputs.append(clean)
+    if truncated:
+        outputs.append({"type": "stream", "name": "stdout", "text": OUTPUT_MARKER.format(limit=limit)})
+    count = message.get("execution_count")
+    return {
+        "status": message["status"],
+        "outputs": outputs,
+        "execution_count": count if isinstance(count, int) and not isinstance(count, bool) else None,
+        "truncated": truncated or message.get("truncated") is True,
+    }
+
+
 _DIED = object()
 
 
 class Worker:
-    """One worker process and a thread that reads its answers into a queue."""
+    """One worker process and a thread that reads its answers into a queue.
 
-    def __init__(self, command: list[str], **options: Any) -> None:
+    User code runs in the worker and can write anything to the pipe, so a line is read up to
+    ``line_limit`` bytes (a longer one is skipped unread, in chunks), and what it holds is
+    checked by ``checked_answer`` before it is answered."""
+
+    def __init__(self, command: list[str], line_limit: int = 1 << 20, **options: Any) -> None:
+        self.line_limit = line_limit
         self.process = subprocess.Popen(command, **{"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, **options})
         self.answers: queue.Queue[Any] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:
+        pipe = self.process.stdout
+        while line := pipe.readline(self.line_limit):
+            if not line.endswith(b"\n"):  # over the limit: skip to the line's end
+                while (rest := pipe.readline(1 << 16)) and not rest.endswith(b"\n"):
+                    pass
+                print("skipped a line over the size limit from the worker", file=sys.stderr, flush=True)
+                continue
             try:
                 self.answers.put(json.loads(line))
-            except ValueError:
-                break
+            except (ValueError, RecursionError):
+                print("skipped a line that is not JSON from the worker", file=sys.stderr, flush=True)
         self.answers.put(_DIED)
 
     def send(self, message: dict[str, Any]) -> None:
@@ -149,7 +256,8 @@ class Session:
             self.worker.kill()
         if self.sandbox is not None:
             self.sandbox.clean()
-        return Worker(self.worker_command(), **self.worker_options())
+        line_limit = ANSWER_LINE_FACTOR * self.settings.max_output_bytes + (1 << 20)
+        return Worker(self.worker_command(), line_limit, **self.worker_options())
 
     def worker_options(self) -> dict[str, Any]:
         """How a new worker is started (Popen's options): its user, HOME and environment."""
@@ -216,17 +324,30 @@ class Session:
             self.start_worker("recovering")
         return True
 
+    def _answer(self, worker: Worker, until: float) -> Any:
+        """The worker's next answer, checked (a message that is no answer is skipped), ``_DIED``,
+        or None when ``until`` passes first."""
+        while True:
+            answer = worker.answer(until)
+            if answer is None or answer is _DIED:
+                return answer
+            checked = checked_answer(answer, self.settings.max_output_bytes)
+            if checked is not None:
+                return checked
+            print("skipped a message that is no answer from the worker", file=sys.stderr, flush=True)
+
     def _execute(self, code: str, timeout: float) -> dict[str, Any]:
         worker = self.worker
-        assert worker is not None
+        if worker is None or not self.ready:  # still starting: no worker to run the code yet
+            raise NotReady
         started = time.monotonic()
         worker.send({"code": code, "max_output": self.settings.max_output_bytes})
-        answer = worker.answer(started + timeout)
+        answer = self._answer(worker, started + timeout)
         restarted = False
         if answer is None:  # past the deadline: interrupt, then replace the worker
             with contextlib.suppress(ProcessLookupError):  # it may have died at the deadline
                 os.kill(worker.process.pid, signal.SIGINT)
-            answer = worker.answer(time.monotonic() + INTERRUPT_GRACE)
+            answer = self._answer(worker, time.monotonic() + INTERRUPT_GRACE)
             if answer is None or answer is _DIED:
                 restarted = self.escalate()
                 answer = {"status": "timeout", "outputs": [], "execution_count": None}
@@ -280,6 +401,25 @@ def parse_execute(raw: bytes) -> tuple[str, float | None]:
     return code, None if timeout is None else float(timeout)
 
 
+class _HeadReader:
+    """The connection's stream while a request head is read: past ``limit`` bytes in all, a
+    line is too long (http.server answers 431)."""
+
+    def __init__(self, stream: Any, limit: int) -> None:
+        self.stream = stream
+        self.left = limit
+
+    def readline(self, size: int = -1) -> bytes:
+        line: bytes = self.stream.readline(self.left + 1 if size < 0 else min(size, self.left + 1))
+        self.left -= len(line)
+        if self.left < 0:
+            raise http.client.LineTooLong(f"the request head is over {MAX_HEAD_BYTES} bytes")
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     session: Session  # set on the subclass made by serve()
@@ -289,13 +429,32 @@ class Handler(BaseHTTPRequestHandler):
         return None
 
     def handle_one_request(self) -> None:
-        """One request, which must arrive whole within REQUEST_READ_TIMEOUT (INPUT-6)."""
+        """One request, which must arrive whole within REQUEST_READ_TIMEOUT (INPUT-6), with a head
+        of MAX_HEAD_BYTES at most (INPUT-7)."""
         self._deadline = threading.Timer(REQUEST_READ_TIMEOUT, self._too_slow)
         self._deadline.start()
+        stream = self.rfile
+        self.rfile = _HeadReader(stream, MAX_HEAD_BYTES)  # type: ignore[assignment]
         try:
             super().handle_one_request()
+        except http.client.LineTooLong as exc:  # past MAX_HEAD_BYTES in the request line
+            self.requestline, self.request_version, self.command = "", "HTTP/1.1", ""
+            self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, str(exc))
         finally:
+            self.rfile = stream
             self._deadline.cancel()
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        self.rfile = getattr(self.rfile, "stream", self.rfile)  # the head is read: the body is not bounded so
+        return parsed
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What http.server refuses itself (a bad request line, a head too large, HTTP/2), as a JSON
+        4xx: never a 5xx nor HTML (INPUT-1), and the connection closed."""
+        self.close_connection = True
+        status = code if 400 <= code < 500 else HTTPStatus.BAD_REQUEST
+        self.send_json(status, {"detail": message or HTTPStatus(code).phrase})
 
     def _too_slow(self) -> None:
         with contextlib.suppress(OSError):
@@ -316,6 +475,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch(self, method: str) -> None:
         path = self.path.split("?", 1)[0]
+        if method == "HEAD" and self.routes.get(path) == "GET":
+            method = "GET"  # HEAD wherever GET, without the body (RFC 9110, 9.3.2; INPUT-8)
         length = int(self.headers.get("Content-Length") or 0)
         if length > self.session.settings.max_request_bytes:
             # Read the body before answering: closing with unread data sends a TCP reset, which
@@ -339,6 +500,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_json(exc.status, {"detail": exc.detail})
             except Busy:
                 self.send_json(429, {"detail": "another execution is running; try again"})
+            except NotReady:
+                self.send_json(503, {"detail": "the session is still starting; try again"})
             except Exception as exc:  # a bug: say so in JSON rather than drop the connection
                 traceback.print_exc()
                 self.send_json(500, {"detail": f"internal error: {type(exc).__name__}"})

@@ -74,20 +74,25 @@ class OutputSink:
         else:
             self.items.append({"type": "stream", "name": name, "text": text})
 
+    def _cut(self, text: str) -> str:
+        """``text`` cut to one character more than the cap: the server still sees, cuts and marks
+        the overflow (OUTPUT-3), and a line to the server stays within its bound."""
+        return unicode_only(text[: self.limit + 1])
+
     def result(self, value: Any) -> None:
-        text = repr(value)
+        text = self._cut(repr(value))
         self.items.append({"type": "execute_result", "data": {"text/plain": text}, "metadata": {}, "text": text})
 
     def error(self, exc: BaseException) -> None:
         lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
-        lines = [unicode_only(line) for line in lines]
+        lines = [self._cut(line) for line in lines[-100:]]
         self.items.append(
             {
                 "type": "error",
-                "ename": type(exc).__name__,
-                "evalue": unicode_only(str(exc)),
+                "ename": self._cut(type(exc).__name__),
+                "evalue": self._cut(str(exc)),
                 "traceback": lines,
-                "text": "".join(lines),
+                "text": self._cut("".join(lines)),
             }
         )
 

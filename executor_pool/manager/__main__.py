@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from reference_executor.config import Timeouts, not_installed
+from reference_executor.config import HeadLimits, Timeouts, not_installed
 
 from .store import DEFAULT_PREFIX
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import uvicorn
 
-    from reference_executor.http_protocol import bounded_request_protocol
+    from reference_executor.http_protocol import HeadAsGet, bounded_request_protocol
 
     from .app import create_app, load_config
     from .store import open_store
@@ -92,10 +92,11 @@ def main(argv: list[str] | None = None) -> int:
             "session (set MANAGER_TOKEN, or --token-file, to require tokens)",
             file=sys.stderr,
         )
-    # A request that has not arrived whole in time is closed, as by the reference executor (INPUT-6).
-    protocol = bounded_request_protocol(Timeouts.request_read)
+    # A request that has not arrived whole in time is closed, and a head past its bounds gets
+    # 431, as by the reference executor (INPUT-6, INPUT-7).
+    protocol = bounded_request_protocol(Timeouts.request_read, HeadLimits.from_env(os.environ))
     uvicorn.run(
-        create_app(pool, max_request_bytes=args.max_request_bytes, token=token),
+        HeadAsGet(create_app(pool, max_request_bytes=args.max_request_bytes, token=token)),
         host=args.host,
         port=args.port,
         log_level="info",
