@@ -33,7 +33,7 @@ __all__ = [
     "named",
 ]
 
-CONTRACT_VERSION = "1.3"
+CONTRACT_VERSION = "1.4"
 
 
 class Label(enum.StrEnum):

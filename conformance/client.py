@@ -302,12 +302,9 @@ class ExecutorClient:
         return self.request("POST", "/execute", json_body=body, timeout=client_timeout or budget)
 
     @contextlib.contextmanager
-    def attacked(self, what: str) -> Iterator[None]:
-        """Around an attack not aimed at the session: a variable defined before it must survive,
-        and /health must answer within ``timeouts.health`` throughout (asked from a thread, on a
-        new connection each time, as a new client would)."""
-        value = f"survived {what}"
-        self.expect_status(self.run(self.code("define", name=SURVIVOR, value=value)), "ok")
+    def health_watched(self, what: str) -> Iterator[None]:
+        """/health must answer within ``timeouts.health`` throughout the block (asked from a
+        thread, on a new connection each time, as a new client would)."""
         failures: list[Exchange] = []
         stop = threading.Event()
 
@@ -331,6 +328,15 @@ class ExecutorClient:
             failures[0].response_line if failures else "",
             failures[0] if failures else None,
         )
+
+    @contextlib.contextmanager
+    def attacked(self, what: str) -> Iterator[None]:
+        """Around an attack not aimed at the session: /health answers throughout
+        (``health_watched``), and a variable defined before it survives."""
+        value = f"survived {what}"
+        self.expect_status(self.run(self.code("define", name=SURVIVOR, value=value)), "ok")
+        with self.health_watched(what):
+            yield
         kept = self.evaluate(self.code("variable_value", name=SURVIVOR))
         self.expect(kept == value, f"the session's variable still {value!r} after {what}", kept)
 

@@ -180,7 +180,7 @@ def create_app(settings: Settings | None = None, service: ExecutionService | Non
         return {
             "implementation": "reference-executor",
             "version": __version__,
-            "contract_version": "1.3",
+            "contract_version": "1.4",
             "language": "python",
             "features": FEATURES,
             "persistent_folders": [str(folder) for folder in settings.persistent_folders],

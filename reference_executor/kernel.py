@@ -403,7 +403,10 @@ class KernelSession:
         reply = None if reply_msg is None else reply_msg["content"]
         if reply is not None and execution_count is None:
             execution_count = reply.get("execution_count")
-        if interrupted_at is not None:
+        # The code may have finished before our interrupt reached it (a timeout far below the
+        # time a round trip takes, say): then it ran to its end, and says so with its result.
+        finished = reply is not None and reply.get("status") == "ok"
+        if interrupted_at is not None and not finished:
             outcome = RunOutcome.TIMEOUT
         elif any(item["type"] == "error" for item in collector.items()) or (reply or {}).get("status") == "error":
             outcome = RunOutcome.ERROR

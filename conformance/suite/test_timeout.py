@@ -153,6 +153,35 @@ def test_per_request_timeout_is_honoured(executor: ExecutorClient, capabilities:
         executor.expect_status(body, "ok")
 
 
+#: Timeouts far below the time a round trip takes: the code may finish before the deadline
+#: is noticed, or be stopped by it. The smallest positive double, a nanosecond, a millisecond.
+TINY_TIMEOUTS = (5e-324, 1e-9, 1e-3)
+#: Calls per tiny timeout: the race between the code and the deadline goes both ways.
+TINY_TIMEOUT_CALLS = 3
+
+
+@pytest.mark.conformance_requirement("TIMEOUT-6")
+@pytest.mark.parametrize("timeout", TINY_TIMEOUTS)
+def test_a_tiny_timeout_gives_a_status_that_agrees_with_the_result(executor: ExecutorClient, timeout: float) -> None:
+    """Status and result agree for any timeout: `ok` with the value, or `timeout` without it;
+    and the next call runs normally (the interrupt never lands in it: TIMEOUT-3)."""
+    for _ in range(TINY_TIMEOUT_CALLS):
+        body = executor.run(executor.code("expression_six_times_seven"), timeout)
+        results = [item for item in body["outputs"] if item.get("type") == "execute_result"]
+        executor.expect(
+            (status_of(body) == "ok" and len(results) == 1) or (status_of(body) == "timeout" and not results),
+            f'"ok" with the value 42, or "timeout" without it, for a timeout of {timeout:g} s',
+            f"status {status_of(body)!r} with {len(results)} execute_result item(s): {output_text(body)[:200]}",
+        )
+        after = executor.run(executor.code("expression_six_times_seven"))
+        executor.expect(
+            status_of(after) == "ok" and "42" in output_text(after),
+            "the next call, with no timeout, runs normally: ok, 42",
+            f"status {status_of(after)!r}: {output_text(after)[:200]}",
+            requirement="TIMEOUT-3",
+        )
+
+
 @pytest.mark.conformance_requirement("TIMEOUT-7")
 def test_default_timeout_comes_from_execution_timeout(executor: ExecutorClient, capabilities: Capabilities) -> None:
     """With no `timeout`, code is cut at EXECUTION_TIMEOUT: not sooner, not later, whatever the default."""

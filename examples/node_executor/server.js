@@ -22,7 +22,7 @@ const path = require("path");
 
 const WORKER = path.join(__dirname, "worker.js");
 const VERSION = "1.0.0";
-const CONTRACT_VERSION = "1.3";
+const CONTRACT_VERSION = "1.4";
 // After SIGINT, how long interrupted code has to stop before the worker is replaced.
 const INTERRUPT_GRACE_MS = 1000;
 // How long a new worker has to load the workspace and say it is ready.
@@ -402,6 +402,10 @@ class Session {
       loading = false;
       if (started && this.worker === worker) {
         worker.on("message", (message) => {
+          if (isPlainObject(message) && message.interrupted === true) {
+            this.acknowledge();
+            return;
+          }
           const answer = checkedAnswer(message, settings.maxOutputBytes);
           if (answer) this.answer(answer);
           else console.error("dropped a message of the wrong shape from the worker");
@@ -440,6 +444,28 @@ class Session {
       this.pending = null;
       resolve(message);
     }
+  }
+
+  acknowledge() {
+    if (this.pendingAck) {
+      const resolve = this.pendingAck;
+      this.pendingAck = null;
+      resolve(true);
+    }
+  }
+
+  // Until the worker acknowledges an interrupt it took between executions, or `ms` pass.
+  waitForAck(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingAck = null;
+        resolve(false);
+      }, ms);
+      this.pendingAck = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
   }
 
   waitForAnswer(ms) {
@@ -487,6 +513,7 @@ class Session {
       if (answer === undefined) {
         // Past the deadline: interrupt; code that does not stop is ended with its worker.
         const interrupted = this.waitForAnswer(INTERRUPT_GRACE_MS);
+        const acknowledged = this.waitForAck(INTERRUPT_GRACE_MS);
         try {
           worker.kill("SIGINT");
         } catch {
@@ -497,6 +524,11 @@ class Session {
         if (!answer) {
           restarted = await this.escalate();
           answer = { outputs: [], execution_count: null };
+        } else if (!answer.outputs.some((item) => item.type === "error" && /interrupted by .?SIGINT/.test(item.evalue))) {
+          // The code finished (or failed) before the interrupt came: its answer stands, once the
+          // interrupt has landed between executions rather than in the next one.
+          await acknowledged;
+          status = answer.status;
         }
       } else if (answer === null) {
         if (!this.restarting) await this.startWorker("recovering");

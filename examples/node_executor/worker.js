@@ -161,7 +161,9 @@ function execute(message) {
   return answer;
 }
 
-process.on("SIGINT", () => {}); // an interrupt between executions ends nothing (breakOnSigint: during one)
+// An interrupt between executions ends nothing (breakOnSigint: during one), but is acknowledged:
+// one that came just after the code finished must not land in the next execution instead.
+process.on("SIGINT", () => process.send({ interrupted: true }));
 process.on("disconnect", () => process.exit(0)); // the server is gone
 process.on("message", (message) => process.send(execute(message)));
 

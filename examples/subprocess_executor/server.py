@@ -351,7 +351,7 @@ class Session:
             if answer is None or answer is _DIED:
                 restarted = self.escalate()
                 answer = {"status": "timeout", "outputs": [], "execution_count": None}
-            else:
+            elif answer["status"] != "ok":  # "ok": it finished before the interrupt came, and says so
                 answer["status"] = "timeout"
         elif answer is _DIED:
             restarted = self.recover()

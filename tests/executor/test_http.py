@@ -7,8 +7,10 @@ restart and recovery policy.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -108,7 +110,7 @@ def test_without_a_standby_restart_still_clears_state(reference_executor: Runnin
 
 def test_info_lists_the_reference_features(reference_executor: RunningExecutor) -> None:
     info = reference_executor.client.get("/info").json()
-    assert info["contract_version"] == "1.3" and info["implementation"] == "reference-executor"
+    assert info["contract_version"] == "1.4" and info["implementation"] == "reference-executor"
     assert set(info["features"]) == {"mounted_code", "timeout_override", "rich_output", "restart_status", "info"}
 
 
@@ -231,3 +233,53 @@ def test_a_missing_extra_is_named_with_its_install_line(module: str, args: list[
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
     assert "fastapi not installed" in done.stderr and f"pip install 'executor-conformance[{extra}]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- request heads (INPUT-7) and HEAD (INPUT-8) ---------------------------------------------------
+
+
+def raw_request(base_url: str, head: bytes) -> tuple[int, bytes]:
+    """Send ``head`` (a whole request head) on a connection of its own: the status and body."""
+    url = httpx.URL(base_url)
+    with socket.create_connection((url.host, url.port), timeout=10) as sock:
+        sock.sendall(head)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+            if b"\r\n\r\n" in answer and b"connection: close" not in answer.lower():
+                break
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+HEADS = {
+    "a request line over 8 KiB": b"GET /health?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    "a header field over 8 KiB": b"GET /health HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n",
+    "101 header fields": b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-F: 1\r\n" * 100 + b"\r\n",
+    "a head over 64 KiB": b"GET /health HTTP/1.1\r\nHost: x\r\n"
+    + b"".join(b"X-F%d: " % i + b"a" * 7000 + b"\r\n" for i in range(10))
+    + b"\r\n",
+}
+
+
+@pytest.mark.parametrize("case", list(HEADS))
+def test_a_head_past_its_bounds_gets_431_with_a_json_error(reference_executor: RunningExecutor, case: str) -> None:
+    status, body = raw_request(reference_executor.base_url, HEADS[case])
+    assert status == 431 and "over" in json.loads(body)["detail"], body
+    assert reference_executor.execute("40 + 2")["outputs"][0]["text"] == "42"
+
+
+def test_a_head_within_its_bounds_is_served_and_a_large_body_is_not_counted_as_head(
+    reference_executor: RunningExecutor,
+) -> None:
+    fields = b"".join(b"X-F%d: " % i + b"a" * 7000 + b"\r\n" for i in range(8))  # 56 KiB, 8 fields
+    assert raw_request(reference_executor.base_url, b"GET /health HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n")[0] == 200
+    code = "x = '" + "y" * 500_000 + "'\nlen(x)"
+    assert reference_executor.execute(code)["outputs"][0]["text"] == "500000"
+
+
+def test_head_answers_as_get_does_without_a_body(reference_executor: RunningExecutor) -> None:
+    for path in ("/health", "/ready", "/info"):
+        head, get = reference_executor.client.head(path), reference_executor.client.get(path)
+        assert (head.status_code, head.content) == (get.status_code, b"")
+    assert reference_executor.client.head("/execute").status_code == 405

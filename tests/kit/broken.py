@@ -152,6 +152,41 @@ def _wrong_method_is_404(self: server.Handler, method: str) -> None:
     server.Handler.dispatch(self, method)
 
 
+class _WholeLines:
+    """The connection's stream, whose ``readline`` ignores the size asked for: a line is read
+    whole, however long, before anything checks it."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def readline(self, size: int = -1) -> bytes:
+        line: bytes = self.stream.readline()
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def _head_read_whole(self: server.Handler) -> None:
+    """Reads each line of a request head whole before checking it: a never-ending header line
+    takes all the memory it is sent (the request's read deadline still applies)."""
+    self._deadline = threading.Timer(server.REQUEST_READ_TIMEOUT, self._too_slow)
+    self._deadline.start()
+    stream = self.rfile
+    self.rfile = _WholeLines(stream)  # type: ignore[assignment]
+    try:
+        server.BaseHTTPRequestHandler.handle_one_request(self)
+    finally:
+        self.rfile = stream
+        self._deadline.cancel()
+
+
+def _answers_unchecked(self: BrokenSession, worker_: server.Worker, until: float) -> Any:
+    """Takes the worker's answer as it comes: no shape check, nothing counted against the cap
+    but what the worker itself counts (stream text)."""
+    return worker_.answer(until)
+
+
 def _restart_answers_done(self: server.Handler, raw: bytes) -> None:
     self.session.restart()
     self.send_json(200, {"status": "done"})
@@ -883,6 +918,11 @@ FAULTS: dict[str, Fault] = {
                # Room for its uncapped 50 MB answer: under 512 MB of address space the worker
                # sometimes died building it, and a small "crashed" answer passed OUTPUT-1.
                kit_args=("--process-memory-limit", "2g")),
+        _fault("head_read_whole", "each line of a request head is read whole, however long, before it is "
+               "checked", "INPUT-7", handler={"handle_one_request": _head_read_whole}),
+        _fault("worker_answers_unchecked", "the worker's answers are taken as they come: an error's message, "
+               "traceback and text, and a result's value, are not counted against the cap", "OUTPUT-3",
+               session={"_answer": _answers_unchecked}),
         _fault("crash_noticed_late", "a dead worker is noticed only 12 s into the call", "CRASH-1",
                session=_SlowCrashDetectionSession),
         _fault("no_crash_recovery", "after a crash no new worker is started", "CRASH-2",

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from conformance.cli import main as kit_command
+from conformance.raw_http import flood_heads
 from tests.conftest import (
     EXAMPLE_EXECUTOR,
     EXAMPLES,
@@ -138,6 +139,19 @@ def test_a_body_over_the_limit_gets_413_from_the_manager(pool: tuple[httpx.Clien
     huge = b'{"code": "' + b"#" * (2 * 1024 * 1024) + b'"}'
     answer = manager.post("/session/0/execute", content=huge, headers={"Content-Type": "application/json"})
     assert answer.status_code == 413 and "MAX_REQUEST_BYTES" in answer.json()["detail"]
+
+
+def test_the_manager_bounds_request_heads_as_executors_do(pool: tuple[httpx.Client, list[RunningExecutor]]) -> None:
+    """Never-ending heads are cut (INPUT-7), a head with too many fields gets 431, HEAD is GET's
+    head (INPUT-8), and the manager still serves."""
+    manager, _ = pool
+    url = manager.base_url
+    floods = flood_heads(url.host, url.port or 80, connections=4, cap=32 * 1024 * 1024, within=20)
+    assert not [flood.describe() for flood in floods if flood.unbounded]
+    fields = "".join(f"X-F{i}: 1\r\n" for i in range(101))
+    answer = manager.get("/health", headers=dict(line.split(": ") for line in fields.strip().split("\r\n")))
+    assert answer.status_code == 431 and "header fields" in answer.json()["detail"]
+    assert manager.head("/health").status_code == 200 and manager.get("/health").status_code == 200
 
 
 def test_any_id_string_works(tmp_path: Path) -> None:
