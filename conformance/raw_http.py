@@ -1,4 +1,5 @@
-"""Requests an HTTP client library will not send: heads that never end (INPUT-7).
+"""Requests an HTTP client library will not send: heads that never end (INPUT-7), and bytes
+that are not the HTTP/1.1 an executor speaks (INPUT-1).
 
 Raw sockets, bounded in bytes and time: a flood stops at ``cap`` bytes or its deadline, whichever
 comes first, and its socket is closed in every outcome. The suite uses it against executors, and
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-__all__ = ["HEAD_SHAPES", "STALLED", "HeadFlood", "flood_head", "flood_heads"]
+__all__ = ["HEAD_SHAPES", "NOT_HTTP_1_1", "STALLED", "HeadFlood", "RawAnswer", "flood_head", "flood_heads", "send_raw"]
 
 #: A peer that took no byte for this long has stopped reading (its buffers are full).
 STALLED = 1.0
@@ -27,6 +28,79 @@ HEAD_SHAPES: dict[str, tuple[bytes, bytes]] = {
     "a header field": (b"GET /health HTTP/1.1\r\nHost: executor\r\nX-Flood: ", _FILLER * 64),
     "header fields": (b"GET /health HTTP/1.1\r\nHost: executor\r\n", b"X-Flood: " + _FILLER + b"\r\n"),
 }
+
+
+#: Requests that are not well-formed HTTP/1.1: (what it is, its bytes). No 5xx for any of them.
+NOT_HTTP_1_1: dict[str, bytes] = {
+    "an HTTP/2 preface": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    "an unknown HTTP version": b"GET /health HTTP/9.9\r\nHost: executor\r\n\r\n",
+    "a TLS handshake": bytes.fromhex("160301020001000200030300") + b"\x00" * 32,
+    "a negative Content-Length": b"POST /execute HTTP/1.1\r\nHost: executor\r\nContent-Length: -5\r\n\r\n",
+    "two different Content-Lengths": (
+        b"POST /execute HTTP/1.1\r\nHost: executor\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n123456"
+    ),
+    "a malformed chunked body": (
+        b"POST /execute HTTP/1.1\r\nHost: executor\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class RawAnswer:
+    """What came back for raw bytes: the status and body of an answer, if any, and whether the
+    connection was closed."""
+
+    status: int | None
+    head: str
+    body: bytes
+    closed: bool
+    #: Whether any byte came back (an answer without a status line, say).
+    received: bool
+
+    def describe(self) -> str:
+        if self.status is None and self.received:
+            return f"bytes that are no HTTP answer: {(self.head.encode('latin-1') + self.body)[:200]!r}"
+        if self.status is None:
+            return "no answer, connection closed" if self.closed else "no answer"
+        return f"HTTP {self.status}: {self.body[:200]!r}"
+
+
+def send_raw(host: str, port: int, data: bytes, *, within: float) -> RawAnswer:
+    """Send ``data`` on a connection of its own, then read what comes back for ``within`` seconds
+    at most (until the connection closes, or an answer whose length is known is whole)."""
+    deadline = time.monotonic() + within
+    received, closed = b"", False
+    with _connection(host, port, within) as sock:
+        with contextlib.suppress(OSError):
+            sock.setblocking(True)
+            sock.settimeout(within)
+            sock.sendall(data)
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                sock.settimeout(left)
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            except OSError:
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            received += chunk
+            head, _, body = received.partition(b"\r\n\r\n")
+            length = next(
+                (
+                    int(v)
+                    for k, _, v in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+                    if k.strip().lower() == b"content-length" and v.strip().isdigit()
+                ),
+                None,
+            )
+            if length is not None and len(body) >= length:
+                break
+    head, _, body = received.partition(b"\r\n\r\n")
+    return RawAnswer(_status_of(received), head.decode("latin-1"), body, closed, bool(received))
 
 
 @dataclass(frozen=True)

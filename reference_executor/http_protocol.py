@@ -103,15 +103,16 @@ class _BoundedRequestProtocol(HttpToolsProtocol):
             raise _HeadTooLarge(why)
 
     def send_400_response(self, msg: str) -> None:
-        if self._refused is None:
-            super().send_400_response(msg)
-            return
+        """uvicorn's answer to what its parser refuses, as JSON (INPUT-1): 431 for a head past
+        its bounds, else 400."""
         if self.transport.is_closing():
             return
-        log.info("refused a request: %s", self._refused)
-        body = json.dumps({"detail": self._refused}).encode()
+        status = b"431 Request Header Fields Too Large" if self._refused else b"400 Bad Request"
+        detail = self._refused or "not a valid HTTP/1.1 request"
+        log.info("refused a request: %s", detail)
+        body = json.dumps({"detail": detail}).encode()
         self.transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"HTTP/1.1 " + status + b"\r\n"
             b"content-type: application/json\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\n"
             b"connection: close\r\n\r\n" + body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import time
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from conformance.client import ExecutorClient, output_text
-from conformance.raw_http import HEAD_SHAPES, flood_heads
+from conformance.raw_http import HEAD_SHAPES, NOT_HTTP_1_1, flood_heads, send_raw
 from conformance.targets import Capabilities
 from conformance.violations import Exchange
 
@@ -92,6 +93,38 @@ def test_hostile_valid_json_never_gets_a_5xx(executor: ExecutorClient, case: str
             isinstance(exchange.json, dict), f"a JSON error body for {case}", exchange.response_line, exchange
         )
     executor.expect_status(executor.run(executor.code("one_plus_one")), "ok")
+
+
+@pytest.mark.conformance_requirement("INPUT-1")
+@pytest.mark.parametrize("case", list(NOT_HTTP_1_1))
+def test_bytes_that_are_not_http_1_1_never_get_a_5xx(executor: ExecutorClient, case: str) -> None:
+    """An HTTP/2 preface, a TLS handshake, a broken Content-Length: a 4xx (JSON, if it has a body)
+    or the connection closed; never a 5xx, and the executor stays usable."""
+    url = httpx.URL(executor.base_url)
+    answer = send_raw(url.host, url.port or 80, NOT_HTTP_1_1[case], within=executor.timeouts.request)
+    executor.expect(
+        (answer.status is None and answer.closed and not answer.received)
+        or (answer.status is not None and 400 <= answer.status < 500),
+        f"a 4xx, or the connection closed, for {case}",
+        answer.describe(),
+        None,
+    )
+    if answer.status is not None and answer.body:
+        executor.expect(
+            "json" in answer.head.lower() and _is_json(answer.body),
+            f"a JSON error body for {case}",
+            f"{answer.head!r} {answer.body[:200]!r}",
+            None,
+        )
+    executor.expect_status(executor.run(executor.code("one_plus_one")), "ok")
+
+
+def _is_json(data: bytes) -> bool:
+    try:
+        json.loads(data)
+    except ValueError:
+        return False
+    return True
 
 
 @pytest.mark.conformance_requirement("INPUT-2")

@@ -453,6 +453,7 @@ class Handler(BaseHTTPRequestHandler):
         """What http.server refuses itself (a bad request line, a head too large, HTTP/2), as a JSON
         4xx: never a 5xx nor HTML (INPUT-1), and the connection closed."""
         self.close_connection = True
+        self.request_version = "HTTP/1.1"  # http.server would answer as HTTP/0.9: no status line
         status = code if 400 <= code < 500 else HTTPStatus.BAD_REQUEST
         self.send_json(status, {"detail": message or HTTPStatus(code).phrase})
 

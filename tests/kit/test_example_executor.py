@@ -9,7 +9,11 @@ The runs are made in tests/kit/conftest.py.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
+import subprocess
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -20,7 +24,7 @@ from conformance.catalogue import Level
 from conformance.targets import ProcessTarget
 from conformance.timeouts import KitTimeouts
 from examples.subprocess_executor import sandbox
-from tests.conftest import EXAMPLE_EXECUTOR, KitRun
+from tests.conftest import EXAMPLE_EXECUTOR, KitRun, free_port, wait_for
 
 
 def test_example_executor_by_url_fails_no_must_and_says_what_it_could_not_check(kit_runs: dict[str, KitRun]) -> None:
@@ -109,3 +113,33 @@ def test_the_sandbox_looks_into_others_read_only_folders_three_levels_deep(tmp_p
     sweeper._remove_files(str(tmp_path), [], 0, 0)
     left = {name for name, path in planted.items() if path.exists()}
     assert left == {"deep"}  # the others were the user id's, where it could have written them
+
+
+def test_an_execute_while_the_first_worker_starts_gets_503_not_500() -> None:
+    """Issue #28: it answered 500 (an AssertionError) to /execute before its first worker was ready."""
+    workspace = Path(tempfile.mkdtemp(prefix="slow-workspace-"))
+    workspace.chmod(0o755)  # the worker's throwaway user loads it
+    (workspace / "slow.py").write_text("import time\ntime.sleep(3)\n")
+    port = free_port()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WORKSPACE_FOLDER": str(workspace)}
+    process = subprocess.Popen(
+        EXAMPLE_EXECUTOR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+
+            def serving() -> bool:
+                try:
+                    return client.get("/ready").json()["ready"] is False
+                except httpx.HTTPError:
+                    return False
+
+            wait_for(serving, 30, "the example executor to serve while it loads")
+            early = client.post("/execute", json={"code": "1 + 1"})
+            assert early.status_code == 503 and "starting" in early.json()["detail"], early.text
+            wait_for(lambda: client.get("/ready").json()["ready"], 30, "the example executor to be ready")
+            assert client.post("/execute", json={"code": "1 + 1"}).json()["status"] == "ok"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(15)
+        shutil.rmtree(workspace)
