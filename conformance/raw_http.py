@@ -34,7 +34,8 @@ HEAD_SHAPES: dict[str, tuple[bytes, bytes]] = {
 NOT_HTTP_1_1: dict[str, bytes] = {
     "an HTTP/2 preface": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
     "an unknown HTTP version": b"GET /health HTTP/9.9\r\nHost: executor\r\n\r\n",
-    "a TLS handshake": bytes.fromhex("160301020001000200030300") + b"\x00" * 32,
+    # A TLS record's first bytes, then a line break: a server that reads lines judges it at once.
+    "a TLS handshake": bytes.fromhex("160301020001000200030300") + b"\x00" * 32 + b"\r\n\r\n",
     "a negative Content-Length": b"POST /execute HTTP/1.1\r\nHost: executor\r\nContent-Length: -5\r\n\r\n",
     "two different Content-Lengths": (
         b"POST /execute HTTP/1.1\r\nHost: executor\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n123456"

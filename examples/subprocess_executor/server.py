@@ -108,7 +108,7 @@ ITEM_OVERHEAD = 64
 #: A line from the worker may be this many times MAX_OUTPUT_BYTES (UTF-8's widest characters,
 #: JSON escapes), plus a MiB; a longer one is skipped unread.
 ANSWER_LINE_FACTOR = 6
-ANSWER_STATUSES = ("ok", "error")
+ANSWER_STATUSES = ("ok", "error", "timeout")
 
 
 def _text(value: Any, cut: int) -> str:
