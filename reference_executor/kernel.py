@@ -404,8 +404,12 @@ class KernelSession:
         if reply is not None and execution_count is None:
             execution_count = reply.get("execution_count")
         # The code may have finished before our interrupt reached it (a timeout far below the
-        # time a round trip takes, say): then it ran to its end, and says so with its result.
-        finished = reply is not None and reply.get("status") == "ok"
+        # time a round trip takes, say): then it ran to its end, and says so with its result. A
+        # result means the same (it is the cell's last act), even if the interrupt then hit the
+        # kernel's own work after it.
+        finished = (reply is not None and reply.get("status") == "ok") or any(
+            item["type"] == "execute_result" for item in collector.items()
+        )
         if interrupted_at is not None and not finished:
             outcome = RunOutcome.TIMEOUT
         elif any(item["type"] == "error" for item in collector.items()) or (reply or {}).get("status") == "error":

@@ -25,6 +25,10 @@ const VERSION = "1.0.0";
 const CONTRACT_VERSION = "1.4";
 // After SIGINT, how long interrupted code has to stop before the worker is replaced.
 const INTERRUPT_GRACE_MS = 1000;
+// The shortest deadline kept: a SIGINT that reaches the worker as its code finishes can stay
+// pending in Node's SIGINT watchdog and stop the next script instead (seen with timeouts far
+// below a round trip); the fences after an interrupt (drainInterrupt) catch most, not all.
+const MIN_TIMEOUT_MS = 50;
 // How long a new worker has to load the workspace and say it is ready.
 const START_TIMEOUT_MS = 60000;
 // A client has this long to send a whole request (INPUT-6).
@@ -348,6 +352,7 @@ class Session {
     this.restarting = false;
     this.running = false;
     this.pending = null; // {resolve} of the execution waiting for the worker's answer
+    this.pendingFence = null; // resolves with a fence's outcome (see drainInterrupt)
     this.replacing = Promise.resolve(); // the last replacement of the worker, done or under way
   }
 
@@ -402,8 +407,8 @@ class Session {
       loading = false;
       if (started && this.worker === worker) {
         worker.on("message", (message) => {
-          if (isPlainObject(message) && message.interrupted === true) {
-            this.acknowledge();
+          if (isPlainObject(message) && "fence" in message) {
+            this.fenced(message.fence);
             return;
           }
           const answer = checkedAnswer(message, settings.maxOutputBytes);
@@ -446,26 +451,32 @@ class Session {
     }
   }
 
-  acknowledge() {
-    if (this.pendingAck) {
-      const resolve = this.pendingAck;
-      this.pendingAck = null;
-      resolve(true);
+  fenced(outcome) {
+    if (this.pendingFence) {
+      const resolve = this.pendingFence;
+      this.pendingFence = null;
+      resolve(outcome);
     }
   }
 
-  // Until the worker acknowledges an interrupt it took between executions, or `ms` pass.
-  waitForAck(ms) {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.pendingAck = null;
-        resolve(false);
-      }, ms);
-      this.pendingAck = () => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-    });
+  // After an interrupt, empty code is run until one run is not interrupted (at most 3 fences,
+  // each within the grace): an interrupt that came as the code finished is spent there, never in
+  // the next execution (TIMEOUT-3).
+  async drainInterrupt(worker) {
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const outcome = new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          this.pendingFence = null;
+          resolve("none");
+        }, INTERRUPT_GRACE_MS);
+        this.pendingFence = (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        };
+      });
+      worker.send({ fence: true });
+      if ((await outcome) !== "interrupted") return;
+    }
   }
 
   waitForAnswer(ms) {
@@ -505,7 +516,7 @@ class Session {
     const started = process.hrtime.bigint();
     try {
       const worker = this.worker;
-      const answered = this.waitForAnswer(timeout * 1000);
+      const answered = this.waitForAnswer(Math.max(timeout * 1000, MIN_TIMEOUT_MS));
       worker.send({ code, max_output: settings.maxOutputBytes });
       let answer = await answered;
       let status;
@@ -513,7 +524,6 @@ class Session {
       if (answer === undefined) {
         // Past the deadline: interrupt; code that does not stop is ended with its worker.
         const interrupted = this.waitForAnswer(INTERRUPT_GRACE_MS);
-        const acknowledged = this.waitForAck(INTERRUPT_GRACE_MS);
         try {
           worker.kill("SIGINT");
         } catch {
@@ -524,11 +534,12 @@ class Session {
         if (!answer) {
           restarted = await this.escalate();
           answer = { outputs: [], execution_count: null };
-        } else if (!answer.outputs.some((item) => item.type === "error" && /interrupted by .?SIGINT/.test(item.evalue))) {
-          // The code finished (or failed) before the interrupt came: its answer stands, once the
-          // interrupt has landed between executions rather than in the next one.
-          await acknowledged;
-          status = answer.status;
+        } else {
+          await this.drainInterrupt(worker);
+          // The code finished (or failed) before the interrupt came: its answer stands.
+          if (!answer.outputs.some((item) => item.type === "error" && /interrupted by .?SIGINT/.test(item.evalue))) {
+            status = answer.status;
+          }
         }
       } else if (answer === null) {
         if (!this.restarting) await this.startWorker("recovering");

@@ -161,11 +161,21 @@ function execute(message) {
   return answer;
 }
 
-// An interrupt between executions ends nothing (breakOnSigint: during one), but is acknowledged:
-// one that came just after the code finished must not land in the next execution instead.
-process.on("SIGINT", () => process.send({ interrupted: true }));
+// An interrupt between executions ends nothing here (breakOnSigint: during one). One that came as
+// the code finished can still be pending in Node's watchdog and stop the next script it runs: the
+// server sends fences (empty code) after every interrupt until one runs to its end.
+process.on("SIGINT", () => {});
+
+function fence() {
+  try {
+    run("undefined", "<fence>");
+    return { fence: "clean" };
+  } catch {
+    return { fence: "interrupted" };
+  }
+}
 process.on("disconnect", () => process.exit(0)); // the server is gone
-process.on("message", (message) => process.send(execute(message)));
+process.on("message", (message) => process.send(message && message.fence ? fence() : execute(message)));
 
 loadWorkspace();
 process.send({ ready: true });

@@ -141,6 +141,11 @@ def _size(item: dict[str, Any]) -> int:
     return len(json.dumps(item).encode()) + ITEM_OVERHEAD
 
 
+def _has_result(answer: dict[str, Any]) -> bool:
+    """Whether the code's value came back: it ran to its end (the value is its last act)."""
+    return any(item["type"] == "execute_result" for item in answer["outputs"])
+
+
 def checked_answer(message: Any, limit: int) -> dict[str, Any] | None:
     """The worker's answer with its shape checked and every byte of its items counted against
     ``limit`` (OUTPUT-3); None when it is not an answer at all."""
@@ -351,6 +356,8 @@ class Session:
             if answer is None or answer is _DIED:
                 restarted = self.escalate()
                 answer = {"status": "timeout", "outputs": [], "execution_count": None}
+            elif _has_result(answer):  # its value came back: it ran to its end before the interrupt hit
+                answer["status"] = "ok"
             elif answer["status"] != "ok":  # "ok": it finished before the interrupt came, and says so
                 answer["status"] = "timeout"
         elif answer is _DIED:
