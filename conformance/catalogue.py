@@ -269,7 +269,7 @@ _ALL: tuple[Requirement, ...] = (
     _r("INPUT-2", "SHOULD", "input", "a body over MAX_REQUEST_BYTES gets 413"),
     _r("INPUT-3", "MUST", "input", "unknown paths get 404 and wrong methods 405"),
     _r("INPUT-4", "MUST", "input", "unknown fields of an execute request are ignored"),
-    _r("INPUT-5", "SHOULD", "input", "a `timeout` above MAX_EXECUTION_TIMEOUT gets 422"),
+    _r("INPUT-5", "SHOULD", "input", "a `timeout` above MAX_EXECUTION_TIMEOUT gets 422", "timeout_override"),
     _r(
         "INPUT-6", "SHOULD", "input", "connections that send their request too slowly are closed; /health still answers"
     ),

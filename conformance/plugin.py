@@ -39,7 +39,7 @@ from .languages import MissingSnippetError
 from .options import RUN_OPTIONS, OptionError, TargetSpec, add_target_options, spec_from
 from .render import check_writable, to_terminal
 from .results import SkipKind, TestRecord
-from .settings import settings_report
+from .settings import env_value, settings_report
 from .targets import Capabilities, Target
 from .timeouts import KitTimeouts
 
@@ -76,7 +76,7 @@ def _header(config: pytest.Config) -> list[str]:
     subject = " ".join(spec.subject) if isinstance(spec.subject, tuple) else spec.subject or "the reference executor"
     rows = settings_report(spec.settings, spec.source)
     settings = ", ".join(
-        f"{row['variable']}={row['value']}"
+        f"{row['variable']}={env_value(row['value'])}"
         for row in rows
         if row["value"] is not None and row["variable"] not in ("PORT", "WORKSPACE_FOLDER")  # chosen at start
     )

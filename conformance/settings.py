@@ -25,6 +25,7 @@ __all__ = [
     "ExecutorSettings",
     "Setting",
     "SettingsSource",
+    "env_value",
     "settings_report",
 ]
 
@@ -34,6 +35,15 @@ SESSION_ENV_PROBE = {
     "CONFORMANCE_PASSED_ON": "passed-on-on-purpose",
     "CONFORMANCE_SERVER_ONLY": "server-secret",
 }
+
+
+def env_value(value: Any) -> str:
+    """``value`` as an environment variable: a whole number without a decimal point, which an
+    executor that reads the variable as an integer parses too (the original executor does
+    ``int(os.getenv("EXECUTION_TIMEOUT", "180"))``; ``2.0`` stopped it at start-up)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 class SettingsSource(Label):
@@ -65,7 +75,7 @@ class ExecutorSettings:
             "MAX_EXECUTION_TIMEOUT": self.max_execution_timeout,
             "SESSION_ENV": self.session_env,
         }
-        env = {name: str(value) for name, value in values.items() if value is not None}
+        env = {name: env_value(value) for name, value in values.items() if value is not None}
         if self.session_env is not None:
             env.update(SESSION_ENV_PROBE)
         return env

@@ -410,9 +410,13 @@ class KernelSession:
         finished = (reply is not None and reply.get("status") == "ok") or any(
             item["type"] == "execute_result" for item in collector.items()
         )
+        # Our own interrupt, landing after the code finished, is no error of the code's.
+        ours = interrupted_at is not None and (reply or {}).get("ename") == "KeyboardInterrupt"
         if interrupted_at is not None and not finished:
             outcome = RunOutcome.TIMEOUT
-        elif any(item["type"] == "error" for item in collector.items()) or (reply or {}).get("status") == "error":
+        elif any(item["type"] == "error" for item in collector.items()) or (
+            (reply or {}).get("status") == "error" and not ours
+        ):
             outcome = RunOutcome.ERROR
         else:
             outcome = RunOutcome.OK

@@ -793,6 +793,8 @@ class Fault:
     #: Settings, by variable, that take another default than the contract's when unset.
     own_defaults: tuple[tuple[str, str, Any], ...] = ()
     expected_by_image: frozenset[str] | None = None
+    #: Settings, by variable, read as whole numbers (``int()``), as the original executor reads them.
+    as_integers: tuple[tuple[str, str], ...] = ()
 
     def settings(self) -> server.Settings:
         """The settings this executor runs with: what the environment says, less what it ignores."""
@@ -800,6 +802,9 @@ class Fault:
         defaults = server.Settings()
         changes = {name: getattr(defaults, name) for name in self.ignores}
         changes.update({name: value for variable, name, value in self.own_defaults if variable not in os.environ})
+        changes.update(
+            {name: int(os.environ[variable]) for variable, name in self.as_integers if variable in os.environ}
+        )
         return dataclasses.replace(settings, **changes)
 
     @property
@@ -820,6 +825,7 @@ def _fault(
     ignores: tuple[str, ...] = (),
     own_defaults: tuple[tuple[str, str, Any], ...] = (),
     by_image: str | None = None,
+    as_integers: tuple[tuple[str, str], ...] = (),
 ) -> Fault:
     session_class = session if isinstance(session, type) else _session(name, **(session or {}))
     return Fault(
@@ -833,6 +839,7 @@ def _fault(
         ignores,
         own_defaults,
         expected_by_image=None if by_image is None else frozenset(by_image.split()),
+        as_integers=as_integers,
     )
 
 
@@ -1018,11 +1025,41 @@ def _worker_class(name: str) -> type[worker.Worker]:
     return FAULTS[name].worker if name in FAULTS else worker.Worker
 
 
+def _handle_execute_without_timeouts(self: server.Handler, raw: bytes) -> None:
+    """Has no per-request timeout: `timeout` is an unknown field, ignored like any other (INPUT-4)."""
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        body = None
+    if isinstance(body, dict) and "timeout" in body:
+        del body["timeout"]
+        raw = json.dumps(body).encode()
+    code, _ = server.parse_execute(raw)
+    self.send_json(200, self.session.execute(code, None))
+
+
+#: Valid executors built another way than the example, as others build theirs: each is certified
+#: whole by command (in the gallery) and must fail nothing the unbroken example does not (issue #30).
+VARIANTS: dict[str, Fault] = {
+    f.name: f
+    for f in (
+        _fault("integer_settings", "reads EXECUTION_TIMEOUT and MAX_EXECUTION_TIMEOUT with int(), as the "
+               "original executor does", "", as_integers=(("EXECUTION_TIMEOUT", "execution_timeout"),
+                                                         ("MAX_EXECUTION_TIMEOUT", "max_execution_timeout"))),
+        _fault("no_timeout_override", "has no per-request timeout: `timeout` is ignored as an unknown field "
+               "(certified with --skip-feature timeout_override)", "",
+               handler={"handle_execute": _handle_execute_without_timeouts},
+               kit_args=("--skip-feature", "timeout_override")),
+    )
+}  # fmt: skip
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--worker"]:
         _worker_class(argv[1])(argv[2], worker.protocol_pipe()).serve()
         return
-    fault = FAULTS[argv[0] if argv else os.environ["BROKEN_FAULT"]]  # in an image: the variable
+    name = argv[0] if argv else os.environ["BROKEN_FAULT"]  # in an image: the variable
+    fault = FAULTS[name] if name in FAULTS else VARIANTS[name]
     server.serve(fault.session(fault.settings()), fault.handler)
 
 

@@ -28,7 +28,7 @@ from tests.conftest import (
     start_manager,
     stop_executor,
 )
-from tests.kit.broken import FAULTS, NODE_FAULTS
+from tests.kit.broken import FAULTS, NODE_FAULTS, VARIANTS
 
 BROKEN = Path(__file__).with_name("broken.py")
 ORIGINAL_SHAPE = Path(__file__).with_name("original_shape.py")
@@ -78,8 +78,8 @@ def kit_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     """name -> the kit's run: "reference", "baseline", "example-url", "example-via-manager", the
     original README's shape under each profile ("original-core", "original-full"), the Node.js
     executor ("node-baseline"); and, when a test of the gallery runs (marker ``gallery``), each
-    fault, a few faults under the core profile ("core:FAULT") and the broken Node.js executors
-    ("node:FAULT")."""
+    fault, each valid variant ("variant:NAME"), a few faults under the core profile ("core:FAULT")
+    and the broken Node.js executors ("node:FAULT")."""
     gallery = any(item.get_closest_marker("gallery") for item in request.session.items)
     root = reachable_by_every_user(tmp_path_factory.mktemp("kit-runs"))
     workspace = root / "workspace"
@@ -97,6 +97,8 @@ def kit_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         if not fault.by_command:
             continue
         jobs[name] = ["--command", f"{sys.executable} {BROKEN} {name}", *QUICK, *fault.kit_args, *only(fault.expected)]
+    for name, variant in VARIANTS.items() if gallery else ():  # certified whole, as the baseline is
+        jobs[f"variant:{name}"] = ["--command", f"{sys.executable} {BROKEN} {name}", *QUICK, *variant.kit_args]
     for name in CORE_FAULTS if gallery else ():
         jobs[f"core:{name}"] = [*jobs[name], "--profile", "core"]
     if NODE_PROBLEM is None:

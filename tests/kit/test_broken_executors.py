@@ -15,7 +15,7 @@ import pytest
 from conformance import catalogue
 from conformance.catalogue import Level
 from tests.conftest import ROOT, KitRun
-from tests.kit.broken import FAULTS, detection_table
+from tests.kit.broken import FAULTS, VARIANTS, detection_table
 from tests.readme import section
 
 
@@ -36,6 +36,18 @@ def test_the_kit_fails_exactly_the_expected_requirements(kit_runs: dict[str, Kit
     assert run.results["verdict"] != "conformant"
     if any(catalogue.get(rid).level is Level.MUST for rid in FAULTS[name].expected):
         assert run.results["verdict"] == "non_conformant" and run.returncode == 1
+
+
+@pytest.mark.gallery
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_a_valid_executor_built_another_way_fails_nothing_the_baseline_does_not(
+    kit_runs: dict[str, KitRun], name: str
+) -> None:
+    """Issue #30: settings read as integers could not start (the kit sent 2.0), and an executor
+    without per-request timeouts failed INPUT-1 and INPUT-5 although it declared so."""
+    run, baseline = kit_runs[f"variant:{name}"], kit_runs["baseline"].failed()
+    assert run.results["verdict"] in ("conformant", "conformant_with_warnings"), run.output[-3000:]
+    assert run.failed() - baseline == set(), run.output[-3000:]
 
 
 def test_every_must_that_an_executor_can_break_is_caught_by_some_broken_executor() -> None:

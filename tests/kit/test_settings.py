@@ -41,10 +41,19 @@ def test_each_value_the_kit_sets_gives_another_outcome_than_the_default() -> Non
 
 def test_the_environment_leaves_unset_settings_out() -> None:
     env = KIT.environment()
-    assert env["PORT"] == "9432" and env["EXECUTION_TIMEOUT"] == "2.0" and env["SESSION_ENV"] == "CONFORMANCE_PASSED_ON"
+    assert env["PORT"] == "9432" and env["EXECUTION_TIMEOUT"] == "2" and env["SESSION_ENV"] == "CONFORMANCE_PASSED_ON"
     assert "CONFORMANCE_SERVER_ONLY" in env  # the variable SESSION_ENV does not name (ISO-6)
     unset = dataclasses.replace(KIT, port=None, session_env=None)
     assert "PORT" not in unset.environment() and "CONFORMANCE_SERVER_ONLY" not in unset.environment()
+
+
+def test_whole_numbers_are_written_as_whole_numbers_so_that_int_reads_them() -> None:
+    """Issue #30: `EXECUTION_TIMEOUT=2.0` stopped an executor that reads it with int() at start-up."""
+    env = KIT.environment()
+    assert env["EXECUTION_TIMEOUT"] == "2" and env["MAX_EXECUTION_TIMEOUT"] == "120"
+    for variable in ("EXECUTION_TIMEOUT", "MAX_OUTPUT_BYTES", "MAX_REQUEST_BYTES", "MAX_EXECUTION_TIMEOUT"):
+        int(env[variable])
+    assert dataclasses.replace(KIT, execution_timeout=0.5).environment()["EXECUTION_TIMEOUT"] == "0.5"
 
 
 def test_every_requirement_that_checks_a_setting_is_in_the_catalogue() -> None:
