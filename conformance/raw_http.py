@@ -70,7 +70,7 @@ def send_raw(host: str, port: int, data: bytes, *, within: float) -> RawAnswer:
     """Send ``data`` on a connection of its own, then read what comes back for ``within`` seconds
     at most (until the connection closes, or an answer whose length is known is whole)."""
     deadline = time.monotonic() + within
-    received, closed = b"", False
+    received, closed, length = b"", False, None
     with _connection(host, port, within) as sock:
         with contextlib.suppress(OSError):
             sock.setblocking(True)
@@ -101,6 +101,8 @@ def send_raw(host: str, port: int, data: bytes, *, within: float) -> RawAnswer:
             if length is not None and len(body) >= length:
                 break
     head, _, body = received.partition(b"\r\n\r\n")
+    if length is not None:  # the answer's own body: what follows (a second answer, say) is not
+        body = body[:length]
     return RawAnswer(_status_of(received), head.decode("latin-1"), body, closed, bool(received))
 
 

@@ -1049,7 +1049,8 @@ VARIANTS: dict[str, Fault] = {
         _fault("no_timeout_override", "has no per-request timeout: `timeout` is ignored as an unknown field "
                "(certified with --skip-feature timeout_override)", "",
                handler={"handle_execute": _handle_execute_without_timeouts},
-               kit_args=("--skip-feature", "timeout_override")),
+               # No longer timeout for the fork bomb's starter: its default is all it gets.
+               kit_args=("--skip-feature", "timeout_override", "--execution-timeout", "3")),
     )
 }  # fmt: skip
 
