@@ -261,8 +261,11 @@ class Session:
             self.worker.kill()
         if self.sandbox is not None:
             self.sandbox.clean()
-        line_limit = ANSWER_LINE_FACTOR * self.settings.max_output_bytes + (1 << 20)
-        return Worker(self.worker_command(), line_limit, **self.worker_options())
+        return Worker(self.worker_command(), self.answer_line_limit(), **self.worker_options())
+
+    def answer_line_limit(self) -> int:
+        """The longest line a worker may write to the server; a longer one is skipped unread."""
+        return ANSWER_LINE_FACTOR * self.settings.max_output_bytes + (1 << 20)
 
     def worker_options(self) -> dict[str, Any]:
         """How a new worker is started (Popen's options): its user, HOME and environment."""
@@ -343,7 +346,7 @@ class Session:
 
     def _execute(self, code: str, timeout: float) -> dict[str, Any]:
         worker = self.worker
-        if worker is None or not self.ready:  # still starting: no worker to run the code yet
+        if worker is None:  # the first worker still starts: none to run the code yet
             raise NotReady
         started = time.monotonic()
         worker.send({"code": code, "max_output": self.settings.max_output_bytes})

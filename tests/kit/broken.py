@@ -920,7 +920,8 @@ FAULTS: dict[str, Fault] = {
         _fault("wrong_method_is_404", "a wrong method gets 404 instead of 405", "INPUT-3 SCHEMA-2",
                handler={"dispatch": _wrong_method_is_404}),
         _fault("huge_output_drops_the_call", "no output cap, and answers over 10 MB are never sent",
-               "OUTPUT-1 OUTPUT-2", session={"execute": _no_output_cap_execute},
+               "OUTPUT-1 OUTPUT-2", session={"execute": _no_output_cap_execute,
+                                             "answer_line_limit": lambda self: 1 << 40},
                handler={"handle_execute": _altered_execute(_large_answers_dropped)},
                # Room for its uncapped 50 MB answer: under 512 MB of address space the worker
                # sometimes died building it, and a small "crashed" answer passed OUTPUT-1.
@@ -968,8 +969,8 @@ FAULTS: dict[str, Fault] = {
                ignores=("workspace",), by_image="CODE-5"),
         _fault("execution_timeout_ignored", "EXECUTION_TIMEOUT is ignored: always the default 3 s", "TIMEOUT-7",
                ignores=("execution_timeout",), by_image="TIMEOUT-7"),
-        _fault("max_output_bytes_ignored", "MAX_OUTPUT_BYTES is ignored: always the default 1 MiB", "OUTPUT-2",
-               ignores=("max_output_bytes",), by_image="OUTPUT-2"),
+        _fault("max_output_bytes_ignored", "MAX_OUTPUT_BYTES is ignored: always the default 1 MiB",
+               "OUTPUT-2 OUTPUT-3", ignores=("max_output_bytes",), by_image="OUTPUT-2 OUTPUT-3"),
         _fault("max_request_bytes_ignored", "MAX_REQUEST_BYTES is ignored: always the default 1 MiB", "INPUT-2",
                ignores=("max_request_bytes",), by_image="INPUT-2"),
         _fault("max_execution_timeout_ignored", "MAX_EXECUTION_TIMEOUT is ignored: always the default 3600 s",
