@@ -73,8 +73,6 @@ def send_raw(host: str, port: int, data: bytes, *, within: float) -> RawAnswer:
     received, closed, length = b"", False, None
     with _connection(host, port, within) as sock:
         with contextlib.suppress(OSError):
-            sock.setblocking(True)
-            sock.settimeout(within)
             sock.sendall(data)
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -140,7 +138,6 @@ def _status_of(data: bytes) -> int | None:
 def _connection(host: str, port: int, timeout: float) -> Iterator[socket.socket]:
     sock = socket.create_connection((host, port), timeout=timeout)
     try:
-        sock.setblocking(False)
         yield sock
     finally:
         sock.close()
@@ -158,6 +155,7 @@ def flood_head(host: str, port: int, shape: str, *, cap: int, within: float) -> 
     sent, received, closed = 0, b"", False
     progress = time.monotonic()  # when the peer last took bytes
     with _connection(host, port, within) as sock:
+        sock.setblocking(False)  # select() says when to send or read
         pending = memoryview(start)
         while not closed and _status_of(received) is None:
             left = deadline - time.monotonic()

@@ -407,20 +407,18 @@ class KernelSession:
         # time a round trip takes, say): then it ran to its end, and says so with its result. A
         # result means the same (it is the cell's last act), even if the interrupt then hit the
         # kernel's own work after it.
-        finished = (reply is not None and reply.get("status") == "ok") or any(
-            item["type"] == "execute_result" for item in collector.items()
-        )
+        items = collector.items()
+        kinds = {item["type"] for item in items}
+        finished = (reply is not None and reply.get("status") == "ok") or "execute_result" in kinds
         # Our own interrupt, landing after the code finished, is no error of the code's.
         ours = interrupted_at is not None and (reply or {}).get("ename") == "KeyboardInterrupt"
         if interrupted_at is not None and not finished:
             outcome = RunOutcome.TIMEOUT
-        elif any(item["type"] == "error" for item in collector.items()) or (
-            (reply or {}).get("status") == "error" and not ours
-        ):
+        elif "error" in kinds or ((reply or {}).get("status") == "error" and not ours):
             outcome = RunOutcome.ERROR
         else:
             outcome = RunOutcome.OK
-        return RunResult(outcome, collector.items(), None if silent else execution_count, collector.truncated)
+        return RunResult(outcome, items, None if silent else execution_count, collector.truncated)
 
     async def _receive(self, channel: Any, timeout: float) -> dict[str, Any] | None:
         """The next message on ``channel`` within ``timeout`` seconds, or None if none came.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conformance.raw_http import send_raw
 from tests.conftest import EXAMPLES, RunningExecutor, free_port, start_executor, stop_executor, wait_for
 
 
@@ -238,18 +238,11 @@ def test_a_missing_extra_is_named_with_its_install_line(module: str, args: list[
 # -- request heads (INPUT-7) and HEAD (INPUT-8) ---------------------------------------------------
 
 
-def raw_request(base_url: str, head: bytes) -> tuple[int, bytes]:
+def raw_request(base_url: str, head: bytes) -> tuple[int | None, bytes]:
     """Send ``head`` (a whole request head) on a connection of its own: the status and body."""
     url = httpx.URL(base_url)
-    with socket.create_connection((url.host, url.port), timeout=10) as sock:
-        sock.sendall(head)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-            if b"\r\n\r\n" in answer and b"connection: close" not in answer.lower():
-                break
-    status_line, _, rest = answer.partition(b"\r\n")
-    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+    answer = send_raw(url.host, url.port or 80, head, within=10)
+    return answer.status, answer.body
 
 
 HEADS = {
