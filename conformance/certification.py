@@ -31,6 +31,7 @@ from .violations import Violation, cut
 
 __all__ = [
     "FEATURES_FROM_INFO",
+    "INCONCLUSIVE_ON",
     "NEEDS_MARK",
     "REQUIREMENT_MARK",
     "SETUP_SECONDS",
@@ -48,6 +49,8 @@ __all__ = [
 
 #: Why a test was skipped, set on the item by whoever skips it (read when the outcome is recorded).
 SKIP_KIND = pytest.StashKey[SkipKind]()
+#: The requirement whose time bound a test found inconclusive (see ``conformance.pace``).
+INCONCLUSIVE_ON = pytest.StashKey[str]()
 #: How long a test's set-up took when it passed (waiting for a usable executor, say): part of its time.
 SETUP_SECONDS = pytest.StashKey[float]()
 
@@ -274,6 +277,7 @@ class ConformanceRun:
         if report.skipped:
             record.outcome = "skipped"
             record.skip_kind = item.stash.get(SKIP_KIND, None) or skip_kind_of(call)
+            record.failed_requirement = item.stash.get(INCONCLUSIVE_ON, None)
             error = call.excinfo.value if call.excinfo else None
             longrepr = report.longrepr
             if isinstance(error, NotRun | NotApplicable):

@@ -11,6 +11,7 @@ import contextlib
 import enum
 import http.client
 import json
+import math
 import socket
 import threading
 import time
@@ -24,9 +25,10 @@ import httpx
 from . import languages
 from .catalogue import Profile
 from .languages import LanguagePack
+from .pace import Timing
 from .settings import CONTRACT_DEFAULTS
 from .timeouts import KitTimeouts
-from .violations import Exchange, Violation
+from .violations import Exchange, Inconclusive, Violation
 
 __all__ = ["BUSY", "EXECUTE_FIELDS", "ExecutorClient", "Stalls", "has_status", "output_text", "raised", "status_of"]
 
@@ -143,6 +145,17 @@ class ExecutorClient:
     def close(self) -> None:
         self._http.close()
 
+    @contextlib.contextmanager
+    def _fresh(self) -> Iterator[ExecutorClient]:
+        """This client on a connection of its own, as a new client's would be; closed after."""
+        fresh = self.of_sibling(
+            self.base_url, default_execution_timeout=self.default_execution_timeout, headers=self._headers
+        )
+        try:
+            yield fresh
+        finally:
+            fresh.close()
+
     def code(self, snippet: str, /, **params: Any) -> str:
         """The language pack's code for ``snippet`` (``languages.SNIPPETS``); a test that needs one
         the pack lacks is not run (``languages.MissingSnippetError``)."""
@@ -246,17 +259,8 @@ class ExecutorClient:
     def health(self, timeout: float | None = None, *, new_connection: bool = False) -> Exchange:
         """GET /health; with ``new_connection``, on a connection of its own, as a new client would."""
         if new_connection:
-            fresh = ExecutorClient(
-                self.base_url,
-                self.timeouts,
-                requirement=self.requirement,
-                default_execution_timeout=self.default_execution_timeout,
-                headers=self._headers,
-            )
-            try:
+            with self._fresh() as fresh:
                 exchange = fresh.request("GET", "/health", timeout=timeout)
-            finally:
-                fresh.close()
             with self._lock:
                 self.history.append(exchange)
             return exchange
@@ -304,15 +308,19 @@ class ExecutorClient:
     @contextlib.contextmanager
     def health_watched(self, what: str) -> Iterator[None]:
         """/health must answer within ``timeouts.health`` throughout the block (asked from a
-        thread, on a new connection each time, as a new client would)."""
-        failures: list[Exchange] = []
+        thread, on a new connection each time, as a new client would). A wrong answer fails at
+        once; a late one (or none in time) must be confirmed by another (``conformance.pace``)."""
+        wrong: list[Exchange] = []
+        timing = Timing(self.timeouts.health, f"/health within {self.timeouts.health:.0f} s throughout {what}")
         stop = threading.Event()
 
         def watch() -> None:
             while not stop.is_set():
                 health = self.health(timeout=self.timeouts.health, new_connection=True)
-                if health.status != 200:
-                    failures.append(health)
+                if health.timed_out or health.status == 200:
+                    timing.saw_answer(health)
+                else:
+                    wrong.append(health)
                 stop.wait(self.timeouts.health_watch)
 
         watcher = threading.Thread(target=watch, name="conformance-health-watch", daemon=True)
@@ -322,12 +330,8 @@ class ExecutorClient:
         finally:
             stop.set()
             watcher.join()
-        self.expect(
-            not failures,
-            f"/health within {self.timeouts.health:.0f} s throughout {what}",
-            failures[0].response_line if failures else "",
-            failures[0] if failures else None,
-        )
+        self.expect(not wrong, timing.expected, wrong[0].response_line if wrong else "", wrong[0] if wrong else None)
+        self.judge_time(timing)
 
     @contextlib.contextmanager
     def attacked(self, what: str) -> Iterator[None]:
@@ -437,6 +441,42 @@ class ExecutorClient:
             exchange,
             requirement,
         )
+
+    def judge_time(
+        self, first: Timing, again: Callable[[], Timing] | None = None, *, requirement: str | None = None
+    ) -> None:
+        """Judge a time bound on the executor's time, not the machine's (``conformance.pace``).
+
+        ``first``: what a scenario saw; ``again``: runs the scenario once more (None: it cannot
+        be, and ``first`` must be late twice on its own). Passes unless confirmed late; then fails
+        on a quiet path, and raises ``Inconclusive`` on a loaded one."""
+        if not first.late:
+            return
+        before = self.path_delay()
+        second = first if again is None else again()
+        if not (second.confirmed if again is None else second.late):
+            return  # the first was the machine's
+        path = max(before, self.path_delay())
+        received = second.received if again is None else f"{first.received}, and again {second.received}"
+        received += f"; the kit's no-op round trip took {path:.3f} s"
+        requirement = requirement or self.requirement
+        if requirement is None:
+            raise ValueError("this client is not bound to a requirement; use bound_to()")
+        if path > self.timeouts.quiet_path:
+            raise Inconclusive(requirement, expected=second.expected, received=received)
+        raise self.fail(second.expected, received, second.late[-1].exchange, requirement)
+
+    def path_delay(self) -> float:
+        """The kit's own path to the executor, idle: the round trip of ``GET /health`` and of an
+        execute of trivial code, each on a connection of its own; the longer, in seconds (no
+        answer in time: infinite). Recorded in no history: it is the kit's measure, not evidence."""
+        within = self.timeouts.request
+        with self._fresh() as probe:
+            health = probe.request("GET", "/health", timeout=within)
+        with self._fresh() as probe:
+            trivial = probe.execute_when_free(self.code("trivial"), within=within, client_timeout=within)
+        answered = all(exchange.error is None for exchange in (health, trivial))
+        return max(health.elapsed, trivial.elapsed) if answered else math.inf
 
     def wait_until(self, condition: Callable[[], Exchange | None], within: float, expected: str) -> Exchange:
         """Poll ``condition`` (returns an exchange when satisfied, None otherwise) until ``within`` s pass."""

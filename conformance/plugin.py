@@ -24,6 +24,7 @@ from . import __version__, catalogue
 from .catalogue import Area, Level, Need
 from .certification import (
     FEATURES_FROM_INFO,
+    INCONCLUSIVE_ON,
     NEEDS_MARK,
     REQUIREMENT_MARK,
     SETUP_SECONDS,
@@ -42,6 +43,7 @@ from .results import SkipKind, TestRecord
 from .settings import env_value, settings_report
 from .targets import Capabilities, Target
 from .timeouts import KitTimeouts
+from .violations import Inconclusive
 
 #: Areas in the order the suite runs them: harmless first, destructive last.
 _RUN_KEY = pytest.StashKey[ConformanceRun]()
@@ -180,8 +182,20 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    with _not_run_without_a_snippet():
+    with _not_run_without_a_snippet(), _skipped_when_inconclusive(item):
         return (yield)
+
+
+@contextlib.contextmanager
+def _skipped_when_inconclusive(item: pytest.Item) -> Iterator[None]:
+    """A time bound missed twice on a loaded machine: the test is skipped as inconclusive, on
+    the requirement whose bound it was (``conformance.pace``)."""
+    try:
+        yield
+    except Inconclusive as exc:
+        item.stash[SKIP_KIND] = SkipKind.INCONCLUSIVE
+        item.stash[INCONCLUSIVE_ON] = exc.requirement.id
+        pytest.skip(f"{exc.requirement.label} {exc.message}")
 
 
 @contextlib.contextmanager

@@ -18,7 +18,14 @@ TRUSTED = SettingsSource.TRUSTED.value
 
 __all__ = ["check_writable", "to_json", "to_junit", "to_markdown", "to_terminal", "write_reports"]
 
-_ICON = {Outcome.PASSED: "✅", Outcome.FAILED: "❌", Outcome.SKIPPED: "⏭️", Outcome.PARTIAL: "◐", Outcome.NOT_RUN: "⚪"}
+_ICON = {
+    Outcome.PASSED: "✅",
+    Outcome.FAILED: "❌",
+    Outcome.SKIPPED: "⏭️",
+    Outcome.PARTIAL: "◐",
+    Outcome.NOT_RUN: "⚪",
+    Outcome.INCONCLUSIVE: "❔",
+}
 
 
 def _target_name(report: Report) -> str:
@@ -42,7 +49,7 @@ def to_junit(report: Report) -> str:
         "tests": str(len(report.requirements) + (1 if report.error else 0)),
         "failures": str(counts[Outcome.FAILED]),
         "errors": "1" if report.error else "0",
-        "skipped": str(counts[Outcome.SKIPPED] + counts[Outcome.PARTIAL] + counts[Outcome.NOT_RUN]),
+        "skipped": str(sum(n for outcome, n in counts.items() if outcome not in (Outcome.PASSED, Outcome.FAILED))),
         "time": f"{report.duration_s:.2f}",
     }
     root = ET.Element("testsuites", {"name": "executor-conformance", **totals})
@@ -79,6 +86,12 @@ def to_junit(report: Report) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+def _outcomes_shown(table: dict[str, dict[str, int]]) -> list[Outcome]:
+    """The columns of a table of counts: inconclusive only when the run had one (a quiet run's
+    table is the same as before the outcome existed)."""
+    return [o for o in Outcome if o is not Outcome.INCONCLUSIVE or any(row[o.value] for row in table.values())]
+
+
 def _cell(text: str | None) -> str:
     return (text or "").split("\n")[0].replace("|", "\\|")[:160]
 
@@ -94,9 +107,11 @@ def to_markdown(report: Report) -> str:
     ]
     if report.error:
         lines += [f"> {report.error.splitlines()[0]}", ""]
-    lines += [f"| Level | {' | '.join(o.label for o in Outcome)} |", "| --- " * (len(Outcome) + 1) + "|"]
-    for level, row in report.counts().items():
-        lines.append(f"| {level} | {' | '.join(str(row[o.value]) for o in Outcome)} |")
+    table = report.counts()
+    shown = _outcomes_shown(table)
+    lines += [f"| Level | {' | '.join(o.label for o in shown)} |", "| --- " * (len(shown) + 1) + "|"]
+    for level, row in table.items():
+        lines.append(f"| {level} | {' | '.join(str(row[o.value]) for o in shown)} |")
     lines += ["", "| | Requirement | Level | Outcome | Note |", "| --- | --- | --- | --- | --- |"]
     for r in report.requirements:
         lines.append(f"| {_ICON[r.outcome]} | {r.id} | {r.level.value} | {r.outcome.label} | {_note(r)} |")
@@ -131,18 +146,13 @@ def to_terminal(report: Report) -> str:
     """One screen: failures first, then counts and the verdict."""
     lines = []
     for level in Level:
-        for r in report.failed(level):
-            reason = _cell(r.reason)
-            lines.append(
-                f"FAILED {reason}"
-                if reason.startswith(f"[{r.level.value} {r.id}]")
-                else f"FAILED [{r.level.value} {r.id}] {reason}"
-            )
+        lines += [f"FAILED {_labelled(r)}" for r in report.failed(level)]
     for r in report.requirements:
-        if r.outcome.gap and r.level is Level.MUST:
-            lines.append(f"{r.outcome.label.upper()} [{r.level.value} {r.id}] {_cell(r.reason)}")
-    for level_name, row in report.counts().items():
-        counts = "  ".join(f"{row[o.value]:>3} {o.label}" for o in Outcome)
+        if r.outcome.gap and (r.level is Level.MUST or r.outcome is Outcome.INCONCLUSIVE):
+            lines.append(f"{r.outcome.label.upper()} {_labelled(r)}")
+    table = report.counts()
+    for level_name, row in table.items():
+        counts = "  ".join(f"{row[o.value]:>3} {o.label}" for o in _outcomes_shown(table))
         lines.append(f"{level_name:<6} {counts}")
     trusted = trusted_settings(report)
     if trusted:
@@ -152,6 +162,12 @@ def to_terminal(report: Report) -> str:
     strict = " (strict)" if report.strict and report.verdict is Verdict.WITH_WARNINGS else ""
     lines.append(f"Verdict: {report.verdict.label}{strict} ({profiles(report)})")
     return "\n".join(lines)
+
+
+def _labelled(r: RequirementResult) -> str:
+    """The first line of ``r``'s reason, after its label ("[MUST TIMEOUT-1]") unless it has one."""
+    reason, label = _cell(r.reason), f"[{r.level.value} {r.id}]"
+    return reason if reason.startswith(label) else f"{label} {reason}"
 
 
 def profiles(report: Report) -> str:

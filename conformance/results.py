@@ -34,8 +34,9 @@ __all__ = [
 ]
 
 #: results.json's version: 2 has identifiers without spaces for every enumerated value, an
-#: integer version, and the ``partial`` outcome. ``compare`` reads version 1 reports too.
-REPORT_VERSION = 2
+#: integer version, and the ``partial`` outcome; 3 adds the ``inconclusive`` outcome (and skip
+#: kind). ``compare`` reads the earlier versions too.
+REPORT_VERSION = 3
 
 
 def published_schema(document: str, version: int) -> dict[str, Any]:
@@ -59,11 +60,15 @@ class Outcome(Label):
     PARTIAL = "partial"
     #: Could not be run here; says why. A MUST not run makes the verdict "incomplete".
     NOT_RUN = "not_run"
+    #: A time bound missed twice on a machine too loaded to say whose the time was
+    #: (``conformance.pace``): never failed, never passed. A MUST inconclusive makes the verdict
+    #: "incomplete"; run it again on a quieter machine.
+    INCONCLUSIVE = "inconclusive"
 
     @property
     def gap(self) -> bool:
         """Not checked in full: a MUST with this outcome leaves the certification incomplete."""
-        return self in (Outcome.PARTIAL, Outcome.NOT_RUN)
+        return self in (Outcome.PARTIAL, Outcome.NOT_RUN, Outcome.INCONCLUSIVE)
 
 
 class SkipKind(Label):
@@ -72,6 +77,7 @@ class SkipKind(Label):
     NOT_APPLICABLE = "not_applicable"  # the test found nothing to check (e.g. an optional behaviour not used)
     BROKEN_BY_EARLIER = "broken_by_earlier"  # the executor was unusable before the test began
     TRUSTED = "taken_on_trust"  # the kit could not choose what it checks (a URL's settings): the user vouches
+    INCONCLUSIVE = "inconclusive"  # late twice on a loaded machine: see Outcome.INCONCLUSIVE
 
     @property
     def benign(self) -> bool:
@@ -111,7 +117,8 @@ class TestRecord:
     duration_s: float = 0.0
     skip_kind: SkipKind | None = None
     reason: str | None = None
-    #: The requirement a violation named, when the test failed with one.
+    #: The requirement a violation named, when the test failed with one (or that it found
+    #: inconclusive, when it was skipped so).
     failed_requirement: str | None = None
     evidence: dict[str, Any] | None = None
 
@@ -202,6 +209,10 @@ def _fold(requirement: Requirement, records: list[TestRecord], cases: Collection
     # Skipped by declaration, or the situation the requirement is about never arose: not a
     # gap in the certification. A missing capability or a broken executor is.
     # A requirement some of whose tests passed, the rest not applicable, has passed.
+    inconclusive = [r for r in skipped if r.skip_kind is not None and SkipKind(r.skip_kind) is SkipKind.INCONCLUSIVE]
+    if inconclusive and not blocked:
+        result.outcome, result.reason = Outcome.INCONCLUSIVE, inconclusive[0].reason
+        return result
     benign = all(r.skip_kind is not None and SkipKind(r.skip_kind).benign for r in skipped)
     if skipped and not blocked and benign:
         result.outcome = Outcome.PASSED if gap is Outcome.PARTIAL else Outcome.SKIPPED

@@ -33,6 +33,9 @@ class KitTimeouts:
     restart_after_attack: float = 15.0
 
     # -- the kit's own waits ---------------------------------------------------------------
+    #: Judging a time bound (``conformance.pace``): a no-op round trip (GET /health, trivial code)
+    #: past this means the machine is too loaded to say whose a late answer was (inconclusive).
+    quiet_path: float = 0.25
     #: Past a contract bound, how much longer the kit waits for an answer before it records that
     #: none came (a hang: evidence for every later scenario that needs the same behaviour). Long
     #: enough that an answer that is only late (a restart after a missed deadline, say) still

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import catalogue
 
-__all__ = ["Exchange", "Violation", "cut"]
+__all__ = ["Exchange", "Inconclusive", "Violation", "cut"]
 
 #: How much of a request or response body the evidence keeps.
 EVIDENCE_CHARS = 1500
@@ -97,3 +97,18 @@ class Violation(AssertionError):
             "received": cut(self.received),
             "exchange": self.exchange.as_dict() if self.exchange else None,
         }
+
+
+class Inconclusive(Exception):
+    """A time bound of ``requirement_id`` was missed twice, on a machine too loaded to say whose the
+    time was (see ``conformance.pace``): the requirement is neither passed nor failed."""
+
+    def __init__(self, requirement_id: str, *, expected: str, received: str) -> None:
+        self.requirement = catalogue.get(requirement_id)
+        self.expected = expected
+        self.received = received
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        return f"inconclusive on a loaded machine: {self.expected} expected; {self.received}"

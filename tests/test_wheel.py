@@ -30,6 +30,7 @@ def test_the_wheel_carries_the_kit_the_contract_and_the_licence_and_no_stray_pac
     expected = {
         f"{data}/contract.md", f"{data}/openapi.yaml", "executor_conformance-1.0.0.dist-info/licenses/LICENSE",
         "conformance/schemas/results-1.schema.json", "conformance/schemas/results-2.schema.json",
+        "conformance/schemas/results-3.schema.json",
         "conformance/schemas/bench-1.schema.json",
         "conformance/suite/pytest.ini", "conformance/openapi.yaml",
     }  # fmt: skip

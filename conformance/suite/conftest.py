@@ -11,9 +11,11 @@ from typing import Any, TypeVar
 import pytest
 
 from conformance.certification import not_run, requirement_ids
-from conformance.client import ExecutorClient
+from conformance.client import ExecutorClient, has_status, status_of
 from conformance.options import TargetSpec
+from conformance.pace import Timing
 from conformance.targets import Capabilities, Target, TargetError, start_to_ready
+from conformance.violations import Exchange
 
 __all__ = [
     "LONGEST_DEFAULT_TO_WAIT",
@@ -23,6 +25,7 @@ __all__ = [
     "observed_once",
     "run_past_its_timeout",
     "started_sibling",
+    "timed_out_in_time",
     "watch_workspace_load",
 ]
 
@@ -62,6 +65,37 @@ def run_past_its_timeout(
     return executor.expect_execute_response(exchange), elapsed
 
 
+def timed_out_in_time(
+    executor: ExecutorClient,
+    code: str,
+    send: float | None,
+    seconds: float,
+    *,
+    bound: float | None = None,
+    requirement: str | None = None,
+) -> tuple[dict[str, Any], float, Exchange | None]:
+    """Run ``code``, which outlives its timeout (``send``, ``seconds``: see ``run_past_its_timeout``):
+    it must end ``timeout``, and within ``bound`` (default: TIMEOUT-1's, the timeout + 5 s), a
+    bound judged on the executor's time (``conformance.pace``: a late answer is observed again).
+    The first observation's body, seconds and exchange."""
+    bound = seconds + executor.timeouts.timeout_slack if bound is None else bound
+    expected = f'"status": "timeout" within {bound:.1f} s'
+
+    def observe() -> tuple[dict[str, Any], float, Exchange | None]:
+        body, elapsed = run_past_its_timeout(executor, code, send, seconds)
+        exchange = executor.last
+        received = f"status {status_of(body)!r} after {elapsed:.1f} s"
+        executor.expect(has_status(body, "timeout"), expected, received, exchange, requirement)
+        return body, elapsed, exchange
+
+    def timing(observed: tuple[dict[str, Any], float, Exchange | None]) -> Timing:
+        return Timing(bound, expected).saw(observed[1], observed[2])
+
+    first = observe()
+    executor.judge_time(timing(first), lambda: timing(observe()), requirement=requirement)
+    return first
+
+
 def judge_default_timeout(executor: ExecutorClient, default: float) -> None:
     """Code sent without a `timeout` is cut at ``default`` seconds: not sooner, not later.
 
@@ -69,9 +103,9 @@ def judge_default_timeout(executor: ExecutorClient, default: float) -> None:
     `timeout` and code that sleeps 0.5x must end `ok`, so an executor that uses another default
     (the contract's, when the kit set a shorter one) gives a different status.
     """
-    body, elapsed = run_past_its_timeout(executor, executor.code("sleeps_forever"), None, default)
+    body, elapsed, _ = timed_out_in_time(executor, executor.code("sleeps_forever"), None, default)
     executor.expect(
-        body["status"] == "timeout" and default * 0.9 <= elapsed <= default + executor.timeouts.timeout_slack,
+        default * 0.9 <= elapsed,
         f'"status": "timeout" after about the default timeout of {default:g} s',
         f"status {body['status']!r} after {elapsed:.1f} s",
     )

@@ -45,8 +45,11 @@ BY_IMAGE = {name: fault for name, fault in FAULTS.items() if fault.expected_by_i
 #: conformant executor never makes the kit wait out (the unbroken one takes about 70 s). The whole
 #: gallery by image was measured once: see the README.
 SLOWEST = ("timeouts_never_fire", "timeout_leaves_busy", "missing_folder_is_fatal")
-#: However broken, an executor is certified within this under the production limits (#17).
-CERTIFIED_WITHIN_S = 180.0
+#: However broken, an executor is certified within this under the production limits (#17), or
+#: within this many times the unbroken one's certification in the same run, whichever is longer:
+#: on a slow or busy machine the runs slow down together (CI once took 359 s, three at a time on a
+#: slower runner), and the question is what a hang costs, not how fast the machine is.
+CERTIFIED_WITHIN_S, CERTIFIED_WITHIN_BASELINES = 180.0, 2.5
 #: Runs at once: each is several containers at a quarter of a CPU (the executor, and CODE-5's
 #: and CONFIG-2's second executors), on a machine of two cores; a run mostly waits.
 PARALLEL_RUNS = 3
@@ -99,7 +102,7 @@ def test_each_broken_executor_by_image_is_caught_with_its_own_id(image_runs: dic
 
 
 @pytest.mark.parametrize("name", SLOWEST)
-def test_the_slowest_broken_executors_are_certified_within_three_minutes(
+def test_the_slowest_broken_executors_are_certified_within_three_minutes_or_a_few_baselines(
     image_runs: dict[str, KitRun], name: str
 ) -> None:
     """A hang observed once is the evidence for every scenario that needs the same behaviour."""
@@ -107,4 +110,5 @@ def test_the_slowest_broken_executors_are_certified_within_three_minutes(
     caught = run.failed() - baseline.failed()
     assert FAULTS[name].expected <= caught, f"{name}: kit failed {sorted(caught)}\n{run.output[-3000:]}"
     assert run.results["verdict"] == "non_conformant" and run.returncode == 1
-    assert run.results["duration_s"] < CERTIFIED_WITHIN_S, (name, run.results["duration_s"])
+    bound = max(CERTIFIED_WITHIN_S, CERTIFIED_WITHIN_BASELINES * baseline.results["duration_s"])
+    assert run.results["duration_s"] < bound, (name, run.results["duration_s"], baseline.results["duration_s"])

@@ -215,6 +215,44 @@ def _per_request_timeout_ignored(self: BrokenSession, code: str, timeout: float 
     return server.Session.execute(self, code, None)
 
 
+#: A stalled machine (issue #30, item 8): how late its one late answer of each kind comes.
+STALL_S, HEALTH_STALL_S = 7.0, 1.5
+#: A loaded machine: what every answer of it takes, longer than the kit's quiet path.
+LOADED_DELAY_S = 0.5
+_stalled: set[str] = set()  # which kinds of answer the machine has stalled once already
+
+
+def _stalls_once(kind: str, seconds: float) -> None:
+    """The first time only, what a machine that stalls adds to an answer of ``kind``."""
+    if kind not in _stalled:
+        _stalled.add(kind)
+        time.sleep(seconds)
+
+
+def _execute_stalled_once(self: BrokenSession, code: str, timeout: float) -> dict[str, Any]:
+    answer = server.Session._execute(self, code, timeout)
+    if answer.get("status") == "timeout":
+        _stalls_once("timeout", STALL_S)
+    return answer
+
+
+def _health_stalled_once_while_busy(self: server.Handler, raw: bytes) -> None:
+    if self.session.lock.locked():
+        _stalls_once("health", HEALTH_STALL_S)
+    server.Handler.handle_health(self, raw)
+
+
+def _execute_on_a_loaded_machine(self: BrokenSession, code: str, timeout: float) -> dict[str, Any]:
+    answer = server.Session._execute(self, code, timeout)
+    time.sleep(STALL_S if answer.get("status") == "timeout" else LOADED_DELAY_S)
+    return answer
+
+
+def _health_on_a_loaded_machine(self: server.Handler, raw: bytes) -> None:
+    time.sleep(LOADED_DELAY_S)
+    server.Handler.handle_health(self, raw)
+
+
 def _never_times_out(self: BrokenSession, code: str, timeout: float) -> dict[str, Any]:
     """Waits for the code however long it runs: no timeout ever fires (a restart still ends it)."""
     return server.Session._execute(self, code, 24 * 3600.0)
@@ -1052,8 +1090,19 @@ VARIANTS: dict[str, Fault] = {
                handler={"handle_execute": _handle_execute_without_timeouts},
                # No longer timeout for the fork bomb's starter: its default is all it gets.
                kit_args=("--skip-feature", "timeout_override", "--execution-timeout", "3")),
+        _fault("stalls_once", f"a correct executor on a machine that stalls once: its first timed-out answer "
+               f"comes {STALL_S:g} s late, and its first /health while code runs {HEALTH_STALL_S:g} s late", "",
+               session={"_execute": _execute_stalled_once},
+               handler={"handle_health": _health_stalled_once_while_busy}),
     )
 }  # fmt: skip
+
+#: An executor on a machine too loaded to judge a time bound: every answer takes
+#: ``LOADED_DELAY_S`` (past the kit's quiet path), a timed-out one ``STALL_S`` (past TIMEOUT-1's
+#: bound): TIMEOUT-1 is inconclusive, neither failed nor passed.
+LOADED = _fault("loaded_machine", f"every answer {LOADED_DELAY_S:g} s late, a timed-out one {STALL_S:g} s",
+                "", session={"_execute": _execute_on_a_loaded_machine},
+                handler={"handle_health": _health_on_a_loaded_machine})  # fmt: skip
 
 
 def main(argv: list[str]) -> None:
@@ -1061,7 +1110,7 @@ def main(argv: list[str]) -> None:
         _worker_class(argv[1])(argv[2], worker.protocol_pipe()).serve()
         return
     name = argv[0] if argv else os.environ["BROKEN_FAULT"]  # in an image: the variable
-    fault = FAULTS[name] if name in FAULTS else VARIANTS[name]
+    fault = {**FAULTS, **VARIANTS, LOADED.name: LOADED}[name]
     server.serve(fault.session(fault.settings()), fault.handler)
 
 

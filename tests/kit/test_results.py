@@ -98,7 +98,7 @@ def test_one_failing_test_fails_the_requirement_even_if_others_pass() -> None:
 def test_renderers_are_pure_functions_of_the_report() -> None:
     report = _report(TestRecord("t::x", ["EXEC-4"], "failed", failed_requirement="EXEC-4", reason="[SHOULD EXEC-4] no"))
     data = json.loads(to_json(report))
-    assert data["verdict"] == "conformant_with_warnings" and data["report_version"] == 2
+    assert data["verdict"] == "conformant_with_warnings" and data["report_version"] == 3
     suite = ET.fromstring(to_junit(report))
     case = next(c for c in suite.iter("testcase") if c.get("name", "").startswith("EXEC-4"))
     properties = {p.get("name"): p.get("value") for p in case.iter("property")}
@@ -232,3 +232,32 @@ def test_the_reports_name_a_command_target_by_its_command() -> None:
     assert "Target: `python3 server.py`" in to_markdown(report)
     properties = {p.get("name"): p.get("value") for p in ET.fromstring(to_junit(report)).iter("property")}
     assert properties["target"] == "python3 server.py"
+
+
+def test_a_test_skipped_as_inconclusive_makes_its_requirement_inconclusive_and_a_must_one_incomplete() -> None:
+    late = TestRecord(
+        "t::late", ["TIMEOUT-3"], "skipped", skip_kind=SkipKind.INCONCLUSIVE, failed_requirement="TIMEOUT-1",
+        reason="[MUST TIMEOUT-1] inconclusive on a loaded machine: ...",
+    )  # fmt: skip
+    report = _report(late)
+    outcomes = {r.id: r.outcome for r in report.requirements}
+    assert outcomes["TIMEOUT-1"] is Outcome.INCONCLUSIVE and outcomes["TIMEOUT-3"] is Outcome.INCONCLUSIVE
+    assert report.verdict is Verdict.INCOMPLETE and exit_code(report.verdict, strict=False) == Exit.INCOMPLETE
+    assert report.counts()["MUST"]["inconclusive"] == 2
+    jsonschema.Draft202012Validator(results_schema()).validate(json.loads(to_json(report)))
+    terminal = to_terminal(report)
+    assert "INCONCLUSIVE [MUST TIMEOUT-1] inconclusive on a loaded machine" in terminal
+    assert "2 inconclusive" in terminal and "inconclusive" in to_markdown(report)
+    # A run without one shows the table it always did.
+    assert "inconclusive" not in to_terminal(_report()) and "inconclusive" not in to_markdown(_report())
+
+
+def test_an_inconclusive_should_leaves_the_verdict_conformant_and_says_so() -> None:
+    late = TestRecord(
+        "t::late", ["TIMEOUT-4"], "skipped", skip_kind=SkipKind.INCONCLUSIVE, failed_requirement="TIMEOUT-4",
+        reason="[SHOULD TIMEOUT-4] inconclusive on a loaded machine: ...",
+    )  # fmt: skip
+    report = _report(late)
+    assert {r.id: r.outcome for r in report.requirements}["TIMEOUT-4"] is Outcome.INCONCLUSIVE
+    assert report.verdict is Verdict.CONFORMANT  # as a SHOULD not run: never failed
+    assert "INCONCLUSIVE [SHOULD TIMEOUT-4]" in to_terminal(report)
