@@ -291,6 +291,7 @@ class ConformanceRun:
             error = violation_in(call.excinfo.value) if call.excinfo else None
             if error is not None:
                 record.failed_requirement = error.requirement.id
+                record.own_passed = error.after_own_checks and error.requirement.id not in ids
                 record.reason = error.message
                 record.evidence = error.evidence()
             else:

@@ -182,8 +182,18 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    with _not_run_without_a_snippet(), _skipped_when_inconclusive(item):
-        return (yield)
+    client = getattr(item, "funcargs", {}).get("executor")
+    deferred = client.deferred if isinstance(client, ExecutorClient) else []
+    try:
+        with _not_run_without_a_snippet(), _skipped_when_inconclusive(item):
+            result = yield
+        if deferred:
+            violation = deferred[0]  # the test's own checks passed: the first other one it saw
+            violation.after_own_checks = True
+            raise violation
+        return result
+    finally:
+        deferred.clear()  # the run's clients share the list: nothing carries over to the next test
 
 
 @contextlib.contextmanager
@@ -245,6 +255,10 @@ def _live_line(run: ConformanceRun, item: pytest.Item, record: TestRecord) -> No
         run.current_area = area
         reporter.write_line(f"-- {area} --")
     labels = ", ".join(catalogue.get(rid).label for rid in record.requirements)
+    other = record.failed_requirement if record.outcome == "failed" else None
+    if other is not None and other not in record.requirements:  # failed on another requirement
+        own = "its own checks passed" if record.own_passed else "its own not reached"
+        labels = f"{catalogue.get(other).label} (in a test of {labels}: {own})"
     word = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}[record.outcome]
     line = f"  {word:<4} {labels} {item.name} ({record.duration_s:.2f} s)"
     if record.outcome == "skipped":

@@ -121,6 +121,9 @@ class TestRecord:
     #: inconclusive, when it was skipped so).
     failed_requirement: str | None = None
     evidence: dict[str, Any] | None = None
+    #: Failed on another requirement only after its own checks had all passed: its own
+    #: requirements count it as passed (``ExecutorClient.expect(later=True)``).
+    own_passed: bool = False
 
 
 @dataclass
@@ -193,7 +196,7 @@ def _fold(requirement: Requirement, records: list[TestRecord], cases: Collection
         result.evidence = [{"test": r.nodeid, "message": r.reason, **(r.evidence or {})} for r in failures]
         return result
     # Whatever did not run leaves a gap: partial beside a pass, not run alone.
-    gap = Outcome.PARTIAL if any(r.outcome == "passed" for r in records) else Outcome.NOT_RUN
+    gap = Outcome.PARTIAL if any(r.outcome == "passed" or r.own_passed for r in records) else Outcome.NOT_RUN
     ran = {record.nodeid for record in records}
     missing = [case for case in cases if case not in ran]
     if missing:
@@ -201,7 +204,7 @@ def _fold(requirement: Requirement, records: list[TestRecord], cases: Collection
         result.outcome = gap
         result.reason = f"only {len(cases) - len(missing)} of its {len(cases)} tests ran; not {missing[0]}{more}"
         return result
-    blocked = [r for r in records if r.outcome == "failed"]  # failed on another requirement first
+    blocked = [r for r in records if r.outcome == "failed" and not r.own_passed]  # on another requirement first
     skipped = [r for r in records if r.outcome == "skipped"]
     if not skipped and not blocked:
         result.outcome = Outcome.PASSED

@@ -81,6 +81,8 @@ class Violation(AssertionError):
         self.expected = expected
         self.received = received
         self.exchange = exchange
+        #: Raised after the test's own checks had all passed (``ExecutorClient.expect(later=True)``).
+        self.after_own_checks = False
         super().__init__(self.message)
 
     @property

@@ -6,13 +6,15 @@ from typing import Any
 
 import pytest
 
-from conformance.client import ExecutorClient
+from conformance.client import ExecutorClient, raised
 
 
 def _error_item(executor: ExecutorClient, body: dict[str, Any], ename: str) -> dict[str, Any]:
+    """The error item that names ``ename``: the test's own requirement; its fields are ERROR-1's
+    (ERROR-2's SyntaxError in the wrong shape is ERROR-1's fault, not ERROR-2's)."""
     executor.expect_status(body, "error")
     errors = [item for item in body["outputs"] if item.get("type") == "error"]
-    executor.expect(len(errors) >= 1, "an `error` output item", body["outputs"])
+    executor.expect(len(errors) >= 1 and raised(body, ename), f"an `error` output item naming {ename}", body["outputs"])
     item: dict[str, Any] = errors[0]
     executor.expect(
         item.get("ename") == ename
@@ -21,6 +23,8 @@ def _error_item(executor: ExecutorClient, body: dict[str, Any], ename: str) -> d
         and all(isinstance(line, str) for line in item["traceback"]),
         f"an error item with ename {ename!r}, a string evalue and a list of strings as traceback",
         item,
+        requirement="ERROR-1",
+        later=True,
     )
     return item
 

@@ -253,6 +253,18 @@ def _health_on_a_loaded_machine(self: server.Handler, raw: bytes) -> None:
     server.Handler.handle_health(self, raw)
 
 
+def _errors_in_another_shape(self: BrokenSession, code: str, timeout: float | None) -> dict[str, Any]:
+    """Error items as ``name``, ``value`` and ``traceback``: no ``ename``, ``evalue`` or ``text``."""
+    answer = server.Session.execute(self, code, timeout)
+    answer["outputs"] = [
+        {"type": "error", "name": item["ename"], "value": item["evalue"], "traceback": item["traceback"]}
+        if item.get("type") == "error"
+        else item
+        for item in answer["outputs"]
+    ]
+    return answer
+
+
 def _never_times_out(self: BrokenSession, code: str, timeout: float) -> dict[str, Any]:
     """Waits for the code however long it runs: no timeout ever fires (a restart still ends it)."""
     return server.Session._execute(self, code, 24 * 3600.0)
@@ -833,6 +845,10 @@ class Fault:
     expected_by_image: frozenset[str] | None = None
     #: Settings, by variable, read as whole numbers (``int()``), as the original executor reads them.
     as_integers: tuple[tuple[str, str], ...] = ()
+    #: Certified whole by command, not on its IDs alone: it must be blamed on its own IDs and on no
+    #: other requirement (issue #30: a check that read one shape of error blamed RESTART-2 for
+    #: EXEC-5's fault; a broken workspace file made CODE-4's fault READY-4's and CODE-1's too).
+    whole: bool = False
 
     def settings(self) -> server.Settings:
         """The settings this executor runs with: what the environment says, less what it ignores."""
@@ -864,6 +880,7 @@ def _fault(
     own_defaults: tuple[tuple[str, str, Any], ...] = (),
     by_image: str | None = None,
     as_integers: tuple[tuple[str, str], ...] = (),
+    whole: bool = False,
 ) -> Fault:
     session_class = session if isinstance(session, type) else _session(name, **(session or {}))
     return Fault(
@@ -878,6 +895,7 @@ def _fault(
         own_defaults,
         expected_by_image=None if by_image is None else frozenset(by_image.split()),
         as_integers=as_integers,
+        whole=whole,
     )
 
 
@@ -920,6 +938,8 @@ FAULTS: dict[str, Fault] = {
                "TIMEOUT-2 TIMEOUT-3 TIMEOUT-4 TIMEOUT-5 TIMEOUT-6 TIMEOUT-7", session=_NoInterruptSession),
         _fault("no_escalation", "code that ignores SIGINT is not ended by a restart", "TIMEOUT-5",
                session=_NoEscalationSession),
+        _fault("errors_in_another_shape", "error items say name, value and traceback (no ename, evalue or text)",
+               "EXEC-1 EXEC-5 ERROR-1 SCHEMA-1", session={"execute": _errors_in_another_shape}, whole=True),
         _fault("per_request_timeout_ignored", "the request's `timeout` is ignored", "TIMEOUT-6",
                session={"execute": _per_request_timeout_ignored}),
         _fault("restart_answers_done", '/restart answers {"status": "done"}', "RESTART-1 SCHEMA-1",
@@ -941,8 +961,8 @@ FAULTS: dict[str, Fault] = {
                worker_class=_ReverseOrder),
         _fault("loading_output_leaks", "what loading printed appears in the next response", "CODE-3",
                worker_class=_LeaksLoadingOutput),
-        _fault("broken_file_stops_loading", "loading stops at the first file that raises", "CODE-1 CODE-4 READY-4",
-               worker_class=_StopsAtTheFirstBrokenFile),
+        _fault("broken_file_stops_loading", "loading stops at the first file that raises", "CODE-4",
+               worker_class=_StopsAtTheFirstBrokenFile, whole=True),
         _fault("missing_folder_is_fatal", "an empty or missing WORKSPACE_FOLDER stops the executor", "CODE-5",
                worker_class=_MissingFolderIsFatal, kit_args=("--startup-timeout", "10")),
         _fault("interleaved_concurrency", "concurrent executes run at once and share one stdout", "CONC-1",

@@ -1,7 +1,8 @@
 """The kit catches every broken executor with exactly the expected requirement IDs.
 
-By command each broken executor is certified on its expected IDs alone (``only``): whether it
-fails anything beyond them is looked for by image, in their areas (tests/image/test_broken_images.py).
+By command each broken executor is certified on its expected IDs alone (``only``), or whole where
+the fault once made the kit blame other requirements too (``Fault.whole``); whether the others
+fail anything beyond their IDs is looked for by image, in their areas (tests/image/test_broken_images.py).
 
 Each broken executor is the subprocess executor of examples/ with one fault (tests/kit/broken.py).
 The unbroken example is the baseline: a SHOULD it already misses (run as root, no rich output,

@@ -261,3 +261,16 @@ def test_an_inconclusive_should_leaves_the_verdict_conformant_and_says_so() -> N
     assert {r.id: r.outcome for r in report.requirements}["TIMEOUT-4"] is Outcome.INCONCLUSIVE
     assert report.verdict is Verdict.CONFORMANT  # as a SHOULD not run: never failed
     assert "INCONCLUSIVE [SHOULD TIMEOUT-4]" in to_terminal(report)
+
+
+def test_a_test_that_failed_on_another_requirement_after_its_own_checks_passed_counts_for_both() -> None:
+    """Issue #30: ERROR-2's test saw a SyntaxError item in the wrong shape (ERROR-1's fault) and
+    stopped there: ERROR-2 was *not run*, though the state it is about had survived."""
+    shape = TestRecord(
+        "t::syntax", ["ERROR-2"], "failed", failed_requirement="ERROR-1", own_passed=True,
+        reason="[MUST ERROR-1] no ename",
+    )  # fmt: skip
+    outcomes = {r.id: r.outcome for r in _report(shape).requirements}
+    assert outcomes["ERROR-2"] is Outcome.PASSED and outcomes["ERROR-1"] is Outcome.FAILED
+    blocked = TestRecord("t::syntax", ["ERROR-2"], "failed", failed_requirement="ERROR-1", reason="no ename")
+    assert {r.id: r.outcome for r in _report(blocked).requirements}["ERROR-2"] is Outcome.NOT_RUN
