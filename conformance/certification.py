@@ -39,6 +39,7 @@ __all__ = [
     "ConformanceRun",
     "NotApplicable",
     "NotRun",
+    "deferred",
     "describe",
     "needs",
     "not_applicable",
@@ -49,6 +50,8 @@ __all__ = [
 
 #: Why a test was skipped, set on the item by whoever skips it (read when the outcome is recorded).
 SKIP_KIND = pytest.StashKey[SkipKind]()
+#: Violations of other requirements than a test's own checks need, raised once those have passed.
+DEFERRED = pytest.StashKey[list[Violation]]()
 #: The requirement whose time bound a test found inconclusive (see ``conformance.pace``).
 INCONCLUSIVE_ON = pytest.StashKey[str]()
 #: How long a test's set-up took when it passed (waiting for a usable executor, say): part of its time.
@@ -61,6 +64,12 @@ class NotApplicable(pytest.skip.Exception):  # type: ignore[name-defined,misc]
 
 class NotRun(pytest.skip.Exception):  # type: ignore[name-defined,misc]
     """The kit could not check the requirement on this target: a gap in the certification."""
+
+
+def deferred(item: pytest.Item) -> list[Violation]:
+    """The violations ``item`` keeps until its own checks have passed (the plugin raises the first
+    then): those of a requirement its own checks do not need, a SHOULD beside a MUST, say."""
+    return item.stash.setdefault(DEFERRED, [])
 
 
 def not_applicable(reason: str) -> NoReturn:
@@ -291,7 +300,7 @@ class ConformanceRun:
             error = violation_in(call.excinfo.value) if call.excinfo else None
             if error is not None:
                 record.failed_requirement = error.requirement.id
-                record.own_passed = error.after_own_checks and error.requirement.id not in ids
+                record.own_passed = error.after_own_checks
                 record.reason = error.message
                 record.evidence = error.evidence()
             else:

@@ -30,6 +30,7 @@ from .certification import (
     SETUP_SECONDS,
     SKIP_KIND,
     ConformanceRun,
+    deferred,
     needs,
     not_run,
     requirement_ids,
@@ -182,18 +183,17 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    client = getattr(item, "funcargs", {}).get("executor")
-    deferred = client.deferred if isinstance(client, ExecutorClient) else []
+    later = deferred(item)
     try:
         with _not_run_without_a_snippet(), _skipped_when_inconclusive(item):
             result = yield
-        if deferred:
-            violation = deferred[0]  # the test's own checks passed: the first other one it saw
+        if later:
+            violation = later[0]  # the test's own checks passed: the first other one it saw
             violation.after_own_checks = True
             raise violation
         return result
     finally:
-        deferred.clear()  # the run's clients share the list: nothing carries over to the next test
+        later.clear()
 
 
 @contextlib.contextmanager
@@ -342,6 +342,7 @@ def executor(request: pytest.FixtureRequest, executor_target: Target) -> Executo
             pytest.skip("the executor was not usable before this test began (an earlier test left it so)")
         run.restart_target()
         client = run.client().bound_to(requirement_ids(request.node)[0])
+    client.deferred = deferred(request.node)  # expect(later=True) keeps its violations for the plugin
     return client
 
 

@@ -121,8 +121,8 @@ class TestRecord:
     #: inconclusive, when it was skipped so).
     failed_requirement: str | None = None
     evidence: dict[str, Any] | None = None
-    #: Failed on another requirement only after its own checks had all passed: its own
-    #: requirements count it as passed (``ExecutorClient.expect(later=True)``).
+    #: Failed on ``failed_requirement`` only after every other check had passed: its other
+    #: requirements count it as passed (``certification.deferred``).
     own_passed: bool = False
 
 

@@ -11,6 +11,7 @@ showed it. Example message::
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,21 @@ class Exchange:
     #: No answer came within the client's timeout (rather than a refused or broken connection).
     timed_out: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    #: Where the request went (the executor's base URL), for a command that sends it again.
+    base_url: str = ""
+    #: How to send the request again, when whoever made it says so (schemathesis does).
+    reproduce: str | None = None
+
+    @property
+    def curl(self) -> str:
+        """A curl command that sends the request again (a body longer than the evidence keeps is cut)."""
+        if self.reproduce is not None:
+            return self.reproduce
+        command = ["curl", "-sS", "-i", "-X", self.method, shlex.quote(self.base_url + self.path)]
+        if self.request_body:
+            body = cut(self.request_body, EVIDENCE_CHARS)
+            command += ["-H", shlex.quote("Content-Type: application/json"), "--data-binary", shlex.quote(body)]
+        return " ".join(command)
 
     @property
     def request_line(self) -> str:
@@ -63,6 +79,7 @@ class Exchange:
             "response": cut(self.body_text),
             "elapsed_s": round(self.elapsed, 3),
             "error": self.error,
+            "curl": self.curl,
         }
 
 
@@ -91,6 +108,8 @@ class Violation(AssertionError):
         text = f"{r.label} {r.title}.\nExpected: {self.expected}.\nReceived: {cut(self.received)}."
         if self.exchange is not None:
             text += f"\nRequest: {self.exchange.request_line}"
+            text += f"\nResponse: {cut(self.exchange.response_line, 300)}"
+            text += f"\nReproduce: {cut(self.exchange.curl, 600)}"
         return text
 
     def evidence(self) -> dict[str, Any]:

@@ -458,7 +458,7 @@ def _judge_the_next_session(executor: ExecutorClient, usual: float, attack: str,
     body = executor.expect_execute_response(exchange)
     executor.expect(
         body["status"] == "ok"
-        and body["restarted"] is False
+        and body.get("restarted") is False
         and "the next session\n" in output_text(body, type_="stream", name="stdout")
         and exchange.elapsed <= executor.timeouts.prompt,
         f"status ok, restarted false, the printed line among the outputs, within {executor.timeouts.prompt:.0f} s",

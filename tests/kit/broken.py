@@ -846,8 +846,9 @@ class Fault:
     #: Settings, by variable, read as whole numbers (``int()``), as the original executor reads them.
     as_integers: tuple[tuple[str, str], ...] = ()
     #: Certified whole by command, not on its IDs alone: it must be blamed on its own IDs and on no
-    #: other requirement (issue #30: a check that read one shape of error blamed RESTART-2 for
-    #: EXEC-5's fault; a broken workspace file made CODE-4's fault READY-4's and CODE-1's too).
+    #: other requirement, and leave every other as the baseline has it (issue #30: a check that
+    #: read one shape of error blamed RESTART-2 for EXEC-5's fault; a broken workspace file made
+    #: CODE-4's fault READY-4's and CODE-1's too; SCHEMA-2 failing first left SCHEMA-1 not run).
     whole: bool = False
 
     def settings(self) -> server.Settings:
@@ -912,7 +913,7 @@ FAULTS: dict[str, Fault] = {
                handler={"handle_ready": _ready_without_reason}),
         _fault("ready_before_code_loaded", "/ready says ready while the workspace still loads", "READY-4",
                session=_ReadyBeforeLoadingSession, handler={"handle_restart": _handle_restart_async}),
-        _fault("response_without_duration", "execute responses lack duration_ms", "EXEC-1 SCHEMA-1",
+        _fault("response_without_duration", "execute responses lack duration_ms", "EXEC-1 SCHEMA-1", whole=True,
                handler={"handle_execute": _altered_execute(_without_duration)}),
         _fault("stderr_as_stdout", "stderr comes back named stdout", "EXEC-2", worker_class=_StderrAsStdout),
         _fault("no_expression_value", "a trailing expression's value is not returned", "EXEC-3",
@@ -975,8 +976,8 @@ FAULTS: dict[str, Fault] = {
                worker_class=_SurrogatesPassedThrough),
         _fault("unknown_fields_refused", "unknown request fields get 422", "INPUT-4",
                handler={"handle_execute": _unknown_fields_refused}),
-        _fault("wrong_method_is_404", "a wrong method gets 404 instead of 405", "INPUT-3 SCHEMA-2",
-               handler={"dispatch": _wrong_method_is_404}),
+        _fault("wrong_method_is_404", "a wrong method gets 404 instead of 405", "INPUT-3 INPUT-8 SCHEMA-2",
+               handler={"dispatch": _wrong_method_is_404}, whole=True),
         _fault("huge_output_drops_the_call", "no output cap, and answers over 10 MB are never sent",
                "OUTPUT-1 OUTPUT-2", session={"execute": _no_output_cap_execute,
                                              "answer_line_limit": lambda self: 1 << 40},
