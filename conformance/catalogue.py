@@ -498,6 +498,13 @@ class Selection:
     def __bool__(self) -> bool:
         return bool(self.chosen or self.left_out or self.profile is not Profile.FULL)
 
+    def members(self) -> frozenset[str] | None:
+        """The requirements a run of this selection judges: those ``--requirement`` names in the
+        profile, less those ``--skip-requirement`` names; None without either (the whole profile)."""
+        if not (self.chosen or self.left_out):
+            return None
+        return frozenset(rid for rid in REQUIREMENTS if self.keeps([rid]))
+
     def keeps(self, ids: Iterable[str]) -> bool:
         """Whether a test of ``ids`` runs: one of them in the profile and chosen, none left out."""
         ids = list(ids)

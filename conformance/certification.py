@@ -127,6 +127,8 @@ class ConformanceRun:
     current_area: str = ""
     #: Every test of each requirement, as collected before any selection (requirement ID -> node IDs).
     cases: dict[str, list[str]] = field(default_factory=dict)
+    #: The requirements ``--requirement`` and ``--skip-requirement`` chose (None: the whole profile).
+    selection: frozenset[str] | None = None
     #: Stopped by Ctrl-C: the verdict is ``interrupted``, whatever had run.
     interrupted: bool = False
     #: The session language the executor declares in GET /info, if it does.
@@ -340,6 +342,7 @@ class ConformanceRun:
             interrupted=self.interrupted,
             cases=self.cases,
             profile=self.profile,
+            selection=self.selection,
         )
         self.report_paths = write_reports(self.report, Path(option("report_dir")))
         session.exitstatus = exit_code(self.report.verdict, option("conformance_strict"))

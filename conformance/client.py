@@ -30,7 +30,17 @@ from .settings import CONTRACT_DEFAULTS
 from .timeouts import KitTimeouts
 from .violations import Exchange, Inconclusive, Violation
 
-__all__ = ["BUSY", "EXECUTE_FIELDS", "ExecutorClient", "Stalls", "has_status", "output_text", "raised", "status_of"]
+__all__ = [
+    "BUSY",
+    "EXECUTE_FIELDS",
+    "ExecutorClient",
+    "Stalls",
+    "answer_said",
+    "has_status",
+    "output_text",
+    "raised",
+    "status_of",
+]
 
 #: Answers that mean "not now, ask again": busy (CONC-2) or restarting (RESTART-4).
 BUSY = (429, 503)
@@ -561,6 +571,19 @@ def has_status(body: dict[str, Any], status: str) -> bool:
     if status == "timeout" and "status" not in body:
         return True
     return status_of(body) == status
+
+
+def answer_said(body: dict[str, Any]) -> str:
+    """What an execute response said, for a violation's "Received:": its status, and the error it
+    reported (name and message, or its text's last line), whatever shape the item has."""
+    said = f"status {status_of(body)!r}"
+    for item in body.get("outputs", []):
+        if isinstance(item, dict) and item.get("type") == "error":
+            name, value = item.get("ename", item.get("name")), item.get("evalue", item.get("value"))
+            last = str(item.get("text", "")).strip().splitlines()[-1:] or [""]
+            said += f": {name}: {value}" if name is not None else f": {last[0]}"
+            break
+    return said
 
 
 def raised(body: dict[str, Any], name: str) -> bool:

@@ -128,7 +128,7 @@ TARGET_OPTIONS: list[Option] = [
 RUN_OPTIONS: list[Option] = [
     _option(("--conformance-requirement", "--requirement"), SELECTION, dest="requirement", action="append",
             default=[], metavar="IDS",
-            help="run only these requirements (repeatable; comma-separated IDs, globs such as READY-*, or areas)"),
+            help="run and judge only these requirements (repeatable; comma-separated IDs, READY-* globs, or areas)"),
     _option(("--conformance-skip-requirement", "--skip-requirement"), SELECTION, dest="skip_requirement",
             action="append", default=[], metavar="IDS", help="leave these requirements out (as above)"),
     _option(("--conformance-profile", "--profile"), SELECTION, dest="profile", default=Profile.FULL.value,

@@ -126,21 +126,21 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     for item in suite:
         for rid in requirement_ids(item):
             cases.setdefault(rid, []).append(item.nodeid)
-    _select_requirements(config, items)
+    selection = _select_requirements(config, items)
     report_dir = Path(config.getoption("report_dir"))
     try:
         check_writable(report_dir)
     except OSError as exc:
         raise pytest.UsageError(f"--report-dir {report_dir} cannot be written: {exc.strerror or exc}") from None
-    run = ConformanceRun(config, cases=cases)
+    run = ConformanceRun(config, cases=cases, selection=selection)
     config.stash[_RUN_KEY] = run
     config.pluginmanager.register(run, "executor-conformance-run")  # for its pytest_keyboard_interrupt
 
 
-def _select_requirements(config: pytest.Config, items: list[pytest.Item]) -> None:
+def _select_requirements(config: pytest.Config, items: list[pytest.Item]) -> frozenset[str] | None:
     """Keep the tests of the requirements of ``--profile`` that ``--requirement`` names (all,
     without it), less those of ``--skip-requirement``; a test of several requirements goes if any
-    of them is skipped."""
+    of them is skipped. Returns the requirements the run judges (None: the whole profile)."""
     try:
         selection = catalogue.Selection.of(
             config.getoption("requirement"), config.getoption("skip_requirement"), config.getoption("profile")
@@ -148,7 +148,7 @@ def _select_requirements(config: pytest.Config, items: list[pytest.Item]) -> Non
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     if not selection:
-        return
+        return None
 
     def wanted(item: pytest.Item) -> bool:
         ids = requirement_ids(item)
@@ -159,6 +159,7 @@ def _select_requirements(config: pytest.Config, items: list[pytest.Item]) -> Non
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+    return selection.members()
 
 
 def _run(config: pytest.Config) -> ConformanceRun | None:

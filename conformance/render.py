@@ -175,6 +175,10 @@ def profiles(report: Report) -> str:
     others = "".join(
         f"; {name}: {verdict.label}" for name, verdict in report.profiles.items() if name != report.profile
     )
+    chosen = report.selection
+    if chosen is not None:  # a verdict for the selection alone, never for the contract
+        shown = ", ".join(chosen[:4]) + (f" and {len(chosen) - 4} more" if len(chosen) > 4 else "")
+        return f"selection: {shown}; {report.profile.value} profile{others}"
     return f"{report.profile.value} profile{others}"
 
 

@@ -157,6 +157,9 @@ class Report:
     #: says whether core holds too).
     profile: Profile = Profile.FULL
     profiles: dict[str, Verdict] = field(default_factory=dict)
+    #: The requirements a ``--requirement`` selection judged (None: the whole profile): the verdict
+    #: is theirs alone, and the others are left out of the report.
+    selection: list[str] | None = None
     report_version: int = REPORT_VERSION
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -286,6 +289,7 @@ def build_report(
     interrupted: bool = False,
     cases: Mapping[str, Collection[str]] | None = None,
     profile: Profile = Profile.FULL,
+    selection: Collection[str] | None = None,
 ) -> Report:
     """Fold test records into the report; requirements keep the catalogue's order.
 
@@ -293,9 +297,13 @@ def build_report(
     by Ctrl-C (verdict ``interrupted``, whatever had run). ``cases``: every test of each requirement
     (ID -> node IDs), selected or not; a requirement some of whose tests did not run is not run,
     never passed, unless one that ran failed. ``profile``: the requirements reported and judged
-    (the others are left out); the verdict of each smaller profile is reported beside."""
+    (the others are left out); the verdict of each smaller profile is reported beside.
+    ``selection``: the requirements a ``--requirement`` selection chose; only they are reported
+    and judged (a CI job that checks one requirement gets that requirement's verdict)."""
     by_requirement: dict[str, list[TestRecord]] = {
-        rid: [] for rid, requirement in catalogue.REQUIREMENTS.items() if requirement.in_profile(profile)
+        rid: []
+        for rid, requirement in catalogue.REQUIREMENTS.items()
+        if requirement.in_profile(profile) and (selection is None or rid in selection)
     }
     for record in records:
         named = {*record.requirements, *([record.failed_requirement] if record.failed_requirement else [])}
@@ -330,6 +338,7 @@ def build_report(
         error=error,
         profile=profile,
         profiles=profiles,
+        selection=None if selection is None else sorted(selection, key=list(catalogue.REQUIREMENTS).index),
     )
 
 

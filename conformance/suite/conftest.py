@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import pytest
 
 from conformance.certification import not_run, requirement_ids
-from conformance.client import ExecutorClient, has_status, status_of
+from conformance.client import ExecutorClient, answer_said, has_status
 from conformance.options import TargetSpec
 from conformance.pace import Timing
 from conformance.targets import Capabilities, Target, TargetError, start_to_ready
@@ -84,7 +84,7 @@ def timed_out_in_time(
     def observe() -> tuple[dict[str, Any], float, Exchange | None]:
         body, elapsed = run_past_its_timeout(executor, code, send, seconds)
         exchange = executor.last
-        received = f"status {status_of(body)!r} after {elapsed:.1f} s"
+        received = f"{answer_said(body)} after {elapsed:.1f} s"
         executor.expect(has_status(body, "timeout"), expected, received, exchange, requirement)
         return body, elapsed, exchange
 
@@ -107,7 +107,7 @@ def judge_default_timeout(executor: ExecutorClient, default: float) -> None:
     executor.expect(
         default * 0.9 <= elapsed,
         f'"status": "timeout" after about the default timeout of {default:g} s',
-        f"status {body['status']!r} after {elapsed:.1f} s",
+        f"{answer_said(body)} after {elapsed:.1f} s",
     )
     if default > LONGEST_DEFAULT_TO_WAIT:
         return
@@ -118,7 +118,7 @@ def judge_default_timeout(executor: ExecutorClient, default: float) -> None:
         executor.expect(
             body["status"] == status,
             f'"status": "{status}" for code that sleeps {seconds:g} s ({factor}x the default timeout of {default:g} s)',
-            f"status {body['status']!r}",
+            answer_said(body),
         )
 
 

@@ -274,3 +274,19 @@ def test_a_test_that_failed_on_another_requirement_after_its_own_checks_passed_c
     assert outcomes["ERROR-2"] is Outcome.PASSED and outcomes["ERROR-1"] is Outcome.FAILED
     blocked = TestRecord("t::syntax", ["ERROR-2"], "failed", failed_requirement="ERROR-1", reason="no ename")
     assert {r.id: r.outcome for r in _report(blocked).requirements}["ERROR-2"] is Outcome.NOT_RUN
+
+
+def test_a_selection_is_judged_on_its_members_only() -> None:
+    """Issue #30: a --requirement subset was always incomplete (the rest "not run"), and failed on
+    requirements it had not chosen."""
+    records = [TestRecord("t::health", ["HEALTH-1"], "passed"), TestRecord("t::ready", ["READY-3"], "failed",
+               failed_requirement="READY-3", reason="[SHOULD READY-3] 200")]  # fmt: skip
+    kwargs = {"target": {"kind": "url", "base_url": "http://127.0.0.1:1"}, "configuration": {}, "features": {},
+              "strict": False, "started_at": "2026-01-01T00:00:00+00:00", "duration_s": 1.0}  # fmt: skip
+    report = build_report(records, selection=["READY-3", "HEALTH-1"], **kwargs)  # type: ignore[arg-type]
+    assert [r.id for r in report.requirements] == ["HEALTH-1", "READY-3"] == report.selection
+    assert report.verdict is Verdict.WITH_WARNINGS and exit_code(report.verdict, strict=False) == Exit.CONFORMANT
+    assert "Verdict: conformant with warnings (selection: HEALTH-1, READY-3; full profile" in to_terminal(report)
+    jsonschema.Draft202012Validator(results_schema()).validate(json.loads(to_json(report)))
+    whole = build_report(records, **kwargs)  # type: ignore[arg-type]
+    assert whole.verdict is Verdict.INCOMPLETE and whole.selection is None
