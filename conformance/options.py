@@ -97,6 +97,9 @@ TARGET_OPTIONS: list[Option] = [
             metavar="DIR", help=f"(--image) where the workspace is mounted (default {KIT_SETTINGS.workspace_folder})"),
     _option(("--executor-allow-destructive", "--allow-destructive"), TARGET, dest="allow_destructive",
             action="store_true", help="(--url) run crash and kill scenarios"),
+    _option(("--executor-allow-host-planting", "--allow-host-planting"), TARGET, dest="allow_host_planting",
+            action="store_true", help="(local) let ISO-3 plant start-up files in this host's Python folders "
+            "when user code runs as root; the kit removes them after"),
     _option(("--executor-memory-limited", "--memory-limited"), TARGET, dest="memory_limited", action="store_true",
             help="(--url) a memory limit bounds the executor"),
     _option(("--executor-memory", "--memory"), TARGET, dest="memory", default=PRODUCTION_MEMORY, metavar="SIZE",

@@ -17,6 +17,8 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -74,21 +76,62 @@ def _printed_with_room(
     return _json_printed(executor, body, expected)
 
 
-def _remove_left_over(target: Target, processes: list[list[object]], paths: list[str]) -> None:
-    """Clean up after an executor that failed: by PID (start time checked) and by path, where the
-    kit shares the executor's machine (a local process); elsewhere each lives at most LIFE s."""
-    if not isinstance(target, ProcessTarget):
-        return
-    for pid, start, _ in processes:
-        with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{pid}/stat", encoding="utf-8") as file:
-            if file.read().rsplit(")", 1)[1].split()[19] == start:
-                os.kill(int(str(pid)), 9)
-    for path in paths:
-        with contextlib.suppress(OSError):
-            if os.path.isdir(path) and not os.path.islink(path):
-                subprocess.run(["rm", "-rf", "--one-file-system", path], check=False, timeout=120)  # any depth
-            else:
-                os.remove(path)
+@dataclass
+class Plantings:
+    """What a scenario planted that the executor was to remove: processes (PID, start time,
+    command), paths, IPC objects. The ``plantings`` fixture removes what is left once the test
+    ends, whatever its outcome, where the kit shares the executor's machine (a local process; in
+    a container they go with it, and each process lives at most LIFE s), and checks the removal."""
+
+    processes: list[list[Any]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    ipc: list[list[str]] = field(default_factory=list)
+
+    def remove(self) -> list[str]:
+        """Remove what is left; what could not be removed, said."""
+        for pid, start, _ in self.processes:
+            if _same_process(pid, start):
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(int(str(pid)), 9)
+        for path in self.paths:
+            with contextlib.suppress(OSError):
+                if os.path.isdir(path) and not os.path.islink(path):
+                    subprocess.run(["rm", "-rf", "--one-file-system", path], check=False, timeout=120)  # any depth
+                else:
+                    os.remove(path)
+        _remove_ipc(self.ipc)
+        deadline = time.monotonic() + PLANTINGS_GONE_WITHIN
+        while True:  # a killed process takes a moment to go
+            alive = [f"PID {pid}" for pid, start, _ in self.processes if _same_process(pid, start)]
+            if not alive or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        return alive + [path for path in self.paths if os.path.lexists(path)]
+
+
+#: Seconds the processes a scenario planted have to go once the kit killed them.
+PLANTINGS_GONE_WITHIN = 5.0
+
+
+def _same_process(pid: object, start: object) -> bool:
+    """Whether PID ``pid`` is still the process that started at ``start`` (clock ticks after boot),
+    and not a zombie (dead, waiting for its parent to reap it)."""
+    with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{pid}/stat", encoding="utf-8") as file:
+        fields = file.read().rsplit(")", 1)[1].split()
+        return fields[19] == str(start) and fields[0] != "Z"
+    return False
+
+
+@pytest.fixture
+def plantings(executor_target: Target) -> Iterator[Plantings]:
+    """What the test plants, removed once it ends in any outcome (see ``Plantings``); a removal
+    that did not take is an error of the test, naming what is left."""
+    planted = Plantings()
+    yield planted
+    if isinstance(executor_target, ProcessTarget):
+        left = planted.remove()
+        if left:
+            raise RuntimeError(f"the kit could not remove what this scenario planted: {', '.join(left[:5])}")
 
 
 #: ISO-1's plantings: every kind of detached process at once, and, alone (so that no living sibling
@@ -99,10 +142,9 @@ PLANTINGS = {
 }
 
 
-def _remove_left_over_ipc(target: Target, objects: list[list[str]]) -> None:
-    """Remove the IPC objects an executor that failed left, where the kit shares its IPC namespace
-    (a local process); in a container they go with it."""
-    if not isinstance(target, ProcessTarget) or not objects:
+def _remove_ipc(objects: list[list[str]]) -> None:
+    """Remove SysV and POSIX IPC objects by identifier (the kit shares the executor's IPC namespace)."""
+    if not objects:
         return
     libc = ctypes.CDLL(None, use_errno=True)
     for kind, ident in objects:
@@ -117,7 +159,7 @@ def _remove_left_over_ipc(target: Target, objects: list[list[str]]) -> None:
 @pytest.mark.conformance_requirement("ISO-1")
 @pytest.mark.parametrize("planting", sorted(PLANTINGS))
 def test_no_process_of_a_session_survives_restart(
-    executor: ExecutorClient, capabilities: Capabilities, executor_target: Target, planting: str
+    executor: ExecutorClient, capabilities: Capabilities, plantings: Plantings, planting: str
 ) -> None:
     """Detached processes, whatever their state, and every process user code could signal, are gone
     once /restart answered: one that ignores SIGTERM, one stopped with SIGSTOP, one whose main thread
@@ -131,13 +173,11 @@ def test_no_process_of_a_session_survives_restart(
     if not seen["detached"]:
         not_applicable(f"the language pack cannot start a detached process of the kinds {kinds}")
     before: list[list[Any]] = [*seen["detached"], *seen["reachable"]]
-    alive: Any = seen["detached"]  # if the restart fails: what the kit started, by PID
-    try:
-        executor.new_session()
-        query = executor.code("processes_alive", processes=before)
-        alive = _printed_until_empty(executor, query, "the processes still running")
-    finally:
-        _remove_left_over(executor_target, alive if isinstance(alive, list) else [], [])
+    plantings.processes = seen["detached"]  # if the restart fails: what the kit started, by PID
+    executor.new_session()
+    query = executor.code("processes_alive", processes=before)
+    alive = _printed_until_empty(executor, query, "the processes still running")
+    plantings.processes = alive if isinstance(alive, list) else plantings.processes
     executor.expect(
         alive == [],
         f"no process of the earlier session still running ({len(seen['detached'])} detached ones: "
@@ -152,7 +192,7 @@ def test_files_written_by_a_session_are_gone_after_restart(
     request: pytest.FixtureRequest,
     executor: ExecutorClient,
     persistent_folders: tuple[str, ...],
-    executor_target: Target,
+    plantings: Plantings,
 ) -> None:
     """Files in the temp folders, HOME, the working directory and on sys.path do not survive /restart."""
     executor.new_session()
@@ -160,9 +200,9 @@ def test_files_written_by_a_session_are_gone_after_restart(
     written = _printed(executor, marks, "the files written")
     if not written:
         not_applicable("user code could write no file outside the workspace and the persistent folders")
+    plantings.paths = written
     executor.new_session()
     left = _printed(executor, executor.code("files_left", paths=written), "the files still there")
-    _remove_left_over(executor_target, [], left)
     executor.expect(
         left == [],
         f"none of the {len(written)} files written before the restart",
@@ -182,7 +222,7 @@ MAKING_THE_TREE = 60.0
 def test_a_deep_tree_and_many_files_are_gone_after_restart(
     request: pytest.FixtureRequest,
     executor: ExecutorClient,
-    executor_target: Target,
+    plantings: Plantings,
     declared_features: frozenset[str],
 ) -> None:
     """A folder tree thousands of levels deep and a folder of many files neither break /restart nor outlive it."""
@@ -191,17 +231,14 @@ def test_a_deep_tree_and_many_files_are_gone_after_restart(
     written = _printed_with_room(
         executor, made, MAKING_THE_TREE, declared_features, "makes the tree", "the folders made"
     )
-    left: Any = written
-    try:
-        usual = executor.timeouts.restart_after_attack
-        started = time.monotonic()
-        exchange = executor.restart()
-        executor.expect(exchange.status == 200, "HTTP 200 from /restart", exchange.response_line, exchange)
-        executor.wait_ready()
-        took = time.monotonic() - started
-        left = _printed(executor, executor.code("files_left", paths=written), "the folders still there")
-    finally:
-        _remove_left_over(executor_target, [], left if isinstance(left, list) else [])
+    plantings.paths = written
+    usual = executor.timeouts.restart_after_attack
+    started = time.monotonic()
+    exchange = executor.restart()
+    executor.expect(exchange.status == 200, "HTTP 200 from /restart", exchange.response_line, exchange)
+    executor.wait_ready()
+    took = time.monotonic() - started
+    left = _printed(executor, executor.code("files_left", paths=written), "the folders still there")
     executor.expect(
         left == [] and took <= usual,
         f"/restart done within {usual:.0f} s, and neither folder left ({DEEP} levels deep; {WIDE} files)",
@@ -212,16 +249,25 @@ def test_a_deep_tree_and_many_files_are_gone_after_restart(
 
 @pytest.mark.conformance_requirement("ISO-3")
 def test_code_planted_by_a_session_does_not_run_in_the_next(
-    request: pytest.FixtureRequest, executor: ExecutorClient, executor_target: Target
+    request: pytest.FixtureRequest, executor: ExecutorClient, executor_target: Target, plantings: Plantings
 ) -> None:
-    """Start-up files planted on import paths (persistent folders too) and environment variables are inert."""
+    """Start-up files planted on import paths (persistent folders too) and environment variables are inert.
+
+    A local command whose user code runs as root would plant them in this host's own Python
+    folders, where every Python on the host runs them: not done without --allow-host-planting."""
     executor.new_session()
+    as_root = isinstance(executor_target, ProcessTarget) and executor.evaluate(executor.code("user_id")) == 0
+    if as_root and not request.config.getoption("allow_host_planting"):
+        not_run(
+            "user code runs as root on this host: its start-up files would go into the host's own Python "
+            "folders (--allow-host-planting lets the kit plant them, and remove them after)"
+        )
     token = _token(request)
     planted = _printed(executor, executor.code("plant", token=token), "the files planted")
+    plantings.paths = planted if isinstance(planted, list) else []
     executor.new_session()
     ran = _printed(executor, executor.code("check_planted", token=token), "whether the planted code ran")
     left = _printed(executor, executor.code("files_left", paths=planted), "the planted files still there")
-    _remove_left_over(executor_target, [], left)
     executor.expect(
         ran == {"session": False, "new_interpreter": False},
         "the planted code ran neither in the new session nor in an interpreter it starts",
@@ -250,7 +296,7 @@ def test_background_output_of_a_session_never_reaches_the_next(
 
 @pytest.mark.conformance_requirement("ISO-8")
 def test_kernel_objects_of_a_session_are_gone_after_restart(
-    request: pytest.FixtureRequest, executor: ExecutorClient, executor_target: Target
+    request: pytest.FixtureRequest, executor: ExecutorClient, plantings: Plantings
 ) -> None:
     """SysV shared memory, message queues and semaphores, and POSIX message queues, that a session
     made readable by anyone, are gone once /restart answered: they outlive their processes."""
@@ -258,12 +304,9 @@ def test_kernel_objects_of_a_session_are_gone_after_restart(
     made = _printed(executor, executor.code("ipc_objects", token=_token(request)), "the kernel objects made")
     if not made:
         not_applicable("user code could make no SysV or POSIX IPC object here")
-    left: Any = made
-    try:
-        executor.new_session()
-        left = _printed(executor, executor.code("ipc_left", objects=made), "the kernel objects still there")
-    finally:
-        _remove_left_over_ipc(executor_target, left if isinstance(left, list) else [])
+    plantings.ipc = made
+    executor.new_session()
+    left = _printed(executor, executor.code("ipc_left", objects=made), "the kernel objects still there")
     executor.expect(
         left == [],
         f"none of the {len(made)} kernel objects made before the restart ({', '.join(k for k, _ in made)})",
@@ -396,7 +439,7 @@ def _reapers_outside(target: Target, reapers: list[int]) -> str:
 @pytest.mark.conformance_needs(Need.DESTRUCTIVE)
 @pytest.mark.parametrize("signal_name", ["SIGSTOP", "SIGKILL"])
 def test_signals_to_every_process_leave_the_next_session_sound(
-    executor: ExecutorClient, capabilities: Capabilities, executor_target: Target, signal_name: str
+    executor: ExecutorClient, capabilities: Capabilities, plantings: Plantings, signal_name: str
 ) -> None:
     """User code starts children of its own (one that ignores SIGTERM, one it stops), then signals
     every process it can reach; the server serves, and the restart for the next user is not slowed.
@@ -408,10 +451,8 @@ def test_signals_to_every_process_leave_the_next_session_sound(
     usual = executor.new_session()
     kit_namespace = os.readlink("/proc/self/ns/pid") if os.path.exists("/proc/self/ns/pid") else None
     children = _printed(executor, executor.code("start_children", life=LIFE), "the children started")
-    try:
-        _attack_and_judge(executor, capabilities, signal_name, usual, kit_namespace)
-    finally:
-        _remove_left_over(executor_target, children if isinstance(children, list) else [], [])
+    plantings.processes = children if isinstance(children, list) else []
+    _attack_and_judge(executor, capabilities, signal_name, usual, kit_namespace)
 
 
 def _attack_and_judge(
@@ -479,7 +520,7 @@ STARTING_PROCESSES = 30.0
 @pytest.mark.conformance_requirement("ISO-10")
 @pytest.mark.conformance_needs(Need.DESTRUCTIVE)
 def test_a_fork_bomb_neither_stops_the_server_nor_outlives_restart(
-    executor: ExecutorClient, executor_target: Target, declared_features: frozenset[str]
+    executor: ExecutorClient, plantings: Plantings, declared_features: frozenset[str]
 ) -> None:
     """User code forks as fast as it can (2,048 processes at most, in a session of their own): the
     server serves, the restart for the next user is not slowed, none of the processes outlives it,
@@ -495,20 +536,17 @@ def test_a_fork_bomb_neither_stops_the_server_nor_outlives_restart(
         "the fork bomb's session and how many processes it made",
     )
     room = STARTING_PROCESSES if "timeout_override" in declared_features else None
-    left: Any = []
-    try:
-        if not bomb["made"]:
-            not_applicable("the language pack's fork bomb started no process")
-        _judge_the_next_session(executor, usual, f"a fork bomb of {bomb['made']} processes", "during a fork bomb")
-        query = executor.code("session_alive", session=bomb["session"])
-        left = _printed_until_empty(executor, query, "the bomb's processes", room)
-        executor.expect(
-            left == [],
-            f"none of the fork bomb's {bomb['made']} processes still running",
-            f"{len(left)} still running, such as " + "; ".join(f"PID {pid} ({cmd})" for pid, _, cmd in left[:3]),
-        )
-        started = _printed(executor, executor.code("start_children", life=LIFE), "the next session's children", room)
-        left = started
-        executor.expect(len(started) == 2, "the next session starting processes of its own", repr(started))
-    finally:
-        _remove_left_over(executor_target, left if isinstance(left, list) else [], [])
+    if not bomb["made"]:
+        not_applicable("the language pack's fork bomb started no process")
+    _judge_the_next_session(executor, usual, f"a fork bomb of {bomb['made']} processes", "during a fork bomb")
+    query = executor.code("session_alive", session=bomb["session"])
+    left = _printed_until_empty(executor, query, "the bomb's processes", room)
+    plantings.processes = left if isinstance(left, list) else []
+    executor.expect(
+        left == [],
+        f"none of the fork bomb's {bomb['made']} processes still running",
+        f"{len(left)} still running, such as " + "; ".join(f"PID {pid} ({cmd})" for pid, _, cmd in left[:3]),
+    )
+    started = _printed(executor, executor.code("start_children", life=LIFE), "the next session's children", room)
+    plantings.processes = started if isinstance(started, list) else []
+    executor.expect(len(started) == 2, "the next session starting processes of its own", repr(started))

@@ -684,6 +684,16 @@ class _CarriesOutputOverSession(BrokenSession):
         return body
 
 
+class _CodeAsTheServerSession(BrokenSession):
+    """Claims no throwaway user id: user code runs as the server's user, root where it runs as root."""
+
+    fault = "user_code_as_the_server"
+
+    def __init__(self, settings: server.Settings) -> None:
+        super().__init__(settings)
+        self.sandbox = None  # its claim is held until the process ends, unused
+
+
 class _ServerAsTheWorkerUserSession(BrokenSession):
     """Runs the server itself as the worker's user id: user code can signal it."""
 
@@ -1017,6 +1027,8 @@ FAULTS: dict[str, Fault] = {
                kit_args=("--executor-env", f"SUBMISSION_DIR={SUBMISSION}", "--persistent-folder", SUBMISSION)),
         _fault("background_output_carried_over", "what a background thread printed before a restart comes "
                "back after it", "ISO-4", session=_CarriesOutputOverSession, worker_class=_PendingOutputWorker),
+        _fault("user_code_as_the_server", "user code runs as the server's user: root, where the server is",
+               "SEC-1", session=_CodeAsTheServerSession),
         _fault("server_shares_the_user", "the server runs as the user id of user code (not root, it cannot "
                "mount the mqueue file system to find a session's POSIX queues on a host)", "ISO-5 ISO-8 ISO-11 SEC-2",
                session=_ServerAsTheWorkerUserSession, kit_args=("--timeout-factor", "0.25")),
