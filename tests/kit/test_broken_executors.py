@@ -68,3 +68,17 @@ def test_every_must_that_an_executor_can_break_is_caught_by_some_broken_executor
 def test_readme_shows_the_detection_table() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert section(readme, "detection") == detection_table(), "run: nox -s docs"
+
+
+@pytest.mark.gallery
+def test_a_failure_carries_its_exchange_and_a_command_that_sends_it_again(kit_runs: dict[str, KitRun]) -> None:
+    """Issue #30: SCHEMA-1's failure said only "ServerError: Server error.", with no method, path,
+    status or way to send the request again; schemathesis itself prints a curl line."""
+    schema_2 = next(r for r in kit_runs["wrong_method_is_404"].results["requirements"] if r["id"] == "SCHEMA-2")
+    message = schema_2["evidence"][0]["message"]
+    assert "Request: " in message and "Response: HTTP 404" in message, message
+    assert "Reproduce: curl -X " in message and "http://127.0.0.1:" in message, message  # schemathesis's own
+    health_1 = next(r for r in kit_runs["health_wrong_body"].results["requirements"] if r["id"] == "HEALTH-1")
+    message = health_1["evidence"][0]["message"]
+    assert "Response: HTTP 200" in message and "Reproduce: curl -sS -i -X GET http://127.0.0.1:" in message, message
+    assert health_1["evidence"][0]["exchange"]["curl"].endswith("/health")

@@ -13,6 +13,7 @@ from hypothesis.errors import FlakyFailure
 from conformance import catalogue
 from conformance.catalogue import Level
 from conformance.certification import not_applicable, not_run, skip_kind_of, violation_in
+from conformance.client import answer_said
 from conformance.render import to_json, to_junit, to_markdown, to_terminal
 from conformance.results import (
     REPORT_VERSION,
@@ -290,3 +291,14 @@ def test_a_selection_is_judged_on_its_members_only() -> None:
     jsonschema.Draft202012Validator(results_schema()).validate(json.loads(to_json(report)))
     whole = build_report(records, **kwargs)  # type: ignore[arg-type]
     assert whole.verdict is Verdict.INCOMPLETE and whole.selection is None
+
+
+def test_what_an_execute_response_said_names_its_error_in_any_shape() -> None:
+    """Issue #30: TIMEOUT-7 said only "Received: status 'error'"; the exception was in results.json alone."""
+    jupyter = {"status": "error", "outputs": [{"type": "error", "ename": "NameError", "evalue": "x", "text": "..."}]}
+    other = {"status": "error", "outputs": [{"type": "error", "name": "ValueError", "value": "bad"}]}
+    text_only = {"status": "error", "outputs": [{"type": "error", "text": "Traceback ...\nKeyError: 'k'\n"}]}
+    assert answer_said(jupyter) == "status 'error': NameError: x"
+    assert answer_said(other) == "status 'error': ValueError: bad"
+    assert answer_said(text_only) == "status 'error': KeyError: 'k'"
+    assert answer_said({"status": "ok", "outputs": []}) == "status 'ok'"
