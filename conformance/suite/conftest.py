@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import pytest
 
 from conformance.certification import not_run, requirement_ids
-from conformance.client import ExecutorClient, answer_said, has_status
+from conformance.client import ExecutorClient, answer_said, has_status, status_of
 from conformance.options import TargetSpec
 from conformance.pace import Timing
 from conformance.targets import Capabilities, Target, TargetError, start_to_ready
@@ -116,7 +116,7 @@ def judge_default_timeout(executor: ExecutorClient, default: float) -> None:
         code = executor.code("sleep_then_value", seconds=seconds)
         body = run_past_its_timeout(executor, code, None, default)[0] if status == "timeout" else executor.run(code)
         executor.expect(
-            body["status"] == status,
+            status_of(body) == status,
             f'"status": "{status}" for code that sleeps {seconds:g} s ({factor}x the default timeout of {default:g} s)',
             answer_said(body),
         )
