@@ -45,7 +45,7 @@ exit codes:
   2    incomplete: no MUST failed, but one was not run (or only in part, or inconclusive)
   3    error: the run could not be made (no executor at the URL, no Docker, a missing image)
   4    usage error, found before anything runs
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C or SIGTERM)
 """
 
 

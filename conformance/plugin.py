@@ -14,6 +14,8 @@ installing the kit does not change anyone else's test runs.
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -135,6 +137,26 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     run = ConformanceRun(config, cases=cases, selection=selection)
     config.stash[_RUN_KEY] = run
     config.pluginmanager.register(run, "executor-conformance-run")  # for its pytest_keyboard_interrupt
+    _interrupt_on_sigterm(config)
+
+
+def _interrupt_on_sigterm(config: pytest.Config) -> None:
+    """SIGTERM (a CI job's timeout, ``timeout``, ``docker stop``) ends the run as Ctrl-C does: the
+    reports are written with the verdict ``interrupted`` and the executor is stopped (before, the
+    process died with no report, and the executor's container ran on). Restored when pytest ends."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signals go to the main thread only: an embedding caller keeps its own handling
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    config.add_cleanup(restore)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    signal.signal(signum, signal.SIG_IGN)  # once: the reports and the executor's stop are not cut short
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
 
 
 def _select_requirements(config: pytest.Config, items: list[pytest.Item]) -> frozenset[str] | None:

@@ -102,7 +102,7 @@ class Exit(enum.IntEnum):
     INCOMPLETE = 2
     ERROR = 3  # the run could not be made: no executor at the URL, no Docker, a fault of the kit
     USAGE = 4  # the command line: an unknown option, a bad value, a report folder that cannot be written
-    INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
+    INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it; SIGTERM too (the same interrupted run)
 
 
 @dataclass
@@ -313,7 +313,7 @@ def build_report(
         _fold(catalogue.REQUIREMENTS[rid], recs, (cases or {}).get(rid, ())) for rid, recs in by_requirement.items()
     ]
     if interrupted:
-        error = error or "interrupted (Ctrl-C) before the run was over; what had run is reported"
+        error = error or "interrupted (Ctrl-C or SIGTERM) before the run was over; what had run is reported"
     verdict = Verdict.INTERRUPTED if interrupted else Verdict.ERROR if error else compute_verdict(results)
     # The run's own profile, and each smaller one: a full run says whether core holds.
     profiles = {

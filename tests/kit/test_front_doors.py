@@ -100,8 +100,10 @@ def test_a_report_folder_that_cannot_be_written_stops_the_run_before_it_begins(t
     assert time.monotonic() - started < 30
 
 
-def test_ctrl_c_ends_the_run_as_interrupted(tmp_path: Path) -> None:
-    """Ctrl-C: an `interrupted` verdict in the reports, exit 130, and the executor stopped."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_ends_the_run_as_interrupted(tmp_path: Path, stop: signal.Signals) -> None:
+    """Ctrl-C, or SIGTERM (a CI job's timeout): an `interrupted` verdict in the reports, exit 130,
+    and the executor stopped. SIGTERM left no report before (issue #32)."""
     report_dir = tmp_path / "results"
     kit = subprocess.Popen(
         [sys.executable, "-m", "conformance", "--executor-command", " ".join(EXAMPLE_EXECUTOR),
@@ -118,7 +120,7 @@ def test_ctrl_c_ends_the_run_as_interrupted(tmp_path: Path) -> None:
             seen.append(line)
             if line.lstrip().startswith("PASS"):
                 break
-        kit.send_signal(signal.SIGINT)
+        kit.send_signal(stop)
         rest, _ = kit.communicate(timeout=60)
     finally:
         if kit.poll() is None:
