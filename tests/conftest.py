@@ -160,6 +160,37 @@ def run_kit(args: list[str], report_dir: Path, timeout: float = 900) -> KitRun:
     return KitRun(done.returncode, output, results, report_dir)
 
 
+def interrupted_kit(
+    args: list[str], report_dir: Path, stop: signal.Signals, while_running: Callable[[], None] = lambda: None
+) -> KitRun:
+    """Run the kit with ``args``, and send it ``stop`` once its first test has passed (after
+    ``while_running``, called then); its exit code, output and results.json."""
+    kit = subprocess.Popen(
+        [sys.executable, "-m", "conformance", "--report-dir", str(report_dir), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=report_dir.parent,
+        # As from a terminal: a test run started in the background (`cmd &` in a script) ignores
+        # SIGINT, and a child would inherit that and never see the Ctrl-C.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    seen: list[str] = []
+    try:
+        assert kit.stdout is not None
+        for line in kit.stdout:
+            seen.append(line)
+            if line.lstrip().startswith("PASS"):
+                break
+        while_running()
+        kit.send_signal(stop)
+        rest, _ = kit.communicate(timeout=90)
+    finally:
+        if kit.poll() is None:
+            kit.kill()
+            kit.wait()
+    output = "".join(seen) + rest
+    results = json.loads((report_dir / "results.json").read_text()) if (report_dir / "results.json").exists() else {}
+    return KitRun(kit.returncode, output, results, report_dir)
+
+
 #: The bench on small settings: every figure measured, in seconds rather than minutes.
 BENCH_REPEATS = 2
 SMALL_BENCH = ["--repeats", str(BENCH_REPEATS), "--calls", "20", "--clients", "3"]

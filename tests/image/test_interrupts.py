@@ -5,12 +5,11 @@ report, and the container ran on for a minute or more.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.conftest import interrupted_kit
 from tests.image.docker_env import EXAMPLE_IMAGE, PROBLEM, needs
 
 pytestmark = needs(PROBLEM, "Docker-backed")
@@ -25,27 +24,11 @@ def _containers_of(image: str) -> set[str]:
 
 def test_sigterm_ends_a_certification_by_image_with_reports_and_no_container_left(tmp_path: Path) -> None:
     before = _containers_of(EXAMPLE_IMAGE)
-    report_dir = tmp_path / "results"
-    kit = subprocess.Popen(
-        [sys.executable, "-m", "conformance", "--image", EXAMPLE_IMAGE, "--report-dir", str(report_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
-    )  # fmt: skip
-    seen: list[str] = []
-    try:
-        assert kit.stdout is not None
-        for line in kit.stdout:
-            seen.append(line)
-            if line.lstrip().startswith("PASS"):  # the container is up and under test
-                break
-        assert _containers_of(EXAMPLE_IMAGE) - before, "".join(seen)
-        kit.send_signal(signal.SIGTERM)
-        rest, _ = kit.communicate(timeout=90)
-    finally:
-        if kit.poll() is None:
-            kit.kill()
-            kit.wait()
-    output = "".join(seen) + rest
-    assert kit.returncode == 130, output[-3000:]
-    results = json.loads((report_dir / "results.json").read_text())
-    assert results["verdict"] == "interrupted" and "SIGTERM" in (results["error"] or ""), results["error"]
+
+    def under_test() -> None:
+        assert _containers_of(EXAMPLE_IMAGE) - before, "no container of the image while the kit runs"
+
+    run = interrupted_kit(["--image", EXAMPLE_IMAGE], tmp_path / "results", signal.SIGTERM, under_test)
+    assert run.returncode == 130, run.output[-3000:]
+    assert run.results["verdict"] == "interrupted" and "SIGTERM" in (run.results["error"] or ""), run.output[-3000:]
     assert _containers_of(EXAMPLE_IMAGE) <= before, "the executor's container outlived the run"

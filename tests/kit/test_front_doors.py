@@ -20,7 +20,7 @@ import pytest
 
 from conformance import __version__, catalogue
 from conformance.catalogue import CONTRACT_VERSION
-from tests.conftest import EXAMPLE_EXECUTOR, ROOT, run_kit
+from tests.conftest import EXAMPLE_EXECUTOR, ROOT, interrupted_kit, run_kit
 from tests.readme import kit_help, section
 
 
@@ -104,34 +104,12 @@ def test_a_report_folder_that_cannot_be_written_stops_the_run_before_it_begins(t
 def test_ctrl_c_or_sigterm_ends_the_run_as_interrupted(tmp_path: Path, stop: signal.Signals) -> None:
     """Ctrl-C, or SIGTERM (a CI job's timeout): an `interrupted` verdict in the reports, exit 130,
     and the executor stopped. SIGTERM left no report before (issue #32)."""
-    report_dir = tmp_path / "results"
-    kit = subprocess.Popen(
-        [sys.executable, "-m", "conformance", "--executor-command", " ".join(EXAMPLE_EXECUTOR),
-         "--report-dir", str(report_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
-        # As from a terminal: a test run started in the background (`cmd &` in a script) ignores
-        # SIGINT, and a child would inherit that and never see the Ctrl-C.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
-    seen: list[str] = []
-    try:
-        assert kit.stdout is not None
-        for line in kit.stdout:
-            seen.append(line)
-            if line.lstrip().startswith("PASS"):
-                break
-        kit.send_signal(stop)
-        rest, _ = kit.communicate(timeout=60)
-    finally:
-        if kit.poll() is None:
-            kit.kill()
-            kit.wait()
-    output = "".join(seen) + rest
-    assert kit.returncode == 130, output[-3000:]
-    results = json.loads((report_dir / "results.json").read_text())
+    run = interrupted_kit(["--executor-command", " ".join(EXAMPLE_EXECUTOR)], tmp_path / "results", stop)
+    assert run.returncode == 130, run.output[-3000:]
+    results = run.results
     assert results["verdict"] == "interrupted" and "interrupted" in (results["error"] or ""), results["error"]
-    assert "interrupted" in (report_dir / "summary.md").read_text()
-    assert "Verdict: interrupted" in output
+    assert "interrupted" in (run.report_dir / "summary.md").read_text()
+    assert "Verdict: interrupted" in run.output
 
 
 def test_requirements_are_selected_by_id_glob_and_area(tmp_path: Path) -> None:
