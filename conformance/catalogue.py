@@ -10,6 +10,7 @@ This module must never import pytest or anything of the reference executor.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import fnmatch
 from collections.abc import Iterable
@@ -456,8 +457,10 @@ def matching(pattern: str) -> list[str]:
     ]
     if not found:
         areas = ", ".join(Area)
+        close = difflib.get_close_matches(upper, [*REQUIREMENTS, *(a.value.upper() for a in Area)], n=3)
+        meant = f"; did you mean {', '.join(c if c in REQUIREMENTS else c.lower() for c in close)}?" if close else ""
         raise ValueError(
-            f"no requirement is {wanted!r} (an ID such as HEALTH-1, a glob such as READY-*, or an area: {areas})"
+            f"no requirement is {wanted!r} (an ID such as HEALTH-1, a glob such as READY-*, or an area: {areas}){meant}"
         )
     return found
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -197,7 +198,17 @@ def workspace_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command; output cut short by its reader (``--list --json | head``) ends it quietly."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # Python would complain again flushing stdout at exit: point it at /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return Exit.CONFORMANT if "--list" in argv else Exit.ERROR  # a list's reader had what it wanted
+
+
+def _main(argv: list[str]) -> int:
     commands = {"bench", "catalogue", "workspace", "compare"}
     if argv[:1] == ["compose"]:
         print("executor-conformance compose is now the deployment's own: executor-pool compose", file=sys.stderr)

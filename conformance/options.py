@@ -9,6 +9,7 @@ way whether it is certified or measured. ``RUN_OPTIONS`` are a certification's o
 from __future__ import annotations
 
 import argparse
+import difflib
 import enum
 import shlex
 import sys
@@ -158,7 +159,17 @@ class KitParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(Exit.USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(Exit.USAGE, f"{self.prog}: error: {message}{self._did_you_mean(message)}\n")
+
+    def _did_you_mean(self, message: str) -> str:
+        """For "unrecognized arguments: --requirment X", the option meant (Python 3.11's argparse
+        does not say)."""
+        if not message.startswith("unrecognized arguments:"):
+            return ""
+        known = [flag for action in self._actions for flag in action.option_strings]
+        typed = [word.split("=")[0] for word in message.split(":", 1)[1].split() if word.startswith("--")]
+        close = [match for word in typed for match in difflib.get_close_matches(word, known, n=1)]
+        return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
 class OptionError(ValueError):

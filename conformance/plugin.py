@@ -271,8 +271,8 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
 def _live_line(run: ConformanceRun, item: pytest.Item, record: TestRecord) -> None:
     """Progress: an area heading when the area changes, then the test's outcome."""
     reporter = item.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None:
-        return
+    if reporter is None or (record.outcome == "passed" and item.config.get_verbosity() < 0):
+        return  # -q: what did not pass, only
     area = catalogue.get(record.requirements[0]).area
     if area != run.current_area:
         run.current_area = area

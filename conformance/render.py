@@ -68,9 +68,17 @@ def to_junit(report: Report) -> str:
         run = ET.SubElement(suite, "testcase", classname="conformance.run", name=f"the run ({report.verdict.value})")
         error = ET.SubElement(run, "error", message=report.error.split("\n")[0][:500])
         error.text = report.error
+    seconds: dict[str, float] = {}
+    for record in report.tests:  # a requirement's time: its tests' (a test of two counts for both)
+        for rid in record.requirements:
+            seconds[rid] = seconds.get(rid, 0.0) + record.duration_s
     for result in report.requirements:
         case = ET.SubElement(
-            suite, "testcase", classname=f"conformance.{result.area}", name=f"{result.id} {result.title}"
+            suite,
+            "testcase",
+            classname=f"conformance.{result.area}",
+            name=f"{result.id} {result.title}",
+            time=f"{seconds.get(result.id, 0.0):.2f}",
         )
         props = ET.SubElement(case, "properties")
         ET.SubElement(props, "property", name="requirement", value=result.id)

@@ -258,3 +258,27 @@ def test_every_subcommand_reports_a_usage_error_with_exit_4_and_the_option_at_fa
     skipped = kit("--list", "--skip-requirement", "NOPE-*")
     assert skipped.returncode == 4 and "--skip-requirement NOPE-*: no requirement" in skipped.stderr
     assert kit("catalogue", "--no-such-option").returncode == 4
+
+
+def test_a_list_cut_short_by_its_reader_ends_quietly() -> None:
+    """Issue #32: `--list --json | head` ended in a BrokenPipeError traceback."""
+    done = subprocess.run(
+        f"{sys.executable} -m conformance --list --json | head -1", shell=True, capture_output=True, text=True,
+        timeout=60, check=False, executable="/bin/bash",
+    )  # fmt: skip
+    assert done.stdout == "[\n" and done.stderr == "", done.stderr
+
+
+def test_a_mistyped_option_or_requirement_gets_a_did_you_mean() -> None:
+    option = kit("--requirment", "HEALTH-1")
+    assert option.returncode == 4 and "(did you mean --requirement?)" in option.stderr, option.stderr
+    pattern = kit("--list", "--requirement", "timout")
+    assert pattern.returncode == 4 and "did you mean timeout," in pattern.stderr, pattern.stderr
+
+
+def test_quiet_prints_what_did_not_pass_only(tmp_path: Path) -> None:
+    """Issue #32: -q still printed every PASS."""
+    done = kit("--command", " ".join(EXAMPLE_EXECUTOR), "--requirement", "HEALTH-1,READY-3", "--report-dir",
+               str(tmp_path / "results"), "--", "-q", timeout=120)  # fmt: skip
+    assert "PASS [MUST HEALTH-1]" not in done.stdout and "FAIL [SHOULD READY-3]" in done.stdout, done.stdout[-3000:]
+    assert "Verdict: conformant with warnings" in done.stdout

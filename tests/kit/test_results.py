@@ -107,6 +107,12 @@ def test_renderers_are_pure_functions_of_the_report() -> None:
     run_properties = {p.get("name"): p.get("value") for p in suite.find("testsuite/properties") or []}
     assert run_properties["profile"] == "full" and run_properties["verdict_core"] == "conformant"
     assert case.find("failure") is not None
+    assert case.get("time") == "0.00"  # its tests' time (issue #32: a test case had none)
+    timed = _report(TestRecord("t::slow", ["EXEC-4"], "passed", duration_s=1.25))
+    timed_case = next(
+        c for c in ET.fromstring(to_junit(timed)).iter("testcase") if c.get("name", "").startswith("EXEC-4")
+    )
+    assert timed_case.get("time") == "1.25"
     assert "| ❌ | EXEC-4 | SHOULD | failed |" in to_markdown(report)
     assert to_terminal(report).splitlines()[-1] == "Verdict: conformant with warnings (full profile; core: conformant)"
 
