@@ -113,11 +113,13 @@ def stability(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff, mypy --strict (settings in pyproject.toml), and the contract's table against the catalogue."""
+    """ruff, mypy --strict (settings in pyproject.toml), the import rules (import-linter), and the
+    contract's table against the catalogue."""
     session.install("-e", ".[dev]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+    session.run("lint-imports")  # the architecture's import rules: pyproject.toml's [tool.importlinter]
     session.run("executor-conformance", "catalogue", "--check", "docs/contract.md")
 
 
