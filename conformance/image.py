@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -38,6 +39,9 @@ PRODUCTION_MEMORY = "256m"
 PRODUCTION_CPUS = 0.25
 #: Processes and threads (the pids control group): a fork bomb meets it (ISO-10), as in production.
 PRODUCTION_PIDS = 1024
+#: Every container this kit process starts carries this label: a run, or a test of one, finds what
+#: it started (and checks it is gone) without counting another run's containers of the same image.
+RUN_LABEL = f"executor-conformance.run={uuid.uuid4().hex[:16]}"
 
 
 def _configure_testcontainers() -> None:
@@ -170,8 +174,9 @@ class ImageTarget:
         return f"http://{self._container.get_container_host_ip()}:{self._container.get_exposed_port(port)}"
 
     def docker_limits(self) -> dict[str, Any]:
-        """The memory, CPU and process limits as docker-py takes them (for this container, or another like it)."""
-        limits: dict[str, Any] = {}
+        """The memory, CPU and process limits as docker-py takes them (for this container, or another
+        like it), and the label of this run (``RUN_LABEL``): what the kit started is found by it."""
+        limits: dict[str, Any] = {"labels": dict([RUN_LABEL.split("=", 1)])}
         if self.memory:
             limits.update(mem_limit=self.memory, memswap_limit=self.memory)  # no swap: the limit is real
         if self.cpus:
@@ -262,6 +267,7 @@ class ImageTarget:
         return {
             "kind": self.kind,
             "image": self.image,
+            "label": RUN_LABEL,
             "image_id": self.image_id,
             "memory": self.memory,
             "cpus": self.cpus,

@@ -48,6 +48,8 @@ from .targets import Capabilities, Target
 from .timeouts import KitTimeouts
 from .violations import Inconclusive
 
+#: Below this verbosity (pytest.ini's -q and one more), the live lines leave out what passed.
+QUIET = -1
 #: Areas in the order the suite runs them: harmless first, destructive last.
 _RUN_KEY = pytest.StashKey[ConformanceRun]()
 
@@ -271,8 +273,10 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
 def _live_line(run: ConformanceRun, item: pytest.Item, record: TestRecord) -> None:
     """Progress: an area heading when the area changes, then the test's outcome."""
     reporter = item.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or (record.outcome == "passed" and item.config.get_verbosity() < 0):
-        return  # -q: what did not pass, only
+    # The suite's pytest.ini is -q already: a -q of the user's (the kit's own, or pytest's after --)
+    # prints what did not pass, only.
+    if reporter is None or (record.outcome == "passed" and item.config.get_verbosity() < QUIET):
+        return
     area = catalogue.get(record.requirements[0]).area
     if area != run.current_area:
         run.current_area = area

@@ -282,3 +282,6 @@ def test_quiet_prints_what_did_not_pass_only(tmp_path: Path) -> None:
                str(tmp_path / "results"), "--", "-q", timeout=120)  # fmt: skip
     assert "PASS [MUST HEALTH-1]" not in done.stdout and "FAIL [SHOULD READY-3]" in done.stdout, done.stdout[-3000:]
     assert "Verdict: conformant with warnings" in done.stdout
+    loud = kit("--command", " ".join(EXAMPLE_EXECUTOR), "--requirement", "HEALTH-1", "--report-dir",
+               str(tmp_path / "loud"), timeout=120)  # fmt: skip
+    assert "PASS [MUST HEALTH-1]" in loud.stdout, loud.stdout[-3000:]  # by default, every outcome
