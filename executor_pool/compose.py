@@ -42,11 +42,15 @@ WORKSPACE_MOUNT, SUBMISSION_MOUNT = "/data", "/submission"
 RESOURCE_KEYS = {"MEM_LIMIT": "mem_limit", "CPUS": "cpus", "MEM_RESERVATION": "mem_reservation"}
 DEFAULTS = {"EXECUTION_TIMEOUT": "360", "MEM_LIMIT": "2G", "CPUS": "0.5"}
 #: Keys of ``-e`` that configure the executor itself; every other one is meant for user code, and
-#: is named in SESSION_ENV so that it reaches it (contract ISO-6).
+#: is named in SESSION_ENV so that it reaches it (contract ISO-6). Every variable the reference
+#: executor reads (``reference_executor.config.Settings.variables()``; a test holds this list to
+#: it), the other executors' own (WORKER_UIDS), and the interpreter's.
 EXECUTOR_SETTINGS = {
-    "PORT", "HOST", "WORKSPACE_FOLDER", "EXECUTION_TIMEOUT", "MAX_OUTPUT_BYTES", "MAX_REQUEST_BYTES",
-    "SESSION_ENV", "SUBMISSION_DIR", "KERNEL_USER", "KERNEL_UIDS", "STANDBY_KERNEL", "INTERRUPT_GRACE",
-    "KERNEL_START_TIMEOUT", "KERNEL_START_GIVE_UP", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
+    "PORT", "HOST", "WORKSPACE_FOLDER", "EXECUTION_TIMEOUT", "MAX_EXECUTION_TIMEOUT", "MAX_OUTPUT_BYTES",
+    "MAX_REQUEST_BYTES", "REQUEST_READ_TIMEOUT", "MAX_HEAD_BYTES", "MAX_HEADER_LINE_BYTES", "MAX_HEADER_COUNT",
+    "SESSION_ENV", "SUBMISSION_DIR", "KERNEL_USER", "KERNEL_UIDS", "WORKER_UIDS", "SESSION_MAX_PROCESSES",
+    "STANDBY_KERNEL", "INTERRUPT_GRACE", "KERNEL_START_TIMEOUT", "KERNEL_START_GIVE_UP", "EXECUTOR_RUNTIME_DIR",
+    "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
 }  # fmt: skip
 
 

@@ -223,6 +223,21 @@ class Settings:
     head_limits: HeadLimits = field(default_factory=HeadLimits)
 
     @classmethod
+    def variables(cls) -> frozenset[str]:
+        """Every environment variable the executor reads as a setting: what ``from_env`` asks an
+        empty environment for, so that the list is never kept by hand (a deployment that passes
+        the rest on to user code uses it: ``executor_pool.compose``, held equal by a test)."""
+        asked: set[str] = set()
+
+        class Asked(dict[str, str]):
+            def get(self, key: str, default: Any = None) -> Any:
+                asked.add(key)
+                return super().get(key, default)
+
+        cls.from_env(Asked())
+        return frozenset(asked)
+
+    @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from environment variables, failing clearly on bad values."""
         env = os.environ if env is None else env

@@ -9,6 +9,8 @@ import pytest
 import yaml
 
 from executor_pool.__main__ import main
+from executor_pool.compose import EXECUTOR_SETTINGS, Deployment
+from reference_executor.config import Settings
 from tests.conftest import EXAMPLES
 
 
@@ -79,3 +81,14 @@ def test_bad_flags_are_refused_clearly(
     assert main(["compose", "-o", str(tmp_path / "c.yml"), *flags]) == 2
     assert message in capsys.readouterr().out
     assert not (tmp_path / "c.yml").exists()
+
+
+def test_every_setting_an_executor_reads_stays_the_executors_and_never_reaches_user_code() -> None:
+    """Issue #31: the generator's hand-kept list lacked MAX_EXECUTION_TIMEOUT and REQUEST_READ_TIMEOUT
+    (and five more the reference reads): `-e MAX_EXECUTION_TIMEOUT=60` was named in SESSION_ENV and
+    handed to user code. The list now holds every variable the reference executor reads."""
+    read = Settings.variables()
+    assert {"EXECUTION_TIMEOUT", "MAX_EXECUTION_TIMEOUT", "REQUEST_READ_TIMEOUT", "SESSION_ENV"} <= read
+    assert read <= EXECUTOR_SETTINGS, sorted(read - EXECUTOR_SETTINGS)
+    environment = Deployment(types=[("python", 1)], env={**dict.fromkeys(read, "7"), "MY_TOKEN": "t"}).environment()
+    assert environment["SESSION_ENV"] == "MY_TOKEN"  # what is meant for user code, and nothing else
