@@ -30,6 +30,8 @@ __all__ = ["Pool", "create_app", "load_config"]
 
 #: How long a proxied call may take (an execute may run for its whole EXECUTION_TIMEOUT).
 PROXY_TIMEOUT = 900.0
+#: How long the calls in flight on an allocation have to end, once cut by its /deallocate.
+CUT_CALLS_TIMEOUT = 5.0
 #: How long a restart on deallocation may take.
 RESTART_TIMEOUT = 120.0
 #: How long an executor has to answer GET /ready before it is handed out.
@@ -97,14 +99,19 @@ class ClientGone(Exception):
     """The client closed its connection before the executor answered."""
 
 
-async def _unless_the_client_leaves(forwarded: Awaitable[httpx.Response], request: Request) -> httpx.Response:
+async def _unless_the_client_leaves(
+    forwarded: Awaitable[httpx.Response], request: Request, calls: set[asyncio.Future[httpx.Response]]
+) -> httpx.Response:
     """The executor's answer; if the client disconnects first, the call to the executor is
-    cancelled (its connection closed, so the executor sees the client leave) and ClientGone raised."""
+    cancelled (its connection closed, so the executor sees the client leave) and ClientGone raised.
+    The call is in ``calls`` (its allocation's) meanwhile: a /deallocate cancels it the same way."""
     answer = asyncio.ensure_future(forwarded)
     left = asyncio.ensure_future(_disconnected(request))
+    calls.add(answer)
     try:
         await asyncio.wait({answer, left}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        calls.discard(answer)
         left.cancel()
         if not answer.done():
             answer.cancel()
@@ -189,6 +196,9 @@ def create_app(pool: Pool, *, max_request_bytes: int = 1024 * 1024, token: str |
         )
 
     client: httpx.AsyncClient | None = None
+    #: The calls being forwarded on each executor's allocation, and the executors being handed over.
+    calls: dict[str, set[asyncio.Future[httpx.Response]]] = {}
+    handing_over: set[str] = set()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -252,8 +262,23 @@ def create_app(pool: Pool, *, max_request_bytes: int = 1024 * 1024, token: str |
         if executor is None:
             return _error(404, f"no executor {container_id!r}")
         assert client is not None
-        restarted = await _restarted(client, executor)  # clears the user's state
-        # Freed, its token ended; the pool never shrinks: a dirty one is restarted before it is handed out.
+        # The hand-over is atomic: the token ends first (a call sent from now on gets 401), the
+        # calls in flight on it are cut (their connections to the executor closed) and waited
+        # for, then the restart clears the user's state; the executor is handed out again only
+        # once restarted and ready (``allocate`` asks /ready). Before, the token lived on until
+        # the restart had ended, and a call sent meanwhile ran in the next user's session.
+        handing_over.add(container_id)
+        try:
+            await pool.store.revoke(container_id)
+            in_flight = list(calls.get(container_id, ()))
+            for call in in_flight:
+                call.cancel()
+            if in_flight:
+                await asyncio.wait(in_flight, timeout=CUT_CALLS_TIMEOUT)
+            restarted = await _restarted(client, executor)  # clears the user's state
+        finally:
+            handing_over.discard(container_id)
+        # Freed; the pool never shrinks: a dirty one is restarted before it is handed out.
         await pool.store.give_back(container_id, dirty=not restarted)
         if not restarted:
             return _error(
@@ -281,8 +306,10 @@ def create_app(pool: Pool, *, max_request_bytes: int = 1024 * 1024, token: str |
         )
         forwarded = client.send(outgoing, stream=True)  # the answer is passed on as it comes, never held whole
         try:
-            answer = await _unless_the_client_leaves(forwarded, request)
+            answer = await _unless_the_client_leaves(forwarded, request, calls.setdefault(container_id, set()))
         except ClientGone:  # the executor saw the call's connection close too (CONC-3)
+            if container_id in handing_over:
+                return _error(409, f"executor {container_id} was deallocated before the answer; the call was cut")
             return _error(499, "the client went away before the answer")
         except httpx.TimeoutException:
             return _error(504, f"executor {container_id} did not answer within {PROXY_TIMEOUT:.0f} s")

@@ -55,6 +55,10 @@ class Store(Protocol):
         """Free an allocated executor (to the end of its queue) and end its token; False if it was
         not allocated. ``dirty`` marks it for a restart first; ``not_ready``, as not ready when asked."""
 
+    async def revoke(self, executor_id: str) -> None:
+        """End the token of the executor's allocation at once; the executor stays allocated (not
+        free) until it is given back: the hand-over to the next user starts here."""
+
     async def holder(self, executor_id: str) -> str | None:
         """The token of the executor's allocation (None: none), extending its lease: it is in use."""
 
@@ -118,6 +122,9 @@ class MemoryStore:
         self.tokens.pop(executor_id, None)
         self.free[self.types[executor_id]].append(executor_id)
         return True
+
+    async def revoke(self, executor_id: str) -> None:
+        self.tokens.pop(executor_id, None)
 
     async def holder(self, executor_id: str) -> str | None:
         if executor_id in self.leases:
@@ -255,6 +262,9 @@ class RedisStore:
         ]
         freed = await self._give_back(keys=keys, args=[executor_id, int(dirty), int(not_ready)])
         return bool(freed)
+
+    async def revoke(self, executor_id: str) -> None:
+        await self.redis.hdel(self._key("tokens"), executor_id)
 
     async def holder(self, executor_id: str) -> str | None:
         token = await self._holder(keys=[self._key("leases"), self._key("tokens")], args=[executor_id, self._lease_arg])

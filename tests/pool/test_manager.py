@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -206,3 +208,54 @@ def test_the_kit_certifies_a_session_through_an_authenticated_manager(
     musts_not_passed = {r["id"]: r["outcome"] for r in run.results["requirements"]
                         if r["level"] == "MUST" and r["outcome"] not in ("passed", "skipped")}  # fmt: skip
     assert musts_not_passed == {"ISO-5": "not_run"}
+
+
+#: How long the old user keeps calling, with the old token, once /deallocate is sent.
+HAND_OVER_WINDOW_S = 10.0
+
+
+def test_a_token_is_refused_from_the_moment_deallocate_arrives_and_nothing_reaches_the_next_user(
+    authenticated_pool: tuple[httpx.Client, list[RunningExecutor]],
+) -> None:
+    """Issue #29: an execute sent 0.15 s after /deallocate, with the old token, was proxied while
+    the executor restarted and ran in the session the next user was handed (the token stayed valid
+    until the restart had ended). Now the token ends first, in-flight calls end before the
+    restart, and the executor is handed out again once restarted and ready."""
+    manager, _ = authenticated_pool
+    operator = _bearer(MANAGER_TOKEN)
+    old = manager.post("/allocate", params={"container_type": "python"}, headers=operator).json()
+    other = manager.post(
+        "/allocate", params={"container_type": "python"}, headers=operator
+    ).json()  # one free left: none
+    session, token = f"/session/{old['container_id']}", _bearer(old["token"])
+    plant = {"code": "planted_by_the_old_user = True"}
+    assert manager.post(f"{session}/execute", json=plant, headers=token).json()["status"] == "ok"
+    answers: list[int] = []
+    done = threading.Event()
+
+    def deallocate() -> None:
+        try:
+            manager.post(f"/deallocate/{old['container_id']}", headers=token, timeout=60)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=deallocate)
+    thread.start()
+    deadline = time.monotonic() + HAND_OVER_WINDOW_S
+    try:
+        with httpx.Client(base_url=str(manager.base_url), timeout=30) as late:  # the old user's own connection
+            while not done.is_set() and time.monotonic() < deadline:
+                answers.append(late.post(f"{session}/execute", json=plant, headers=token).status_code)
+    finally:
+        thread.join(timeout=60)
+    manager.post(f"/deallocate/{other['container_id']}", headers=operator)
+    # The first may beat the revocation; every later one, sent while the executor restarted, is refused.
+    assert len(answers) > 1 and all(status == 401 for status in answers[1:]), answers
+    new = manager.post("/allocate", params={"container_type": "python"}, headers=operator).json()
+    for allocation in (new, manager.post("/allocate", params={"container_type": "python"}, headers=operator).json()):
+        read = manager.post(
+            f"/session/{allocation['container_id']}/execute",
+            json={"code": "print('planted_by_the_old_user' in globals())"},
+            headers=_bearer(allocation["token"]),
+        ).json()
+        assert read["status"] == "ok" and read["outputs"][0]["text"] == "False\n", read
