@@ -21,6 +21,8 @@ __all__ = [
     "MANAGER_PORT",
     "OUTPUTS",
     "SUBMISSION_MOUNT",
+    "TOKEN_FILE",
+    "TOKEN_SECRET",
     "WORKSPACE_MOUNT",
     "ComposeError",
     "Deployment",
@@ -36,6 +38,10 @@ EXECUTOR_PORT = 8432
 MANAGER_PORT = 5000
 #: What ``--format`` writes, and where by default.
 OUTPUTS = {"compose": "docker-compose.yml", "swarm": "executor-stack.yml", "kubernetes": "executor-pool.k8s.yaml"}
+#: The manager's token: a file the generator makes beside the compose file (mode 0600), handed to
+#: the manager as a secret (compose and swarm mount it at /run/secrets/<name>; Kubernetes: a Secret).
+TOKEN_FILE = "manager-token"
+TOKEN_SECRET = "manager-token"
 #: Where an executor finds the workspace (read-only) and its save-to folder.
 WORKSPACE_MOUNT, SUBMISSION_MOUNT = "/data", "/submission"
 #: Environment keys the generator turns into container settings instead of variables.
@@ -180,11 +186,11 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
         "image": deployment.manager_image,
         "container_name": "manager",
         # 0.0.0.0 inside its container; the port is published on --host-ip only.
+        # Authenticated always: a manager on 0.0.0.0 refuses to start without its token.
         "command": f"python -m executor_pool.manager --config /config/{Path(deployment.config_file).name} "
-        f"--host 0.0.0.0 --port {MANAGER_PORT}",
+        f"--host 0.0.0.0 --port {MANAGER_PORT} --token-file /run/secrets/{TOKEN_SECRET}",
         "ports": [f"{deployment.host_ip}:{MANAGER_PORT}:{MANAGER_PORT}"],
-        # From the shell that runs `docker compose up`: set, the manager requires tokens.
-        "environment": {"MANAGER_TOKEN": "${MANAGER_TOKEN:-}"},
+        "secrets": [TOKEN_SECRET],
         "volumes": [f"./{Path(deployment.config_file).name}:/config/{Path(deployment.config_file).name}:ro"],
         "depends_on": [name for name in services],
         "restart": "unless-stopped",
@@ -201,7 +207,7 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
             "retries": 3,
         },
     }
-    return {"services": services}
+    return {"services": services, "secrets": {TOKEN_SECRET: {"file": f"./{TOKEN_FILE}"}}}
 
 
 class _PlainDumper(yaml.SafeDumper):
@@ -264,4 +270,5 @@ def swarm_document(deployment: Deployment, *, store: str | None = None) -> dict[
         "services": services,
         "networks": {"executors": {"driver": "overlay", "attachable": True}},
         "configs": {"container_config": {"file": f"./{config_name}"}},
+        "secrets": compose["secrets"],
     }

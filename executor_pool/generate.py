@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import secrets
 from pathlib import Path
 
 from .compose import (
     MANAGER_PORT,
     OUTPUTS,
+    TOKEN_FILE,
     ComposeError,
     Deployment,
     compose_document,
@@ -85,10 +88,37 @@ def main(argv: list[str]) -> int:
         print(f"executor-pool compose: {exc}")
         return 2
     output.write_text(yaml_text(documents), encoding="utf-8")
+    token_path = output.with_name(TOKEN_FILE)
+    token = _new_token(token_path)
     if args.format == "kubernetes":
         kinds = ", ".join(sorted({str(d["kind"]) for d in documents}))
-        print(f"wrote {output} ({deployment.size} executors; {len(documents)} objects: {kinds}); kubectl apply -f it")
-        return 0
-    config_path.write_text(json.dumps(container_config(deployment), indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {output} ({deployment.size} executors, manager on port {MANAGER_PORT}) and {config_path}")
+        print(f"wrote {output} ({deployment.size} executors; {len(documents)} objects: {kinds})")
+        print(f"make the manager's Secret, then apply: kubectl create secret generic executor-manager "
+              f"--from-file=token={token_path} && kubectl apply -f {output}")  # fmt: skip
+    else:
+        config_path.write_text(json.dumps(container_config(deployment), indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {output} ({deployment.size} executors, manager on port {MANAGER_PORT}) and {config_path}")
+    _say_token(token_path, token)
     return 0
+
+
+def _new_token(path: Path) -> str | None:
+    """A new manager token in ``path`` (mode 0600), unless one is there already (None then): the
+    pool is never generated without one, and one already in use is never replaced."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return None
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(token + "\n")
+    return token
+
+
+def _say_token(path: Path, token: str | None) -> None:
+    """How to use the manager's token; the token itself, once, when it was just made."""
+    if token is None:
+        print(f"the manager's token: {path} (kept as it was)")
+        return
+    print(f"the manager's token, in {path} (mode 0600), shown this once: {token}")
+    print(f'every /allocate, /status and /deallocate needs it: -H "Authorization: Bearer $(cat {path})"')

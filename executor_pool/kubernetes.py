@@ -11,8 +11,8 @@ From the same ``Deployment`` as the compose file:
   (``--workspace-claim``); with ``-s``, the save-to folder ``/submission`` as a volume claim per
   pod (kept across sessions and pod restarts, as the host folder is in the compose file);
   ``CONTAINER_ID`` is the pod's name;
-- the manager: a Deployment, its Service, and ``container_config.json`` in a ConfigMap; its token,
-  if any, from the Secret ``executor-manager`` (key ``token``), optional.
+- the manager: a Deployment, its Service, and ``container_config.json`` in a ConfigMap; its token
+  from the Secret ``executor-manager`` (key ``token``), required.
 
 Least privilege: the reference executor runs as root only to run user code as throwaway user ids
 and to clean up after them, so its container drops every capability but those: SETUID and SETGID
@@ -171,9 +171,9 @@ def _manager(deployment: Deployment, config: dict[str, dict[str, str]], store: s
     args = ["--config", f"/config/{name}", "--host", "0.0.0.0", "--port", str(MANAGER_PORT)]
     if store:
         args += ["--store", store]
-    env = [
-        {"name": "MANAGER_TOKEN", "valueFrom": {"secretKeyRef": {"name": MANAGER, "key": "token", "optional": True}}}
-    ]
+    # Required: a manager on 0.0.0.0 refuses to start without its token (the generator prints how
+    # to make the Secret from the token file it writes).
+    env = [{"name": "MANAGER_TOKEN", "valueFrom": {"secretKeyRef": {"name": MANAGER, "key": "token"}}}]
     container = {
         "name": "manager",
         "image": deployment.manager_image,

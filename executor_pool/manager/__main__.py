@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,16 @@ def _seconds(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"a positive number of seconds, not {text!r}")
     return value
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is this machine alone (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 #: What the manager imports, installed by the deployment's extra (``executor-conformance[pool]``).
@@ -86,10 +97,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"manager: cannot read {args.token_file}: {exc}", file=sys.stderr)
         return 2
     token = token or os.environ.get("MANAGER_TOKEN") or None
+    if token is None and not _loopback(args.host):
+        print(
+            f"manager: refusing to listen on {args.host} without a token: anyone who could reach it could use "
+            "and end every session (set MANAGER_TOKEN, or --token-file; executor-pool compose makes one)",
+            file=sys.stderr,
+        )
+        return 2
     if token is None:
         print(
-            f"manager: no MANAGER_TOKEN: anyone who can reach {args.host}:{args.port} can use and end every "
-            "session (set MANAGER_TOKEN, or --token-file, to require tokens)",
+            f"manager: no MANAGER_TOKEN: anyone on this machine who can reach {args.host}:{args.port} can use "
+            "and end every session (set MANAGER_TOKEN, or --token-file, to require tokens)",
             file=sys.stderr,
         )
     # A request that has not arrived whole in time is closed, and a head past its bounds gets

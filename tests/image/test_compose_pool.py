@@ -5,9 +5,10 @@
 then the kit certifies executor 0 through the manager, and executor 1 directly: the two verdicts
 must be the same. Needs Docker and a compose command (`docker compose` or `docker-compose`).
 
-Authentication is on: `docker compose up` runs with MANAGER_TOKEN set, the test allocates
-executor 0 with it, and every call through the manager carries that allocation's token (the
-README's curl commands get one header more, `Authorization: Bearer $SESSION_TOKEN`).
+Authentication is on, as always: the generator wrote the manager's token (``manager-token``, mode
+0600, handed to the manager as a compose secret), the test allocates executor 0 with it, and every
+call through the manager carries that allocation's token (the README's curl commands get one header
+more, `Authorization: Bearer $SESSION_TOKEN`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from executor_pool.compose import TOKEN_FILE
 from tests.conftest import EXAMPLES, ROOT, STARTUP_TIMEOUT, run_kit, wait_for
 from tests.image.docker_env import IMAGE, PROBLEM, needs
 
@@ -43,7 +45,6 @@ pytestmark = needs(
 )
 
 MANAGER = "http://localhost:5000"
-MANAGER_TOKEN = "operator-secret-of-the-compose-test"
 #: The executors' own ports, published by the generated compose file (--start-port 60000).
 DIRECT = ("http://127.0.0.1:60000", "http://127.0.0.1:60001")
 
@@ -104,7 +105,8 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
     shutil.copy(ROOT / "generate_compose.py", here)  # the README runs it from the current folder
     subprocess.run(["docker", "tag", IMAGE, "python:latest"], check=True)  # README: docker build -t python ./
     try:
-        _bash(README_DEPLOY.replace("{compose}", " ".join(COMPOSE)), here, MANAGER_TOKEN=MANAGER_TOKEN)
+        _bash(README_DEPLOY.replace("{compose}", " ".join(COMPOSE)), here)
+        assert (here / TOKEN_FILE).stat().st_mode & 0o777 == 0o600
         with httpx.Client(timeout=10) as http:
 
             def all_ready() -> bool:
@@ -116,7 +118,7 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
 
             wait_for(all_ready, STARTUP_TIMEOUT * 2, "both executors and the manager ready", lambda: _logs(here))
             assert http.post(f"{MANAGER}/allocate").status_code == 401  # the manager requires its token
-            allocation = http.post(f"{MANAGER}/allocate", headers=_bearer(MANAGER_TOKEN)).json()
+            allocation = http.post(f"{MANAGER}/allocate", headers=_bearer(_operator_token(here))).json()
         assert allocation["container_id"] == "0"
         yield here, allocation["token"]
     finally:
@@ -149,6 +151,11 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def _operator_token(here: Path) -> str:
+    """The manager's token, as the generator wrote it."""
+    return (here / TOKEN_FILE).read_text(encoding="utf-8").strip()
+
+
 def test_readme_examples_run_as_written(pool: tuple[Path, str]) -> None:
     here, token = pool
     [body] = _json_values(_bash(README_USE, here, SESSION_TOKEN=token))
@@ -160,7 +167,7 @@ def test_readme_examples_run_as_written(pool: tuple[Path, str]) -> None:
     assert isinstance(ready["ready"], bool)
     with httpx.Client(timeout=10) as http:
         assert http.get(f"{MANAGER}/session/0/ready").status_code == 401  # no token, no session
-        status = http.get(f"{MANAGER}/status", headers=_bearer(MANAGER_TOKEN)).json()
+        status = http.get(f"{MANAGER}/status", headers=_bearer(_operator_token(here))).json()
     assert status["total"] == 2 and status["allocated_ids"] == ["0"]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from executor_pool.compose import TOKEN_FILE
 from tests.conftest import EXAMPLES, STARTUP_TIMEOUT, run_kit, wait_for
 from tests.image.docker_env import IMAGE, PROBLEM, needs
 
@@ -24,7 +25,6 @@ pytestmark = needs(PROBLEM, "Docker swarm")
 
 STACK = "executor-pool-test"
 MANAGER = "http://127.0.0.1:5000"
-MANAGER_TOKEN = "operator-secret-of-the-swarm-test"
 #: For the stack's containers and network to be gone after `docker stack rm`.
 REMOVAL_S = 60.0
 
@@ -57,12 +57,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]
         _docker("swarm", "init", "--advertise-addr", "127.0.0.1")
     _docker("tag", IMAGE, "python:latest")
     try:
-        _docker("stack", "deploy", "-c", str(here / "stack.yml"), STACK, MANAGER_TOKEN=MANAGER_TOKEN)
+        _docker("stack", "deploy", "-c", str(here / "stack.yml"), STACK)
+        operator = (here / TOKEN_FILE).read_text(encoding="utf-8").strip()  # the generator's, a swarm secret
         with httpx.Client(timeout=10) as http:
 
             def allocated() -> dict[str, str] | None:
                 try:
-                    answer = http.post(f"{MANAGER}/allocate", headers=_bearer(MANAGER_TOKEN))
+                    answer = http.post(f"{MANAGER}/allocate", headers=_bearer(operator))
                 except httpx.HTTPError:
                     return None
                 return dict(answer.json()) if answer.status_code == 200 else None

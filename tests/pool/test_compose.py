@@ -38,7 +38,12 @@ def test_original_flags_give_the_original_layout(tmp_path: Path) -> None:
     assert (first["mem_limit"], first["cpus"], first["restart"]) == ("2G", 0.5, "unless-stopped")
     assert first["labels"] == {"container.id": "0", "container.port": "60000", "container.type": "python"}
     assert services["manager"]["ports"] == ["127.0.0.1:5000:5000"]
-    assert services["manager"]["environment"] == {"MANAGER_TOKEN": "${MANAGER_TOKEN:-}"}  # auth from the shell
+    # Authenticated always: the generator's token file, a secret of the manager's.
+    manager = services["manager"]
+    assert manager["command"].endswith("--token-file /run/secrets/manager-token") and "environment" not in manager
+    assert manager["secrets"] == ["manager-token"] and compose["secrets"] == {
+        "manager-token": {"file": "./manager-token"}
+    }
     assert config["2"] == {"url": "http://executor-002:8432", "type": "python"}
 
 
@@ -92,3 +97,17 @@ def test_every_setting_an_executor_reads_stays_the_executors_and_never_reaches_u
     assert read <= EXECUTOR_SETTINGS, sorted(read - EXECUTOR_SETTINGS)
     environment = Deployment(types=[("python", 1)], env={**dict.fromkeys(read, "7"), "MY_TOKEN": "t"}).environment()
     assert environment["SESSION_ENV"] == "MY_TOKEN"  # what is meant for user code, and nothing else
+
+
+def test_the_generator_makes_the_managers_token_once_private_and_keeps_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue #29: the generated pool served without a token (MANAGER_TOKEN defaulted to empty)."""
+    generate(tmp_path, "-n", "1", "-t", "python:1")
+    token_file = tmp_path / "manager-token"
+    token = token_file.read_text().strip()
+    assert len(token) >= 32 and token_file.stat().st_mode & 0o777 == 0o600
+    said = capsys.readouterr().out
+    assert token in said and "Authorization: Bearer $(cat" in said  # shown once, with how to use it
+    generate(tmp_path, "-n", "1", "-t", "python:1")
+    assert token_file.read_text().strip() == token and token not in capsys.readouterr().out  # kept, not shown again

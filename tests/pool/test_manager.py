@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -259,3 +263,15 @@ def test_a_token_is_refused_from_the_moment_deallocate_arrives_and_nothing_reach
             headers=_bearer(allocation["token"]),
         ).json()
         assert read["status"] == "ok" and read["outputs"][0]["text"] == "False\n", read
+
+
+def test_a_manager_on_an_address_others_reach_refuses_to_start_without_a_token(tmp_path: Path) -> None:
+    """Issue #29: a manager on 0.0.0.0 without MANAGER_TOKEN served anyone who could reach it."""
+    config = tmp_path / "container_config.json"
+    config.write_text(json.dumps({"0": {"url": "http://127.0.0.1:9", "type": "python"}}))
+    env = {k: v for k, v in os.environ.items() if k != "MANAGER_TOKEN"}
+    done = subprocess.run(
+        [sys.executable, "-m", "executor_pool.manager", "--config", str(config), "--host", "0.0.0.0", "--port", "9"],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and "refusing to listen on 0.0.0.0 without a token" in done.stderr, done.stderr
