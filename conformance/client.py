@@ -477,14 +477,20 @@ class ExecutorClient:
         ``first``: what a scenario saw; ``again``: runs the scenario once more (None: it cannot
         be, and ``first`` must be late twice on its own). Passes unless confirmed late; then fails
         on a quiet path, and raises ``Inconclusive`` on a loaded one."""
-        if not first.late:
-            return
-        before = self.path_delay()
-        second = first if again is None else again()
-        if not (second.confirmed if again is None else second.late):
-            return  # the first was the machine's
-        path = max(before, self.path_delay())
-        received = second.received if again is None else f"{first.received}, and again {second.received}"
+        if again is None:  # the scenario's own second late observation confirms; the path, measured after
+            if not first.confirmed:
+                return  # the one late answer was the machine's
+            second, path = first, self.path_delay()
+            received = first.received
+        else:
+            if not first.late:
+                return
+            before = self.path_delay()
+            second = again()
+            if not second.late:
+                return  # the first was the machine's
+            path = max(before, self.path_delay())
+            received = f"{first.received}, and again {second.received}"
         received += f"; the kit's no-op round trip took {path:.3f} s"
         requirement = requirement or self.requirement
         if requirement is None:

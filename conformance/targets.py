@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +35,7 @@ from .settings import CONTRACT_DEFAULTS, KIT_SETTINGS, ExecutorSettings, Setting
 from .timeouts import KitTimeouts
 
 __all__ = [
+    "KILLED_GONE_WITHIN",
     "WORKSPACE_KINDS",
     "WORKSPACE_KINDS_WITH_CODE",
     "Capabilities",
@@ -46,6 +47,7 @@ __all__ = [
     "TargetError",
     "UrlTarget",
     "export_workspace",
+    "kill_until_gone",
     "listening_ports",
     "ports_to_try",
     "prepare_workspace",
@@ -144,34 +146,31 @@ def _process_tree(root_pid: int) -> dict[int, list[str]]:
     return tree
 
 
-#: Seconds the descendants of a stopped executor have to go once killed.
-SURVIVORS_GONE_WITHIN = 5.0
+#: Seconds the processes the kit kills (a stopped executor's, what a scenario planted) have to go.
+KILLED_GONE_WITHIN = 5.0
 
 
-def _kill_survivors(tree: dict[int, list[str]]) -> list[int]:
-    """SIGKILL every process of ``tree`` (``_process_tree``) still alive as itself (same start
-    time, not a zombie), until they are gone or ``SURVIVORS_GONE_WITHIN`` passes: those left."""
+def _alive_as(pid: object, start: object) -> bool:
+    """Whether PID ``pid`` is still the process that started at ``start`` (clock ticks after boot,
+    /proc/PID/stat's field 22) and not a zombie (dead, waiting for its parent to reap it)."""
+    with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{pid}/stat", encoding="utf-8") as file:
+        fields = file.read().rsplit(")", 1)[1].split()
+        return fields[19] == str(start) and fields[0] != "Z"
+    return False
 
-    def alive() -> list[int]:
-        now = _process_tree_of(tree)
-        return [pid for pid, fields in tree.items() if pid in now and now[pid][19] == fields[19] and now[pid][0] != "Z"]
 
-    deadline = time.monotonic() + SURVIVORS_GONE_WITHIN
-    while (survivors := alive()) and time.monotonic() < deadline:
+def kill_until_gone(processes: Mapping[int, str], within: float = KILLED_GONE_WITHIN) -> list[int]:
+    """SIGKILL every process of ``processes`` (PID -> start time) still alive as itself
+    (``_alive_as``), until they are gone or ``within`` s pass: the PIDs left."""
+    deadline = time.monotonic() + within
+    while (survivors := [pid for pid, start in processes.items() if _alive_as(pid, start)]) and (
+        time.monotonic() < deadline
+    ):
         for pid in survivors:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.05)
     return survivors
-
-
-def _process_tree_of(tree: dict[int, list[str]]) -> dict[int, list[str]]:
-    """The /proc/PID/stat fields, now, of the processes of ``tree`` that exist."""
-    now: dict[int, list[str]] = {}
-    for pid in tree:
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            now[pid] = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return now
 
 
 def process_tree_usage(root_pid: int) -> ResourceUsage | None:
@@ -556,7 +555,7 @@ class ProcessTarget:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
-            left = _kill_survivors(tree)
+            left = kill_until_gone({pid: fields[19] for pid, fields in tree.items()})
             if left:  # checked, and said: the kit leaves nothing behind unsaid
                 print(f"executor-conformance: processes of the executor outlived it: {left}", file=sys.stderr)
         if self._dir is not None:

@@ -27,7 +27,7 @@ from conformance.catalogue import Need
 from conformance.certification import not_applicable, not_run
 from conformance.client import ExecutorClient, has_status, output_text, raised, status_of
 from conformance.settings import SESSION_ENV_PROBE
-from conformance.targets import Capabilities, ProcessTarget, Target
+from conformance.targets import Capabilities, ProcessTarget, Target, kill_until_gone
 
 #: Seconds a process or thread started by a scenario lives at most.
 LIFE = 60
@@ -89,10 +89,6 @@ class Plantings:
 
     def remove(self) -> list[str]:
         """Remove what is left; what could not be removed, said."""
-        for pid, start, _ in self.processes:
-            if _same_process(pid, start):
-                with contextlib.suppress(OSError, ValueError):
-                    os.kill(int(str(pid)), 9)
         for path in self.paths:
             with contextlib.suppress(OSError):
                 if os.path.isdir(path) and not os.path.islink(path):
@@ -100,26 +96,8 @@ class Plantings:
                 else:
                     os.remove(path)
         _remove_ipc(self.ipc)
-        deadline = time.monotonic() + PLANTINGS_GONE_WITHIN
-        while True:  # a killed process takes a moment to go
-            alive = [f"PID {pid}" for pid, start, _ in self.processes if _same_process(pid, start)]
-            if not alive or time.monotonic() >= deadline:
-                break
-            time.sleep(0.05)
-        return alive + [path for path in self.paths if os.path.lexists(path)]
-
-
-#: Seconds the processes a scenario planted have to go once the kit killed them.
-PLANTINGS_GONE_WITHIN = 5.0
-
-
-def _same_process(pid: object, start: object) -> bool:
-    """Whether PID ``pid`` is still the process that started at ``start`` (clock ticks after boot),
-    and not a zombie (dead, waiting for its parent to reap it)."""
-    with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{pid}/stat", encoding="utf-8") as file:
-        fields = file.read().rsplit(")", 1)[1].split()
-        return fields[19] == str(start) and fields[0] != "Z"
-    return False
+        alive = kill_until_gone({int(pid): str(start) for pid, start, _ in self.processes})
+        return [f"PID {pid}" for pid in alive] + [path for path in self.paths if os.path.lexists(path)]
 
 
 @pytest.fixture

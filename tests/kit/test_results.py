@@ -241,12 +241,15 @@ def test_the_reports_name_a_command_target_by_its_command() -> None:
     assert properties["target"] == "python3 server.py"
 
 
+def _inconclusive(test_of: str, on: str) -> TestRecord:
+    """A test of ``test_of`` skipped as inconclusive on ``on``'s time bound, as the plugin records it."""
+    reason = f"{catalogue.get(on).label} inconclusive on a loaded machine: ..."
+    return TestRecord("t::late", [test_of], "skipped", skip_kind=SkipKind.INCONCLUSIVE, failed_requirement=on,
+                      reason=reason)  # fmt: skip
+
+
 def test_a_test_skipped_as_inconclusive_makes_its_requirement_inconclusive_and_a_must_one_incomplete() -> None:
-    late = TestRecord(
-        "t::late", ["TIMEOUT-3"], "skipped", skip_kind=SkipKind.INCONCLUSIVE, failed_requirement="TIMEOUT-1",
-        reason="[MUST TIMEOUT-1] inconclusive on a loaded machine: ...",
-    )  # fmt: skip
-    report = _report(late)
+    report = _report(_inconclusive("TIMEOUT-3", on="TIMEOUT-1"))
     outcomes = {r.id: r.outcome for r in report.requirements}
     assert outcomes["TIMEOUT-1"] is Outcome.INCONCLUSIVE and outcomes["TIMEOUT-3"] is Outcome.INCONCLUSIVE
     assert report.verdict is Verdict.INCOMPLETE and exit_code(report.verdict, strict=False) == Exit.INCOMPLETE
@@ -260,11 +263,7 @@ def test_a_test_skipped_as_inconclusive_makes_its_requirement_inconclusive_and_a
 
 
 def test_an_inconclusive_should_leaves_the_verdict_conformant_and_says_so() -> None:
-    late = TestRecord(
-        "t::late", ["TIMEOUT-4"], "skipped", skip_kind=SkipKind.INCONCLUSIVE, failed_requirement="TIMEOUT-4",
-        reason="[SHOULD TIMEOUT-4] inconclusive on a loaded machine: ...",
-    )  # fmt: skip
-    report = _report(late)
+    report = _report(_inconclusive("TIMEOUT-4", on="TIMEOUT-4"))
     assert {r.id: r.outcome for r in report.requirements}["TIMEOUT-4"] is Outcome.INCONCLUSIVE
     assert report.verdict is Verdict.CONFORMANT  # as a SHOULD not run: never failed
     assert "INCONCLUSIVE [SHOULD TIMEOUT-4]" in to_terminal(report)
