@@ -254,9 +254,14 @@ def create_app(pool: Pool, *, max_request_bytes: int = 1024 * 1024, token: str |
             await pool.store.give_back(executor.id, dirty=not healthy, not_ready=healthy)  # still free
         return _error(503, f"no executor of type {container_type!r} is ready ({free} free, none ready)")
 
+    async def ending_holder(request: Request, container_id: str) -> bool:
+        """The request carries the token of an allocation being handed over: it may end it again."""
+        return token is None or _same(_bearer(request), await pool.store.ending(container_id))
+
     @app.post("/deallocate/{container_id}")
     async def deallocate(container_id: str, request: Request) -> Any:
-        if not (operator(request) or await session_holder(request, container_id)):
+        holder = await session_holder(request, container_id) or await ending_holder(request, container_id)
+        if not (operator(request) or holder):
             return unauthorised(f"/deallocate/{container_id} needs its allocation's token or the manager token")
         executor = pool.executors.get(container_id)
         if executor is None:

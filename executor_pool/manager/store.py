@@ -56,8 +56,13 @@ class Store(Protocol):
         not allocated. ``dirty`` marks it for a restart first; ``not_ready``, as not ready when asked."""
 
     async def revoke(self, executor_id: str) -> None:
-        """End the token of the executor's allocation at once; the executor stays allocated (not
-        free) until it is given back: the hand-over to the next user starts here."""
+        """End the token of the executor's allocation at once for its sessions; the executor stays
+        allocated (not free) until it is given back: the hand-over to the next user starts here.
+        The token still ends the allocation (``ending``), so that a /deallocate sent again, after a
+        manager died in the middle of one, is not refused."""
+
+    async def ending(self, executor_id: str) -> str | None:
+        """The token of an allocation being handed over (revoked, not yet given back); None: none."""
 
     async def holder(self, executor_id: str) -> str | None:
         """The token of the executor's allocation (None: none), extending its lease: it is in use."""
@@ -86,6 +91,8 @@ class MemoryStore:
     #: Allocated executor id -> when its lease ends (monotonic seconds; infinity without a lease).
     leases: dict[str, float] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
+    #: The tokens of allocations being handed over (``revoke``): they end the allocation, nothing else.
+    ending_tokens: dict[str, str] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     not_ready: set[str] = field(default_factory=set)
 
@@ -120,11 +127,16 @@ class MemoryStore:
         if self.leases.pop(executor_id, None) is None:
             return False
         self.tokens.pop(executor_id, None)
+        self.ending_tokens.pop(executor_id, None)
         self.free[self.types[executor_id]].append(executor_id)
         return True
 
     async def revoke(self, executor_id: str) -> None:
-        self.tokens.pop(executor_id, None)
+        if executor_id in self.tokens:
+            self.ending_tokens[executor_id] = self.tokens.pop(executor_id)
+
+    async def ending(self, executor_id: str) -> str | None:
+        return self.ending_tokens.get(executor_id)
 
     async def holder(self, executor_id: str) -> str | None:
         if executor_id in self.leases:
@@ -155,7 +167,8 @@ class MemoryStore:
 
 # -- Redis: each step one script (Redis runs a script atomically) --------------------------------
 # Keys, under the prefix P: P:types (hash id -> type), P:free:<type> (list), P:leases (sorted set
-# id -> end of lease, in Redis's seconds), P:tokens (hash id -> token), P:dirty and P:not-ready (sets).
+# id -> end of lease, in Redis's seconds), P:tokens (hash id -> token), P:ending (hash id -> the token
+# of an allocation being handed over), P:dirty and P:not-ready (sets).
 
 _NOW = "local t = redis.call('TIME'); local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
 
@@ -183,8 +196,17 @@ if ARGV[2] == '1' then redis.call('SADD', KEYS[3], ARGV[1]) end
 if ARGV[3] == '1' then redis.call('SADD', KEYS[4], ARGV[1]) end
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[7], ARGV[1])
 redis.call('RPUSH', KEYS[6] .. redis.call('HGET', KEYS[5], ARGV[1]), ARGV[1])
 return 1
+"""
+
+_REVOKE = """
+local token = redis.call('HGET', KEYS[1], ARGV[1])
+if token then
+  redis.call('HSET', KEYS[2], ARGV[1], token)
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
 """
 
 _HOLDER = (
@@ -203,6 +225,7 @@ local ended = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 for _, id in ipairs(ended) do
   redis.call('ZREM', KEYS[1], id)
   redis.call('HDEL', KEYS[2], id)
+  redis.call('HDEL', KEYS[6], id)
   redis.call('SADD', KEYS[3], id)
   redis.call('RPUSH', KEYS[5] .. redis.call('HGET', KEYS[4], id), id)
 end
@@ -221,6 +244,7 @@ class RedisStore:
         self._register = redis.register_script(_REGISTER)
         self._claim = redis.register_script(_CLAIM)
         self._give_back = redis.register_script(_GIVE_BACK)
+        self._revoke = redis.register_script(_REVOKE)
         self._holder = redis.register_script(_HOLDER)
         self._reclaim = redis.register_script(_RECLAIM)
 
@@ -259,19 +283,24 @@ class RedisStore:
             self._key("not-ready"),
             self._key("types"),
             self._key("free:"),
+            self._key("ending"),
         ]
         freed = await self._give_back(keys=keys, args=[executor_id, int(dirty), int(not_ready)])
         return bool(freed)
 
     async def revoke(self, executor_id: str) -> None:
-        await self.redis.hdel(self._key("tokens"), executor_id)
+        await self._revoke(keys=[self._key("tokens"), self._key("ending")], args=[executor_id])
+
+    async def ending(self, executor_id: str) -> str | None:
+        token = await self.redis.hget(self._key("ending"), executor_id)
+        return None if token is None else _text(token)
 
     async def holder(self, executor_id: str) -> str | None:
         token = await self._holder(keys=[self._key("leases"), self._key("tokens")], args=[executor_id, self._lease_arg])
         return None if token is None else _text(token)
 
     async def reclaim(self) -> list[str]:
-        keys = [self._key(name) for name in ("leases", "tokens", "dirty", "types", "free:")]
+        keys = [self._key(name) for name in ("leases", "tokens", "dirty", "types", "free:", "ending")]
         return [_text(executor_id) for executor_id in await self._reclaim(keys=keys)]
 
     async def free_count(self, kind: str) -> int:

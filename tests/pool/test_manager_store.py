@@ -6,6 +6,7 @@ The executors are the fast subprocess executor as local processes; Redis is ``re
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
+from executor_pool.manager.store import RedisStore
 from tests.conftest import (
     EXAMPLE_EXECUTOR,
     EXAMPLES,
@@ -160,3 +163,32 @@ def test_a_bad_store_url_stops_the_manager_with_a_message(tmp_path: Path) -> Non
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 2 and "--store mysql://nowhere" in done.stderr, done.stderr[-2000:]
+
+
+async def _revoke(redis_url: str, executor_id: str) -> None:
+    store = RedisStore(Redis.from_url(redis_url))
+    try:
+        await store.revoke(executor_id)
+    finally:
+        await store.close()
+
+
+def test_a_deallocate_sent_again_after_a_manager_died_in_the_middle_of_one_is_not_refused(
+    executors: list[RunningExecutor], redis_url: str, tmp_path: Path
+) -> None:
+    """A manager that dies between revoking an allocation's token and giving the executor back
+    (the scale test kills one so) leaves the client's retry to another manager: it must end the
+    allocation, not get 401 for a token that is only half ended."""
+    manager = _manager(executors, tmp_path, "survivor", "--store", redis_url)
+    try:
+        allocation = _allocate(manager)
+        asyncio.run(_revoke(redis_url, allocation["container_id"]))  # where the dead manager stopped
+        assert _run(manager, allocation, "1").status_code == 401  # its sessions are over already
+        headers = {"Authorization": f"Bearer {allocation['token']}"}
+        again = manager.client.post(f"/deallocate/{allocation['container_id']}", headers=headers)
+        assert again.status_code == 200, again.text
+        assert allocation["container_id"] not in _status(manager)["allocated_ids"]
+        stranger = {"Authorization": "Bearer not-the-token"}
+        assert manager.client.post(f"/deallocate/{allocation['container_id']}", headers=stranger).status_code == 401
+    finally:
+        stop_executor(manager)
