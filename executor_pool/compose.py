@@ -10,15 +10,19 @@ command, which parses the flags and writes the files.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .manager.listen import DEFAULT_ROUTE
+
 __all__ = [
     "EXECUTOR_PORT",
     "MANAGER_PORT",
+    "NETWORK_BASE",
     "OUTPUTS",
     "SUBMISSION_MOUNT",
     "TOKEN_FILE",
@@ -42,6 +46,14 @@ OUTPUTS = {"compose": "docker-compose.yml", "swarm": "executor-stack.yml", "kube
 #: the manager as a secret (compose and swarm mount it at /run/secrets/<name>; Kubernetes: a Secret).
 TOKEN_FILE = "manager-token"
 TOKEN_SECRET = "manager-token"
+#: Compose: the addresses of the executors' networks, one /28 each (gateway, executor, manager).
+NETWORK_BASE = "10.213.0.0/16"
+EXECUTOR_SUBNET_PREFIX = 28
+#: Compose: the manager's network, the one its port is published from (no executor joins it).
+FRONT_NETWORK = "front"
+#: Compose: the network of the executors allowed out (--allow-outbound), with no traffic between
+#: its members (the bridge's inter-container communication off); the manager is not on it.
+OUTBOUND_NETWORK = "outbound"
 #: Where an executor finds the workspace (read-only) and its save-to folder.
 WORKSPACE_MOUNT, SUBMISSION_MOUNT = "/data", "/submission"
 #: Environment keys the generator turns into container settings instead of variables.
@@ -69,7 +81,6 @@ class Deployment:
     """Everything the compose file is made from."""
 
     types: list[tuple[str, int]]
-    start_port: int = 60000
     workspace: str | None = None
     submission: str | None = None
     env: dict[str, str] = field(default_factory=dict)
@@ -78,6 +89,14 @@ class Deployment:
     manager_image: str = "executor-conformance/reference-executor:latest"
     host_ip: str = "127.0.0.1"
     config_file: str = "container_config.json"
+    #: The types whose executors may open connections outside the pool (by default none may).
+    outbound: frozenset[str] = frozenset()
+    network_base: str = NETWORK_BASE
+
+    def __post_init__(self) -> None:
+        unknown = self.outbound - {name for name, _ in self.types}
+        if unknown:
+            raise ComposeError(f"--allow-outbound names {', '.join(sorted(unknown))}, not a type of --types")
 
     @property
     def size(self) -> int:
@@ -151,9 +170,10 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
     if "cpus" in resources:
         resources["cpus"] = float(resources["cpus"])
     services: dict[str, Any] = {}
+    subnets = executor_subnets(deployment)
+    networks: dict[str, Any] = {FRONT_NETWORK: {}}
     for i, kind in enumerate(deployment.container_types()):
-        host_port = deployment.start_port + i
-        environment = {"CONTAINER_ID": str(i), "HOST_PORT": str(host_port), **deployment.environment()}
+        environment = {"CONTAINER_ID": str(i), **deployment.environment()}
         volumes = []
         if deployment.workspace:
             volumes.append(f"{deployment.workspace}:{WORKSPACE_MOUNT}:ro")
@@ -164,11 +184,13 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
             "container_name": f"executor-{i:03d}",
             "command": "python main.py",
             "environment": environment,
-            "ports": [f"{deployment.host_ip}:{host_port}:{EXECUTOR_PORT}"],
+            # Alone on an internal network with the manager: no port published, no route out.
+            "networks": [f"executor-{i:03d}", *([OUTBOUND_NETWORK] if kind in deployment.outbound else [])],
             "restart": "unless-stopped",
-            "labels": {"container.id": str(i), "container.port": str(host_port), "container.type": kind},
+            "labels": {"container.id": str(i), "container.type": kind},
             **resources,
         }
+        networks[f"executor-{i:03d}"] = {"internal": True, "ipam": {"config": [{"subnet": subnets[i]}]}}
         if volumes:
             service["volumes"] = volumes
         if deployment.gpu_ids:
@@ -185,11 +207,14 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
     services["manager"] = {
         "image": deployment.manager_image,
         "container_name": "manager",
-        # 0.0.0.0 inside its container; the port is published on --host-ip only.
-        # Authenticated always: a manager on 0.0.0.0 refuses to start without its token.
+        # On the front network (its port published on --host-ip only) and on every executor's, where
+        # it does not listen: default-route is loopback and the front network's address alone.
+        # Authenticated always: a manager on an address other than loopback refuses to start
+        # without its token.
         "command": f"python -m executor_pool.manager --config /config/{Path(deployment.config_file).name} "
-        f"--host 0.0.0.0 --port {MANAGER_PORT} --token-file /run/secrets/{TOKEN_SECRET}",
+        f"--host {DEFAULT_ROUTE} --port {MANAGER_PORT} --token-file /run/secrets/{TOKEN_SECRET}",
         "ports": [f"{deployment.host_ip}:{MANAGER_PORT}:{MANAGER_PORT}"],
+        "networks": [FRONT_NETWORK, *(name for name in services)],
         "secrets": [TOKEN_SECRET],
         "volumes": [f"./{Path(deployment.config_file).name}:/config/{Path(deployment.config_file).name}:ro"],
         "depends_on": [name for name in services],
@@ -207,7 +232,24 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
             "retries": 3,
         },
     }
-    return {"services": services, "secrets": {TOKEN_SECRET: {"file": f"./{TOKEN_FILE}"}}}
+    if deployment.outbound:
+        networks[OUTBOUND_NETWORK] = {"driver_opts": {"com.docker.network.bridge.enable_icc": "false"}}
+    return {"services": services, "networks": networks, "secrets": {TOKEN_SECRET: {"file": f"./{TOKEN_FILE}"}}}
+
+
+def executor_subnets(deployment: Deployment) -> list[str]:
+    """One /28 of ``network_base`` per executor, in order."""
+    try:
+        base = ipaddress.ip_network(deployment.network_base)
+    except ValueError as exc:
+        raise ComposeError(f"--network-base: {exc}") from exc
+    if base.version != 4 or base.prefixlen > EXECUTOR_SUBNET_PREFIX:
+        raise ComposeError(f"--network-base {base}: an IPv4 network of /{EXECUTOR_SUBNET_PREFIX} or larger")
+    subnets = base.subnets(new_prefix=EXECUTOR_SUBNET_PREFIX)
+    chosen = [str(subnet) for _, subnet in zip(range(deployment.size), subnets, strict=False)]
+    if len(chosen) < deployment.size:
+        raise ComposeError(f"--network-base {base} holds {len(chosen)} executors' networks, not {deployment.size}")
+    return chosen
 
 
 class _PlainDumper(yaml.SafeDumper):
@@ -225,11 +267,12 @@ def yaml_text(documents: list[dict[str, Any]]) -> str:
 def swarm_document(deployment: Deployment, *, store: str | None = None) -> dict[str, Any]:
     """The stack file for ``docker stack deploy``: the compose layout, with what a swarm wants.
 
-    Limits under ``deploy.resources``; services on an overlay network, reached by name with DNS
-    round robin (``endpoint_mode: dnsrr``: the virtual-IP address is not needed for one task per
-    service, and fails on some hosts); ports published on the node that runs the task
-    (``mode: host``); the manager's configuration as a swarm config; placement left to the swarm.
-    A bind-mounted workspace or save-to folder must exist at the same path on every node.
+    Limits under ``deploy.resources``; each executor on an internal overlay network of its own,
+    which the manager joins too, reached by name with DNS round robin (``endpoint_mode: dnsrr``:
+    the virtual-IP address is not needed for one task per service, and fails on some hosts); the
+    manager's port published on the node that runs it (``mode: host``); the manager's
+    configuration as a swarm config; placement left to the swarm. A bind-mounted workspace or
+    save-to folder must exist at the same path on every node.
     """
     if deployment.gpu_ids:
         raise ComposeError("--gpu-ids: a swarm schedules GPUs as generic resources; not generated for --format swarm")
@@ -242,16 +285,19 @@ def swarm_document(deployment: Deployment, *, store: str | None = None) -> dict[
     for name, service in compose["services"].items():
         published = [
             {"target": int(target), "published": int(published), "protocol": "tcp", "mode": "host"}
-            for _, published, target in (port.rsplit(":", 2) for port in service["ports"])
+            for _, published, target in (port.rsplit(":", 2) for port in service.get("ports", []))
         ]
         swarm_service = {
             key: value
             for key, value in service.items()
             if key not in ("container_name", "restart", "ports", "depends_on", *RESOURCE_KEYS.values())
         }
+        if published:
+            swarm_service["ports"] = published
         swarm_service.update(
-            ports=published,
-            networks=["executors"],
+            # Each executor alone with the manager on an internal overlay; the manager's port is
+            # published in host mode, through the task's gateway bridge (its default route).
+            networks=service["networks"] if name == "manager" else [name],
             deploy={
                 "replicas": 1,
                 "endpoint_mode": "dnsrr",
@@ -266,9 +312,15 @@ def swarm_document(deployment: Deployment, *, store: str | None = None) -> dict[
     manager["configs"] = [{"source": "container_config", "target": f"/config/{config_name}"}]
     if store:
         manager["command"] += f" --store {store}"
+    # An executor allowed out has its overlay not internal: its task then goes out through the
+    # node's gateway bridge, where containers cannot reach one another. The manager's front overlay
+    # (not internal) gives its task that bridge too, and its default route through it.
+    networks: dict[str, Any] = {FRONT_NETWORK: {"driver": "overlay"}}
+    for i, kind in enumerate(deployment.container_types()):
+        networks[f"executor-{i:03d}"] = {"driver": "overlay", "internal": kind not in deployment.outbound}
     return {
         "services": services,
-        "networks": {"executors": {"driver": "overlay", "attachable": True}},
+        "networks": networks,
         "configs": {"container_config": {"file": f"./{config_name}"}},
         "secrets": compose["secrets"],
     }

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .compose import (
     MANAGER_PORT,
+    NETWORK_BASE,
     OUTPUTS,
     TOKEN_FILE,
     ComposeError,
@@ -38,7 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-n", "--num-containers", type=int, required=True)
     parser.add_argument("-t", "--types", required=True, help="NAME:COUNT,... (counts add up to -n)")
-    parser.add_argument("-p", "--start-port", type=int, default=60000)
+    parser.add_argument(
+        "-p", "--start-port", type=int, default=None,
+        help="ignored: executors publish no port, the manager is their only way in (kept for the original's commands)",
+    )  # fmt: skip
     parser.add_argument("-o", "--output", default=None, help=f"default: {', '.join(OUTPUTS.values())} by --format")
     parser.add_argument("--format", choices=list(OUTPUTS), default="compose", help="what to write (default compose)")
     parser.add_argument("-m", "--mountable-volumes", default=None, help="workspace folder, mounted read-only at /data")
@@ -48,7 +52,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-c", "--config-file", default=None, help="container_config.json (default: beside -o)")
     parser.add_argument("--image", action="append", default=[], metavar="TYPE=IMAGE", help="image of a type")
     parser.add_argument("--manager-image", default=Deployment.manager_image)
-    parser.add_argument("--host-ip", default="127.0.0.1", help="interface the ports are published on")
+    parser.add_argument("--host-ip", default="127.0.0.1", help="interface the manager's port is published on")
+    parser.add_argument(
+        "--allow-outbound",
+        default="",
+        metavar="TYPE,...",
+        help="types whose executors may open connections outside the pool (default: none; still never to "
+        "another executor or the manager)",
+    )
+    parser.add_argument(
+        "--network-base",
+        default=NETWORK_BASE,
+        help=f"compose: addresses for the executors' networks, a /28 each (default {NETWORK_BASE})",
+    )
     parser.add_argument(
         "--workspace-claim",
         default=None,
@@ -68,7 +84,6 @@ def main(argv: list[str]) -> int:
         images = parse_env(",".join(args.image))
         deployment = Deployment(
             types=parse_types(args.types, args.num_containers),
-            start_port=args.start_port,
             workspace=str(Path(args.mountable_volumes).resolve()) if args.mountable_volumes else None,
             submission=str(Path(args.mountable_volume_saveto).resolve()) if args.mountable_volume_saveto else None,
             env=parse_env(args.env),
@@ -77,6 +92,8 @@ def main(argv: list[str]) -> int:
             manager_image=args.manager_image,
             host_ip=args.host_ip,
             config_file=config_path.name,
+            outbound=frozenset(filter(None, (kind.strip() for kind in args.allow_outbound.split(",")))),
+            network_base=args.network_base,
         )
         if args.format == "kubernetes":
             documents = kubernetes_documents(deployment, workspace_claim=args.workspace_claim, store=args.store)

@@ -12,7 +12,12 @@ From the same ``Deployment`` as the compose file:
   pod (kept across sessions and pod restarts, as the host folder is in the compose file);
   ``CONTAINER_ID`` is the pod's name;
 - the manager: a Deployment, its Service, and ``container_config.json`` in a ConfigMap; its token
-  from the Secret ``executor-manager`` (key ``token``), required.
+  from the Secret ``executor-manager`` (key ``token``), required;
+- NetworkPolicies: every executor pod denies all traffic but the manager's calls to its port, so
+  user code reaches no other executor, not the manager, and nothing outside; a type given to
+  ``--allow-outbound`` may also open connections to public addresses (and ask the cluster's DNS),
+  never to private ones, where the pool's pods are. They need a network plugin that enforces
+  NetworkPolicy.
 
 Least privilege: the reference executor runs as root only to run user code as throwaway user ids
 and to clean up after them, so its container drops every capability but those: SETUID and SETGID
@@ -30,7 +35,7 @@ from typing import Any
 
 from .compose import EXECUTOR_PORT, MANAGER_PORT, SUBMISSION_MOUNT, WORKSPACE_MOUNT, ComposeError, Deployment
 
-__all__ = ["EXECUTOR_CAPABILITIES", "kubernetes_documents", "pod_address"]
+__all__ = ["EXECUTOR_CAPABILITIES", "EXECUTOR_LABELS", "MANAGER_LABELS", "kubernetes_documents", "pod_address"]
 
 #: What the reference executor needs of root (see the module's docstring), and no more.
 EXECUTOR_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"]
@@ -39,6 +44,12 @@ CONFIG_MAP_LIMIT = 1000 * 1024
 MANAGER_USER = 65534  # nobody
 WORKSPACE_CONFIG_MAP = "executor-workspace"
 MANAGER = "executor-manager"
+#: Every executor pod carries these labels (and its type's); the manager's pods carry the others.
+EXECUTOR_LABELS = {"app.kubernetes.io/name": "executor"}
+MANAGER_LABELS = {"app.kubernetes.io/name": MANAGER}
+#: Where a type allowed out may go: anywhere but private addresses (the cluster's pods and services
+#: live there, whatever the cluster's own ranges), and the link-local metadata service.
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"]
 
 
 def _name(kind: str) -> str:
@@ -91,7 +102,7 @@ def _probe(path: str, period: int) -> dict[str, Any]:
 def _executor_set(deployment: Deployment, kind: str, count: int, workspace_claim: str | None) -> list[dict[str, Any]]:
     """A type's headless Service and StatefulSet."""
     name = _name(kind)
-    labels = {"app.kubernetes.io/name": "executor", "app.kubernetes.io/component": name, "executor/type": kind}
+    labels = {**EXECUTOR_LABELS, "app.kubernetes.io/component": name, "executor/type": kind}
     env: list[dict[str, Any]] = [{"name": key, "value": value} for key, value in deployment.environment().items()]
     env.append({"name": "CONTAINER_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
     mounts, volumes, claims = [], [], []
@@ -166,7 +177,7 @@ def _executor_set(deployment: Deployment, kind: str, count: int, workspace_claim
 
 def _manager(deployment: Deployment, config: dict[str, dict[str, str]], store: str | None) -> list[dict[str, Any]]:
     """The manager's configuration, Deployment and Service."""
-    labels = {"app.kubernetes.io/name": "executor-manager"}
+    labels = MANAGER_LABELS
     name = Path(deployment.config_file).name
     args = ["--config", f"/config/{name}", "--host", "0.0.0.0", "--port", str(MANAGER_PORT)]
     if store:
@@ -242,4 +253,53 @@ def kubernetes_documents(
     for kind, count in deployment.types:
         documents += _executor_set(deployment, kind, count, workspace_claim)
     documents += _manager(deployment, container_config(deployment), store)
-    return documents
+    return documents + _network_policies(deployment)
+
+
+def _policy(name: str, pods: dict[str, str], spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name},
+        "spec": {"podSelector": {"matchLabels": pods}, **spec},
+    }
+
+
+def _network_policies(deployment: Deployment) -> list[dict[str, Any]]:
+    """Executors: nothing in but the manager's calls to their port, nothing out; a type allowed
+    out: public addresses and the cluster's DNS too (policies add up)."""
+    policies = [
+        _policy(
+            "executor-isolation",
+            EXECUTOR_LABELS,
+            {
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [
+                    {
+                        "from": [{"podSelector": {"matchLabels": MANAGER_LABELS}}],
+                        "ports": [{"protocol": "TCP", "port": EXECUTOR_PORT}],
+                    }
+                ],
+                "egress": [],
+            },
+        )
+    ]
+    dns = [{"protocol": protocol, "port": 53} for protocol in ("UDP", "TCP")]
+    for kind in sorted(deployment.outbound):
+        policies.append(
+            _policy(
+                f"{_name(kind)}-outbound",
+                {**EXECUTOR_LABELS, "executor/type": kind},
+                {
+                    "policyTypes": ["Egress"],
+                    "egress": [
+                        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}]},
+                        {
+                            "to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                            "ports": dns,
+                        },
+                    ],
+                },
+            )
+        )
+    return policies

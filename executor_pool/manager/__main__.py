@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import socket
 import sys
 from pathlib import Path
 
 from reference_executor.config import HeadLimits, Timeouts, not_installed
 
+from .listen import DEFAULT_ROUTE, NoDefaultRoute, listen_addresses
 from .store import DEFAULT_PREFIX
 
 __all__ = ["main"]
@@ -40,7 +42,12 @@ MANAGER_MODULES = ("fastapi", "uvicorn", "httptools", "httpx")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="executor-pool manager")
     parser.add_argument("--config", default="container_config.json")
-    parser.add_argument("--host", default="127.0.0.1", help="where to listen (default 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help=f"where to listen (default 127.0.0.1); {DEFAULT_ROUTE}: loopback and the address of the default "
+        "route's interface only, not the networks shared with executors (the generated pools use it)",
+    )
     parser.add_argument(
         "--token-file",
         help="a file holding the manager token (default: the MANAGER_TOKEN environment variable; none: no auth)",
@@ -113,14 +120,20 @@ def main(argv: list[str] | None = None) -> int:
     # A request that has not arrived whole in time is closed, and a head past its bounds gets
     # 431, as by the reference executor (INPUT-6, INPUT-7).
     protocol = bounded_request_protocol(Timeouts.request_read, HeadLimits.from_env(os.environ))
-    uvicorn.run(
-        HeadAsGet(create_app(pool, max_request_bytes=args.max_request_bytes, token=token)),
-        host=args.host,
-        port=args.port,
-        log_level="info",
-        http=protocol,
-    )
+    try:
+        sockets = [_listening(address, args.port) for address in listen_addresses(args.host)]
+    except (OSError, NoDefaultRoute) as exc:
+        print(f"manager: cannot listen on {args.host} port {args.port}: {exc}", file=sys.stderr)
+        return 2
+    app = HeadAsGet(create_app(pool, max_request_bytes=args.max_request_bytes, token=token))
+    uvicorn.Server(uvicorn.Config(app, log_level="info", http=protocol)).run(sockets=sockets)
     return 0
+
+
+def _listening(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host`` (a name or an IPv4 or IPv6 address) and ``port``."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    return socket.create_server((host, port), family=family)
 
 
 if __name__ == "__main__":

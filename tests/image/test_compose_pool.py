@@ -29,6 +29,7 @@ import pytest
 from executor_pool.compose import TOKEN_FILE
 from tests.conftest import EXAMPLES, ROOT, STARTUP_TIMEOUT, run_kit, wait_for
 from tests.image.docker_env import IMAGE, PROBLEM, needs
+from tests.image.pool_reach import container_addresses, network_internal, reached_from_session
 
 
 def _compose_command() -> list[str] | None:
@@ -45,8 +46,15 @@ pytestmark = needs(
 )
 
 MANAGER = "http://localhost:5000"
-#: The executors' own ports, published by the generated compose file (--start-port 60000).
-DIRECT = ("http://127.0.0.1:60000", "http://127.0.0.1:60001")
+EXECUTORS = ("executor-000", "executor-001")
+
+
+def _direct(container: str) -> str:
+    """An executor's URL at its address on its own network: the host reaches it there (nothing
+    publishes an executor's port; clients go through the manager)."""
+    [address] = container_addresses(container).values()
+    return f"http://{address}:8432"
+
 
 #: The original README's commands, as written (its generate and up steps, then its curl examples).
 #: Two differences: `docker-compose` where the `docker compose` plugin is absent, and the README's
@@ -107,11 +115,12 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
     try:
         _bash(README_DEPLOY.replace("{compose}", " ".join(COMPOSE)), here)
         assert (here / TOKEN_FILE).stat().st_mode & 0o777 == 0o600
+        direct = [_direct(container) for container in EXECUTORS]
         with httpx.Client(timeout=10) as http:
 
             def all_ready() -> bool:
                 try:
-                    ready = all(http.get(f"{url}/ready").json().get("ready") for url in DIRECT)
+                    ready = all(http.get(f"{url}/ready").json().get("ready") for url in direct)
                     return ready and http.get(f"{MANAGER}/health").status_code == 200
                 except (httpx.HTTPError, ValueError, AttributeError):
                     return False
@@ -177,7 +186,7 @@ def test_kit_verdict_through_the_manager_equals_the_direct_one(pool: tuple[Path,
     by_url = ["--workspace-mounted", "--allow-destructive", "--memory-limited", "--execution-timeout", "3"]
     runs_of = {
         "via-manager": ["--url", f"{MANAGER}/session/0", "--header", f"Authorization: Bearer {token}"],
-        "direct": ["--url", DIRECT[1]],
+        "direct": ["--url", _direct(EXECUTORS[1])],
     }
     with ThreadPoolExecutor(len(runs_of)) as pool_of_runs:
         futures = {
@@ -190,3 +199,21 @@ def test_kit_verdict_through_the_manager_equals_the_direct_one(pool: tuple[Path,
             f"{name}:\n{run.output[-4000:]}\nThe pool's warnings and errors:\n{_problems(here)}"
         )
     assert runs["via-manager"].outcomes() == runs["direct"].outcomes()
+
+
+def test_user_code_reaches_no_other_executor_nor_the_manager(pool: tuple[Path, str]) -> None:
+    """Issue #29: code run in executor-000's session called executor-001's /execute by its service
+    name, and read the manager's /status: the pool was one flat network. Now each executor is alone
+    with the manager on an internal network, and the manager does not listen there. Tried by name
+    and by every address the other containers have; the executors' networks have no route out."""
+    _, token = pool
+    manager_addresses = container_addresses("manager")
+    other_addresses = container_addresses(EXECUTORS[1])
+    targets = [("executor-001", 8432), ("manager", 5000)]
+    targets += [(address, 5000) for address in manager_addresses.values()]
+    targets += [(address, 8432) for address in other_addresses.values()]
+    with httpx.Client(base_url=MANAGER, timeout=10) as manager:
+        reached = reached_from_session(manager, "/session/0", token, targets)
+    assert reached and not any(reached.values()), reached
+    for network in (*container_addresses(EXECUTORS[0]), *other_addresses):
+        assert network_internal(network), f"{network}: executors must have no route out of the pool"

@@ -20,6 +20,7 @@ import pytest
 from executor_pool.compose import TOKEN_FILE
 from tests.conftest import EXAMPLES, STARTUP_TIMEOUT, run_kit, wait_for
 from tests.image.docker_env import IMAGE, PROBLEM, needs
+from tests.image.pool_reach import container_addresses, network_internal, reached_from_session
 
 pytestmark = needs(PROBLEM, "Docker swarm")
 
@@ -95,3 +96,25 @@ def test_the_kit_certifies_an_executor_of_the_stack_through_its_manager(stack: t
         tmp_path / "results",
     )  # fmt: skip
     assert run.results["verdict"] == "conformant" and run.returncode == 0, run.output[-4000:]
+
+
+def _task_container(service: str) -> str:
+    [container] = _docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={STACK}_{service}").split()
+    return container
+
+
+def test_user_code_in_the_stack_reaches_no_other_executor_nor_the_manager(stack: tuple[str, str]) -> None:
+    """Issue #29: the stack put every service on one overlay network. Now each executor is alone
+    with the manager on an internal overlay, where the manager does not listen."""
+    container_id, token = stack
+    other = f"executor-{1 - int(container_id):03d}"
+    manager_addresses = container_addresses(_task_container("manager"))
+    other_addresses = container_addresses(_task_container(other))
+    targets = [(other, 8432), ("manager", 5000)]
+    targets += [(address, 5000) for address in manager_addresses.values()]
+    targets += [(address, 8432) for address in other_addresses.values()]
+    with httpx.Client(base_url=MANAGER, timeout=10) as manager:
+        reached = reached_from_session(manager, f"/session/{container_id}", token, targets)
+    assert reached and not any(reached.values()), reached
+    own = container_addresses(_task_container(f"executor-{int(container_id):03d}"))
+    assert own and all(network_internal(network) for network in own), own

@@ -29,14 +29,13 @@ def test_original_flags_give_the_original_layout(tmp_path: Path) -> None:
     assert list(services) == ["executor-000", "executor-001", "executor-002", "executor-003", "manager"]
     first = services["executor-000"]
     assert first["image"] == "python" and first["command"] == "python main.py"
-    assert first["ports"] == ["127.0.0.1:60000:8432"] and services["executor-003"]["ports"] == ["127.0.0.1:60003:8432"]
+    assert "ports" not in first  # reached through the manager only (issue #29)
     assert first["environment"] == {
-        "PORT": "8432", "CONTAINER_ID": "0", "HOST_PORT": "60000", "EXECUTION_TIMEOUT": "360",
-        "WORKSPACE_FOLDER": "/data",
+        "PORT": "8432", "CONTAINER_ID": "0", "EXECUTION_TIMEOUT": "360", "WORKSPACE_FOLDER": "/data",
     }  # fmt: skip
     assert first["volumes"] == [f"{EXAMPLES / 'my_utilities'}:/data:ro"]
     assert (first["mem_limit"], first["cpus"], first["restart"]) == ("2G", 0.5, "unless-stopped")
-    assert first["labels"] == {"container.id": "0", "container.port": "60000", "container.type": "python"}
+    assert first["labels"] == {"container.id": "0", "container.type": "python"}
     assert services["manager"]["ports"] == ["127.0.0.1:5000:5000"]
     # Authenticated always: the generator's token file, a secret of the manager's.
     manager = services["manager"]
@@ -57,7 +56,6 @@ def test_short_flags_types_env_submission_and_gpus(tmp_path: Path) -> None:
     assert [config[i]["type"] for i in "012"] == ["python", "python", "node"]
     node = services["executor-002"]
     assert node["image"] == "node" and services["executor-000"]["image"].startswith("executor-conformance/")
-    assert node["ports"] == ["127.0.0.1:7002:8432"]
     assert (node["mem_limit"], node["cpus"], node["mem_reservation"]) == ("512m", 0.25, "128m")
     assert node["environment"]["EXECUTION_TIMEOUT"] == "30" and node["environment"]["DEBUG"] == "1"
     assert node["environment"]["SESSION_ENV"] == "DEBUG"  # -e values reach user code; settings do not
@@ -78,6 +76,9 @@ def test_short_flags_types_env_submission_and_gpus(tmp_path: Path) -> None:
         (["-n", "2", "-t", "python:2", "-g", "0"], "names 1 GPUs for 2 containers"),
         (["-n", "2", "-t", "python:2", "-g", "0,0"], "the ids repeat"),
         (["-n", "1", "-t", "python:1", "-e", "NOEQUALS"], "is not KEY=VALUE"),
+        (["-n", "1", "-t", "python:1", "--allow-outbound", "node"], "--allow-outbound names node, not a type"),
+        (["-n", "17", "-t", "python:17", "--network-base", "10.1.0.0/24"], "holds 16 executors' networks, not 17"),
+        (["-n", "1", "-t", "python:1", "--network-base", "10.1.0.0/29"], "an IPv4 network of /28 or larger"),
     ],
 )
 def test_bad_flags_are_refused_clearly(
@@ -111,3 +112,40 @@ def test_the_generator_makes_the_managers_token_once_private_and_keeps_it(
     assert token in said and "Authorization: Bearer $(cat" in said  # shown once, with how to use it
     generate(tmp_path, "-n", "1", "-t", "python:1")
     assert token_file.read_text().strip() == token and token not in capsys.readouterr().out  # kept, not shown again
+
+
+def _networks_of(compose: dict) -> dict[str, list[str]]:
+    return {name: service["networks"] for name, service in compose["services"].items()}
+
+
+@pytest.mark.parametrize("form", ["compose", "swarm"])
+def test_each_executor_is_alone_with_the_manager_on_an_internal_network(tmp_path: Path, form: str) -> None:
+    """Issue #29: every service was on one network, so one user's code reached every other user's
+    executor and the manager. Now each executor has an internal network of its own (no route out),
+    which only the manager joins; the manager listens on none of them (--host default-route)."""
+    compose, _ = generate(tmp_path, "--format", form, "-n", "3", "-t", "python:2,node:1", "--allow-outbound", "node")
+    networks, services = _networks_of(compose), compose["services"]
+    executors = [f"executor-{i:03d}" for i in range(3)]
+    for name in executors[:2]:
+        assert networks[name] == [name] and compose["networks"][name]["internal"] is True
+        assert "ports" not in services[name]
+    assert set(networks["manager"]) >= set(executors)
+    assert "--host default-route" in services["manager"]["command"]
+    others = [network for network in networks["manager"] if network not in executors]
+    if form == "compose":
+        assert others == ["front"] and not compose["networks"]["front"]
+        subnets = [compose["networks"][name]["ipam"]["config"][0]["subnet"] for name in executors]
+        assert subnets == ["10.213.0.0/28", "10.213.0.16/28", "10.213.0.32/28"]
+        # The type allowed out joins a network the manager is not on, where its members cannot
+        # reach one another; its own network stays internal.
+        assert networks["executor-002"] == ["executor-002", "outbound"]
+        assert compose["networks"]["executor-002"]["internal"] is True
+        options = compose["networks"]["outbound"]["driver_opts"]
+        assert options == {"com.docker.network.bridge.enable_icc": "false"}
+    else:
+        # The manager's port is published through its task's gateway bridge, which its front
+        # overlay (not internal) gives it.
+        assert others == ["front"] and compose["networks"]["front"] == {"driver": "overlay"}
+        assert networks["executor-002"] == ["executor-002"]
+        assert compose["networks"]["executor-002"] == {"driver": "overlay", "internal": False}
+        assert all(compose["networks"][name]["driver"] == "overlay" for name in executors)

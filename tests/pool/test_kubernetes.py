@@ -13,7 +13,7 @@ from kubernetes_validate import utils as kubernetes
 
 from executor_pool.__main__ import main
 from executor_pool.compose import container_config as compose_config
-from executor_pool.kubernetes import EXECUTOR_CAPABILITIES
+from executor_pool.kubernetes import EXECUTOR_CAPABILITIES, PRIVATE_RANGES
 from tests.conftest import EXAMPLES
 
 #: The oldest and the newest minor version the manifests are checked against.
@@ -105,3 +105,41 @@ def test_a_workspace_too_large_for_a_config_map_is_refused(tmp_path: Path, capsy
     assert main(["compose", "--format", "kubernetes", "-o", str(tmp_path / "k.yaml"), "-n", "1", "-t", "python:1",
                  "-m", str(code)]) == 2  # fmt: skip
     assert "--workspace-claim" in capsys.readouterr().out
+
+
+def _selects(policy: dict[str, Any], labels: dict[str, str]) -> bool:
+    selector = policy["spec"]["podSelector"]
+    assert set(selector) == {"matchLabels"}, selector  # no expressions to read wrongly here
+    return selector["matchLabels"].items() <= labels.items()
+
+
+def test_network_policies_cover_every_executor_pod(tmp_path: Path) -> None:
+    """Issue #29: the manifests had no NetworkPolicy, so any executor's user code reached every
+    other executor and the manager. Each executor pod is now selected by policies that let in only
+    the manager's pods, on the executor's port, and let nothing out; a type given to
+    --allow-outbound may also reach public addresses and the cluster's DNS, never a private one."""
+    documents = generate(tmp_path, *FLAGS, "--allow-outbound", "node_js")
+    policies = list(by_kind(documents, "NetworkPolicy").values())
+    manager_pods = by_kind(documents, "Deployment")["executor-manager"]["spec"]["template"]["metadata"]["labels"]
+    sets = by_kind(documents, "StatefulSet")
+    assert sets
+    for name, stateful_set in sets.items():
+        labels = stateful_set["spec"]["template"]["metadata"]["labels"]
+        selecting = [policy["spec"] for policy in policies if _selects(policy, labels)]
+        assert any({"Ingress", "Egress"} <= set(spec["policyTypes"]) for spec in selecting), name
+        ingress = [rule for spec in selecting for rule in spec.get("ingress", [])]
+        assert ingress and all(
+            rule["ports"] == [{"protocol": "TCP", "port": 8432}]
+            and all(peer["podSelector"]["matchLabels"].items() <= manager_pods.items() for peer in rule["from"])
+            for rule in ingress
+        ), name
+        egress = [rule for spec in selecting for rule in spec.get("egress", [])]
+        if labels["executor/type"] == "node_js":
+            blocks = [peer["ipBlock"] for rule in egress for peer in rule["to"] if "ipBlock" in peer]
+            assert blocks == [{"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}]
+            others = [peer for rule in egress for peer in rule["to"] if "ipBlock" not in peer]
+            assert all(rule.get("ports") for rule in egress if "ipBlock" not in rule["to"][0]) and others
+        else:
+            assert egress == [], name
+    # The manager's own pods are not the executors' (no policy meant for executors selects them).
+    assert not any(_selects(policy, manager_pods) for policy in policies)

@@ -275,3 +275,38 @@ def test_a_manager_on_an_address_others_reach_refuses_to_start_without_a_token(t
         capture_output=True, text=True, timeout=60, env=env, check=False,
     )  # fmt: skip
     assert done.returncode == 2 and "refusing to listen on 0.0.0.0 without a token" in done.stderr, done.stderr
+
+
+def _listening_on(port: int) -> set[str]:
+    """The IPv4 addresses that TCP sockets of this machine listen on at ``port`` (/proc/net/tcp)."""
+    addresses = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, _, hex_port = local.partition(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            addresses.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+    return addresses
+
+
+def _default_route_address() -> str:
+    """What `ip` says: the IPv4 address of the interface the default route leaves by."""
+    route = subprocess.run(["ip", "-4", "-o", "route", "show", "default"], capture_output=True, text=True, check=True)
+    device = route.stdout.split(" dev ")[1].split()[0]
+    shown = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", "dev", device], capture_output=True, text=True, check=True
+    )
+    return shown.stdout.split(" inet ")[1].split("/")[0]
+
+
+def test_a_manager_on_the_default_route_listens_nowhere_else(tmp_path: Path) -> None:
+    """Issue #29: in a generated pool the manager joins every executor's network to reach it, and on
+    0.0.0.0 it listened on all of them, so user code in any executor could call it. With --host
+    default-route it listens on loopback and on the default route's interface only: here the
+    machine's Docker bridges, as an executor's network would be, get no listening socket."""
+    config = {"0": {"url": "http://127.0.0.1:9", "type": "python"}}
+    manager = start_manager(config, tmp_path, {"MANAGER_TOKEN": "m" * 32}, args=("--host", "default-route"))
+    try:
+        port = int(manager.base_url.rsplit(":", 1)[1])
+        assert _listening_on(port) == {"127.0.0.1", _default_route_address()}, manager.logs()
+    finally:
+        stop_executor(manager)

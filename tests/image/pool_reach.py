@@ -1,0 +1,68 @@
+"""What user code in one executor of a deployed pool can reach: the attack of issue #29, run in a
+session through the manager.
+
+The session tries a TCP connection to each address it is given (names resolved by the pool's own
+DNS) and says, for each, whether it got one. Every address is one of the pool's containers, on
+the pool's own networks: nothing outside the pool is contacted. Whether executors have a route
+out of the pool is judged from the deployment (the Docker network's ``internal`` flag), never by
+trying one.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import httpx
+
+__all__ = ["REACH_TIMEOUT", "container_addresses", "network_internal", "reached_from_session"]
+
+#: How long the session waits for each connection: a dropped packet never answers.
+REACH_TIMEOUT = 2.0
+
+_REACH = """
+import json, socket
+reached = {}
+for host, port in json.loads(TARGETS):
+    try:
+        socket.create_connection((host, port), timeout=REACH_TIMEOUT).close()
+        reached[f"{host}:{port}"] = True
+    except OSError:
+        reached[f"{host}:{port}"] = False
+print(json.dumps(reached))
+"""
+
+
+def reached_from_session(
+    manager: httpx.Client, session_url: str, token: str, targets: list[tuple[str, int]]
+) -> dict[str, bool]:
+    """``host:port`` -> whether code run in the session at ``session_url`` opened a connection to it."""
+    code = f"TARGETS = {json.dumps(json.dumps(targets))}\nREACH_TIMEOUT = {REACH_TIMEOUT}\n{_REACH}"
+    answer = manager.post(
+        f"{session_url}/execute",
+        json={"code": code, "timeout": 10 + REACH_TIMEOUT * len(targets)},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30 + REACH_TIMEOUT * len(targets),
+    )
+    body = answer.json()
+    assert answer.status_code == 200 and body["status"] == "ok", body
+    stdout = "".join(item["text"] for item in body["outputs"] if item.get("name") == "stdout")
+    return dict(json.loads(stdout))
+
+
+def container_addresses(container: str) -> dict[str, str]:
+    """A container's address on each of its networks (network name -> IPv4 address)."""
+    done = subprocess.run(
+        ["docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}", container],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return {name: network["IPAddress"] for name, network in json.loads(done.stdout).items()}
+
+
+def network_internal(network: str) -> bool:
+    """Whether the Docker network has no route out (its ``internal`` flag)."""
+    done = subprocess.run(
+        ["docker", "network", "inspect", "-f", "{{.Internal}}", network],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return done.stdout.strip() == "true"
