@@ -186,10 +186,11 @@ SNIPPETS: dict[str, Snippet] = {
     ),
     "fork_bomb": _s(
         "starts, in a new session, `count` processes as fast as it can, each living `life` s, trying again while "
-        "the process table or a limit is full; waits until their number stops growing (20 s at most); prints "
-        '{"session": the session id, "made": how many are running}',
+        "the process table or a limit is full; waits until their number has not grown for `settle` s (20 s at "
+        'most); prints {"session": the session id, "made": how many are running}',
         "count",
         "life",
+        "settle",
     ),
     "session_alive": _s(
         "prints the JSON list of [pid, start time, command] of the processes of session `session` still alive",
