@@ -2,8 +2,9 @@
 
 It takes the flags of the original deployment's ``generate_compose.py`` (long and short forms)
 and writes the same layout: one service per executor (``executor-000`` ...), each started with
-``python main.py``, publishing ``start-port + i``, the workspace read-only at ``/data``, an
-optional writable ``/submission``, and ``container_config.json`` for the manager on port 5000.
+``python main.py``, alone with the manager on an internal network, the workspace read-only at
+``/data``, an optional writable ``/submission``, and ``container_config.json`` for the manager on
+port 5000.
 Pure functions build the documents (``kubernetes.py`` the Kubernetes ones); ``generate.py`` is the
 command, which parses the flags and writes the files.
 """
@@ -187,6 +188,8 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
             # Alone on an internal network with the manager: no port published, no route out.
             "networks": [f"executor-{i:03d}", *([OUTBOUND_NETWORK] if kind in deployment.outbound else [])],
             "restart": "unless-stopped",
+            # No raw sockets: user code forges no frame for the manager to pass on.
+            "cap_drop": ["NET_RAW"],
             "labels": {"container.id": str(i), "container.type": kind},
             **resources,
         }
@@ -215,6 +218,8 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
         f"--host {DEFAULT_ROUTE} --port {MANAGER_PORT} --token-file /run/secrets/{TOKEN_SECRET}",
         "ports": [f"{deployment.host_ip}:{MANAGER_PORT}:{MANAGER_PORT}"],
         "networks": [FRONT_NETWORK, *(name for name in services)],
+        # On every executor's network, it passes no packet from one to another, or out.
+        "sysctls": {"net.ipv4.ip_forward": "0"},
         "secrets": [TOKEN_SECRET],
         "volumes": [f"./{Path(deployment.config_file).name}:/config/{Path(deployment.config_file).name}:ro"],
         "depends_on": [name for name in services],
@@ -290,7 +295,9 @@ def swarm_document(deployment: Deployment, *, store: str | None = None) -> dict[
         swarm_service = {
             key: value
             for key, value in service.items()
-            if key not in ("container_name", "restart", "ports", "depends_on", *RESOURCE_KEYS.values())
+            # cap_drop and sysctls: not every swarm takes them (docker stack deploy ignores them).
+            if key
+            not in ("container_name", "restart", "ports", "depends_on", "cap_drop", "sysctls", *RESOURCE_KEYS.values())
         }
         if published:
             swarm_service["ports"] = published

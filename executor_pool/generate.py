@@ -57,8 +57,8 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-outbound",
         default="",
         metavar="TYPE,...",
-        help="types whose executors may open connections outside the pool (default: none; still never to "
-        "another executor or the manager)",
+        help="types whose executors may open connections outside the pool (default: none); the host, and "
+        "what it publishes on its other addresses, is outside the pool",
     )
     parser.add_argument(
         "--network-base",
@@ -104,6 +104,8 @@ def main(argv: list[str]) -> int:
     except (ComposeError, OSError) as exc:
         print(f"executor-pool compose: {exc}")
         return 2
+    if args.start_port is not None:
+        print("executor-pool compose: --start-port ignored: executors publish no port, the manager is their way in")
     output.write_text(yaml_text(documents), encoding="utf-8")
     token_path = output.with_name(TOKEN_FILE)
     token = _new_token(token_path)

@@ -121,19 +121,21 @@ def main(argv: list[str] | None = None) -> int:
     # 431, as by the reference executor (INPUT-6, INPUT-7).
     protocol = bounded_request_protocol(Timeouts.request_read, HeadLimits.from_env(os.environ))
     try:
-        sockets = [_listening(address, args.port) for address in listen_addresses(args.host)]
+        addresses = listen_addresses(args.host)
+        sockets = [_listening(address, args.port) for address in addresses]
     except (OSError, NoDefaultRoute) as exc:
         print(f"manager: cannot listen on {args.host} port {args.port}: {exc}", file=sys.stderr)
         return 2
+    print(f"manager: listening on {', '.join(f'{address} port {args.port}' for address in addresses)}", file=sys.stderr)
     app = HeadAsGet(create_app(pool, max_request_bytes=args.max_request_bytes, token=token))
     uvicorn.Server(uvicorn.Config(app, log_level="info", http=protocol)).run(sockets=sockets)
     return 0
 
 
 def _listening(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host`` (a name or an IPv4 or IPv6 address) and ``port``."""
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    return socket.create_server((host, port), family=family)
+    """A TCP socket bound to ``host`` and ``port``: IPv6 for an address with a colon, IPv4 for
+    anything else (names included), as uvicorn binds ``--host``."""
+    return socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
 
 
 if __name__ == "__main__":

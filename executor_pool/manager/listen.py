@@ -24,6 +24,7 @@ __all__ = ["DEFAULT_ROUTE", "NoDefaultRoute", "default_route_interface", "listen
 DEFAULT_ROUTE = "default-route"
 ROUTES = Path("/proc/net/route")
 _SIOCGIFADDR = 0x8915  # linux/sockios.h: an interface's IPv4 address
+_RTF_UP, _RTF_REJECT = 0x0001, 0x0200  # linux/route.h
 
 
 class NoDefaultRoute(OSError):
@@ -36,8 +37,10 @@ def default_route_interface(routes: str | None = None) -> str:
     defaults = []
     for line in text.splitlines()[1:]:
         fields = line.split()
-        # Iface Destination Gateway Flags RefCnt Use Metric Mask ...; flag 0x1: the route is up.
-        if len(fields) >= 8 and fields[1] == "00000000" and fields[7] == "00000000" and int(fields[3], 16) & 1:
+        # Iface Destination Gateway Flags RefCnt Use Metric Mask ...: a route that is up and not a
+        # reject (blackhole, unreachable) one.
+        flags = int(fields[3], 16) if len(fields) >= 8 else 0
+        if fields[1:2] == ["00000000"] and fields[7] == "00000000" and flags & _RTF_UP and not flags & _RTF_REJECT:
             defaults.append((int(fields[6]), fields[0]))
     if not defaults:
         raise NoDefaultRoute("no IPv4 default route in /proc/net/route")

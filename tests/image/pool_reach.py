@@ -23,7 +23,16 @@ REACH_TIMEOUT = 2.0
 _REACH = """
 import json, socket
 reached = {}
-for host, port in json.loads(TARGETS):
+# The control: a connection to a listener of the session's own, on its own network address, is
+# opened (the attack below could otherwise pass in a session with no network at all).
+own = socket.gethostbyname(socket.gethostname())
+with socket.create_server((own, 0)) as listener:
+    socket.create_connection(listener.getsockname(), timeout=REACH_TIMEOUT).close()
+    reached["own"] = True
+# Every container's gateway address is the host's.
+routes = [line.split() for line in open("/proc/net/route").read().splitlines()[1:]]
+gateways = {socket.inet_ntoa(bytes.fromhex(f[2])[::-1]) for f in routes if f[1] == "00000000"}
+for host, port in json.loads(TARGETS) + [(gateway, port) for gateway in gateways for port in GATEWAY_PORTS]:
     try:
         socket.create_connection((host, port), timeout=REACH_TIMEOUT).close()
         reached[f"{host}:{port}"] = True
@@ -34,10 +43,15 @@ print(json.dumps(reached))
 
 
 def reached_from_session(
-    manager: httpx.Client, session_url: str, token: str, targets: list[tuple[str, int]]
+    manager: httpx.Client, session_url: str, token: str, targets: list[tuple[str, int]], gateway_ports: list[int]
 ) -> dict[str, bool]:
-    """``host:port`` -> whether code run in the session at ``session_url`` opened a connection to it."""
-    code = f"TARGETS = {json.dumps(json.dumps(targets))}\nREACH_TIMEOUT = {REACH_TIMEOUT}\n{_REACH}"
+    """``host:port`` -> whether code run in the session at ``session_url`` opened a connection to it
+    (and to ``gateway_ports`` at its network's gateway address, the host's); ``own``: the control, a
+    connection to a listener of the session's own, which must be True."""
+    code = (
+        f"TARGETS = {json.dumps(json.dumps(targets))}\nGATEWAY_PORTS = {gateway_ports!r}\n"
+        f"REACH_TIMEOUT = {REACH_TIMEOUT}\n{_REACH}"
+    )
     answer = manager.post(
         f"{session_url}/execute",
         json={"code": code, "timeout": 10 + REACH_TIMEOUT * len(targets)},
@@ -47,7 +61,9 @@ def reached_from_session(
     body = answer.json()
     assert answer.status_code == 200 and body["status"] == "ok", body
     stdout = "".join(item["text"] for item in body["outputs"] if item.get("name") == "stdout")
-    return dict(json.loads(stdout))
+    reached = dict(json.loads(stdout))
+    assert reached.pop("own") is True, "the session could not reach a listener of its own"
+    return reached
 
 
 def container_addresses(container: str) -> dict[str, str]:

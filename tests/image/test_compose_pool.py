@@ -2,8 +2,9 @@
 
 `docker build -t python ./` (here: the reference image tagged `python`), `python generate_compose.py
 ...`, `docker compose -f ... up -d`, the README's curl commands through the manager on port 5000,
-then the kit certifies executor 0 through the manager, and executor 1 directly: the two verdicts
-must be the same. Needs Docker and a compose command (`docker compose` or `docker-compose`).
+then the kit certifies executor 0 through the manager, and executor 1 directly (at its address on
+its own network, which the host reaches): the two verdicts must be the same. Needs Docker and a
+compose command (`docker compose` or `docker-compose`).
 
 Authentication is on, as always: the generator wrote the manager's token (``manager-token``, mode
 0600, handed to the manager as a compose secret), the test allocates executor 0 with it, and every
@@ -181,7 +182,7 @@ def test_readme_examples_run_as_written(pool: tuple[Path, str]) -> None:
 
 
 def test_kit_verdict_through_the_manager_equals_the_direct_one(pool: tuple[Path, str]) -> None:
-    """Executor 0 through the manager and executor 1 on its own port, at once: both conformant, same outcomes."""
+    """Executor 0 through the manager and executor 1 at its own address, at once: both conformant, same outcomes."""
     here, token = pool
     by_url = ["--workspace-mounted", "--allow-destructive", "--memory-limited", "--execution-timeout", "3"]
     runs_of = {
@@ -213,7 +214,8 @@ def test_user_code_reaches_no_other_executor_nor_the_manager(pool: tuple[Path, s
     targets += [(address, 5000) for address in manager_addresses.values()]
     targets += [(address, 8432) for address in other_addresses.values()]
     with httpx.Client(base_url=MANAGER, timeout=10) as manager:
-        reached = reached_from_session(manager, "/session/0", token, targets)
+        # The manager's port is published on 127.0.0.1 alone: not at the gateway (the host).
+        reached = reached_from_session(manager, "/session/0", token, targets, gateway_ports=[5000])
     assert reached and not any(reached.values()), reached
     for network in (*container_addresses(EXECUTORS[0]), *other_addresses):
         assert network_internal(network), f"{network}: executors must have no route out of the pool"

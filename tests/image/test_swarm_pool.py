@@ -114,7 +114,9 @@ def test_user_code_in_the_stack_reaches_no_other_executor_nor_the_manager(stack:
     targets += [(address, 5000) for address in manager_addresses.values()]
     targets += [(address, 8432) for address in other_addresses.values()]
     with httpx.Client(base_url=MANAGER, timeout=10) as manager:
-        reached = reached_from_session(manager, f"/session/{container_id}", token, targets)
+        # A swarm publishes the manager's port on every interface of the node, the gateway's too:
+        # there the manager's token is the guard (the README says so), so it is not tried here.
+        reached = reached_from_session(manager, f"/session/{container_id}", token, targets, gateway_ports=[])
     assert reached and not any(reached.values()), reached
     own = container_addresses(_task_container(f"executor-{int(container_id):03d}"))
     assert own and all(network_internal(network) for network in own), own

@@ -134,6 +134,8 @@ def test_each_executor_is_alone_with_the_manager_on_an_internal_network(tmp_path
     others = [network for network in networks["manager"] if network not in executors]
     if form == "compose":
         assert others == ["front"] and not compose["networks"]["front"]
+        assert services["manager"]["sysctls"] == {"net.ipv4.ip_forward": "0"}
+        assert all(services[name]["cap_drop"] == ["NET_RAW"] for name in executors)
         subnets = [compose["networks"][name]["ipam"]["config"][0]["subnet"] for name in executors]
         assert subnets == ["10.213.0.0/28", "10.213.0.16/28", "10.213.0.32/28"]
         # The type allowed out joins a network the manager is not on, where its members cannot

@@ -130,7 +130,13 @@ def test_network_policies_cover_every_executor_pod(tmp_path: Path) -> None:
         ingress = [rule for spec in selecting for rule in spec.get("ingress", [])]
         assert ingress and all(
             rule["ports"] == [{"protocol": "TCP", "port": 8432}]
-            and all(peer["podSelector"]["matchLabels"].items() <= manager_pods.items() for peer in rule["from"])
+            and all(
+                set(peer) == {"podSelector"}  # this namespace's pods only
+                and peer["podSelector"]["matchLabels"]
+                and peer["podSelector"]["matchLabels"].items() <= manager_pods.items()
+                and not peer["podSelector"]["matchLabels"].items() <= labels.items()  # no executor's
+                for peer in rule["from"]
+            )
             for rule in ingress
         ), name
         egress = [rule for spec in selecting for rule in spec.get("egress", [])]

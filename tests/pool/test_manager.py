@@ -16,6 +16,7 @@ import pytest
 
 from conformance.cli import main as kit_command
 from conformance.raw_http import flood_heads
+from executor_pool.manager.listen import NoDefaultRoute, default_route_interface
 from tests.conftest import (
     EXAMPLE_EXECUTOR,
     EXAMPLES,
@@ -310,3 +311,16 @@ def test_a_manager_on_the_default_route_listens_nowhere_else(tmp_path: Path) -> 
         assert _listening_on(port) == {"127.0.0.1", _default_route_address()}, manager.logs()
     finally:
         stop_executor(manager)
+
+
+def test_the_default_route_is_read_as_the_kernel_gives_it() -> None:
+    """The lowest metric among the default routes that are up and not reject ones; none: an error."""
+    header = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n"
+    routes = header + "".join(
+        f"{iface}\t00000000\t0100000A\t{flags}\t0\t0\t{metric}\t00000000\t0\t0\t0\n"
+        for iface, flags, metric in (("down0", "0002", 0), ("reject0", "0201", 0), ("slow0", "0003", 200),
+                                     ("eth1", "0003", 100))
+    ) + "eth9\t0000000A\t00000000\t0001\t0\t0\t0\t000000FF\t0\t0\t0\n"  # fmt: skip
+    assert default_route_interface(routes) == "eth1"
+    with pytest.raises(NoDefaultRoute):
+        default_route_interface(header)
