@@ -34,7 +34,7 @@ __all__ = [
     "named",
 ]
 
-CONTRACT_VERSION = "1.4"
+CONTRACT_VERSION = "1.5"
 
 
 class Label(enum.StrEnum):
@@ -152,6 +152,7 @@ FEATURES: dict[str, str] = {
     "rich_output": "returns display_data items with their MIME bundle",
     "restart_status": "serves GET /restart-status",
     "info": "serves GET /info",
+    "executor_token": "with EXECUTOR_TOKEN set, serves API calls only to the bearer of that token",
 }
 
 
@@ -287,6 +288,13 @@ _ALL: tuple[Requirement, ...] = (
     _r("SEC-1", "SHOULD", "security", "user code runs as a non-root user"),
     _r("SEC-2", "SHOULD", "security", "user code cannot kill or signal the HTTP server process"),
     _r("SEC-3", "SHOULD", "security", "the mounted code folder is read-only to user code", "mounted_code"),
+    _r(
+        "SEC-4",
+        "SHOULD",
+        "security",
+        "with EXECUTOR_TOKEN set, a call without that bearer token gets 401 and runs nothing; /health, /ready open",
+        "executor_token",
+    ),
     _r("SCHEMA-1", "MUST", "schema", "every response conforms to openapi.yaml; no generated request gets a 5xx"),
     _r(
         "SCHEMA-2", "SHOULD", "schema", "responses pass schemathesis' stricter checks (negative data rejected, headers)"

@@ -21,7 +21,9 @@ import yaml
 from .manager.listen import DEFAULT_ROUTE
 
 __all__ = [
+    "EXECUTOR_COMMAND",
     "EXECUTOR_PORT",
+    "EXECUTOR_TOKEN_FILE",
     "MANAGER_PORT",
     "NETWORK_BASE",
     "OUTPUTS",
@@ -47,6 +49,15 @@ OUTPUTS = {"compose": "docker-compose.yml", "swarm": "executor-stack.yml", "kube
 #: the manager as a secret (compose and swarm mount it at /run/secrets/<name>; Kubernetes: a Secret).
 TOKEN_FILE = "manager-token"
 TOKEN_SECRET = "manager-token"
+#: The executors' token (EXECUTOR_TOKEN, SEC-4): made the same way, a secret of the executors and
+#: of the manager alone, so that the executors serve the manager and no one else.
+EXECUTOR_TOKEN_FILE = "executor-token"
+EXECUTOR_TOKEN_SECRET = "executor-token"
+#: An executor's command: the original's ``python main.py``, with EXECUTOR_TOKEN read from its
+#: secret (a file only root reads: user code, run as another user, cannot; ``$$``: compose's ``$``).
+EXECUTOR_COMMAND = [
+    "sh", "-c", f'EXECUTOR_TOKEN="$$(cat /run/secrets/{EXECUTOR_TOKEN_SECRET})" exec python main.py',
+]  # fmt: skip
 #: Compose: the addresses of the executors' networks, one /28 each (gateway, executor, manager).
 NETWORK_BASE = "10.213.0.0/16"
 EXECUTOR_SUBNET_PREFIX = 28
@@ -69,6 +80,7 @@ EXECUTOR_SETTINGS = {
     "MAX_REQUEST_BYTES", "REQUEST_READ_TIMEOUT", "MAX_HEAD_BYTES", "MAX_HEADER_LINE_BYTES", "MAX_HEADER_COUNT",
     "SESSION_ENV", "SUBMISSION_DIR", "KERNEL_USER", "KERNEL_UIDS", "WORKER_UIDS", "SESSION_MAX_PROCESSES",
     "STANDBY_KERNEL", "INTERRUPT_GRACE", "KERNEL_START_TIMEOUT", "KERNEL_START_GIVE_UP", "EXECUTOR_RUNTIME_DIR",
+    "EXECUTOR_TOKEN",
     "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
 }  # fmt: skip
 
@@ -183,7 +195,8 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
         service: dict[str, Any] = {
             "image": deployment.images.get(kind, kind),
             "container_name": f"executor-{i:03d}",
-            "command": "python main.py",
+            "command": EXECUTOR_COMMAND,
+            "secrets": [EXECUTOR_TOKEN_SECRET],
             "environment": environment,
             # Alone on an internal network with the manager: no port published, no route out.
             "networks": [f"executor-{i:03d}", *([OUTBOUND_NETWORK] if kind in deployment.outbound else [])],
@@ -215,12 +228,13 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
         # Authenticated always: a manager on an address other than loopback refuses to start
         # without its token.
         "command": f"python -m executor_pool.manager --config /config/{Path(deployment.config_file).name} "
-        f"--host {DEFAULT_ROUTE} --port {MANAGER_PORT} --token-file /run/secrets/{TOKEN_SECRET}",
+        f"--host {DEFAULT_ROUTE} --port {MANAGER_PORT} --token-file /run/secrets/{TOKEN_SECRET} "
+        f"--executor-token-file /run/secrets/{EXECUTOR_TOKEN_SECRET}",
         "ports": [f"{deployment.host_ip}:{MANAGER_PORT}:{MANAGER_PORT}"],
         "networks": [FRONT_NETWORK, *(name for name in services)],
         # On every executor's network, it passes no packet from one to another, or out.
         "sysctls": {"net.ipv4.ip_forward": "0"},
-        "secrets": [TOKEN_SECRET],
+        "secrets": [TOKEN_SECRET, EXECUTOR_TOKEN_SECRET],
         "volumes": [f"./{Path(deployment.config_file).name}:/config/{Path(deployment.config_file).name}:ro"],
         "depends_on": [name for name in services],
         "restart": "unless-stopped",
@@ -239,7 +253,8 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
     }
     if deployment.outbound:
         networks[OUTBOUND_NETWORK] = {"driver_opts": {"com.docker.network.bridge.enable_icc": "false"}}
-    return {"services": services, "networks": networks, "secrets": {TOKEN_SECRET: {"file": f"./{TOKEN_FILE}"}}}
+    secrets = {TOKEN_SECRET: {"file": f"./{TOKEN_FILE}"}, EXECUTOR_TOKEN_SECRET: {"file": f"./{EXECUTOR_TOKEN_FILE}"}}
+    return {"services": services, "networks": networks, "secrets": secrets}
 
 
 def executor_subnets(deployment: Deployment) -> list[str]:

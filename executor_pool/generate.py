@@ -15,6 +15,7 @@ import secrets
 from pathlib import Path
 
 from .compose import (
+    EXECUTOR_TOKEN_FILE,
     MANAGER_PORT,
     NETWORK_BASE,
     OUTPUTS,
@@ -107,17 +108,20 @@ def main(argv: list[str]) -> int:
     if args.start_port is not None:
         print("executor-pool compose: --start-port ignored: executors publish no port, the manager is their way in")
     output.write_text(yaml_text(documents), encoding="utf-8")
-    token_path = output.with_name(TOKEN_FILE)
+    token_path, executor_token_path = output.with_name(TOKEN_FILE), output.with_name(EXECUTOR_TOKEN_FILE)
     token = _new_token(token_path)
+    _new_token(executor_token_path)  # the manager's and the executors' alone: never shown
     if args.format == "kubernetes":
         kinds = ", ".join(sorted({str(d["kind"]) for d in documents}))
         print(f"wrote {output} ({deployment.size} executors; {len(documents)} objects: {kinds})")
         print(f"make the manager's Secret, then apply: kubectl create secret generic executor-manager "
-              f"--from-file=token={token_path} && kubectl apply -f {output}")  # fmt: skip
+              f"--from-file=token={token_path} --from-file=executor-token={executor_token_path} "
+              f"&& kubectl apply -f {output}")  # fmt: skip
     else:
         config_path.write_text(json.dumps(container_config(deployment), indent=2) + "\n", encoding="utf-8")
         print(f"wrote {output} ({deployment.size} executors, manager on port {MANAGER_PORT}) and {config_path}")
     _say_token(token_path, token)
+    print(f"the executors' token, in {executor_token_path} (mode 0600): for the manager alone, which sends it")
     return 0
 
 

@@ -12,7 +12,9 @@ From the same ``Deployment`` as the compose file:
   pod (kept across sessions and pod restarts, as the host folder is in the compose file);
   ``CONTAINER_ID`` is the pod's name;
 - the manager: a Deployment, its Service, and ``container_config.json`` in a ConfigMap; its token
-  from the Secret ``executor-manager`` (key ``token``), required;
+  from the Secret ``executor-manager`` (key ``token``), required, and the executors' token
+  (EXECUTOR_TOKEN, SEC-4) from its key ``executor-token``, which executors require and the
+  manager sends;
 - NetworkPolicies: every executor pod denies all traffic but the manager's calls to its port, so
   user code reaches no other executor, not the manager, and nothing outside; a type given to
   ``--allow-outbound`` may also open connections to public addresses (and ask the cluster's DNS),
@@ -95,6 +97,11 @@ def _resources(deployment: Deployment) -> dict[str, dict[str, str]]:
     return {"limits": limits, "requests": requests}
 
 
+def _executor_token() -> dict[str, Any]:
+    """EXECUTOR_TOKEN (SEC-4), from the manager's Secret: the executors require it, the manager sends it."""
+    return {"name": "EXECUTOR_TOKEN", "valueFrom": {"secretKeyRef": {"name": MANAGER, "key": "executor-token"}}}
+
+
 def _probe(path: str, period: int) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": EXECUTOR_PORT}, "periodSeconds": period, "timeoutSeconds": 2}
 
@@ -105,6 +112,7 @@ def _executor_set(deployment: Deployment, kind: str, count: int, workspace_claim
     labels = {**EXECUTOR_LABELS, "app.kubernetes.io/component": name, "executor/type": kind}
     env: list[dict[str, Any]] = [{"name": key, "value": value} for key, value in deployment.environment().items()]
     env.append({"name": "CONTAINER_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
+    env.append(_executor_token())
     mounts, volumes, claims = [], [], []
     if deployment.workspace or workspace_claim:
         mounts.append({"name": "workspace", "mountPath": WORKSPACE_MOUNT, "readOnly": True})
@@ -184,7 +192,10 @@ def _manager(deployment: Deployment, config: dict[str, dict[str, str]], store: s
         args += ["--store", store]
     # Required: a manager on 0.0.0.0 refuses to start without its token (the generator prints how
     # to make the Secret from the token file it writes).
-    env = [{"name": "MANAGER_TOKEN", "valueFrom": {"secretKeyRef": {"name": MANAGER, "key": "token"}}}]
+    env = [
+        {"name": "MANAGER_TOKEN", "valueFrom": {"secretKeyRef": {"name": MANAGER, "key": "token"}}},
+        _executor_token(),
+    ]
     container = {
         "name": "manager",
         "image": deployment.manager_image,

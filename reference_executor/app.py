@@ -7,6 +7,7 @@ produce a stack trace in a 500.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
 from .config import DRAIN_LIMIT_BYTES, Settings
@@ -28,7 +30,32 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("reference_executor.app")
 
-FEATURES = ["mounted_code", "timeout_override", "rich_output", "restart_status", "info"]
+FEATURES = ["mounted_code", "timeout_override", "rich_output", "restart_status", "info", "executor_token"]
+CONTRACT_VERSION = "1.5"
+#: What an orchestrator probes: open whatever EXECUTOR_TOKEN says (SEC-4).
+OPEN_PATHS = frozenset({"/health", "/ready"})
+
+
+class BearerRequired:
+    """SEC-4: with EXECUTOR_TOKEN set, a request to any path but ``OPEN_PATHS`` without
+    ``Authorization: Bearer <token>`` gets 401 before any route sees it (nothing runs)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+            given = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
+            if not hmac.compare_digest(given, self.expected):
+                refusal = JSONResponse(
+                    {"detail": "this executor serves only calls with its token (Authorization: Bearer ...)"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class ExecuteRequest(BaseModel):
@@ -118,6 +145,8 @@ def create_app(settings: Settings | None = None, service: ExecutionService | Non
     )
     app.state.service = service
     app.add_middleware(HeadAsGet)
+    if settings.executor_token:
+        app.add_middleware(BearerRequired, token=settings.executor_token)
 
     @app.exception_handler(RequestValidationError)
     @app.exception_handler(ValidationError)
@@ -180,7 +209,7 @@ def create_app(settings: Settings | None = None, service: ExecutionService | Non
         return {
             "implementation": "reference-executor",
             "version": __version__,
-            "contract_version": "1.4",
+            "contract_version": CONTRACT_VERSION,
             "language": "python",
             "features": FEATURES,
             "persistent_folders": [str(folder) for folder in settings.persistent_folders],

@@ -219,6 +219,9 @@ class Settings:
     standby_kernel: bool = True
     #: Folder for connection files and IPC sockets; a private temporary one when None.
     runtime_dir: Path | None = None
+    #: The bearer token every API call must carry (EXECUTOR_TOKEN, SEC-4); None: none needed.
+    #: The server's alone: like every variable SESSION_ENV does not name, user code never sees it.
+    executor_token: str | None = field(default=None, repr=False)
     timeouts: Timeouts = field(default_factory=Timeouts)
     head_limits: HeadLimits = field(default_factory=HeadLimits)
 
@@ -256,6 +259,7 @@ class Settings:
             persistent_folders=tuple(Path(f) for f in _names(env, "SUBMISSION_DIR")),
             standby_kernel=_flag(env, "STANDBY_KERNEL", default.standby_kernel),
             runtime_dir=Path(runtime_dir) if runtime_dir else None,
+            executor_token=env.get("EXECUTOR_TOKEN") or None,
             timeouts=_timeouts(
                 execution=_number(env, "EXECUTION_TIMEOUT", waits.execution),
                 max_execution=_number(env, "MAX_EXECUTION_TIMEOUT", waits.max_execution),

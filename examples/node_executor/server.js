@@ -22,7 +22,7 @@ const path = require("path");
 
 const WORKER = path.join(__dirname, "worker.js");
 const VERSION = "1.0.0";
-const CONTRACT_VERSION = "1.4";
+const CONTRACT_VERSION = "1.5";
 // After SIGINT, how long interrupted code has to stop before the worker is replaced.
 const INTERRUPT_GRACE_MS = 1000;
 // The shortest deadline kept: a SIGINT that reaches the worker as its code finishes can stay
@@ -87,7 +87,18 @@ const settings = {
   maxExecutionTimeout: number("MAX_EXECUTION_TIMEOUT", 3600),
   sessionEnv: (process.env.SESSION_ENV || "").split(",").map((name) => name.trim()).filter(Boolean),
   submissionDir: process.env.SUBMISSION_DIR || null,
+  // SEC-4: the bearer token every call but /health and /ready must carry (null: none needed).
+  executorToken: process.env.EXECUTOR_TOKEN || null,
 };
+// What an orchestrator probes: open whatever EXECUTOR_TOKEN says (SEC-4).
+const OPEN_ROUTES = new Set(["/health", "/ready"]);
+
+function authorised(request) {
+  if (!settings.executorToken || OPEN_ROUTES.has((request.url || "/").split("?")[0])) return true;
+  const given = Buffer.from(request.headers.authorization || "");
+  const expected = Buffer.from(`Bearer ${settings.executorToken}`);
+  return given.length === expected.length && crypto.timingSafeEqual(given, expected);
+}
 
 // -- the sandbox: one throwaway user id, swept between workers -----------------------------------
 
@@ -741,7 +752,7 @@ const HANDLERS = {
       version: VERSION,
       contract_version: CONTRACT_VERSION,
       language: "javascript",
-      features: ["mounted_code", "timeout_override", "rich_output", "restart_status", "info"],
+      features: ["mounted_code", "timeout_override", "rich_output", "restart_status", "info", "executor_token"],
       persistent_folders: settings.submissionDir ? [settings.submissionDir] : [],
     },
   ],
@@ -765,6 +776,10 @@ async function serve(SessionClass = Session) {
     async (request, response) => {
       const route = (request.url || "/").split("?")[0];
       try {
+        if (!authorised(request)) {
+          response.setHeader("WWW-Authenticate", "Bearer");
+          throw new BadRequest(401, "this executor serves only calls with its token");
+        }
         if (!(route in ROUTES)) throw new BadRequest(404, "not found");
         // HEAD wherever GET (RFC 9110, 9.3.2; INPUT-8): Node sends the head of GET's answer, no body.
         const method = request.method === "HEAD" && ROUTES[route] === "GET" ? "GET" : request.method;

@@ -18,6 +18,7 @@ SUBMISSION_DIR.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import http.client
 import json
 import math
@@ -30,7 +31,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -57,6 +58,8 @@ HANDLER_STACK_BYTES = 2 * 1024 * 1024
 START_ATTEMPTS = 3
 #: The default MAX_EXECUTION_TIMEOUT (a day): a request's timeout above the maximum gets 422.
 LONGEST_TIMEOUT = 86400.0
+#: What an orchestrator probes: open whatever EXECUTOR_TOKEN says (SEC-4).
+OPEN_PATHS = frozenset({"/health", "/ready"})
 #: A client has this long to send a whole request, from its connection or its request's first
 #: line; past it the connection is closed (INPUT-6).
 REQUEST_READ_TIMEOUT = 5.0
@@ -73,6 +76,8 @@ class Settings:
     session_env: tuple[str, ...] = ()
     submission_dir: str | None = None
     max_execution_timeout: float = LONGEST_TIMEOUT
+    #: SEC-4: the bearer token every call but /health and /ready must carry (None: none needed).
+    executor_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -87,6 +92,7 @@ class Settings:
             session_env=tuple(n.strip() for n in env.get("SESSION_ENV", "").split(",") if n.strip()),
             submission_dir=env.get("SUBMISSION_DIR") or None,
             max_execution_timeout=float(env.get("MAX_EXECUTION_TIMEOUT", str(LONGEST_TIMEOUT))),
+            executor_token=env.get("EXECUTOR_TOKEN") or None,
         )
 
 
@@ -500,7 +506,15 @@ class Handler(BaseHTTPRequestHandler):
             return
         raw = self.rfile.read(length) if length else b""
         self._deadline.cancel()  # the request has arrived: the answer may take as long as the code
-        if path not in self.routes:
+        token = self.session.settings.executor_token
+        if (
+            token
+            and path not in OPEN_PATHS
+            and not hmac.compare_digest(self.headers.get("Authorization", "").encode(), f"Bearer {token}".encode())
+        ):
+            refusal = {"detail": "this executor serves only calls with its token"}
+            self.send_json(401, refusal, {"WWW-Authenticate": "Bearer"})
+        elif path not in self.routes:
             self.send_json(404, {"detail": "not found"})
         elif self.routes[path] != method:
             self.send_json(405, {"detail": "method not allowed"}, {"Allow": self.routes[path]})

@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         "--token-file",
         help="a file holding the manager token (default: the MANAGER_TOKEN environment variable; none: no auth)",
     )
+    parser.add_argument(
+        "--executor-token-file",
+        help="a file holding the executors' EXECUTOR_TOKEN, sent on every call to them (default: the "
+        "EXECUTOR_TOKEN environment variable; none: executors that need no token)",
+    )
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument(
         "--max-request-bytes",
@@ -99,11 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"manager: cannot read {args.config} or use --store {args.store}: {exc}", file=sys.stderr)
         return 2
     try:
-        token = Path(args.token_file).read_text(encoding="utf-8").strip() if args.token_file else None
+        token = _secret(args.token_file, "MANAGER_TOKEN")
+        executor_token = _secret(args.executor_token_file, "EXECUTOR_TOKEN")
     except OSError as exc:
-        print(f"manager: cannot read {args.token_file}: {exc}", file=sys.stderr)
+        print(f"manager: cannot read a token file: {exc}", file=sys.stderr)
         return 2
-    token = token or os.environ.get("MANAGER_TOKEN") or None
     if token is None and not _loopback(args.host):
         print(
             f"manager: refusing to listen on {args.host} without a token: anyone who could reach it could use "
@@ -127,9 +132,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"manager: cannot listen on {args.host} port {args.port}: {exc}", file=sys.stderr)
         return 2
     print(f"manager: listening on {', '.join(f'{address} port {args.port}' for address in addresses)}", file=sys.stderr)
-    app = HeadAsGet(create_app(pool, max_request_bytes=args.max_request_bytes, token=token))
+    app = HeadAsGet(
+        create_app(pool, max_request_bytes=args.max_request_bytes, token=token, executor_token=executor_token)
+    )
     uvicorn.Server(uvicorn.Config(app, log_level="info", http=protocol)).run(sockets=sockets)
     return 0
+
+
+def _secret(file: str | None, variable: str) -> str | None:
+    """A token: the file's content if a file is named, else the environment variable; None if empty."""
+    text = Path(file).read_text(encoding="utf-8") if file else os.environ.get(variable, "")
+    return text.strip() or None
 
 
 def _listening(host: str, port: int) -> socket.socket:

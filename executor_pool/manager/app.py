@@ -174,10 +174,14 @@ def _same(given: str, expected: str | None) -> bool:
     return bool(given) and expected is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
-def create_app(pool: Pool, *, max_request_bytes: int = 1024 * 1024, token: str | None = None) -> FastAPI:
+def create_app(
+    pool: Pool, *, max_request_bytes: int = 1024 * 1024, token: str | None = None, executor_token: str | None = None
+) -> FastAPI:
     """The manager app for ``pool``; bodies above ``max_request_bytes`` get 413 (MAX_REQUEST_BYTES).
 
     ``token``: the manager token; None leaves every endpoint open (the original API).
+    ``executor_token``: the executors' EXECUTOR_TOKEN (SEC-4), sent on every call to them, in place
+    of the client's Authorization (which never leaves the manager).
     """
 
     def operator(request: Request) -> bool:
@@ -204,7 +208,8 @@ def create_app(pool: Pool, *, max_request_bytes: int = 1024 * 1024, token: str |
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal client
         await pool.store.register((e.id, e.type) for e in pool.executors.values())
-        client = httpx.AsyncClient(timeout=httpx.Timeout(PROXY_TIMEOUT, connect=5.0))
+        to_executors = {"Authorization": f"Bearer {executor_token}"} if executor_token else {}
+        client = httpx.AsyncClient(timeout=httpx.Timeout(PROXY_TIMEOUT, connect=5.0), headers=to_executors)
         try:
             yield
         finally:

@@ -110,8 +110,15 @@ def test_without_a_standby_restart_still_clears_state(reference_executor: Runnin
 
 def test_info_lists_the_reference_features(reference_executor: RunningExecutor) -> None:
     info = reference_executor.client.get("/info").json()
-    assert info["contract_version"] == "1.4" and info["implementation"] == "reference-executor"
-    assert set(info["features"]) == {"mounted_code", "timeout_override", "rich_output", "restart_status", "info"}
+    assert info["contract_version"] == "1.5" and info["implementation"] == "reference-executor"
+    assert set(info["features"]) == {
+        "mounted_code",
+        "timeout_override",
+        "rich_output",
+        "restart_status",
+        "info",
+        "executor_token",
+    }
 
 
 @pytest.mark.parametrize(
@@ -276,3 +283,34 @@ def test_head_answers_as_get_does_without_a_body(reference_executor: RunningExec
         head, get = reference_executor.client.head(path), reference_executor.client.get(path)
         assert (head.status_code, head.content) == (get.status_code, b"")
     assert reference_executor.client.head("/execute").status_code == 405
+
+
+def test_with_executor_token_only_its_bearer_is_served_and_user_code_never_sees_it(tmp_path: Path) -> None:
+    """Issue #29 (SEC-4): executors served anyone who could reach them. With EXECUTOR_TOKEN set,
+    /execute, /restart and /info need the bearer token (401 with a JSON error otherwise, and nothing
+    runs), /health and /ready stay open to probes, and the token is nowhere user code can read: not
+    in its environment, nor in any process's environment or command line it can open."""
+    token = "t0ken-" + "x" * 30
+    running = start_executor([sys.executable, "-m", "reference_executor"], {"EXECUTOR_TOKEN": token}, tmp_path / "log")
+    try:
+        bearer = {"Authorization": f"Bearer {token}"}
+        anyone = running.client
+        assert anyone.get("/health").status_code == 200 and anyone.get("/ready").status_code == 200
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
+            for method, path in (("POST", "/execute"), ("POST", "/restart"), ("GET", "/info")):
+                answer = anyone.request(method, path, json={"code": "ran = 1"}, headers=headers)
+                assert answer.status_code == 401 and "token" in answer.json()["detail"], (method, path, answer.text)
+        leak = (
+            "import glob, os\n"
+            "found = [k for k, v in os.environ.items() if TOKEN in v]\n"
+            "for path in glob.glob('/proc/[0-9]*/environ') + glob.glob('/proc/[0-9]*/cmdline'):\n"
+            "    try:\n"
+            "        found += [path] if TOKEN.encode() in open(path, 'rb').read() else []\n"
+            "    except OSError:\n"
+            "        pass\n"
+            "print(found, 'ran' in globals())\n"
+        )
+        answer = anyone.post("/execute", json={"code": f"TOKEN = {token!r}[:36]\n{leak}"}, headers=bearer)
+        assert answer.status_code == 200 and stdout_of(answer.json()) == "[] False\n", answer.text
+    finally:
+        stop_executor(running)

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from executor_pool.compose import TOKEN_FILE
+from executor_pool.compose import EXECUTOR_TOKEN_FILE, TOKEN_FILE
 from tests.conftest import EXAMPLES, ROOT, STARTUP_TIMEOUT, run_kit, wait_for
 from tests.image.docker_env import IMAGE, PROBLEM, needs
 from tests.image.pool_reach import container_addresses, network_internal, reached_from_session
@@ -128,6 +128,8 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
 
             wait_for(all_ready, STARTUP_TIMEOUT * 2, "both executors and the manager ready", lambda: _logs(here))
             assert http.post(f"{MANAGER}/allocate").status_code == 401  # the manager requires its token
+            # The executors serve the manager alone (issue #29): without their token, 401.
+            assert all(http.post(f"{url}/execute", json={"code": "1"}).status_code == 401 for url in direct)
             allocation = http.post(f"{MANAGER}/allocate", headers=_bearer(_operator_token(here))).json()
         assert allocation["container_id"] == "0"
         yield here, allocation["token"]
@@ -161,6 +163,11 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def _executor_token(here: Path) -> str:
+    """The executors' token, as the generator wrote it (the manager's secret, and theirs)."""
+    return (here / EXECUTOR_TOKEN_FILE).read_text(encoding="utf-8").strip()
+
+
 def _operator_token(here: Path) -> str:
     """The manager's token, as the generator wrote it."""
     return (here / TOKEN_FILE).read_text(encoding="utf-8").strip()
@@ -187,7 +194,8 @@ def test_kit_verdict_through_the_manager_equals_the_direct_one(pool: tuple[Path,
     by_url = ["--workspace-mounted", "--allow-destructive", "--memory-limited", "--execution-timeout", "3"]
     runs_of = {
         "via-manager": ["--url", f"{MANAGER}/session/0", "--header", f"Authorization: Bearer {token}"],
-        "direct": ["--url", _direct(EXECUTORS[1])],
+        # The executors serve only the bearer of their token (SEC-4), which the generator made.
+        "direct": ["--url", _direct(EXECUTORS[1]), "--header", f"Authorization: Bearer {_executor_token(here)}"],
     }
     with ThreadPoolExecutor(len(runs_of)) as pool_of_runs:
         futures = {

@@ -1052,6 +1052,8 @@ FAULTS: dict[str, Fault] = {
                by_image="CONFIG-2"),
         _fault("session_env_ignored", "SESSION_ENV is ignored: no server variable reaches user code", "ISO-6",
                ignores=("session_env",)),
+        _fault("executor_token_ignored", "EXECUTOR_TOKEN is ignored: every call is served, whoever sends it",
+               "SEC-4", ignores=("executor_token",)),
     )
 }  # fmt: skip
 

@@ -71,4 +71,4 @@ def test_every_place_that_names_the_contract_version_names_the_catalogues() -> N
         named = set(re.findall(r"contract (\d+\.\d+)", text)) | set(re.findall(r'contract\.version="([\d.]+)"', text))
         assert named == {version}, (dockerfile, named)
     app = (ROOT / "reference_executor" / "app.py").read_text(encoding="utf-8")
-    assert re.findall(r'"contract_version": "([\d.]+)"', app) == [version]
+    assert re.findall(r'^CONTRACT_VERSION = "([\d.]+)"', app, re.MULTILINE) == [version]

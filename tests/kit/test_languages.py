@@ -25,7 +25,8 @@ PYTHON_PACK = ROOT / "conformance" / "languages" / "python"
 #: A value of each kind for every parameter a snippet may take.
 SAMPLE_PARAMS = {
     "expression": "1 + 1", "name": "some_variable", "text": "a 'quoted' \"text\"\n", "value": "v", "a": 20, "b": 22,
-    "seconds": 0.5, "prefix": "p-", "count": 3, "char": "x", "scope": 0, "life": 60, "processes": [[1, "2", "c"]],
+    "seconds": 0.5, "prefix": "p-", "count": 3, "char": "x", "scope": 0, "life": 60, "settle": 2.0,
+    "processes": [[1, "2", "c"]],
     "kinds": ["heartbeat"], "depth": 3, "files": 2, "token": "abc123", "persistent": ["/submission"],
     "paths": ["/tmp/a"], "signal_name": "SIGSTOP", "kit_namespace": "", "names": ["HOME"], "objects": [["shm", "1"]],
     "session": 4242,

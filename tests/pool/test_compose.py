@@ -28,7 +28,11 @@ def test_original_flags_give_the_original_layout(tmp_path: Path) -> None:
     services = compose["services"]
     assert list(services) == ["executor-000", "executor-001", "executor-002", "executor-003", "manager"]
     first = services["executor-000"]
-    assert first["image"] == "python" and first["command"] == "python main.py"
+    # The original's `python main.py`, given the executors' token from its secret (issue #29).
+    assert first["image"] == "python" and first["command"] == [
+        "sh", "-c", 'EXECUTOR_TOKEN="$$(cat /run/secrets/executor-token)" exec python main.py'
+    ]  # fmt: skip
+    assert first["secrets"] == ["executor-token"]
     assert "ports" not in first  # reached through the manager only (issue #29)
     assert first["environment"] == {
         "PORT": "8432", "CONTAINER_ID": "0", "EXECUTION_TIMEOUT": "360", "WORKSPACE_FOLDER": "/data",
@@ -39,10 +43,14 @@ def test_original_flags_give_the_original_layout(tmp_path: Path) -> None:
     assert services["manager"]["ports"] == ["127.0.0.1:5000:5000"]
     # Authenticated always: the generator's token file, a secret of the manager's.
     manager = services["manager"]
-    assert manager["command"].endswith("--token-file /run/secrets/manager-token") and "environment" not in manager
-    assert manager["secrets"] == ["manager-token"] and compose["secrets"] == {
-        "manager-token": {"file": "./manager-token"}
-    }
+    assert manager["command"].endswith(
+        "--token-file /run/secrets/manager-token --executor-token-file /run/secrets/executor-token"
+    )
+    assert "environment" not in manager and manager["secrets"] == ["manager-token", "executor-token"]
+    assert compose["secrets"] == {
+        "manager-token": {"file": "./manager-token"}, "executor-token": {"file": "./executor-token"}
+    }  # fmt: skip
+    assert (tmp_path / "executor-token").stat().st_mode & 0o777 == 0o600
     assert config["2"] == {"url": "http://executor-002:8432", "type": "python"}
 
 

@@ -158,15 +158,18 @@ def test_any_id_string_works(tmp_path: Path) -> None:
 
 
 MANAGER_TOKEN = "operator-secret-of-the-tests"
+EXECUTOR_TOKEN = "the-executors-token-of-the-tests"
 
 
 @pytest.fixture
 def authenticated_pool(tmp_path: Path) -> Iterator[tuple[httpx.Client, list[RunningExecutor]]]:
-    """Two executors, with the kit's sample workspace, behind a manager started with MANAGER_TOKEN."""
+    """Two executors, with the kit's sample workspace and EXECUTOR_TOKEN (SEC-4), behind a manager
+    started with MANAGER_TOKEN, which sends the executors' token on every call to them."""
     workspace = reachable_by_every_user(tmp_path) / "workspace"
     assert kit_command(["workspace", str(workspace)]) == 0
-    env = {"WORKSPACE_FOLDER": str(workspace), "EXECUTION_TIMEOUT": "1"}
-    yield from _pool_of(["python", "python"], env, tmp_path, {"MANAGER_TOKEN": MANAGER_TOKEN})
+    env = {"WORKSPACE_FOLDER": str(workspace), "EXECUTION_TIMEOUT": "1", "EXECUTOR_TOKEN": EXECUTOR_TOKEN}
+    manager_env = {"MANAGER_TOKEN": MANAGER_TOKEN, "EXECUTOR_TOKEN": EXECUTOR_TOKEN}
+    yield from _pool_of(["python", "python"], env, tmp_path, manager_env)
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -176,8 +179,10 @@ def _bearer(token: str) -> dict[str, str]:
 def test_with_a_token_one_user_can_neither_reach_nor_end_anothers_session(
     authenticated_pool: tuple[httpx.Client, list[RunningExecutor]],
 ) -> None:
-    manager, _ = authenticated_pool
+    manager, executors = authenticated_pool
     assert manager.post("/allocate").status_code == 401 and manager.get("/status").status_code == 401
+    # Issue #29: the executors serve the manager alone, which holds their token.
+    assert all(e.client.post("/execute", json={"code": "1"}).status_code == 401 for e in executors)
     operator = _bearer(MANAGER_TOKEN)
     mine, theirs = (manager.post("/allocate", headers=operator).json() for _ in range(2))
     assert mine["token"] != theirs["token"]
