@@ -12,7 +12,7 @@ from pathlib import Path
 
 from reference_executor.config import HeadLimits, Timeouts, not_installed
 
-from .listen import DEFAULT_ROUTE, NoDefaultRoute, listen_addresses
+from .listen import DEFAULT_ROUTE, listen_addresses
 from .store import DEFAULT_PREFIX
 
 __all__ = ["main"]
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         addresses = listen_addresses(args.host)
         sockets = [_listening(address, args.port) for address in addresses]
-    except (OSError, NoDefaultRoute) as exc:
+    except OSError as exc:  # NoDefaultRoute too
         print(f"manager: cannot listen on {args.host} port {args.port}: {exc}", file=sys.stderr)
         return 2
     print(f"manager: listening on {', '.join(f'{address} port {args.port}' for address in addresses)}", file=sys.stderr)

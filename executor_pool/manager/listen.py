@@ -36,11 +36,13 @@ def default_route_interface(routes: str | None = None) -> str:
     text = ROUTES.read_text(encoding="ascii") if routes is None else routes
     defaults = []
     for line in text.splitlines()[1:]:
+        # Iface Destination Gateway Flags RefCnt Use Metric Mask ...: a default route that is up
+        # and not a reject (blackhole, unreachable) one.
         fields = line.split()
-        # Iface Destination Gateway Flags RefCnt Use Metric Mask ...: a route that is up and not a
-        # reject (blackhole, unreachable) one.
-        flags = int(fields[3], 16) if len(fields) >= 8 else 0
-        if fields[1:2] == ["00000000"] and fields[7] == "00000000" and flags & _RTF_UP and not flags & _RTF_REJECT:
+        if len(fields) < 8 or (fields[1], fields[7]) != ("00000000", "00000000"):
+            continue
+        flags = int(fields[3], 16)
+        if flags & _RTF_UP and not flags & _RTF_REJECT:
             defaults.append((int(fields[6]), fields[0]))
     if not defaults:
         raise NoDefaultRoute("no IPv4 default route in /proc/net/route")
