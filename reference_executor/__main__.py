@@ -14,7 +14,9 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from .config import REFERENCE_MODULES, ConfigError, HeadLimits, Settings, Timeouts, not_installed
+from executor_serving.settings import HeadLimits, not_installed
+
+from .config import REFERENCE_MODULES, ConfigError, Settings, Timeouts
 from .isolation import IsolationError
 from .kernels import KernelFactory
 
@@ -25,9 +27,11 @@ EXIT_NO_KERNEL = 3
 def _import_http_stack() -> tuple[ModuleType, ModuleType, ModuleType]:
     import uvicorn
 
-    from . import app, http_protocol
+    from executor_serving import protocol
 
-    return app, http_protocol, uvicorn
+    from . import app
+
+    return app, protocol, uvicorn
 
 
 async def serve(settings: Settings) -> int:
@@ -39,12 +43,12 @@ async def serve(settings: Settings) -> int:
     service = ExecutionService(settings, kernels=kernels)
     await service.start()
     try:
-        app, http_protocol, uvicorn = await asyncio.to_thread(_import_http_stack)
+        app, protocol, uvicorn = await asyncio.to_thread(_import_http_stack)
         config = uvicorn.Config(
             app.create_app(settings, service=service),
             host=settings.host,
             port=settings.port,
-            http=http_protocol.bounded_request_protocol(settings.timeouts.request_read, settings.head_limits),
+            http=protocol.bounded_request_protocol(settings.timeouts.request_read, settings.head_limits),
             log_level="info",
             access_log=False,
             timeout_graceful_shutdown=5,

@@ -21,9 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from executor_serving.body import body_within
+from executor_serving.protocol import HeadAsGet
+
 from . import __version__
-from .config import DRAIN_LIMIT_BYTES, Settings
-from .http_protocol import HeadAsGet
+from .config import Settings
 from .service import ClientGoneError, ExecutionService, NotReadyError
 
 __all__ = ["create_app"]
@@ -81,26 +83,11 @@ class ExecuteRequest(BaseModel):
 async def _json_body(request: Request, max_bytes: int) -> Any:
     """The request body parsed as JSON, whatever its Content-Type; 413 past ``max_bytes``.
 
-    An oversized body is still read (and dropped) up to ``DRAIN_LIMIT_BYTES`` before the 413 goes
-    out: closing on unread data sends a TCP reset that can destroy the answer (RFC 9112, 9.6).
+    An oversized body is still drained before the 413 goes out (``executor_serving.body``).
     """
-    refusal = HTTPException(413, f"request body larger than MAX_REQUEST_BYTES ({max_bytes} bytes)")
-    chunks: list[bytes] = []
-    size = 0
-    declared = request.headers.get("content-length", "")
-    too_large = declared.isdigit() and int(declared) > max_bytes
-    if too_large and int(declared) > DRAIN_LIMIT_BYTES:
-        raise refusal
-    async for chunk in request.stream():
-        size += len(chunk)
-        too_large = too_large or size > max_bytes
-        if too_large and size > DRAIN_LIMIT_BYTES:
-            break
-        if not too_large:
-            chunks.append(chunk)
-    if too_large:
-        raise refusal
-    raw = b"".join(chunks)
+    raw = await body_within(request, max_bytes)
+    if raw is None:
+        raise HTTPException(413, f"request body larger than MAX_REQUEST_BYTES ({max_bytes} bytes)")
     if not raw.strip():
         raise HTTPException(400, 'empty body: send a JSON object such as {"code": "1+1"}')
     try:

@@ -7,28 +7,23 @@ This module must never import FastAPI or jupyter_client.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from executor_serving.settings import REQUEST_READ_TIMEOUT, HeadLimits, SettingError, positive
+
 __all__ = [
-    "DRAIN_LIMIT_BYTES",
     "REFERENCE_MODULES",
     "SWEEP_MAX_DEPTH",
     "SWEEP_READ_ONLY_DEPTH",
     "ConfigError",
-    "HeadLimits",
     "Settings",
     "Timeouts",
-    "not_installed",
 ]
 
-#: A body over MAX_REQUEST_BYTES is read (and dropped) up to this many bytes before the 413 goes
-#: out: closing on unread data would send a TCP reset that can destroy the 413 (RFC 9112, 9.6).
-DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 #: How deep the sweep between sessions descends into world-writable folders, and how many levels
 #: of others' read-only folders below one it still looks into (for a world-writable folder there).
 SWEEP_MAX_DEPTH = 32
@@ -39,21 +34,8 @@ SWEEP_READ_ONLY_DEPTH = 3
 REFERENCE_MODULES = ("fastapi", "uvicorn", "httptools", "jupyter_client", "ipykernel")
 
 
-def not_installed(modules: Iterable[str]) -> list[str]:
-    """Those of ``modules`` that cannot be imported here (looked up, not imported: it is cheap)."""
-    absent = []
-    for name in modules:
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            absent.append(name)
-    return absent
-
-
-class ConfigError(ValueError):
-    """An environment variable has a value the executor cannot use."""
+#: An environment variable has a value the executor cannot use.
+ConfigError = SettingError
 
 
 @dataclass(frozen=True)
@@ -79,7 +61,7 @@ class Timeouts:
     max_execution: float = 3600.0
     #: How long a client has to send a whole request, from its connection or its request's first
     #: byte (REQUEST_READ_TIMEOUT; contract INPUT-6); past it the connection is closed.
-    request_read: float = 5.0
+    request_read: float = REQUEST_READ_TIMEOUT
     #: After a kernel failed to start, how long before the next try; the wait doubles with each
     #: failure, up to ``start_retry_max``.
     start_retry: float = 1.0
@@ -104,46 +86,6 @@ class Timeouts:
     sweep_poll: float = 0.002
     sweep_again: float = 5.0
     sweep_again_max: float = 300.0
-
-
-@dataclass(frozen=True)
-class HeadLimits:
-    """Bounds on a request's head, in bytes and fields (contract INPUT-7).
-
-    A head past one gets 431 and its connection closed, and is never read further: without
-    them four never-ending header lines of 39 MiB each took a 256 MB container's memory
-    (issue #28). The manager serves with the same bounds.
-    """
-
-    #: The request line, and each header field, name and value (MAX_HEADER_LINE_BYTES).
-    line: int = 8 * 1024
-    #: The whole head: the request line and every header field (MAX_HEAD_BYTES).
-    head: int = 64 * 1024
-    #: Header fields in one request (MAX_HEADER_COUNT).
-    count: int = 100
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> HeadLimits:
-        default = cls()
-        return cls(
-            line=_number(env, "MAX_HEADER_LINE_BYTES", default.line, int),
-            head=_number(env, "MAX_HEAD_BYTES", default.head, int),
-            count=_number(env, "MAX_HEADER_COUNT", default.count, int),
-        )
-
-
-def _number(env: Mapping[str, str], name: str, default: float, kind: type[float] | type[int] = float) -> Any:
-    """A positive number from ``env[name]`` (``default`` when unset), or ConfigError saying why not."""
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a {'number' if kind is float else 'whole number'}") from None
-    if value <= 0:
-        raise ConfigError(f"{name}={raw!r} must be greater than 0")
-    return value
 
 
 def _kernel_user(env: Mapping[str, str]) -> str:
@@ -248,25 +190,25 @@ class Settings:
         default, waits = cls(), Timeouts()  # the defaults, written once above
         return cls(
             host=env.get("HOST", default.host),
-            port=_number(env, "PORT", default.port, int),
+            port=positive(env, "PORT", default.port, int),
             workspace=Path(env.get("WORKSPACE_FOLDER") or default.workspace),
-            max_output_bytes=_number(env, "MAX_OUTPUT_BYTES", default.max_output_bytes, int),
-            max_request_bytes=_number(env, "MAX_REQUEST_BYTES", default.max_request_bytes, int),
+            max_output_bytes=positive(env, "MAX_OUTPUT_BYTES", default.max_output_bytes, int),
+            max_request_bytes=positive(env, "MAX_REQUEST_BYTES", default.max_request_bytes, int),
             kernel_user=_kernel_user(env),
             kernel_uids=_uid_range(env),
-            session_max_processes=_number(env, "SESSION_MAX_PROCESSES", default.session_max_processes, int),
+            session_max_processes=positive(env, "SESSION_MAX_PROCESSES", default.session_max_processes, int),
             session_env=_names(env, "SESSION_ENV"),
             persistent_folders=tuple(Path(f) for f in _names(env, "SUBMISSION_DIR")),
             standby_kernel=_flag(env, "STANDBY_KERNEL", default.standby_kernel),
             runtime_dir=Path(runtime_dir) if runtime_dir else None,
             executor_token=env.get("EXECUTOR_TOKEN") or None,
             timeouts=_timeouts(
-                execution=_number(env, "EXECUTION_TIMEOUT", waits.execution),
-                max_execution=_number(env, "MAX_EXECUTION_TIMEOUT", waits.max_execution),
-                request_read=_number(env, "REQUEST_READ_TIMEOUT", waits.request_read),
-                interrupt_grace=_number(env, "INTERRUPT_GRACE", waits.interrupt_grace),
-                kernel_start=_number(env, "KERNEL_START_TIMEOUT", waits.kernel_start),
-                start_give_up=_number(env, "KERNEL_START_GIVE_UP", waits.start_give_up),
+                execution=positive(env, "EXECUTION_TIMEOUT", waits.execution),
+                max_execution=positive(env, "MAX_EXECUTION_TIMEOUT", waits.max_execution),
+                request_read=positive(env, "REQUEST_READ_TIMEOUT", waits.request_read),
+                interrupt_grace=positive(env, "INTERRUPT_GRACE", waits.interrupt_grace),
+                kernel_start=positive(env, "KERNEL_START_TIMEOUT", waits.kernel_start),
+                start_give_up=positive(env, "KERNEL_START_GIVE_UP", waits.start_give_up),
             ),
             head_limits=HeadLimits.from_env(env),
         )

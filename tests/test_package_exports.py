@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-PACKAGES = ("conformance", "reference_executor", "executor_pool")
+PACKAGES = ("conformance", "reference_executor", "executor_pool", "executor_serving")
 
 
 def _module_name(path: Path) -> str:

@@ -24,7 +24,7 @@ def test_the_wheel_carries_the_kit_the_contract_and_the_licence_and_no_stray_pac
     (wheel,) = (tmp_path / "dist").glob("executor_conformance-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names if not name.split("/")[0].endswith((".dist-info", ".data"))} == {
-        "conformance", "reference_executor", "executor_pool",
+        "conformance", "reference_executor", "executor_pool", "executor_serving",
     }  # fmt: skip
     data = "executor_conformance-1.0.0.data/data/share/executor-conformance"
     expected = {

@@ -10,7 +10,7 @@ import socket
 import sys
 from pathlib import Path
 
-from reference_executor.config import HeadLimits, Timeouts, not_installed
+from executor_serving.settings import REQUEST_READ_TIMEOUT, HeadLimits, SettingError, not_installed
 
 from .listen import DEFAULT_ROUTE, listen_addresses
 from .store import DEFAULT_PREFIX
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import uvicorn
 
-    from reference_executor.http_protocol import HeadAsGet, bounded_request_protocol
+    from executor_serving.protocol import HeadAsGet, bounded_request_protocol
 
     from .app import create_app, load_config
     from .store import open_store
@@ -124,7 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     # A request that has not arrived whole in time is closed, and a head past its bounds gets
     # 431, as by the reference executor (INPUT-6, INPUT-7).
-    protocol = bounded_request_protocol(Timeouts.request_read, HeadLimits.from_env(os.environ))
+    try:
+        head_limits = HeadLimits.from_env(os.environ)
+    except SettingError as exc:
+        print(f"manager: {exc}", file=sys.stderr)
+        return 2
+    protocol = bounded_request_protocol(REQUEST_READ_TIMEOUT, head_limits)
     try:
         addresses = listen_addresses(args.host)
         sockets = [_listening(address, args.port) for address in addresses]

@@ -15,7 +15,8 @@ a 256 MB container's memory (issue #28). Here the head is fed to the parser at m
 a request line or header field over ``HeadLimits.line`` or more than ``HeadLimits.count`` fields
 get 431 with a JSON error, and the connection is closed.
 
-Part of the HTTP layer (it is imported with uvicorn, after the first kernel was launched).
+Served by the reference executor (imported with uvicorn, after its first kernel was launched)
+and by the pool's manager.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .config import HeadLimits
+from .settings import HeadLimits
 
 __all__ = ["HeadAsGet", "bounded_request_protocol"]
 
-log = logging.getLogger("reference_executor.http")
+log = logging.getLogger("executor_serving.protocol")
 
 
 class _HeadTooLarge(Exception):
