@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -36,6 +38,7 @@ __all__ = [
     "REQUIREMENT_MARK",
     "SETUP_SECONDS",
     "SKIP_KIND",
+    "CiPage",
     "ConformanceRun",
     "NotApplicable",
     "NotRun",
@@ -105,6 +108,23 @@ def needs(item: pytest.Item) -> list[Need]:
     return [Need(mark.args[0]) for mark in item.iter_markers(NEEDS_MARK)]
 
 
+@dataclass(frozen=True)
+class CiPage:
+    """Where a CI service shows the run, read once from its environment. Under GitHub Actions
+    (GITHUB_ACTIONS=true): an annotation per failure in the log, and the summary on the job's
+    page (GITHUB_STEP_SUMMARY)."""
+
+    annotations: bool = False
+    step_summary: Path | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> CiPage:
+        if env.get("GITHUB_ACTIONS") != "true":
+            return cls()
+        summary = env.get("GITHUB_STEP_SUMMARY")
+        return cls(annotations=True, step_summary=Path(summary) if summary else None)
+
+
 @dataclass(eq=False)  # registered as a pytest plugin: hashed by identity
 class ConformanceRun:
     """State of one certification: the target, the declared features, the records."""
@@ -135,6 +155,7 @@ class ConformanceRun:
     declared_language: str | None = None
     #: Hangs seen so far, shared by every client of the run (a restarted target keeps them).
     stalls: Stalls = field(default_factory=Stalls)
+    ci_page: CiPage = field(default_factory=lambda: CiPage.from_env(os.environ))
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         """A hook (the run is registered as a plugin): Ctrl-C, not ``pytest.exit``, which comes here too."""
@@ -344,7 +365,7 @@ class ConformanceRun:
             profile=self.profile,
             selection=self.selection,
         )
-        self.report_paths = write_reports(self.report, Path(option("report_dir")))
+        self.report_paths = write_reports(self.report, Path(option("report_dir")), self.ci_page.step_summary)
         session.exitstatus = exit_code(self.report.verdict, option("conformance_strict"))
         if self._client is not None:
             self._client.close()

@@ -142,7 +142,8 @@ RUN_OPTIONS: list[Option] = [
             default=[], choices=sorted(FEATURES), metavar="FEATURE",
             help=f"certify without an optional feature ({', '.join(sorted(FEATURES))})"),
     _option(("--conformance-report-dir", "--report-dir"), REPORTS, dest="report_dir", default="results",
-            metavar="DIR", help="where results.json, junit.xml and summary.md go (default results)"),
+            metavar="DIR", help="where the reports go: results.json, junit.xml, summary.md, report.html, badge.json "
+                 "(default results)"),
     _option(("--conformance-strict", "--strict"), REPORTS, dest="conformance_strict", action="store_true",
             help="SHOULD failures fail the run too (exit 1)"),
 ]  # fmt: skip

@@ -41,7 +41,7 @@ from .certification import (
 from .client import ExecutorClient
 from .languages import MissingSnippetError
 from .options import RUN_OPTIONS, OptionError, TargetSpec, add_target_options, spec_from
-from .render import check_writable, to_terminal
+from .render import check_writable, to_github_annotations, to_terminal
 from .results import SkipKind, TestRecord
 from .settings import env_value, settings_report
 from .targets import Capabilities, Target
@@ -310,6 +310,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if run is None or run.report is None:
         return
     terminalreporter.section("executor conformance")
+    if run.ci_page.annotations:  # workflow commands, read by GitHub Actions from the log
+        terminalreporter.write(to_github_annotations(run.report))
     terminalreporter.write_line(to_terminal(run.report))
     for kind, path in run.report_paths.items():
         terminalreporter.write_line(f"{kind:>8}: {path}")

@@ -10,13 +10,23 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .catalogue import Level
+from .catalogue import Level, Profile
+from .render_html import to_html
 from .results import Outcome, Report, RequirementResult, Verdict
 from .settings import SettingsSource
 
 TRUSTED = SettingsSource.TRUSTED.value
 
-__all__ = ["check_writable", "to_json", "to_junit", "to_markdown", "to_terminal", "write_reports"]
+__all__ = [
+    "check_writable",
+    "to_badge",
+    "to_github_annotations",
+    "to_json",
+    "to_junit",
+    "to_markdown",
+    "to_terminal",
+    "write_reports",
+]
 
 _ICON = {
     Outcome.PASSED: "✅",
@@ -190,6 +200,52 @@ def profiles(report: Report) -> str:
     return f"{report.profile.value} profile{others}"
 
 
+#: The badge's colour for each verdict (shields.io's named colours).
+_BADGE_COLOUR = {
+    Verdict.CONFORMANT: "brightgreen",
+    Verdict.WITH_WARNINGS: "yellow",
+    Verdict.NON_CONFORMANT: "red",
+    Verdict.INCOMPLETE: "lightgrey",
+    Verdict.ERROR: "lightgrey",
+    Verdict.INTERRUPTED: "lightgrey",
+}
+
+
+def to_badge(report: Report) -> str:
+    """badge.json: shields.io's endpoint format (``https://img.shields.io/endpoint?url=...``),
+    the verdict, and the part of the contract it is for unless it is the whole."""
+    if report.selection is not None:
+        scope = " (selection)"
+    else:
+        scope = "" if report.profile is Profile.FULL else f" ({report.profile.value})"
+    badge = {
+        "schemaVersion": 1,
+        "label": f"executor contract {report.contract_version}",
+        "message": report.verdict.label + scope,
+        "color": _BADGE_COLOUR[report.verdict],
+    }
+    return json.dumps(badge) + "\n"
+
+
+def _workflow_text(text: str, *, in_property: bool = False) -> str:
+    """Text escaped for a GitHub Actions workflow command (its message, or a property's value)."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if in_property else text
+
+
+def to_github_annotations(report: Report) -> str:
+    """GitHub Actions workflow commands: an error per failed MUST (and for a run that could not be
+    made), a warning per failed SHOULD or MAY; each titled with its level and ID."""
+    lines = []
+    for result in report.failed():
+        kind = "error" if result.level is Level.MUST else "warning"
+        title = _workflow_text(f"{result.level.value} {result.id} failed", in_property=True)
+        lines.append(f"::{kind} title={title}::{_workflow_text(result.reason or result.title)}")
+    if report.error:
+        lines.append(f"::error title=executor conformance::{_workflow_text(report.error)}")
+    return "".join(line + "\n" for line in lines)
+
+
 def check_writable(folder: Path) -> None:
     """OSError unless the reports can be written into ``folder`` (made if missing)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -197,11 +253,25 @@ def check_writable(folder: Path) -> None:
         pass
 
 
-def write_reports(report: Report, folder: Path) -> dict[str, Path]:
-    """Write results.json, junit.xml and summary.md into ``folder``; return their paths."""
+def write_reports(report: Report, folder: Path, step_summary: Path | None = None) -> dict[str, Path]:
+    """Write results.json, junit.xml, summary.md, report.html and badge.json into ``folder``, and
+    append the summary to ``step_summary`` (a CI job's page: GITHUB_STEP_SUMMARY) if given; return
+    the reports' paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {"json": folder / "results.json", "junit": folder / "junit.xml", "markdown": folder / "summary.md"}
+    paths = {
+        "json": folder / "results.json",
+        "junit": folder / "junit.xml",
+        "markdown": folder / "summary.md",
+        "html": folder / "report.html",
+        "badge": folder / "badge.json",
+    }
+    summary = to_markdown(report)
     paths["json"].write_text(to_json(report), encoding="utf-8")
     paths["junit"].write_text(to_junit(report), encoding="utf-8")
-    paths["markdown"].write_text(to_markdown(report), encoding="utf-8")
+    paths["markdown"].write_text(summary, encoding="utf-8")
+    paths["html"].write_text(to_html(report, _target_name(report), profiles(report)), encoding="utf-8")
+    paths["badge"].write_text(to_badge(report), encoding="utf-8")
+    if step_summary is not None:
+        with step_summary.open("a", encoding="utf-8") as page:
+            page.write(summary)
     return paths

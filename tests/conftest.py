@@ -147,11 +147,15 @@ RESULTS_SCHEMA = jsonschema.Draft202012Validator(results_schema())
 BENCH_SCHEMA = jsonschema.Draft202012Validator(bench_schema())
 
 
-def run_kit(args: list[str], report_dir: Path, timeout: float = 900) -> KitRun:
-    """Run ``python -m conformance`` with ``args``; return its exit code, output and results.json."""
+def run_kit(args: list[str], report_dir: Path, timeout: float = 900, env: dict[str, str] | None = None) -> KitRun:
+    """Run ``python -m conformance`` with ``args`` (and ``env`` added to the environment); return
+    its exit code, output and results.json."""
     report_dir.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "conformance", "--report-dir", str(report_dir), *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=report_dir.parent, check=False)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, cwd=report_dir.parent, check=False,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
     results_path = report_dir / "results.json"
     output = done.stdout + done.stderr
     assert results_path.exists(), f"the kit wrote no results.json (exit {done.returncode}):\n{output[-5000:]}"

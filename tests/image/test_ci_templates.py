@@ -64,14 +64,18 @@ def test_the_github_actions_workflow_certifies_and_publishes(project: Path) -> N
     steps = job["steps"]
     summary = project / "step-summary.md"
     lines = [step["run"] for step in steps if "run" in step]
-    # The job's own variable, as a user sets it: the core profile, so that the run is short.
-    env = _environment(job["env"], GITHUB_STEP_SUMMARY=str(summary), CONFORMANCE_ARGS="--profile core")
+    # The job's own variable, as a user sets it: the core profile, so that the run is short; and
+    # two of the runner's own.
+    env = _environment(
+        job["env"], GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary), CONFORMANCE_ARGS="--profile core"
+    )
     done = _run_lines(lines, project, env)
     assert len(done) == len(lines) and all(step.returncode == 0 for step in done), done[-1].stdout[-3000:]
     results = project / "conformance-results"
     report = yaml.safe_load((results / "results.json").read_text())  # JSON is YAML
     RESULTS_SCHEMA.validate(report)
     assert report["verdict"] == "conformant" and report["target"]["image"] == IMAGE and report["profile"] == "core"
+    assert summary.read_text() == (results / "summary.md").read_text()  # the kit's, once
     assert summary.read_text().startswith("## Executor conformance: **conformant**")
     published = {step["uses"].split("@")[0]: step.get("with", {}) for step in steps if "uses" in step}
     junit = published["mikepenz/action-junit-report"]["report_paths"]
