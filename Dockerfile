@@ -7,10 +7,10 @@ ARG BASE=python:3.13-slim
 FROM ${BASE}
 
 LABEL org.opencontainers.image.title="reference-executor" \
-      org.opencontainers.image.description="Reference executor of the code-executor contract 1.5: FastAPI in front of an IPython kernel" \
+      org.opencontainers.image.description="Reference executor of the code-executor contract 1.6: FastAPI in front of an IPython kernel" \
       org.opencontainers.image.version="1.0.0" \
       org.opencontainers.image.licenses="MIT" \
-      io.executor-contract.version="1.5"
+      io.executor-contract.version="1.6"
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -34,7 +34,7 @@ __all__ = [
     "named",
 ]
 
-CONTRACT_VERSION = "1.5"
+CONTRACT_VERSION = "1.6"
 
 
 class Label(enum.StrEnum):

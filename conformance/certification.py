@@ -23,10 +23,10 @@ import pytest
 from . import catalogue
 from .catalogue import FEATURES, Need, Profile
 from .client import ExecutorClient, Stalls
-from .options import OptionError, TargetSpec, spec_from
+from .options import SETTING_OPTIONS, OptionError, TargetSpec, spec_from
 from .render import write_reports
 from .results import Exit, Report, SkipKind, TestRecord, build_report, exit_code
-from .settings import settings_report
+from .settings import DECLARABLE, declared_settings, env_value, settings_report
 from .targets import NeverReadyError, Target, TargetError
 from .timeouts import KitTimeouts
 from .violations import Violation, cut
@@ -156,6 +156,8 @@ class ConformanceRun:
     #: Hangs seen so far, shared by every client of the run (a restarted target keeps them).
     stalls: Stalls = field(default_factory=Stalls)
     ci_page: CiPage = field(default_factory=lambda: CiPage.from_env(os.environ))
+    #: The settings (ExecutorSettings fields) whose values an executor at a URL declared in GET /info.
+    declared_settings: frozenset[str] = frozenset()
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         """A hook (the run is registered as a plugin): Ctrl-C, not ``pytest.exit``, which comes here too."""
@@ -282,6 +284,33 @@ class ConformanceRun:
         declared = body.get("persistent_folders") if isinstance(body, dict) else None
         folders = [str(f) for f in declared] if isinstance(declared, list) else []
         self.persistent_folders = sorted({*folders, *self.config.getoption("persistent_folder")})
+        if not self.spec.started_by_kit:
+            self._use_declared_settings(target, body.get("settings") if isinstance(body, dict) else None)
+
+    def _use_declared_settings(self, target: Target, declared: Any) -> None:
+        """An executor the kit did not start is certified with the settings its GET /info declares
+        (INFO-1), where no option gave a value; without them, the contract's defaults are assumed,
+        and the run says which options would give the real values."""
+        values, unusable = declared_settings(declared)
+        given = {name for name, dest in SETTING_OPTIONS.items() if self.config.getoption(dest) is not None}
+        used = {name: value for name, value in values.items() if name not in given}
+        if unusable:
+            self._say(f"GET /info declares settings the kit cannot use, and assumes defaults: {', '.join(unusable)}")
+        if used:
+            target.capabilities.settings = target.capabilities.settings.with_values(**used)
+            self.declared_settings = frozenset(used)
+            shown = ", ".join(f"{variable}={env_value(values[name])}" for variable, (name, _) in DECLARABLE.items()
+                              if name in used)  # fmt: skip
+            self._say(f"settings declared by the executor in GET /info, used by the kit: {shown}")
+        elif not values:
+            fields = {name for name, _ in DECLARABLE.values()}
+            options = ", ".join(
+                f"--{dest.replace('_', '-')}" for name, dest in SETTING_OPTIONS.items() if name in fields
+            )
+            self._say(
+                "the executor declares no settings in GET /info: the kit assumes the contract's defaults "
+                f"where no option says otherwise ({options})"
+            )
 
     def skip_reason(self, item: pytest.Item) -> tuple[SkipKind, str] | None:
         """Why ``item`` must not run against this target, if it must not."""
@@ -341,7 +370,9 @@ class ConformanceRun:
             target["restarted_by_kit"] = self.restarts_by_kit
         configuration = {
             "timeouts": self.timeouts.__dict__,
-            "settings": settings_report(self.target.capabilities.settings, self.target.capabilities.settings_source)
+            "settings": settings_report(
+                self.target.capabilities.settings, self.target.capabilities.settings_source, self.declared_settings
+            )
             if self.target is not None
             else [],
             "profile": self.profile.value,

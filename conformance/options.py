@@ -31,6 +31,7 @@ __all__ = [
     "RUN_OPTIONS",
     "SELECTION",
     "SETTINGS",
+    "SETTING_OPTIONS",
     "TARGET",
     "TARGET_OPTIONS",
     "WAITS",
@@ -369,14 +370,19 @@ def timeouts_from(option: Callable[[str], Any]) -> KitTimeouts:
     return timeouts
 
 
+#: The options that give an executor's settings, by ExecutorSettings field (option dest): for a
+#: URL, what the user says wins over what the executor declares in GET /info.
+SETTING_OPTIONS = {
+    "execution_timeout": "execution_timeout",
+    "max_output_bytes": "max_output_bytes",
+    "max_request_bytes": "max_request_bytes",
+    "workspace_folder": "workspace_folder",
+}
+
+
 def settings_from(option: Callable[[str], Any]) -> ExecutorSettings:
     """The executor's settings: the kit's choice for a target it starts, else the contract's defaults,
     with what the options say in either case (for a URL, what the user declares it runs with)."""
     # For a URL, MAX_EXECUTION_TIMEOUT is unknown: INPUT-5 then checks only a timeout above any maximum.
     base = replace(CONTRACT_DEFAULTS, max_execution_timeout=None) if option("executor_url") else KIT_SETTINGS
-    return base.with_values(
-        execution_timeout=option("execution_timeout"),
-        max_output_bytes=option("max_output_bytes"),
-        max_request_bytes=option("max_request_bytes"),
-        workspace_folder=option("workspace_folder"),
-    )
+    return base.with_values(**{name: option(dest) for name, dest in SETTING_OPTIONS.items()})

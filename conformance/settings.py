@@ -18,6 +18,7 @@ from .catalogue import Label
 
 __all__ = [
     "CONTRACT_DEFAULTS",
+    "DECLARABLE",
     "KIT_SETTINGS",
     "SESSION_ENV_PROBE",
     "SETTINGS",
@@ -25,6 +26,7 @@ __all__ = [
     "ExecutorSettings",
     "Setting",
     "SettingsSource",
+    "declared_settings",
     "env_value",
     "settings_report",
 ]
@@ -49,6 +51,7 @@ def env_value(value: Any) -> str:
 class SettingsSource(Label):
     KIT = "set_by_the_kit"  # the kit started the executor with these values
     TRUSTED = "taken_on_trust"  # a URL: declared by the user (or the contract's defaults), not checked
+    DECLARED = "declared_by_the_executor"  # a URL: what its GET /info says it runs with (INFO-1)
     NOT_SET = "not_set_by_the_kit"  # a setting the kit leaves alone
 
 
@@ -190,8 +193,42 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
-def settings_report(settings: ExecutorSettings, source: SettingsSource) -> list[dict[str, Any]]:
-    """The report's table of settings: each variable, its value, the default, who chose it, the check."""
+#: What an executor may declare in GET /info's ``settings`` (contract 1.6): the variable, the
+#: ExecutorSettings field it gives, and whether it is a whole number.
+DECLARABLE = {
+    "EXECUTION_TIMEOUT": ("execution_timeout", False),
+    "MAX_EXECUTION_TIMEOUT": ("max_execution_timeout", False),
+    "MAX_OUTPUT_BYTES": ("max_output_bytes", True),
+    "MAX_REQUEST_BYTES": ("max_request_bytes", True),
+}
+
+
+def declared_settings(declared: Any) -> tuple[dict[str, float | int], list[str]]:
+    """The settings an executor declares (GET /info's ``settings``), by ExecutorSettings field,
+    and what in it cannot be used (each said: a value that is not a positive number, say)."""
+    if declared is None:
+        return {}, []
+    if not isinstance(declared, dict):
+        return {}, [f"`settings` is {type(declared).__name__}, not an object"]
+    values: dict[str, float | int] = {}
+    unusable = []
+    for variable, value in declared.items():
+        if variable not in DECLARABLE:
+            continue  # a setting of its own, not the contract's
+        field, whole = DECLARABLE[variable]
+        number = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < float("inf")
+        if not number or (whole and value != int(value)):
+            unusable.append(f"{variable}={value!r}")
+            continue
+        values[field] = int(value) if whole else float(value)
+    return values, unusable
+
+
+def settings_report(
+    settings: ExecutorSettings, source: SettingsSource, declared: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """The report's table of settings: each variable, its value, the default, who chose it (the
+    fields in ``declared``: the executor, in GET /info), the check."""
     rows = []
     for setting in SETTINGS:
         if setting.field is None:
@@ -200,7 +237,7 @@ def settings_report(settings: ExecutorSettings, source: SettingsSource) -> list[
         else:
             value = getattr(settings, setting.field)
             default = getattr(CONTRACT_DEFAULTS, setting.field)
-            how = source.value
+            how = (SettingsSource.DECLARED if setting.field in declared else source).value
         rows.append(
             {
                 "variable": setting.variable,

@@ -33,7 +33,7 @@ __all__ = ["create_app"]
 log = logging.getLogger("reference_executor.app")
 
 FEATURES = ["mounted_code", "timeout_override", "rich_output", "restart_status", "info", "executor_token"]
-CONTRACT_VERSION = "1.5"
+CONTRACT_VERSION = "1.6"
 #: What an orchestrator probes: open whatever EXECUTOR_TOKEN says (SEC-4).
 OPEN_PATHS = frozenset({"/health", "/ready"})
 
@@ -200,6 +200,13 @@ def create_app(settings: Settings | None = None, service: ExecutionService | Non
             "language": "python",
             "features": FEATURES,
             "persistent_folders": [str(folder) for folder in settings.persistent_folders],
+            # The values in force, for a client that did not start the executor (INFO-1, 1.6).
+            "settings": {
+                "EXECUTION_TIMEOUT": settings.timeouts.execution,
+                "MAX_EXECUTION_TIMEOUT": settings.timeouts.max_execution,
+                "MAX_OUTPUT_BYTES": settings.max_output_bytes,
+                "MAX_REQUEST_BYTES": settings.max_request_bytes,
+            },
         }
 
     return app

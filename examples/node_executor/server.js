@@ -22,7 +22,7 @@ const path = require("path");
 
 const WORKER = path.join(__dirname, "worker.js");
 const VERSION = "1.0.0";
-const CONTRACT_VERSION = "1.5";
+const CONTRACT_VERSION = "1.6";
 // After SIGINT, how long interrupted code has to stop before the worker is replaced.
 const INTERRUPT_GRACE_MS = 1000;
 // The shortest deadline kept: a SIGINT that reaches the worker as its code finishes can stay
@@ -754,6 +754,13 @@ const HANDLERS = {
       language: "javascript",
       features: ["mounted_code", "timeout_override", "rich_output", "restart_status", "info", "executor_token"],
       persistent_folders: settings.submissionDir ? [settings.submissionDir] : [],
+      // The values in force, for a client that did not start the executor (INFO-1, contract 1.6).
+      settings: {
+        EXECUTION_TIMEOUT: settings.executionTimeout,
+        MAX_EXECUTION_TIMEOUT: settings.maxExecutionTimeout,
+        MAX_OUTPUT_BYTES: settings.maxOutputBytes,
+        MAX_REQUEST_BYTES: settings.maxRequestBytes,
+      },
     },
   ],
   "/restart": async (session) => {

@@ -110,7 +110,7 @@ def test_without_a_standby_restart_still_clears_state(reference_executor: Runnin
 
 def test_info_lists_the_reference_features(reference_executor: RunningExecutor) -> None:
     info = reference_executor.client.get("/info").json()
-    assert info["contract_version"] == "1.5" and info["implementation"] == "reference-executor"
+    assert info["contract_version"] == "1.6" and info["implementation"] == "reference-executor"
     assert set(info["features"]) == {
         "mounted_code",
         "timeout_override",

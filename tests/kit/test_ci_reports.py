@@ -79,7 +79,7 @@ def test_the_badge_says_the_verdict_in_shields_endpoint_format(
 ) -> None:
     failing = json.loads((failing_run[0].report_dir / "badge.json").read_text())
     assert failing == {
-        "schemaVersion": 1, "label": "executor contract 1.5", "message": "non-conformant (selection)", "color": "red",
+        "schemaVersion": 1, "label": "executor contract 1.6", "message": "non-conformant (selection)", "color": "red",
     }  # fmt: skip
     reference = json.loads((kit_runs["reference"].report_dir / "badge.json").read_text())
     assert (reference["message"], reference["color"]) == ("conformant", "brightgreen")

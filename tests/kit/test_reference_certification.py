@@ -40,7 +40,7 @@ def test_the_three_reports_are_written(reference_run: KitRun) -> None:
     assert all({p.get("name") for p in c.iter("property")} >= {"requirement", "level"} for c in cases)
     assert (folder / "summary.md").read_text().startswith("## Executor conformance: **conformant**")
     assert reference_run.results["target"]["kind"] == "process"
-    assert reference_run.results["contract_version"] == CONTRACT_VERSION == "1.5"
+    assert reference_run.results["contract_version"] == CONTRACT_VERSION == "1.6"
 
 
 def test_the_terminal_summary_ends_with_the_verdict(reference_run: KitRun) -> None:

@@ -17,9 +17,10 @@ from conformance.settings import (
     KIT_SETTINGS,
     SETTINGS,
     SettingsSource,
+    declared_settings,
     settings_report,
 )
-from tests.conftest import ROOT
+from tests.conftest import ROOT, RunningExecutor, run_kit
 from tests.kit.test_results import _report
 
 KIT, DEFAULT = KIT_SETTINGS, CONTRACT_DEFAULTS
@@ -107,3 +108,46 @@ def test_the_report_says_who_chose_each_setting(source: SettingsSource, tmp_path
     else:
         assert "Taken on trust" not in terminal
         assert {"CONFIG-1", "TIMEOUT-7", "OUTPUT-2", "INPUT-2"} <= {rid for row in rows for rid in row["checked_by"]}
+
+
+@pytest.mark.parametrize("reference_executor", [{"EXECUTION_TIMEOUT": "7", "MAX_OUTPUT_BYTES": "65536"}], indirect=True)
+def test_an_executor_at_a_url_is_certified_with_the_settings_its_info_declares(
+    reference_executor: RunningExecutor, tmp_path: Path
+) -> None:
+    """Issue #32: the pool by URL failed TIMEOUT-1 (its executors ran with EXECUTION_TIMEOUT=360,
+    the kit assumed the contract's 3 s). An executor that declares its settings in GET /info
+    (contract 1.6) is certified with them: code the kit makes outlast 7 s, not 3, and output cut
+    at 64 KiB, not at 1 MiB. An option the user gives still wins over what is declared."""
+    url = ["--url", reference_executor.base_url, "--allow-destructive"]
+    run = run_kit([*url, "--requirement", "TIMEOUT-1,OUTPUT-2,INFO-1"], tmp_path / "declared")
+    assert run.outcomes() == {"TIMEOUT-1": "passed", "OUTPUT-2": "passed", "INFO-1": "passed"}, run.output[-3000:]
+    rows = {row["variable"]: (row["value"], row["source"]) for row in run.results["configuration"]["settings"]}
+    assert rows["EXECUTION_TIMEOUT"] == (7.0, "declared_by_the_executor")
+    assert rows["MAX_OUTPUT_BYTES"] == (65536, "declared_by_the_executor")
+    assert rows["WORKSPACE_FOLDER"][1] == "taken_on_trust"  # not declarable
+    assert "settings declared by the executor in GET /info, used by the kit: EXECUTION_TIMEOUT=7," in run.output
+    assert "MAX_OUTPUT_BYTES=65536" in run.output
+
+    chosen = run_kit([*url, "--execution-timeout", "9", "--requirement", "INFO-1"], tmp_path / "chosen")
+    rows = {row["variable"]: (row["value"], row["source"]) for row in chosen.results["configuration"]["settings"]}
+    assert rows["EXECUTION_TIMEOUT"] == (9.0, "taken_on_trust")
+    assert rows["MAX_OUTPUT_BYTES"][1] == "declared_by_the_executor"
+
+
+def test_declared_settings_that_are_not_positive_numbers_are_refused_and_said() -> None:
+    values, unusable = declared_settings(
+        {"EXECUTION_TIMEOUT": "7", "MAX_OUTPUT_BYTES": 1.5, "MAX_REQUEST_BYTES": True, "MAX_EXECUTION_TIMEOUT": 1e999,
+         "OWN_SETTING": 3}
+    )  # fmt: skip
+    assert values == {}
+    assert unusable == [
+        "EXECUTION_TIMEOUT='7'",
+        "MAX_OUTPUT_BYTES=1.5",
+        "MAX_REQUEST_BYTES=True",
+        "MAX_EXECUTION_TIMEOUT=inf",
+    ]
+    assert declared_settings({"EXECUTION_TIMEOUT": 360, "MAX_OUTPUT_BYTES": 4096.0}) == (
+        {"execution_timeout": 360.0, "max_output_bytes": 4096},
+        [],
+    )
+    assert declared_settings([1, 2])[1] == ["`settings` is list, not an object"]
