@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
-import os
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -116,13 +116,26 @@ class CiPage:
 
     annotations: bool = False
     step_summary: Path | None = None
+    #: The log carries the executor's own text (responses, reasons): GitHub would run a line of
+    #: it that starts with ``::`` as a workflow command. So commands are stopped from the run's
+    #: first line (``stop``) and resumed with this token for the kit's annotations alone.
+    resume_token: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CiPage:
         if env.get("GITHUB_ACTIONS") != "true":
             return cls()
         summary = env.get("GITHUB_STEP_SUMMARY")
-        return cls(annotations=True, step_summary=Path(summary) if summary else None)
+        return cls(True, Path(summary) if summary else None, secrets.token_hex(16))
+
+    @property
+    def stop(self) -> str:
+        """The workflow command that stops GitHub reading the log's commands until resumed."""
+        return f"::stop-commands::{self.resume_token}"
+
+    def annotated(self, annotations: str) -> str:
+        """``annotations`` between a resume and a new stop: only they are read as commands."""
+        return f"::{self.resume_token}::\n{annotations}{self.stop}\n"
 
 
 @dataclass(eq=False)  # registered as a pytest plugin: hashed by identity
@@ -155,7 +168,7 @@ class ConformanceRun:
     declared_language: str | None = None
     #: Hangs seen so far, shared by every client of the run (a restarted target keeps them).
     stalls: Stalls = field(default_factory=Stalls)
-    ci_page: CiPage = field(default_factory=lambda: CiPage.from_env(os.environ))
+    ci_page: CiPage = field(default_factory=CiPage)
     #: The settings (ExecutorSettings fields) whose values an executor at a URL declared in GET /info.
     declared_settings: frozenset[str] = frozenset()
 
@@ -295,15 +308,18 @@ class ConformanceRun:
         given = {name for name, dest in SETTING_OPTIONS.items() if self.config.getoption(dest) is not None}
         used = {name: value for name, value in values.items() if name not in given}
         if unusable:
-            self._say(f"GET /info declares settings the kit cannot use, and assumes defaults: {', '.join(unusable)}")
+            self._say(
+                f"GET /info declares settings the kit does not use: {', '.join(unusable)}; it assumes the "
+                "contract's defaults for them, unless an option gives them"
+            )
         if used:
             target.capabilities.settings = target.capabilities.settings.with_values(**used)
             self.declared_settings = frozenset(used)
-            shown = ", ".join(f"{variable}={env_value(values[name])}" for variable, (name, _) in DECLARABLE.items()
+            shown = ", ".join(f"{variable}={env_value(values[name])}" for variable, (name, *_) in DECLARABLE.items()
                               if name in used)  # fmt: skip
             self._say(f"settings declared by the executor in GET /info, used by the kit: {shown}")
-        elif not values:
-            fields = {name for name, _ in DECLARABLE.values()}
+        elif not values and not unusable:
+            fields = {name for name, *_ in DECLARABLE.values()}
             options = ", ".join(
                 f"--{dest.replace('_', '-')}" for name, dest in SETTING_OPTIONS.items() if name in fields
             )

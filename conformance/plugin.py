@@ -14,6 +14,7 @@ installing the kit does not change anyone else's test runs.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Generator, Iterator
@@ -31,6 +32,7 @@ from .certification import (
     REQUIREMENT_MARK,
     SETUP_SECONDS,
     SKIP_KIND,
+    CiPage,
     ConformanceRun,
     deferred,
     needs,
@@ -52,6 +54,7 @@ from .violations import Inconclusive
 QUIET = -1
 #: Areas in the order the suite runs them: harmless first, destructive last.
 _RUN_KEY = pytest.StashKey[ConformanceRun]()
+_CI_PAGE_KEY = pytest.StashKey[CiPage]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -63,10 +66,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """The start header of a certification (shown under the kit's own -q too)."""
+    """The start header of a certification (shown under the kit's own -q too); under GitHub
+    Actions, workflow commands stopped first (``CiPage``)."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    header = _header(session.config)
+    if header:
+        page = session.config.stash[_CI_PAGE_KEY] = CiPage.from_env(os.environ)
+        header = [page.stop, *header] if page.annotations else header
     if reporter is not None:
-        for line in _header(session.config):
+        for line in header:
             reporter.write_line(line)
 
 
@@ -136,7 +144,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         check_writable(report_dir)
     except OSError as exc:
         raise pytest.UsageError(f"--report-dir {report_dir} cannot be written: {exc.strerror or exc}") from None
-    run = ConformanceRun(config, cases=cases, selection=selection)
+    run = ConformanceRun(config, cases=cases, selection=selection, ci_page=config.stash.get(_CI_PAGE_KEY, CiPage()))
     config.stash[_RUN_KEY] = run
     config.pluginmanager.register(run, "executor-conformance-run")  # for its pytest_keyboard_interrupt
     _interrupt_on_sigterm(config)
@@ -311,7 +319,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     terminalreporter.section("executor conformance")
     if run.ci_page.annotations:  # workflow commands, read by GitHub Actions from the log
-        terminalreporter.write(to_github_annotations(run.report))
+        terminalreporter.write(run.ci_page.annotated(to_github_annotations(run.report)))
     terminalreporter.write_line(to_terminal(run.report))
     for kind, path in run.report_paths.items():
         terminalreporter.write_line(f"{kind:>8}: {path}")

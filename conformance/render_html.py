@@ -4,11 +4,14 @@ The verdict, the counts by level, and a row per requirement, filtered by level a
 (checkboxes, or the page's address: ``report.html#level=MUST&outcome=failed``); each requirement
 that did not pass opens on what the kit saw: the message, the exchange (request, status,
 response), the curl line that reproduces it, and the executor's log tail. Nothing is loaded from
-anywhere (a Content-Security-Policy forbids it), and every text from the executor is escaped.
+anywhere, and only the page's own style and script run (a Content-Security-Policy with their
+digests); every text from the executor is escaped.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from html import escape
 from itertools import takewhile
 from typing import Any
@@ -63,14 +66,20 @@ fromAddress();
 """
 
 
+def _digest(text: str) -> str:
+    """A Content-Security-Policy source for the inline ``text``: only that style or script runs,
+    never one that executor text might slip in."""
+    return f"'sha256-{base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()}'"
+
+
 def to_html(report: Report, target_name: str, profiles: str) -> str:
     """The page; ``target_name`` and ``profiles`` as the other reports name them."""
     verdict = report.verdict
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">",
+        f'<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        f'style-src {_digest(_STYLE)}; script-src {_digest(_SCRIPT)}">',
         f"<title>Executor conformance: {escape(verdict.label)}</title>",
         f"<style>{_STYLE}</style></head><body>",
         f'<h1>Executor conformance: <span class="verdict-{verdict.value}" id="verdict">{escape(verdict.label)}'
@@ -130,7 +139,7 @@ def _seen(result: RequirementResult) -> str:
     """What the kit saw of a requirement that did not pass: its reason, then each test's evidence."""
     # A reason's first line is the requirement's label and title, already in the row: what
     # follows it (expected, received) is what the kit saw; the exchange is in the evidence below.
-    first, *rest = (result.reason or "").splitlines()
+    first, *rest = (result.reason or "").splitlines() or [""]
     seen = "\n".join(takewhile(lambda line: not line.startswith("Request: "), rest))
     parts = [f"<pre>{escape(seen)}</pre>" if seen else f"<div>{escape(first)}</div>"]
     opened = " open" if result.outcome is Outcome.FAILED else ""

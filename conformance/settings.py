@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .catalogue import Label
+from .violations import cut
 
 __all__ = [
     "CONTRACT_DEFAULTS",
@@ -194,18 +195,23 @@ SETTINGS: tuple[Setting, ...] = (
 
 
 #: What an executor may declare in GET /info's ``settings`` (contract 1.6): the variable, the
-#: ExecutorSettings field it gives, and whether it is a whole number.
+#: ExecutorSettings field it gives, whether it is a whole number, and the most the kit takes from
+#: an executor's word. The kit's waits and the sizes it sends and reads follow these values, so a
+#: hostile or careless declaration (EXECUTION_TIMEOUT=1e9, MAX_REQUEST_BYTES=10**12) would hang
+#: the kit or take its memory: above its bound a value is refused and said, and an option
+#: (``--execution-timeout``, ...) gives it instead.
 DECLARABLE = {
-    "EXECUTION_TIMEOUT": ("execution_timeout", False),
-    "MAX_EXECUTION_TIMEOUT": ("max_execution_timeout", False),
-    "MAX_OUTPUT_BYTES": ("max_output_bytes", True),
-    "MAX_REQUEST_BYTES": ("max_request_bytes", True),
+    "EXECUTION_TIMEOUT": ("execution_timeout", False, 600),
+    "MAX_EXECUTION_TIMEOUT": ("max_execution_timeout", False, 3600),
+    "MAX_OUTPUT_BYTES": ("max_output_bytes", True, 64 * 1024 * 1024),
+    "MAX_REQUEST_BYTES": ("max_request_bytes", True, 64 * 1024 * 1024),
 }
 
 
 def declared_settings(declared: Any) -> tuple[dict[str, float | int], list[str]]:
     """The settings an executor declares (GET /info's ``settings``), by ExecutorSettings field,
-    and what in it cannot be used (each said: a value that is not a positive number, say)."""
+    and what in it cannot be used, each said: a value that is not a positive number, or one past
+    the kit's bound."""
     if declared is None:
         return {}, []
     if not isinstance(declared, dict):
@@ -215,12 +221,13 @@ def declared_settings(declared: Any) -> tuple[dict[str, float | int], list[str]]
     for variable, value in declared.items():
         if variable not in DECLARABLE:
             continue  # a setting of its own, not the contract's
-        field, whole = DECLARABLE[variable]
-        number = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < float("inf")
-        if not number or (whole and value != int(value)):
-            unusable.append(f"{variable}={value!r}")
+        field, whole, most = DECLARABLE[variable]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and 0 < value <= most and (not whole or value == int(value)):
+            values[field] = int(value) if whole else float(value)
             continue
-        values[field] = int(value) if whole else float(value)
+        past = f" (the kit takes at most {most})" if number and value > most else ""
+        unusable.append(f"{variable}={cut(repr(value), 40)}{past}")
     return values, unusable
 
 

@@ -85,6 +85,13 @@ EXECUTOR_SETTINGS = {
 }  # fmt: skip
 
 
+#: Keys of ``-e`` the manager reads too: it serves with its executors' bounds on a request, so
+#: that what an executor accepts is not refused on the way (the kit certifying the pool by URL
+#: reads an executor's MAX_REQUEST_BYTES from its GET /info, through the manager).
+MANAGER_SETTINGS = ("MAX_REQUEST_BYTES", "REQUEST_READ_TIMEOUT", "MAX_HEAD_BYTES", "MAX_HEADER_LINE_BYTES",
+                    "MAX_HEADER_COUNT")  # fmt: skip
+
+
 class ComposeError(ValueError):
     """The flags do not describe a valid pool; the message says which and why."""
 
@@ -122,6 +129,10 @@ class Deployment:
         """The limits from ``-e`` (MEM_LIMIT, CPUS, MEM_RESERVATION), with the original's defaults."""
         settings = {**DEFAULTS, **self.env}
         return {key: value for key, value in settings.items() if key in RESOURCE_KEYS}
+
+    def manager_environment(self) -> dict[str, str]:
+        """The manager's variables: the bounds on a request its executors are given (``-e``)."""
+        return {key: self.env[key] for key in MANAGER_SETTINGS if key in self.env}
 
     def environment(self) -> dict[str, str]:
         """Every executor's environment (less its id and port): the settings and ``-e``'s variables.
@@ -235,6 +246,7 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
         # On every executor's network, it passes no packet from one to another, or out.
         "sysctls": {"net.ipv4.ip_forward": "0"},
         "secrets": [TOKEN_SECRET, EXECUTOR_TOKEN_SECRET],
+        **({"environment": deployment.manager_environment()} if deployment.manager_environment() else {}),
         "volumes": [f"./{Path(deployment.config_file).name}:/config/{Path(deployment.config_file).name}:ro"],
         "depends_on": [name for name in services],
         "restart": "unless-stopped",

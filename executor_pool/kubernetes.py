@@ -195,6 +195,7 @@ def _manager(deployment: Deployment, config: dict[str, dict[str, str]], store: s
     env = [
         {"name": "MANAGER_TOKEN", "valueFrom": {"secretKeyRef": {"name": MANAGER, "key": "token"}}},
         _executor_token(),
+        *({"name": key, "value": value} for key, value in deployment.manager_environment().items()),
     ]
     container = {
         "name": "manager",

@@ -14,19 +14,20 @@ async def body_within(request: Request, limit: int) -> bytes | None:
 
     An oversized body is still read, and dropped, up to DRAIN_LIMIT_BYTES: closing on unread data
     sends a TCP reset that can destroy the 413 before the client reads it (RFC 9112, 9.6). One
-    that declares more than that is not read at all.
+    that declares more than both is not read at all. A body within ``limit`` is read whole,
+    however large the limit.
     """
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > DRAIN_LIMIT_BYTES:
-        return None
     too_large = declared.isdigit() and int(declared) > limit
+    if too_large and int(declared) > DRAIN_LIMIT_BYTES:
+        return None
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > DRAIN_LIMIT_BYTES:
-            break
         too_large = too_large or size > limit
         if not too_large:
             chunks.append(chunk)
+        elif size > DRAIN_LIMIT_BYTES:
+            break
     return None if too_large else b"".join(chunks)

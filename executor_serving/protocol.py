@@ -4,8 +4,8 @@
 uvicorn closes a keep-alive connection that stays idle between requests, but waits forever on a
 connection that never sends a first request, or trickles its head or body a byte at a time: 50
 such connections held the server's sockets open indefinitely (issue #14). Here a connection has
-``Timeouts.request_read`` seconds from its opening, and each later request from its first byte,
-to arrive whole; past that it is closed. Answers are not bounded: a slow reader of a large
+``request_read`` seconds (REQUEST_READ_TIMEOUT) from its opening, and each later request from its
+first byte, to arrive whole; past that it is closed. Answers are not bounded: a slow reader of a large
 response is the kernel's output cap's business.
 
 httptools keeps a header field it has not seen the end of in memory, however long it grows, and

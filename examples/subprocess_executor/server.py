@@ -234,16 +234,26 @@ class Worker:
             pass  # it died; the reader reports that
 
     def answer(self, until: float) -> Any:
-        """The next answer, ``_DIED``, or None when ``until`` (monotonic) passes first."""
+        """The next answer, ``_DIED``, or None when ``until`` (monotonic) passes first.
+
+        A death is told to every call that asks from then on, not to the first alone: a call
+        that took the lock after another had learnt of it (while a restart waited for the lock)
+        waited for an answer until its own deadline, holding the lock, and the restart with it."""
         try:
-            return self.answers.get(timeout=max(0.0, until - time.monotonic()))
+            answer = self.answers.get(timeout=max(0.0, until - time.monotonic()))
         except queue.Empty:
             return None
+        if answer is _DIED:
+            self.answers.put(_DIED)
+        return answer
 
     def kill(self) -> None:
+        """End the worker. It is dead from then on, even while a process its code started holds
+        its pipe open (the pipe's end would never come)."""
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        self.answers.put(_DIED)
 
 
 class Session:

@@ -10,7 +10,7 @@ import socket
 import sys
 from pathlib import Path
 
-from executor_serving.settings import REQUEST_READ_TIMEOUT, HeadLimits, SettingError, not_installed
+from executor_serving.settings import REQUEST_READ_TIMEOUT, HeadLimits, SettingError, not_installed, positive
 
 from .listen import DEFAULT_ROUTE, listen_addresses
 from .store import DEFAULT_PREFIX
@@ -23,6 +23,21 @@ def _seconds(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"a positive number of seconds, not {text!r}")
     return value
+
+
+def _whole(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"a positive whole number of bytes, not {text!r}")
+    return value
+
+
+#: The largest request body the manager passes on, unless MAX_REQUEST_BYTES says otherwise (the
+#: contract's default for executors).
+MAX_REQUEST_BYTES = 1024 * 1024
 
 
 def _loopback(host: str) -> bool:
@@ -60,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument(
         "--max-request-bytes",
-        type=int,
-        default=int(os.environ.get("MAX_REQUEST_BYTES", 1024 * 1024)),
+        type=_whole,
+        default=None,
         help="larger bodies get 413, unread past the limit (default: MAX_REQUEST_BYTES, or 1 MiB)",
     )
     parser.add_argument(
@@ -124,12 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     # A request that has not arrived whole in time is closed, and a head past its bounds gets
     # 431, as by the reference executor (INPUT-6, INPUT-7).
+    # The bounds on a request, read from the environment as the reference executor reads them.
     try:
         head_limits = HeadLimits.from_env(os.environ)
+        request_read = positive(os.environ, "REQUEST_READ_TIMEOUT", REQUEST_READ_TIMEOUT)
+        max_request_bytes = args.max_request_bytes or positive(os.environ, "MAX_REQUEST_BYTES", MAX_REQUEST_BYTES, int)
     except SettingError as exc:
         print(f"manager: {exc}", file=sys.stderr)
         return 2
-    protocol = bounded_request_protocol(REQUEST_READ_TIMEOUT, head_limits)
+    protocol = bounded_request_protocol(request_read, head_limits)
     try:
         addresses = listen_addresses(args.host)
         sockets = [_listening(address, args.port) for address in addresses]
@@ -137,9 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"manager: cannot listen on {args.host} port {args.port}: {exc}", file=sys.stderr)
         return 2
     print(f"manager: listening on {', '.join(f'{address} port {args.port}' for address in addresses)}", file=sys.stderr)
-    app = HeadAsGet(
-        create_app(pool, max_request_bytes=args.max_request_bytes, token=token, executor_token=executor_token)
-    )
+    app = HeadAsGet(create_app(pool, max_request_bytes=max_request_bytes, token=token, executor_token=executor_token))
     uvicorn.Server(uvicorn.Config(app, log_level="info", http=protocol)).run(sockets=sockets)
     return 0
 

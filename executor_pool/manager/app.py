@@ -55,8 +55,10 @@ def create_app(
         return token is None or _same(_bearer(request), token)
 
     async def session_holder(request: Request, container_id: str) -> bool:
-        """The request carries the token of the executor's allocation (whose lease it extends)."""
-        return token is None or _same(_bearer(request), await pool.store.holder(container_id))
+        """The request carries the token of the executor's allocation. Asking the store extends
+        the allocation's lease, with or without tokens: a session in use is never reclaimed."""
+        held = await pool.store.holder(container_id)
+        return token is None or _same(_bearer(request), held)
 
     async def ending_holder(request: Request, container_id: str) -> bool:
         """The request carries the token of an allocation being handed over: it may end it again."""

@@ -63,9 +63,15 @@ def test_under_github_actions_each_failure_is_annotated_and_the_summary_reaches_
     failing_run: tuple[KitRun, Path],
 ) -> None:
     run, page = failing_run
-    commands = [line for line in run.output.splitlines() if line.startswith("::")]
-    assert len(commands) == 1 and commands[0].startswith("::error title=MUST HEALTH-1 failed::[MUST HEALTH-1]")
-    assert "%0AExpected: " in commands[0] and "\n" not in commands[0]  # one line, as GitHub reads it
+    lines = run.output.splitlines()
+    commands = [line for line in lines if line.startswith("::")]
+    # The executor's text fills the log, so GitHub is told to read no command in it from the first
+    # line, but for the kit's own annotations: a resume with the token, the annotations, a stop.
+    stop, resume, annotation, stop_again = commands
+    token = stop.removeprefix("::stop-commands::")
+    assert lines[0] == stop and len(token) == 32 and resume == f"::{token}::" and stop_again == stop
+    assert annotation.startswith("::error title=MUST HEALTH-1 failed::[MUST HEALTH-1]")
+    assert "%0AExpected: " in annotation  # one line, as GitHub reads it
     summary = (run.report_dir / "summary.md").read_text()
     assert page.read_text() == "# an earlier step's summary\n" + summary  # appended, never overwritten
 
@@ -97,6 +103,7 @@ def test_the_html_report_filters_by_outcome_and_shows_each_failures_exchange_in_
         assert f'data-outcome="passed" id="{passed}" hidden=""' in failed_only
     assert 'Received: {"status": "healthy"}' in failed_only  # text, as the browser read it
     assert "curl -sS -i -X GET http://127.0.0.1:" in failed_only  # the line that reproduces it
+    assert failed_only.count("<script") == 1  # the page's own, whose digest the policy allows
     everything = _browser(html, "", "--dump-dom")
     assert '<span id="shown">3</span> of 3 shown' in everything and 'hidden=""' not in everything
 

@@ -8,12 +8,15 @@ The runs are made in tests/kit/conftest.py.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -23,7 +26,7 @@ from conformance import catalogue
 from conformance.catalogue import Level
 from conformance.targets import ProcessTarget
 from conformance.timeouts import KitTimeouts
-from examples.subprocess_executor import sandbox
+from examples.subprocess_executor import sandbox, server
 from tests.conftest import EXAMPLE_EXECUTOR, KitRun, free_port, wait_for
 
 
@@ -143,3 +146,25 @@ def test_an_execute_while_the_first_worker_starts_gets_503_not_500() -> None:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(15)
         shutil.rmtree(workspace)
+
+
+def test_a_dead_worker_is_dead_for_every_call_that_asks_and_whatever_holds_its_pipe() -> None:
+    """CI twice: the gallery's executor whose timeouts never fire left ISO-7's /restart without an
+    answer for 90 s. A call that took the lock after another had learnt of the worker's death
+    waited for an answer of the dead worker until its deadline, holding the lock the restart waits
+    for; and a worker killed while a process its code started held its pipe was never seen to die.
+    Real worker processes, here: one killed, one whose child keeps the pipe open."""
+    lone = server.Worker([sys.executable, "-c", "import time; time.sleep(60)"])
+    # The background sleep holds sh's stdout; both in a process group of their own, ended by it.
+    holding = server.Worker(["sh", "-c", "sleep 60 & sleep 60"], start_new_session=True)
+    try:
+        for worker in (lone, holding):
+            worker.kill()
+            started = time.monotonic()
+            first, second = worker.answer(started + 10), worker.answer(started + 10)
+            assert first is second is server._DIED
+            assert time.monotonic() - started < 5  # at once, not at the deadline
+    finally:
+        lone.kill()
+        with contextlib.suppress(ProcessLookupError):  # the background sleep outlives sh
+            os.killpg(holding.process.pid, signal.SIGKILL)

@@ -134,18 +134,24 @@ def test_an_executor_at_a_url_is_certified_with_the_settings_its_info_declares(
     assert rows["MAX_OUTPUT_BYTES"][1] == "declared_by_the_executor"
 
 
-def test_declared_settings_that_are_not_positive_numbers_are_refused_and_said() -> None:
+def test_declared_settings_that_are_not_positive_numbers_or_past_the_kits_bounds_are_refused_and_said() -> None:
+    """A review: EXECUTION_TIMEOUT=1e9 would have made the kit wait for decades, 1e12 crash its
+    sockets, MAX_REQUEST_BYTES=10**12 take its memory (INPUT-2 sends three quarters of it)."""
     values, unusable = declared_settings(
         {"EXECUTION_TIMEOUT": "7", "MAX_OUTPUT_BYTES": 1.5, "MAX_REQUEST_BYTES": True, "MAX_EXECUTION_TIMEOUT": 1e999,
          "OWN_SETTING": 3}
     )  # fmt: skip
     assert values == {}
     assert unusable == [
-        "EXECUTION_TIMEOUT='7'",
-        "MAX_OUTPUT_BYTES=1.5",
-        "MAX_REQUEST_BYTES=True",
-        "MAX_EXECUTION_TIMEOUT=inf",
-    ]
+        "EXECUTION_TIMEOUT='7'", "MAX_OUTPUT_BYTES=1.5", "MAX_REQUEST_BYTES=True",
+        "MAX_EXECUTION_TIMEOUT=inf (the kit takes at most 3600)",
+    ]  # fmt: skip
+    hostile = {"EXECUTION_TIMEOUT": 1e9, "MAX_REQUEST_BYTES": 10**400, "MAX_OUTPUT_BYTES": -1}
+    values, unusable = declared_settings(hostile)
+    assert values == {} and unusable[0] == "EXECUTION_TIMEOUT=1000000000.0 (the kit takes at most 600)"
+    assert unusable[1].startswith("MAX_REQUEST_BYTES=1000000000")
+    assert unusable[1].endswith("more characters] (the kit takes at most 67108864)")
+    assert unusable[2] == "MAX_OUTPUT_BYTES=-1"
     assert declared_settings({"EXECUTION_TIMEOUT": 360, "MAX_OUTPUT_BYTES": 4096.0}) == (
         {"execution_timeout": 360.0, "max_output_bytes": 4096},
         [],

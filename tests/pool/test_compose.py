@@ -76,6 +76,21 @@ def test_short_flags_types_env_submission_and_gpus(tmp_path: Path) -> None:
     assert devices == [{"driver": "nvidia", "device_ids": ["2"], "capabilities": ["gpu"]}]
 
 
+def test_the_manager_serves_with_the_executors_bounds_on_a_request(tmp_path: Path) -> None:
+    """A body an executor accepts (-e MAX_REQUEST_BYTES) is not refused by the manager on the way:
+    the kit certifying the pool by URL reads the executors' bound from their GET /info."""
+    bounds = {"MAX_REQUEST_BYTES": "4194304", "REQUEST_READ_TIMEOUT": "9"}
+    flags = ["-e", ",".join(f"{k}={v}" for k, v in {**bounds, "DEBUG": "1"}.items())]
+    compose, _ = generate(tmp_path, "-n", "1", "-t", "python:1", *flags)
+    assert compose["services"]["manager"]["environment"] == bounds
+    assert compose["services"]["executor-000"]["environment"]["MAX_REQUEST_BYTES"] == "4194304"
+    deployment = Deployment(types=[("python", 1)], env={**bounds, "DEBUG": "1"})
+    assert deployment.manager_environment() == bounds
+    (tmp_path / "plain").mkdir()
+    plain, _ = generate(tmp_path / "plain", "-n", "1", "-t", "python:1")
+    assert "environment" not in plain["services"]["manager"]
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [

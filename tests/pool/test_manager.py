@@ -283,17 +283,27 @@ def test_a_manager_on_an_address_others_reach_refuses_to_start_without_a_token(t
     assert done.returncode == 2 and "refusing to listen on 0.0.0.0 without a token" in done.stderr, done.stderr
 
 
-def test_a_manager_given_a_bad_head_bound_says_which_and_stops(tmp_path: Path) -> None:
-    """The manager reads the head's bounds as the reference does (executor_serving.settings); a value it
-    cannot use ended it in a traceback before."""
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MAX_HEADER_COUNT", "many", "MAX_HEADER_COUNT='many' is not a whole number"),
+        ("MAX_REQUEST_BYTES", "-5", "MAX_REQUEST_BYTES='-5' must be greater than 0"),
+        ("REQUEST_READ_TIMEOUT", "soon", "REQUEST_READ_TIMEOUT='soon' is not a number"),
+    ],
+)
+def test_a_manager_given_a_bad_request_bound_says_which_and_stops(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    """The manager reads the bounds on a request as the reference does (executor_serving.settings);
+    a value it cannot use ended it in a traceback before (REQUEST_READ_TIMEOUT was not read)."""
     config = tmp_path / "container_config.json"
     config.write_text(json.dumps({"0": {"url": "http://127.0.0.1:9", "type": "python"}}))
     done = subprocess.run(
         [sys.executable, "-m", "executor_pool.manager", "--config", str(config), "--port", "9"],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "MAX_HEADER_COUNT": "many"}, check=False,
+        capture_output=True, text=True, timeout=60, env={**os.environ, variable: value}, check=False,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
-    assert "MAX_HEADER_COUNT='many' is not a whole number" in done.stderr and "Traceback" not in done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
 def _listening_on(port: int) -> set[str]:

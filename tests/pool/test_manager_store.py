@@ -10,6 +10,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,6 +150,29 @@ def test_an_allocation_whose_holder_vanished_is_reclaimed_after_its_lease(
         assert successor["container_id"] == "0" and successor["token"] != vanished["token"]
         body = _run(manager, successor, "'left_behind' in globals()").json()
         assert body["outputs"][0]["text"] == "False" and _status(manager)["needs_restart_ids"] == []
+    finally:
+        stop_executor(manager)
+
+
+@pytest.mark.parametrize("token", ["operator", None], ids=["with-tokens", "without-tokens"])
+def test_a_session_in_use_keeps_its_allocation_past_its_lease(
+    executors: list[RunningExecutor], tmp_path: Path, token: str | None
+) -> None:
+    """Each call to a session extends its lease. A manager without tokens (on loopback) stopped
+    extending it when its routes were split from its pool (a review found it): an allocation in
+    use was reclaimed after the lease, and the executor restarted under its user."""
+    env = {"MANAGER_TOKEN": token} if token else {}
+    manager = start_manager(_config(executors[:1]), tmp_path, env, ("--lease", "2"))
+    try:
+        held = _allocate(manager)
+        held.setdefault("token", "unused")  # a manager without tokens asks for none
+        assert _run(manager, held, "kept = 1").json()["status"] == "ok"
+        calls, in_use_until = 1, time.monotonic() + 4.0  # in use, call after call, for twice the lease
+        while time.monotonic() < in_use_until:
+            assert _run(manager, held, "kept += 1").json()["status"] == "ok"
+            calls += 1
+        assert _status(manager)["allocated_ids"] == ["0"]
+        assert _run(manager, held, "print(kept)").json()["outputs"][0]["text"] == f"{calls}\n"
     finally:
         stop_executor(manager)
 
