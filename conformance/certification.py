@@ -23,7 +23,7 @@ import pytest
 from . import catalogue
 from .catalogue import FEATURES, Need, Profile
 from .client import ExecutorClient, Stalls
-from .options import SETTING_OPTIONS, OptionError, TargetSpec, spec_from
+from .options import SETTING_OPTIONS, OptionError, TargetSpec, short_flag, spec_from
 from .render import write_reports
 from .results import Exit, Report, SkipKind, TestRecord, build_report, exit_code
 from .settings import DECLARABLE, declared_settings, env_value, settings_report
@@ -320,9 +320,7 @@ class ConformanceRun:
             self._say(f"settings declared by the executor in GET /info, used by the kit: {shown}")
         elif not values and not unusable:
             fields = {name for name, *_ in DECLARABLE.values()}
-            options = ", ".join(
-                f"--{dest.replace('_', '-')}" for name, dest in SETTING_OPTIONS.items() if name in fields
-            )
+            options = ", ".join(short_flag(dest) for name, dest in SETTING_OPTIONS.items() if name in fields)
             self._say(
                 "the executor declares no settings in GET /info: the kit assumes the contract's defaults "
                 f"where no option says otherwise ({options})"

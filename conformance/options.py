@@ -42,6 +42,7 @@ __all__ = [
     "TargetSpec",
     "add_target_options",
     "settings_from",
+    "short_flag",
     "spec_from",
     "timeouts_from",
 ]
@@ -378,6 +379,11 @@ SETTING_OPTIONS = {
     "max_request_bytes": "max_request_bytes",
     "workspace_folder": "workspace_folder",
 }
+
+
+def short_flag(dest: str) -> str:
+    """The console's name of the target option that sets ``dest`` (``--execution-timeout``)."""
+    return next(option.flags[-1] for option in TARGET_OPTIONS if option.kwargs.get("dest") == dest)
 
 
 def settings_from(option: Callable[[str], Any]) -> ExecutorSettings:

@@ -231,6 +231,7 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
                 }
             }
         services[f"executor-{i:03d}"] = service
+    manager_env = deployment.manager_environment()
     services["manager"] = {
         "image": deployment.manager_image,
         "container_name": "manager",
@@ -246,7 +247,7 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
         # On every executor's network, it passes no packet from one to another, or out.
         "sysctls": {"net.ipv4.ip_forward": "0"},
         "secrets": [TOKEN_SECRET, EXECUTOR_TOKEN_SECRET],
-        **({"environment": deployment.manager_environment()} if deployment.manager_environment() else {}),
+        **({"environment": manager_env} if manager_env else {}),
         "volumes": [f"./{Path(deployment.config_file).name}:/config/{Path(deployment.config_file).name}:ro"],
         "depends_on": [name for name in services],
         "restart": "unless-stopped",

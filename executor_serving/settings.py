@@ -9,11 +9,22 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DRAIN_LIMIT_BYTES", "REQUEST_READ_TIMEOUT", "HeadLimits", "SettingError", "not_installed", "positive"]
+__all__ = [
+    "DRAIN_LIMIT_BYTES",
+    "MAX_REQUEST_BYTES",
+    "REQUEST_READ_TIMEOUT",
+    "HeadLimits",
+    "SettingError",
+    "not_installed",
+    "positive",
+]
 
 #: Seconds a client has to send a whole request, from its connection or its request's first byte
 #: (REQUEST_READ_TIMEOUT; contract INPUT-6); past it the connection is closed.
 REQUEST_READ_TIMEOUT = 5.0
+#: The largest request body served, unless MAX_REQUEST_BYTES says otherwise (the contract's
+#: default; the manager passes on no larger body than its executors take).
+MAX_REQUEST_BYTES = 1024 * 1024
 #: A body over its limit is read (and dropped) up to this many bytes before the 413 goes out:
 #: closing on unread data would send a TCP reset that can destroy the 413 (RFC 9112, 9.6).
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from executor_serving.settings import REQUEST_READ_TIMEOUT, HeadLimits, SettingError, positive
+from executor_serving.settings import MAX_REQUEST_BYTES, REQUEST_READ_TIMEOUT, HeadLimits, SettingError, positive
 
 __all__ = [
     "REFERENCE_MODULES",
@@ -144,7 +144,7 @@ class Settings:
     port: int = 8432
     workspace: Path = Path("/code")
     max_output_bytes: int = 1024 * 1024
-    max_request_bytes: int = 1024 * 1024
+    max_request_bytes: int = MAX_REQUEST_BYTES
     #: "auto": a server running as root runs kernels as two throwaway user ids of KERNEL_UIDS,
     #: alternately (SEC-1, SEC-2, ISO-1); "none": as the server's own user (no isolation).
     kernel_user: str = "auto"

@@ -10,7 +10,14 @@ import socket
 import sys
 from pathlib import Path
 
-from executor_serving.settings import REQUEST_READ_TIMEOUT, HeadLimits, SettingError, not_installed, positive
+from executor_serving.settings import (
+    MAX_REQUEST_BYTES,
+    REQUEST_READ_TIMEOUT,
+    HeadLimits,
+    SettingError,
+    not_installed,
+    positive,
+)
 
 from .listen import DEFAULT_ROUTE, listen_addresses
 from .store import DEFAULT_PREFIX
@@ -33,11 +40,6 @@ def _whole(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"a positive whole number of bytes, not {text!r}")
     return value
-
-
-#: The largest request body the manager passes on, unless MAX_REQUEST_BYTES says otherwise (the
-#: contract's default for executors).
-MAX_REQUEST_BYTES = 1024 * 1024
 
 
 def _loopback(host: str) -> bool:

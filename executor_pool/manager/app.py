@@ -21,6 +21,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from executor_serving.settings import MAX_REQUEST_BYTES
+
 from .pool import NoneAvailable, Pool, UnknownExecutor, UnknownType, load_config
 from .proxy import error, forward
 
@@ -42,7 +44,11 @@ def _unauthorised(what: str) -> JSONResponse:
 
 
 def create_app(
-    pool: Pool, *, max_request_bytes: int = 1024 * 1024, token: str | None = None, executor_token: str | None = None
+    pool: Pool,
+    *,
+    max_request_bytes: int = MAX_REQUEST_BYTES,
+    token: str | None = None,
+    executor_token: str | None = None,
 ) -> FastAPI:
     """The manager app for ``pool``; bodies above ``max_request_bytes`` get 413 (MAX_REQUEST_BYTES).
 
