@@ -215,6 +215,8 @@ class ConformanceRun:
         if self.target_error is not None:
             pytest.exit(self.target_error, returncode=Exit.ERROR)
         target = self._make_target()
+        for problem in target.problems():
+            self._say(f"warning: {problem}")
         try:
             target.start()
         except NeverReadyError as exc:
@@ -250,7 +252,25 @@ class ConformanceRun:
             self.target = None
             target.stop()
             pytest.exit(f"executor-conformance: {self.target_error}", returncode=Exit.ERROR)
+        self._say_if_user_code_runs_as_root()
         return target
+
+    def _say_if_user_code_runs_as_root(self) -> None:
+        """Said at the start: SEC-1 will fail, and what the isolation requirements check, root can undo.
+
+        One evaluation in the session, of the language pack's user id; an executor that cannot
+        answer it is judged by the tests, not here."""
+        try:
+            uid = self.client().evaluate(self.client().code("user_id"))
+        except Exception:
+            return
+        if uid == 0:
+            self._say(
+                "warning: user code runs as root (user id 0) in this executor: SEC-1 will fail, and what the "
+                "isolation requirements check, root can undo (a local command's ISO-3 is not run without "
+                "--allow-host-planting). Run user code as an unprivileged user (the reference does so when "
+                "started as root)."
+            )
 
     def restart_target(self) -> None:
         """Start a managed target afresh after an earlier test left it unusable."""

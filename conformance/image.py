@@ -8,9 +8,10 @@ is published on 127.0.0.1 only, and the kit talks to it there (TC_HOST=127.0.0.1
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
-import shutil
+import tarfile
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -42,6 +43,17 @@ PRODUCTION_PIDS = 1024
 #: Every container this kit process starts carries this label: a run, or a test of one, finds what
 #: it started (and checks it is gone) without counting another run's containers of the same image.
 RUN_LABEL = f"executor-conformance.run={uuid.uuid4().hex[:16]}"
+#: Docker's default network, where the kit's containers go whatever network the kit itself is on.
+DEFAULT_NETWORK = "bridge"
+#: Where the container that receives the workspace's files mounts the volume (it is never started).
+_RECEIVED_AT = "/executor-conformance-workspace"
+
+
+def _owned_by_root(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """The workspace's files as the executor sees them: root's, whoever runs the kit."""
+    member.uid = member.gid = 0
+    member.uname = member.gname = "root"
+    return member
 
 
 def _configure_testcontainers() -> None:
@@ -68,7 +80,7 @@ def docker_available() -> str | None:
 
 @dataclass
 class ImageTarget:
-    """A container of ``image``, with the kit's workspace mounted read-only at its WORKSPACE_FOLDER."""
+    """A container of ``image``, with the kit's workspace in a volume mounted read-only at its WORKSPACE_FOLDER."""
 
     image: str
     timeouts: KitTimeouts
@@ -92,7 +104,8 @@ class ImageTarget:
     say: Callable[[str], None] | None = None
     image_id: str | None = None
     _container: Any = None
-    _dir: Path | None = None
+    #: The Docker volume holding the workspace, removed with the container.
+    _volume: str | None = None
     _final_logs: str = ""
 
     def start(self) -> None:
@@ -114,15 +127,16 @@ class ImageTarget:
         finally:
             client.close()
 
-        container = DockerContainer(self.image, **self.docker_limits())
+        # On the engine's default network, named: run in a container (a CI job's), testcontainers
+        # would put it on the kit's own network, the host's for a job on the host network, where
+        # nothing is published and the executor would take the host's ports.
+        container = DockerContainer(self.image).with_kwargs(**self.docker_limits(), network=DEFAULT_NETWORK)
         settings, env = self._settings()
         for key, value in {**env, **self.env}.items():
             container.with_env(key, value)
         if self.workspace != "missing":
-            self._dir = Path(tempfile.mkdtemp(prefix="conformance-"))
-            self._dir.chmod(0o755)
-            folder = prepare_workspace(self.workspace, self._dir / "workspace", self.workspace_source)
-            container.with_volume_mapping(str(folder), str(settings.workspace_folder), "ro")
+            self._volume = self._workspace_volume()
+            container.with_volume_mapping(self._volume, str(settings.workspace_folder), "ro,nocopy")
         if self.command:
             container.with_command(self.command)
         # Free host ports on loopback only, for PORT and for the contract's default (where an
@@ -159,6 +173,54 @@ class ImageTarget:
         except BaseException:
             self.stop()
             raise
+
+    def problems(self) -> list[str]:
+        return []  # a missing image stops the start, said; the container is the kit's
+
+    def _workspace_volume(self) -> str:
+        """A Docker volume of this run holding the workspace (``self.workspace``'s kind), mounted read-only.
+
+        Not a bind mount of the kit's folder: the engine may not see the kit's files (the kit in a CI
+        job's container, talking to the host's engine through its socket, where a bind mount would
+        show an empty folder). The files go through the engine's API instead, into a container of
+        the image that is created to receive them and never started.
+        """
+        import docker
+
+        with tempfile.TemporaryDirectory(prefix="conformance-") as scratch:
+            folder = prepare_workspace(self.workspace, Path(scratch) / "workspace", self.workspace_source)
+            archive = io.BytesIO()
+            with tarfile.open(fileobj=archive, mode="w") as tar:
+                tar.add(folder, arcname=".", filter=_owned_by_root)
+        client = docker.from_env()
+        labels = dict([RUN_LABEL.split("=", 1)])
+        try:
+            volume = client.volumes.create(labels=labels)
+            receiver = client.containers.create(
+                self.image, command=["true"], labels=labels, network_disabled=True,
+                volumes={volume.name: {"bind": _RECEIVED_AT, "mode": "rw,nocopy"}},
+            )  # fmt: skip
+            try:
+                if not receiver.put_archive(_RECEIVED_AT, archive.getvalue()):
+                    raise TargetError(f"the workspace could not be copied into a volume for {self.image!r}")
+            finally:
+                receiver.remove(force=True)
+            return str(volume.name)
+        finally:
+            client.close()
+
+    def _remove_volume(self) -> None:
+        volume, self._volume = self._volume, None
+        if volume is None:
+            return
+        import docker
+
+        client = docker.from_env()
+        try:
+            with contextlib.suppress(docker.errors.NotFound):
+                client.volumes.get(volume).remove(force=True)
+        finally:
+            client.close()
 
     def _settings(self) -> tuple[ExecutorSettings, dict[str, str]]:
         """The settings in force in the container, and the environment that sets them."""
@@ -229,9 +291,7 @@ class ImageTarget:
             self._final_logs = self._read_logs(container, 200)
             with contextlib.suppress(Exception):  # already gone
                 container.stop()
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        self._remove_volume()
 
     @staticmethod
     def _read_logs(container: Any, lines: int) -> str:

@@ -18,11 +18,12 @@ import resource
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -132,9 +133,9 @@ class ResourceUsage:
 def _process_tree(root_pid: int) -> dict[int, list[str]]:
     """``root_pid`` and all its descendants: pid -> the fields of /proc/PID/stat after the command name."""
     stats: dict[int, list[str]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, ValueError, IndexError):
-            stats[int(stat.parent.name)] = stat.read_text().rsplit(")", 1)[1].split()
+            stats[int(stat_file.parent.name)] = stat_file.read_text().rsplit(")", 1)[1].split()
     tree: dict[int, list[str]] = {}
     frontier = [root_pid]
     while frontier:
@@ -266,6 +267,10 @@ class Target(Protocol):
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
+    def problems(self) -> list[str]:
+        """What would make this run's verdict meaningless, known before it starts (said at the start)."""
+        ...
+
     def logs(self, lines: int = 60) -> str: ...
     def describe(self) -> dict[str, Any]: ...
     def resource_usage(self) -> ResourceUsage | None:
@@ -315,6 +320,22 @@ def prepare_workspace(kind: str, folder: Path, source: Path | None = None) -> Pa
     if kind == "missing":
         return folder.with_name("no-such-workspace")
     raise ValueError(f"workspace must be one of {', '.join(WORKSPACE_KINDS)}, not {kind!r}")
+
+
+def unreachable_by_other_users(paths: Iterable[Path]) -> list[str]:
+    """Those of ``paths`` (as given, and as their links resolve) that a user other than the owner
+    cannot reach: a folder above them is not searchable by others, or they are not readable."""
+    unreachable = []
+    for path in paths:
+        for candidate in dict.fromkeys((path.absolute(), path.resolve())):
+            try:
+                readable = candidate.stat().st_mode & stat.S_IROTH
+                folders_open = all(folder.stat().st_mode & stat.S_IXOTH for folder in candidate.parents)
+            except OSError:
+                continue
+            if not (readable and folders_open):
+                unreachable.append(str(candidate))
+    return list(dict.fromkeys(unreachable))
 
 
 def _local_url(port: int) -> str:
@@ -533,6 +554,26 @@ class ProcessTarget:
             self.stop()
             raise
 
+    def problems(self) -> list[str]:
+        """Run as root, an executor may run user code as another user (the reference does), who must
+        reach its interpreter and program: one in a private folder (under /root, say) fails its
+        tests for this machine's reason, not its own."""
+        if os.geteuid() != 0:
+            return []
+        command = self.command or [sys.executable, "-m", "reference_executor"]
+        program = shutil.which(command[0])
+        paths = [Path(program)] if program else []
+        paths += [Path(part) for part in command[1:] if part.startswith("/") and Path(part).exists()]
+        private = unreachable_by_other_users(paths)
+        if not private:
+            return []
+        return [
+            f"the kit runs as root, and an executor that runs user code as another user (as the reference does) "
+            f"needs other users to reach {', '.join(private)}: a folder above is private to its owner. "
+            "Its tests would fail for this machine's reason. Let other users through (chmod o+x on each folder "
+            "above, o+rX below), or work from a folder they can reach (not under /root)."
+        ]
+
     def _ports(self, port: int) -> list[int]:
         """PORT, then the contract's default if this executor (and nothing else) listens there."""
         mine = listening_ports(self._process.pid) if self._process is not None else set()
@@ -605,6 +646,9 @@ class UrlTarget:
 
     def stop(self) -> None:
         return None
+
+    def problems(self) -> list[str]:
+        return []
 
     def resource_usage(self) -> None:
         return None

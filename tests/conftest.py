@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -37,10 +38,24 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+#: The ports free_port() hands out: below Linux's ephemeral range (32768-60999), where the kernels'
+#: and the kit's own ports are picked, and a band of its own for each pytest-xdist worker, so that a
+#: port found free is not taken by another test's process before the executor binds it.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_PORTS = itertools.cycle(range(20000 + 1500 * _WORKER, 21500 + 1500 * _WORKER))
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port of this worker's band that nothing listens on now."""
+    for _ in range(1500):
+        port = next(_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in this worker's band")
 
 
 def wait_for(predicate: Any, timeout: float, what: str, logs: Any = lambda: "") -> Any:
@@ -263,3 +278,19 @@ def start_manager(
     path.write_text(json.dumps(config))
     command = [sys.executable, "-m", "executor_pool.manager", "--config", str(path), "--port", "{port}", *args]
     return start_executor(command, env or {}, folder / f"{name}.log", ready_path="/health")
+
+
+#: Fixtures that are costly to make and shared by several modules: under pytest-xdist (`nox -s tests`
+#: runs on several workers) every test that uses one runs on the same worker, so that it is made once.
+SHARED_FIXTURES = ("kit_runs",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group tests for pytest-xdist's ``--dist loadgroup``: a module's tests on one worker (its module
+    fixtures are made once), and the users of a shared fixture on one worker; a test's own
+    ``xdist_group`` mark wins (the pool deployments, which take the same Docker networks)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        shared = next((name for name in SHARED_FIXTURES if name in getattr(item, "fixturenames", ())), None)
+        item.add_marker(pytest.mark.xdist_group(shared or item.nodeid.split("::")[0]))

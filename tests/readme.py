@@ -15,6 +15,7 @@ from pathlib import Path
 from conformance import languages
 from tests.kit.broken import detection_table
 
+ROOT = Path(__file__).resolve().parent.parent
 #: The width the README's copy of ``--help`` is wrapped at.
 HELP_COLUMNS = "100"
 
@@ -43,7 +44,13 @@ DOCUMENTS = ("README.md", "docs/language-packs.md")
 
 def generated() -> dict[str, str]:
     """Each generated section's content: the gallery's table, the kit's help, the snippets."""
-    return {"detection": detection_table(), "help": kit_help(), "snippets": languages.markdown_table()}
+    workflow = (ROOT / "ci-templates" / "github-actions.yml").read_text(encoding="utf-8")
+    return {
+        "detection": detection_table(),
+        "help": kit_help(),
+        "snippets": languages.markdown_table(),
+        "github-workflow": f"```yaml\n{workflow}```\n",
+    }
 
 
 def write_generated(document: Path) -> None:

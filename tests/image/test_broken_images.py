@@ -21,7 +21,6 @@ these tests skip, saying so, unless REQUIRE_DOCKER_TESTS=1 (as in CI), where the
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,8 +30,8 @@ import pytest
 
 from conformance import catalogue
 from conformance.catalogue import Level
-from tests.conftest import ROOT, KitRun, run_kit
-from tests.image.docker_env import EXAMPLE_IMAGE, PROBLEM, needs
+from tests.conftest import KitRun, run_kit
+from tests.image.docker_env import EXAMPLE_IMAGE, PROBLEM, broken_context, needs
 from tests.kit.broken import FAULTS
 from tests.kit.conftest import only_the_areas_of
 
@@ -57,16 +56,7 @@ PARALLEL_RUNS = 3
 
 def _build_broken_image(context: Path) -> None:
     """The second executor's image, plus the gallery; the fault is chosen by BROKEN_FAULT."""
-    package = context / "gallery" / "examples" / "subprocess_executor"
-    package.mkdir(parents=True)
-    for source in (ROOT / "examples" / "subprocess_executor").glob("*.py"):
-        shutil.copy(source, package / source.name)
-    (context / "gallery" / "tests" / "kit").mkdir(parents=True)
-    shutil.copy(ROOT / "tests" / "kit" / "broken.py", context / "gallery" / "tests" / "kit" / "broken.py")
-    (context / "Dockerfile").write_text(
-        f'FROM {EXAMPLE_IMAGE}\nCOPY gallery /gallery\nCMD ["python3", "/gallery/tests/kit/broken.py"]\n'
-    )
-    subprocess.run(["docker", "build", "-q", "-t", BROKEN_IMAGE, str(context)], check=True, timeout=300)
+    subprocess.run(["docker", "build", "-q", "-t", BROKEN_IMAGE, str(broken_context(context))], check=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from tests.conftest import EXAMPLES, STARTUP_TIMEOUT, run_kit, wait_for
 from tests.image.docker_env import IMAGE, PROBLEM, needs
 from tests.image.pool_reach import container_addresses, network_internal, reached_from_session
 
-pytestmark = needs(PROBLEM, "Docker swarm")
+pytestmark = [needs(PROBLEM, "Docker swarm"), pytest.mark.xdist_group("pool-deployments")]
 
 STACK = "executor-pool-test"
 MANAGER = "http://127.0.0.1:5000"

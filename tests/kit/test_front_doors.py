@@ -20,6 +20,7 @@ import pytest
 
 from conformance import __version__, catalogue
 from conformance.catalogue import CONTRACT_VERSION
+from conformance.timeouts import KitTimeouts
 from tests.conftest import EXAMPLE_EXECUTOR, ROOT, interrupted_kit, run_kit
 from tests.readme import kit_help, section
 
@@ -71,9 +72,11 @@ def test_a_url_that_is_not_an_executor_ends_as_an_error_at_once(tmp_path: Path, 
     run = run_kit(["--url", web_page], tmp_path / "results")
     elapsed = time.monotonic() - started
     assert run.returncode == 3 and run.results["verdict"] == "error", run.output[-3000:]
-    # The run itself ends at once; the process, Python's and pytest's start-up included, within
-    # 5 s on an idle machine (1.5 s here), but a loaded CI machine is given more.
-    assert run.results["duration_s"] < 2 and elapsed < 30, f"took {elapsed:.1f} s"
+    # The run ends at once: nothing waits for the start-up bound (120 s) or retries. Judged against
+    # that bound, not a machine's speed: 1.5 s on an idle machine here, 2.6 s beside two other
+    # workers of the tests, so a twelfth of the bound for the run and a quarter for the process.
+    bound = KitTimeouts().startup
+    assert run.results["duration_s"] < bound / 12 and elapsed < bound / 4, f"took {elapsed:.1f} s"
     assert f"no executor answers at {web_page}" in run.results["error"] and "HTTP 404" in run.results["error"]
     assert run.results["target"]["base_url"] == web_page
     junit = ET.parse(tmp_path / "results" / "junit.xml").getroot()
@@ -213,9 +216,11 @@ def test_a_users_own_suite_keeps_its_own_markers(tmp_path: Path) -> None:
     assert not (tmp_path / "conformance-results").exists()  # no certification was made of it
 
 
-def test_the_readme_shows_the_help_as_it_prints() -> None:
+def test_the_readme_shows_the_help_as_it_prints_and_the_github_workflow_as_it_is() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert section(readme, "help") == kit_help(), "run: nox -s docs"
+    workflow = (ROOT / "ci-templates" / "github-actions.yml").read_text(encoding="utf-8")
+    assert section(readme, "github-workflow") == f"```yaml\n{workflow}```\n", "run: nox -s docs"
 
 
 def test_bench_takes_the_same_option_names_as_a_certification() -> None:
@@ -285,3 +290,37 @@ def test_quiet_prints_what_did_not_pass_only(tmp_path: Path) -> None:
     loud = kit("--command", " ".join(EXAMPLE_EXECUTOR), "--requirement", "HEALTH-1", "--report-dir",
                str(tmp_path / "loud"), timeout=120)  # fmt: skip
     assert "PASS [MUST HEALTH-1]" in loud.stdout, loud.stdout[-3000:]  # by default, every outcome
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the private-folder problem is the kit's as root")
+def test_an_executor_in_a_private_folder_is_said_at_the_start(tmp_path: Path) -> None:
+    """Run as root from a folder only its owner can enter (a checkout under /root): said before any
+    test, with what to do; from a folder others can reach, nothing is said."""
+    private = tmp_path / "private"
+    (private / "executor").mkdir(parents=True)
+    for source in (ROOT / "examples" / "subprocess_executor").glob("*.py"):
+        (private / "executor" / source.name).write_text(source.read_text())
+    private.chmod(0o700)
+    server = private / "executor" / "server.py"
+    # Its workers cannot read their own code: it never becomes ready (the meaningless verdict).
+    command = ["--command", f"{sys.executable} {server}", "--requirement", "HEALTH-1", "--startup-timeout", "5"]
+    run = run_kit(command, tmp_path / "results")
+    said = run.output.index("warning: the kit runs as root, and an executor that runs user code as another user")
+    assert said < run.output.index("= executor conformance ="), run.output[-3000:]
+    assert str(server) in run.output and "chmod o+x" in run.output
+    example = ["--command", " ".join(EXAMPLE_EXECUTOR), "--requirement", "HEALTH-1"]
+    reachable = run_kit(example, tmp_path / "reachable")
+    assert "warning:" not in reachable.output, reachable.output[-3000:]
+
+
+def test_user_code_running_as_root_is_said_at_the_start(tmp_path: Path) -> None:
+    """An executor whose user code runs as the server's user (root, run by root): said before any
+    test; SEC-1 then fails as it always did."""
+    broken = f"{sys.executable} {ROOT / 'tests' / 'kit' / 'broken.py'} user_code_as_the_server"
+    run = run_kit(["--command", broken, "--requirement", "HEALTH-1,SEC-1"], tmp_path / "results")
+    said = "warning: user code runs as root (user id 0) in this executor: SEC-1 will fail"
+    if os.geteuid() != 0:  # not root, the server cannot be: nothing to say
+        assert said not in run.output
+        return
+    assert run.output.index(said) < run.output.index("PASS [MUST HEALTH-1]"), run.output[-3000:]
+    assert run.results["verdict"] == "conformant_with_warnings"  # SEC-1 is a SHOULD
