@@ -172,9 +172,24 @@ class ConformanceRun:
     #: The settings (ExecutorSettings fields) whose values an executor at a URL declared in GET /info.
     declared_settings: frozenset[str] = frozenset()
 
+    #: Why the kit ended the run early (``pytest.exit``'s message), said in the kit's summary.
+    exit_message: str | None = None
+
+    @pytest.hookimpl(trylast=True)
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
-        """A hook (the run is registered as a plugin): Ctrl-C, not ``pytest.exit``, which comes here too."""
+        """A hook (the run is registered as a plugin): Ctrl-C, not ``pytest.exit``, which comes here too.
+
+        The kit's own exit is said by the kit's summary, plainly: pytest's reporter, which has just
+        kept it to show as a crash (``! _pytest.outcomes.Exit: ... !``), is told to forget it."""
         self.interrupted = excinfo.errisinstance(KeyboardInterrupt)
+        # pytest reports an exit with no code, or with its own code for an interruption, as a crash
+        # whatever its reporter holds: only the kit's coded exits are taken from it.
+        codes = (None, pytest.ExitCode.INTERRUPTED)
+        if excinfo.errisinstance(pytest.exit.Exception) and getattr(excinfo.value, "returncode", None) not in codes:
+            self.exit_message = str(excinfo.value)
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter._keyboardinterrupt_memo = None  # pytest < 9.2 (pinned): the memo it prints
 
     @functools.cached_property
     def spec(self) -> TargetSpec:

@@ -311,6 +311,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if run is None or session.config.option.collectonly:
         return
     run.finish(session)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if run.exit_message and reporter is not None:  # pytest shows no summary for some exit codes: said here
+        reporter.write_line(run.exit_message)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -22,7 +22,10 @@ from tests.conftest import EXAMPLES, STARTUP_TIMEOUT, run_kit, wait_for
 from tests.image.docker_env import IMAGE, PROBLEM, needs
 from tests.image.pool_reach import container_addresses, network_internal, reached_from_session
 
-pytestmark = [needs(PROBLEM, "Docker swarm"), pytest.mark.xdist_group("pool-deployments")]
+# Alone: beside the other tests' containers, the engine's swarm network allocator once lost the
+# stack's front network while removing it (Docker 20.10), listed ever after and removable by nothing
+# short of restarting the engine. Alone, here and in CI, it never did.
+pytestmark = [needs(PROBLEM, "Docker swarm"), pytest.mark.alone]
 
 STACK = "executor-pool-test"
 MANAGER = "http://127.0.0.1:5000"
@@ -38,10 +41,13 @@ def _docker(*args: str, check: bool = True, **variables: str) -> str:
     return done.stdout
 
 
+def _containers_gone() -> bool:
+    return not _docker("ps", "-aq", "--filter", f"label=com.docker.stack.namespace={STACK}").strip()
+
+
 def _stack_gone() -> bool:
-    containers = _docker("ps", "-aq", "--filter", f"label=com.docker.stack.namespace={STACK}")
     networks = _docker("network", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={STACK}")
-    return not containers.strip() and not networks.strip()
+    return _containers_gone() and not networks.strip()
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +84,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]
         yield str(allocation["container_id"]), str(allocation["token"])
     finally:
         _docker("stack", "rm", STACK, check=False)
-        wait_for(_stack_gone, REMOVAL_S, "the stack to be removed")
-        _docker("rmi", "python:latest", check=False)  # the tag only
-        if made_swarm:
-            _docker("swarm", "leave", "--force", check=False)
+        try:
+            wait_for(_containers_gone, REMOVAL_S, "the stack's containers to be removed")
+        finally:
+            _docker("rmi", "python:latest", check=False)  # the tag only
+            if made_swarm:
+                # Its overlay networks go with it, one the engine failed to remove included: under load
+                # its allocator lost a network being removed (Docker 20.10), which `docker network rm`
+                # then said was not found while `network ls` still listed it.
+                _docker("swarm", "leave", "--force", check=False)
+        wait_for(_stack_gone, REMOVAL_S, "the stack's networks to be removed")
 
 
 def _bearer(token: str) -> dict[str, str]:
