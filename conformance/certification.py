@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
+import json
 import secrets
 import time
 from collections.abc import Mapping
@@ -273,10 +274,18 @@ class ConformanceRun:
     def _say_if_user_code_runs_as_root(self) -> None:
         """Said at the start: SEC-1 will fail, and what the isolation requirements check, root can undo.
 
-        One evaluation in the session, of the language pack's user id; an executor that cannot
-        answer it is judged by the tests, not here."""
+        One request, outside the run's client (no retry, no record), bounded by the prompt answer's
+        time: an executor that cannot answer it at once is judged by the tests, not here."""
+        target, language = self.target, self.spec.language
+        if target is None:
+            return
         try:
-            uid = self.client().evaluate(self.client().code("user_id"))
+            code = language.code("print_json", expression=language.code("user_id"))
+            answer = httpx.post(
+                f"{target.base_url}/execute", json={"code": code}, headers=target.headers, timeout=self.timeouts.prompt
+            )
+            printed = [o.get("text", "") for o in answer.json().get("outputs", []) if o.get("name") == "stdout"]
+            uid = json.loads("".join(printed).strip().splitlines()[-1])
         except Exception:
             return
         if uid == 0:

@@ -11,6 +11,7 @@ import contextlib
 import io
 import os
 import re
+import sys
 import tarfile
 import tempfile
 import uuid
@@ -33,7 +34,7 @@ from .targets import (
 )
 from .timeouts import KitTimeouts
 
-__all__ = ["PRODUCTION_CPUS", "PRODUCTION_MEMORY", "PRODUCTION_PIDS", "ImageTarget", "docker_available"]
+__all__ = ["PRODUCTION_CPUS", "PRODUCTION_MEMORY", "PRODUCTION_PIDS", "ImageTarget", "archive_of", "docker_available"]
 
 #: The limits the kit starts an image under unless told otherwise: the original deployment's.
 PRODUCTION_MEMORY = "256m"
@@ -50,10 +51,21 @@ _RECEIVED_AT = "/executor-conformance-workspace"
 
 
 def _owned_by_root(member: tarfile.TarInfo) -> tarfile.TarInfo:
-    """The workspace's files as the executor sees them: root's, whoever runs the kit."""
+    """The kit's files as the executor sees them: root's, whoever runs the kit."""
     member.uid = member.gid = 0
     member.uname = member.gname = "root"
     return member
+
+
+def archive_of(path: Path, name: str) -> bytes:
+    """``path`` (a file, or a folder with what it holds) as a tar archive whose member is ``name``, owned
+    by root: for a container's put_archive. The kit's files reach containers through the engine's API,
+    never a bind mount: the engine may not see the kit's filesystem (the kit in a CI job's container,
+    talking to the host's engine through its socket, where a bind mount shows an empty folder)."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        tar.add(path, arcname=name, filter=_owned_by_root)
+    return archive.getvalue()
 
 
 def _configure_testcontainers() -> None:
@@ -119,6 +131,10 @@ class ImageTarget:
         client = docker.from_env()
         try:
             self.image_id = client.images.get(self.image).id
+            # On the engine's default network, named: run in a container (a CI job's), testcontainers
+            # would put it on the kit's own network, the host's for a job on the host network, where
+            # nothing is published and the executor would take the host's ports.
+            network = {"network": DEFAULT_NETWORK} if client.networks.list(names=[DEFAULT_NETWORK]) else {}
         except docker.errors.ImageNotFound:
             raise TargetError(
                 f"image {self.image!r} is not present locally; build or load it first "
@@ -127,16 +143,10 @@ class ImageTarget:
         finally:
             client.close()
 
-        # On the engine's default network, named: run in a container (a CI job's), testcontainers
-        # would put it on the kit's own network, the host's for a job on the host network, where
-        # nothing is published and the executor would take the host's ports.
-        container = DockerContainer(self.image).with_kwargs(**self.docker_limits(), network=DEFAULT_NETWORK)
+        container = DockerContainer(self.image).with_kwargs(**self.docker_limits(), **network)
         settings, env = self._settings()
         for key, value in {**env, **self.env}.items():
             container.with_env(key, value)
-        if self.workspace != "missing":
-            self._volume = self._workspace_volume()
-            container.with_volume_mapping(self._volume, str(settings.workspace_folder), "ro,nocopy")
         if self.command:
             container.with_command(self.command)
         # Free host ports on loopback only, for PORT and for the contract's default (where an
@@ -148,6 +158,8 @@ class ImageTarget:
             container.ports[str(port)] = ("127.0.0.1", None)  # type: ignore[assignment]
         self._container = container
         try:
+            if self.workspace != "missing":
+                container.with_volume_mapping(self._workspace_volume(), str(settings.workspace_folder), "ro,nocopy")
             try:
                 container.start()
             except Exception as exc:
@@ -180,47 +192,49 @@ class ImageTarget:
     def _workspace_volume(self) -> str:
         """A Docker volume of this run holding the workspace (``self.workspace``'s kind), mounted read-only.
 
-        Not a bind mount of the kit's folder: the engine may not see the kit's files (the kit in a CI
-        job's container, talking to the host's engine through its socket, where a bind mount would
-        show an empty folder). The files go through the engine's API instead, into a container of
-        the image that is created to receive them and never started.
+        Filled through the engine's API (``archive_of``), by a container of the image that is created
+        to receive the files and never started.
         """
         import docker
 
         with tempfile.TemporaryDirectory(prefix="conformance-") as scratch:
             folder = prepare_workspace(self.workspace, Path(scratch) / "workspace", self.workspace_source)
-            archive = io.BytesIO()
-            with tarfile.open(fileobj=archive, mode="w") as tar:
-                tar.add(folder, arcname=".", filter=_owned_by_root)
+            archive = archive_of(folder, ".")
         client = docker.from_env()
         labels = dict([RUN_LABEL.split("=", 1)])
         try:
             volume = client.volumes.create(labels=labels)
+            self._volume = str(volume.name)  # removed by stop(), whatever fails from here on
             receiver = client.containers.create(
                 self.image, command=["true"], labels=labels, network_disabled=True,
                 volumes={volume.name: {"bind": _RECEIVED_AT, "mode": "rw,nocopy"}},
             )  # fmt: skip
             try:
-                if not receiver.put_archive(_RECEIVED_AT, archive.getvalue()):
+                if not receiver.put_archive(_RECEIVED_AT, archive):
                     raise TargetError(f"the workspace could not be copied into a volume for {self.image!r}")
             finally:
-                receiver.remove(force=True)
-            return str(volume.name)
+                receiver.remove(force=True, v=True)  # with any anonymous volume of the image's
+            return self._volume
         finally:
             client.close()
 
     def _remove_volume(self) -> None:
+        """Remove the workspace's volume; a failure is said, never raised (stop() runs on every exit)."""
         volume, self._volume = self._volume, None
         if volume is None:
             return
         import docker
 
-        client = docker.from_env()
         try:
-            with contextlib.suppress(docker.errors.NotFound):
+            client = docker.from_env()
+            try:
                 client.volumes.get(volume).remove(force=True)
-        finally:
-            client.close()
+            finally:
+                client.close()
+        except docker.errors.NotFound:
+            pass
+        except Exception as exc:  # the engine gone, or the volume still in use
+            print(f"executor-conformance: the workspace's volume {volume} was not removed: {exc}", file=sys.stderr)
 
     def _settings(self) -> tuple[ExecutorSettings, dict[str, str]]:
         """The settings in force in the container, and the environment that sets them."""

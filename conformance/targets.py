@@ -563,7 +563,7 @@ class ProcessTarget:
         command = self.command or [sys.executable, "-m", "reference_executor"]
         program = shutil.which(command[0])
         paths = [Path(program)] if program else []
-        paths += [Path(part) for part in command[1:] if part.startswith("/") and Path(part).exists()]
+        paths += [Path(part).absolute() for part in command[1:] if "/" in part and Path(part).exists()]
         private = unreachable_by_other_users(paths)
         if not private:
             return []

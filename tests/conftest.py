@@ -41,7 +41,7 @@ def anyio_backend() -> str:
 #: The ports free_port() hands out: below Linux's ephemeral range (32768-60999), where the kernels'
 #: and the kit's own ports are picked, and a band of its own for each pytest-xdist worker, so that a
 #: port found free is not taken by another test's process before the executor binds it.
-_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % 8  # 8 bands, to 32000
 _PORTS = itertools.cycle(range(20000 + 1500 * _WORKER, 21500 + 1500 * _WORKER))
 
 

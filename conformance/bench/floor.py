@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..image import ImageTarget
+from ..image import ImageTarget, archive_of
 from ..targets import Target
 from ..timeouts import KitTimeouts
 from .measure import BenchError, BenchSettings, percentiles, spread
@@ -77,11 +77,11 @@ def _floor_in_container(
         ["python3", *_floor_command(settings, "/kit-floor.py")],
         entrypoint=[],
         environment={"JUPYTER_RUNTIME_DIR": "/tmp/kit-floor", "HOME": "/tmp"},
-        volumes={str(FLOOR_SCRIPT): {"bind": "/kit-floor.py", "mode": "ro"}},
         network_disabled=True,
         **target.docker_limits(),
     )
     try:
+        container.put_archive("/", archive_of(FLOOR_SCRIPT, "kit-floor.py"))  # through the engine's API
         container.start()
         status = container.wait(timeout=timeouts.startup * (settings.repeats * 2 + 1))
         out = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
