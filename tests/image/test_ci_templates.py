@@ -23,6 +23,8 @@ filesystem).
 from __future__ import annotations
 
 import json
+import os
+import platform
 import re
 import shutil
 import subprocess
@@ -51,8 +53,19 @@ def _present(image: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode == 0
 
 
+MACHINE = platform.machine()
+#: The engine's socket on this host, mounted where a job's Docker client looks for it.
+DOCKER_SOCKET = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://")
 JOB_IMAGE = next((image for image in JOB_IMAGES if not PROBLEM and _present(image)), None)
-pytestmark = needs(PROBLEM or (None if JOB_IMAGE else f"none of {JOB_IMAGES} is built (nox -s image)"), "Docker")
+
+
+def _job_problem() -> str | None:
+    if PROBLEM or not Path(DOCKER_SOCKET).is_socket():
+        return PROBLEM or f"the engine is not at a local socket ({DOCKER_SOCKET}) that a job container can mount"
+    return None if JOB_IMAGE else f"none of {JOB_IMAGES} is built (nox -s image)"
+
+
+pytestmark = needs(_job_problem(), "Docker")
 
 TEMPLATES = ROOT / "ci-templates"
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -92,8 +105,8 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--only-binary=:all:",
          "-d", str(folder), "--python-version", version, "--implementation", "cp",
-         "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_28_x86_64",
-         "--platform", "manylinux_2_17_x86_64", *requirements],
+         "--platform", f"manylinux2014_{MACHINE}", "--platform", f"manylinux_2_28_{MACHINE}",
+         "--platform", f"manylinux_2_17_{MACHINE}", *requirements],
         check=True, timeout=600, capture_output=True,
     )  # fmt: skip
     return folder
@@ -132,7 +145,7 @@ class Job:
         docker = shutil.which("docker")
         assert docker and JOB_IMAGE
         mounts = {
-            "/var/run/docker.sock": "/var/run/docker.sock",
+            DOCKER_SOCKET: "/var/run/docker.sock",
             str(Path(docker).resolve()): "/usr/local/bin/docker:ro",
             str(self.project): IN_JOB,
             str(self.runner): RUNNER_IN_JOB,
