@@ -56,8 +56,8 @@ PYTHON = _python()
 
 
 #: pytest-xdist workers for `nox -s tests`: most tests wait on kernels, containers and the kit's
-#: runs, so three share two cores well (8 min 45 s here against 14 to 15 min on one). A module's
-#: tests, and the users of a shared fixture, stay on one worker (tests/conftest.py).
+#: runs, so three share two cores well (about 10 min here against 14 to 15 min on one). A module's
+#: tests stay on one worker; those marked `alone` run after, on one (tests/conftest.py).
 TEST_WORKERS = 3
 #: pytest's exit codes that pass a part of the tests: all passed, or the selection (a file given
 #: after --, say) holds none of that part.

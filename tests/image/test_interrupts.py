@@ -24,21 +24,30 @@ from tests.image.docker_env import EXAMPLE_IMAGE, PROBLEM, left_by_the_run, need
 pytestmark = needs(PROBLEM, "Docker-backed")
 
 
-def _containers_of(image: str) -> set[str]:
-    listed = subprocess.run(["docker", "ps", "-aq", "--filter", f"ancestor={image}"], capture_output=True, text=True)
-    return set(listed.stdout.split())
+def _kit_containers_of(image: str) -> dict[str, str]:
+    """The containers of ``image`` itself (not of an image built from it) that a kit's run started:
+    id -> the run's label value."""
+    listed = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"ancestor={image}", "--filter", f"label={RUN_LABEL.split('=')[0]}",
+         "--format", f'{{{{.ID}}}} {{{{.Image}}}} {{{{.Label "{RUN_LABEL.split("=")[0]}"}}}}'],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.split("\n")  # fmt: skip
+    rows = [line.split() for line in listed if line.strip()]
+    return {row[0]: row[2] for row in rows if len(row) == 3 and row[1] == image}
 
 
 def test_sigterm_ends_a_certification_by_image_with_reports_and_no_container_left(tmp_path: Path) -> None:
-    before = _containers_of(EXAMPLE_IMAGE)
+    seen: dict[str, str] = {}
 
     def under_test() -> None:
-        assert _containers_of(EXAMPLE_IMAGE) - before, "no container of the image while the kit runs"
+        seen.update(_kit_containers_of(EXAMPLE_IMAGE))
+        assert seen, "no container of the image while the kit runs"
 
     run = interrupted_kit(["--image", EXAMPLE_IMAGE], tmp_path / "results", signal.SIGTERM, under_test)
     assert run.returncode == 130, run.output[-3000:]
     assert run.results["verdict"] == "interrupted" and "SIGTERM" in (run.results["error"] or ""), run.output[-3000:]
     label = run.results["target"]["label"]  # this run's, not another run's of the same image
+    assert label.split("=", 1)[1] in seen.values(), f"this run's container was never seen running: {seen}"
     assert left_by_the_run(label) == {}, "the executor's container or its workspace's volume outlived the run"
 
 
