@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-__all__ = ["EXAMPLE_IMAGE", "IMAGE", "PROBLEM", "broken_context", "left_by_the_run", "needs"]
+__all__ = ["EXAMPLE_IMAGE", "IMAGE", "PROBLEM", "broken_context", "image_present", "left_by_the_run", "needs"]
 
 IMAGE = os.environ.get("REFERENCE_IMAGE", "executor-conformance/reference-executor:latest")
 EXAMPLE_IMAGE = "executor-conformance/subprocess-executor:latest"
@@ -28,9 +28,13 @@ def _docker_problem() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return "no docker command"
     for image, session in ((IMAGE, "image"), (EXAMPLE_IMAGE, "example_image")):
-        if subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=30).returncode != 0:
+        if not image_present(image):
             return f"image {image} is not built (nox -s {session})"
     return None
+
+
+def image_present(image: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=30).returncode == 0
 
 
 def needs(problem: str | None, what: str) -> pytest.MarkDecorator:

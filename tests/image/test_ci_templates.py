@@ -42,21 +42,17 @@ import yaml
 
 from conformance.results import Verdict
 from tests.conftest import RESULTS_SCHEMA, ROOT
-from tests.image.docker_env import IMAGE, PROBLEM, broken_context, left_by_the_run, needs
+from tests.image.docker_env import IMAGE, PROBLEM, broken_context, image_present, left_by_the_run, needs
 
 #: The job's image: the Debian base that the project's images are built on (python3 and venv, no
 #: kit, no pip packages), made offline by `nox -s image`.
 JOB_IMAGES = ("executor-conformance/debian-python:trixie", "python:3.13-slim")
 
 
-def _present(image: str) -> bool:
-    return subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode == 0
-
-
 MACHINE = platform.machine()
 #: The engine's socket on this host, mounted where a job's Docker client looks for it.
 DOCKER_SOCKET = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://")
-JOB_IMAGE = next((image for image in JOB_IMAGES if not PROBLEM and _present(image)), None)
+JOB_IMAGE = next((image for image in JOB_IMAGES if not PROBLEM and image_present(image)), None)
 
 
 def _job_problem() -> str | None:

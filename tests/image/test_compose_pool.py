@@ -42,11 +42,9 @@ def _compose_command() -> list[str] | None:
 
 
 COMPOSE = None if PROBLEM else _compose_command()
-pytestmark = [
-    needs(PROBLEM or (None if COMPOSE else "no compose command (docker compose or docker-compose)"), "Docker compose"),
-    # One deployed pool at a time: the compose pool and the swarm stack take the same networks.
-    pytest.mark.xdist_group("pool-deployments"),
-]
+pytestmark = needs(
+    PROBLEM or (None if COMPOSE else "no compose command (docker compose or docker-compose)"), "Docker compose"
+)
 
 MANAGER = "http://localhost:5000"
 EXECUTORS = ("executor-000", "executor-001")
