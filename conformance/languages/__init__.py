@@ -186,11 +186,12 @@ SNIPPETS: dict[str, Snippet] = {
     ),
     "fork_bomb": _s(
         "starts, in a new session, `count` processes as fast as it can, each living `life` s, trying again while "
-        "the process table or a limit is full; waits until their number has not grown for `settle` s (20 s at "
-        'most); prints {"session": the session id, "made": how many are running}',
+        "the process table or a limit is full; waits until all run or a process of its own cannot start (the "
+        'table or a limit is full), `within` s at most; prints {"session": the session id, "made": how many '
+        'are running, "full": whether a process of its own could not start}',
         "count",
         "life",
-        "settle",
+        "within",
     ),
     "session_alive": _s(
         "prints the JSON list of [pid, start time, command] of the processes of session `session` still alive",

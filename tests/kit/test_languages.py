@@ -9,6 +9,9 @@ the wrong code.
 from __future__ import annotations
 
 import ast
+import json
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -18,6 +21,7 @@ import pytest
 
 from conformance import languages
 from conformance.cli import main as kit_command
+from reference_executor.isolation import claim_kernel_users, sweep
 from tests.conftest import ROOT, reachable_by_every_user, run_kit
 from tests.readme import section
 
@@ -25,7 +29,7 @@ PYTHON_PACK = ROOT / "conformance" / "languages" / "python"
 #: A value of each kind for every parameter a snippet may take.
 SAMPLE_PARAMS = {
     "expression": "1 + 1", "name": "some_variable", "text": "a 'quoted' \"text\"\n", "value": "v", "a": 20, "b": 22,
-    "seconds": 0.5, "prefix": "p-", "count": 3, "char": "x", "scope": 0, "life": 60, "settle": 2.0,
+    "seconds": 0.5, "prefix": "p-", "count": 3, "char": "x", "scope": 0, "life": 60, "within": 20,
     "processes": [[1, "2", "c"]],
     "kinds": ["heartbeat"], "depth": 3, "files": 2, "token": "abc123", "persistent": ["/submission"],
     "paths": ["/tmp/a"], "signal_name": "SIGSTOP", "kit_namespace": "", "names": ["HOME"], "objects": [["shm", "1"]],
@@ -155,3 +159,48 @@ def test_an_executor_of_another_language_is_not_certified_with_this_packs_code(t
 def test_the_docs_list_every_snippet() -> None:
     document = (ROOT / "docs" / "language-packs.md").read_text(encoding="utf-8")
     assert section(document, "snippets") == languages.markdown_table(), "run: nox -s docs"
+
+
+#: A stand-in for xargs that starts a few processes, then stalls (as on a starved CPU, longer than
+#: the old two-second settle window) before going on as xargs: a bomb still growing, far from full.
+STALLING_XARGS = """#!/bin/sh
+i=0; while [ $i -lt 10 ]; do sleep 30 & i=$((i + 1)); done
+sleep 3
+exec /usr/bin/xargs "$@"
+"""
+#: The per-user process limit the bomb's user runs under in the test: far below the bomb's count.
+BOMB_LIMIT = 120
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a process limit binds only a user who is not root")
+@pytest.mark.parametrize("language", ["python", "javascript"])
+def test_the_fork_bomb_counts_as_made_once_a_limit_stops_it_not_when_it_stalls(tmp_path: Path, language: str) -> None:
+    """ISO-10 judges a table held full: the snippet's bomb is made once a process of its own
+    cannot start (or all `count` run), whatever pauses its growth had (CI: a broken executor
+    without a process limit passed by image, its table not yet full when the restart came)."""
+    if language == "javascript" and shutil.which("node") is None:
+        pytest.fail("Node.js is not installed: .ci/run installs it")
+    users = claim_kernel_users("auto", range(61600, 61700))
+    assert users is not None
+    user = users.first
+    root = reachable_by_every_user(tmp_path)
+    (root / "xargs").write_text(STALLING_XARGS, encoding="utf-8")
+    (root / "xargs").chmod(0o755)
+    code = languages.load(language).code("fork_bomb", count=400, life=30, within=20)
+    command = [sys.executable, "-S", "-c", code] if language == "python" else ["node", "-e", code]
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (BOMB_LIMIT, BOMB_LIMIT))
+
+    try:
+        done = subprocess.run(
+            command, user=user.uid, group=user.gid, extra_groups=[], cwd="/", preexec_fn=limited,
+            env={"PATH": f"{root}:/usr/bin:/bin"}, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        bomb = json.loads(done.stdout.strip().splitlines()[-1])
+        assert bomb["full"] is True, bomb
+        assert BOMB_LIMIT - 20 <= bomb["made"] < BOMB_LIMIT, bomb
+    finally:
+        sweep(user, folders=[])
+        users.release()
