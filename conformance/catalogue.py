@@ -19,6 +19,7 @@ from dataclasses import dataclass
 __all__ = [
     "CONTRACT_VERSION",
     "FEATURES",
+    "POOL_CONTRACT_VERSION",
     "REQUIREMENTS",
     "Area",
     "Label",
@@ -28,13 +29,17 @@ __all__ = [
     "Requirement",
     "Selection",
     "UnknownRequirementError",
+    "contract_version",
     "get",
     "markdown_table",
     "matching",
     "named",
+    "of_profile",
 ]
 
 CONTRACT_VERSION = "1.6"
+#: The pool contract's version (docs/pool-contract.md): a pool's certification reports it.
+POOL_CONTRACT_VERSION = "1.0"
 
 
 class Label(enum.StrEnum):
@@ -74,10 +79,19 @@ class Area(enum.StrEnum):
     CRASH = "crash"
     SECURITY = "security"
     ISOLATION = "isolation"
+    # The pool contract's areas (docs/pool-contract.md): a manager and its executors, together.
+    POOL_API = "pool-api"
+    POOL_HANDOVER = "pool-handover"
+    POOL_ISOLATION = "pool-isolation"
 
     @property
     def order(self) -> int:
         return list(Area).index(self)
+
+    @property
+    def of_pool(self) -> bool:
+        """An area of the pool contract, whose requirements a pool's certification judges."""
+        return self.value.startswith("pool-")
 
 
 class Need(enum.StrEnum):
@@ -124,13 +138,16 @@ class Profile(Label):
 
     ``core`` is what a manager needs of any executor, the original executor README's promises:
     health, readiness, outputs of ``type`` and ``text``, state, restart (state cleared, mounted
-    code loaded again), mounted code, timeouts and the port. ``full`` is the whole contract.
+    code loaded again), mounted code, timeouts and the port. ``full`` is the whole executor
+    contract. ``pool`` is the pool contract, judged of a running pool through its manager
+    (``executor-conformance pool``): no executor profile holds any of its requirements.
     Judged under ``core``, an execute response needs only ``outputs``: a ``status`` it leaves
     out is read from them (an ``error`` item: error; none: ok), and a timeout by when it answers.
     """
 
     CORE = "core"
     FULL = "full"
+    POOL = "pool"
 
     @property
     def description(self) -> str:
@@ -139,7 +156,8 @@ class Profile(Label):
 
 _PROFILES = {
     Profile.CORE: "what a manager needs of any executor (the original executor README's promises)",
-    Profile.FULL: "the whole contract",
+    Profile.FULL: "the whole executor contract",
+    Profile.POOL: "a pool: its manager and executors together (docs/pool-contract.md)",
 }
 
 
@@ -168,7 +186,10 @@ class Requirement:
 
     @property
     def profiles(self) -> tuple[Profile, ...]:
-        """The profiles this requirement belongs to: every one is in ``full``; some in ``core`` too."""
+        """The profiles this requirement belongs to: every executor requirement is in ``full``, some
+        in ``core`` too; the pool contract's are in ``pool`` alone."""
+        if self.area.of_pool:
+            return (Profile.POOL,)
         return (Profile.CORE, Profile.FULL) if self.id in CORE_PROFILE else (Profile.FULL,)
 
     def in_profile(self, profile: Profile) -> bool:
@@ -392,6 +413,69 @@ _ALL: tuple[Requirement, ...] = (
         "configuration",
         "a setting left unset takes the contract's default (PORT 8432, WORKSPACE_FOLDER /code, EXECUTION_TIMEOUT 3)",
     ),
+    # -- the pool contract (docs/pool-contract.md): a manager and its executors ---------------------
+    _r("POOL-1", "MUST", "pool-api", 'GET /health answers 200 {"status": "ok"} without a token'),
+    _r(
+        "POOL-2",
+        "MUST",
+        "pool-api",
+        "/allocate, /status and /deallocate refuse a call without the manager's token, or with another: 401, "
+        "nothing done",
+    ),
+    _r(
+        "POOL-3",
+        "MUST",
+        "pool-api",
+        "/allocate answers `container_id`, the `type` asked and the allocation's `token`; an unknown type 404; "
+        "none free 503",
+    ),
+    _r("POOL-4", "MUST", "pool-api", "/status counts the executors allocated and free, in step with the allocations"),
+    _r(
+        "POOL-5",
+        "MUST",
+        "pool-api",
+        "/session/{id}/... reaches the allocation's executor with its token only: without it, or with another "
+        "allocation's, 401 and nothing runs",
+    ),
+    _r(
+        "POOL-6",
+        "MUST",
+        "pool-handover",
+        "once /deallocate has answered, the allocation's token is refused, and the next user's session holds "
+        "nothing of the last",
+    ),
+    _r(
+        "POOL-7",
+        "MUST",
+        "pool-handover",
+        "a call sent on an allocation while it is deallocated never runs in the session handed out next",
+    ),
+    _r(
+        "POOL-8",
+        "MUST",
+        "pool-handover",
+        "an allocation whose lease ran out is refused as a deallocated one is",
+    ),
+    _r(
+        "POOL-9",
+        "MUST",
+        "pool-isolation",
+        "user code opens no connection to another executor of the pool, at any of its addresses and ports",
+    ),
+    _r("POOL-10", "MUST", "pool-isolation", "user code opens no connection to the manager"),
+    _r(
+        "POOL-11",
+        "MUST",
+        "pool-isolation",
+        "an executor's session has no route out of the pool (no default route), unless the operator opened one",
+    ),
+    _r(
+        "POOL-12",
+        "MUST",
+        "pool-isolation",
+        "user code calling its own executor's API, bypassing the manager, is refused (401): the executor serves "
+        "the manager alone",
+    ),
 )
 
 
@@ -524,11 +608,22 @@ class Selection:
         ) and not any(rid in self.left_out for rid in ids)
 
 
+def contract_version(profile: Profile) -> str:
+    """The version of the contract ``profile`` judges: the pool contract's, or the executor's."""
+    return POOL_CONTRACT_VERSION if profile is Profile.POOL else CONTRACT_VERSION
+
+
+def of_profile(profile: Profile) -> list[str]:
+    """The IDs of ``profile``'s requirements, in the catalogue's order."""
+    return [r.id for r in REQUIREMENTS.values() if r.in_profile(profile)]
+
+
 def markdown_table(ids: Iterable[str] | None = None) -> str:
-    """The contract document's requirement table (or that of ``ids``), generated from the catalogue."""
+    """The executor contract's requirement table (or that of ``ids``: the pool contract's, say),
+    generated from the catalogue."""
     lines = ["| ID | Level | Profile | Feature | Requirement |", "| --- | --- | --- | --- | --- |"]
-    chosen = None if ids is None else set(ids)
-    for r in (r for r in REQUIREMENTS.values() if chosen is None or r.id in chosen):
+    chosen = set(of_profile(Profile.FULL) if ids is None else ids)
+    for r in (r for r in REQUIREMENTS.values() if r.id in chosen):
         title = r.title.replace("|", "\\|")
         profile = r.profiles[0].value
         lines.append(f"| {r.id} | {r.level.value} | {profile} | {r.feature or '-'} | {title} |")

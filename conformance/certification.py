@@ -13,7 +13,7 @@ import functools
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -24,7 +24,7 @@ import pytest
 from . import catalogue
 from .catalogue import FEATURES, Need, Profile
 from .client import ExecutorClient, Stalls
-from .options import SETTING_OPTIONS, OptionError, TargetSpec, short_flag, spec_from
+from .options import HEADER_FLAGS, SETTING_OPTIONS, OptionError, TargetSpec, short_flag, spec_from
 from .render import write_reports
 from .results import Exit, Report, SkipKind, TestRecord, build_report, exit_code
 from .settings import DECLARABLE, declared_settings, env_value, settings_report
@@ -158,6 +158,7 @@ class ConformanceRun:
     restarts_by_kit: int = 0
     target_description: dict[str, Any] | None = None
     _client: ExecutorClient | None = None
+    _operator: ExecutorClient | None = None
     current_area: str = ""
     #: Every test of each requirement, as collected before any selection (requirement ID -> node IDs).
     cases: dict[str, list[str]] = field(default_factory=dict)
@@ -323,6 +324,21 @@ class ConformanceRun:
             )
         return self._client
 
+    def pool_operator(self) -> ExecutorClient:
+        """The run's client of a pool's manager (``--url``, with the manager's token among the
+        headers), as its operator; no executor target is started for a pool. The sessions behind
+        it are read as the ``core`` profile reads an executor: what a manager needs of any."""
+        if self._operator is None:
+            self._operator = ExecutorClient(
+                str(self.spec.subject),
+                self.timeouts,
+                headers=dict(self.spec.headers),
+                stalls=self.stalls,
+                profile=Profile.CORE,
+                language=self.spec.language,
+            )
+        return self._operator
+
     def _detect_features(self, target: Target) -> None:
         try:
             response = httpx.get(f"{target.base_url}/info", timeout=self.timeouts.request, headers=target.headers)
@@ -372,6 +388,8 @@ class ConformanceRun:
 
     def skip_reason(self, item: pytest.Item) -> tuple[SkipKind, str] | None:
         """Why ``item`` must not run against this target, if it must not."""
+        if self.profile is Profile.POOL:
+            return None  # a pool: no executor target, no feature nor need
         target = self.ensure_target()
         for rid in requirement_ids(item):
             feature = catalogue.get(rid).feature
@@ -437,7 +455,7 @@ class ConformanceRun:
             "language": self.spec.language.describe(),
             "skip_features": option("skip_feature"),
             "strict": option("conformance_strict"),
-            "pytest_args": list(self.config.invocation_params.args),
+            "pytest_args": _without_secrets(self.config.invocation_params.args),
         }
         features = {"active": sorted(self.features), "source": self.feature_source, "known": FEATURES}
         self.report = build_report(
@@ -456,10 +474,25 @@ class ConformanceRun:
         )
         self.report_paths = write_reports(self.report, Path(option("report_dir")), self.ci_page.step_summary)
         session.exitstatus = exit_code(self.report.verdict, option("conformance_strict"))
-        if self._client is not None:
-            self._client.close()
+        for client in (self._client, self._operator):
+            if client is not None:
+                client.close()
         if self.target is not None:
             self.target.stop()
+
+
+def _without_secrets(args: Iterable[str]) -> list[str]:
+    """The run's arguments as the reports show them: each header's value (a token) left out."""
+    shown, after_header = [], False
+    for arg in map(str, args):
+        flag, equals, value = arg.partition("=")
+        if after_header:
+            arg = f"{arg.partition(':')[0]}: <not shown>"
+        elif equals and flag in HEADER_FLAGS:
+            arg = f"{flag}={value.partition(':')[0]}: <not shown>"
+        after_header = not after_header and arg in HEADER_FLAGS
+        shown.append(arg)
+    return shown
 
 
 def violation_in(error: BaseException) -> Violation | None:

@@ -4,6 +4,7 @@
     executor-conformance catalogue [--check docs/contract.md] [--write docs/contract.md]
     executor-conformance workspace DIR
     executor-conformance bench [--image IMG | --url URL | --command CMD] [--out DIR]
+    executor-conformance pool --manager URL --token TOKEN [options]
 
 ``run`` (the default) runs the suite through pytest with the kit's own pytest settings, so
 that the project it is run from does not change how the kit behaves. Its exit code is the
@@ -37,6 +38,7 @@ EPILOG = """other commands:
   executor-conformance workspace DIR [--language L]   the kit's sample workspace, for an executor started by hand
   executor-conformance bench [target options] [--report-dir DIR]   speed and memory against a bare kernel
   executor-conformance compare RESULTS...   whether several runs gave every requirement the same outcome
+  executor-conformance pool --manager URL --token TOKEN   a running pool against docs/pool-contract.md
 
 pytest's own arguments go after --:  executor-conformance --image IMG -- -x --tb=long
 
@@ -165,7 +167,8 @@ def catalogue_command(args: argparse.Namespace) -> int:
             print(f"{path}: the requirement table differs from the catalogue")
             print(f"run: executor-conformance catalogue --write {path}")
             return 1
-        print(f"{path}: the requirement table matches the catalogue ({len(catalogue.REQUIREMENTS)} requirements)")
+        count = len(catalogue.of_profile(catalogue.Profile.FULL))
+        print(f"{path}: the requirement table matches the catalogue ({count} requirements)")
         return 0
     sys.stdout.write(catalogue.markdown_table())
     return 0
@@ -197,6 +200,34 @@ def workspace_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def pool_command(argv: list[str]) -> int:
+    """``executor-conformance pool --manager URL --token TOKEN [options]``: a certification of the
+    pool contract's profile, through the manager (the kit's other options apply: reports, selection)."""
+    parser = KitParser(
+        prog="executor-conformance pool",
+        usage="executor-conformance pool --manager URL (--token TOKEN | --token-file FILE) [options] [-- PYTEST-ARGS]",
+        description="Certify a running pool (its manager and executors) against docs/pool-contract.md.",
+        epilog="Any other option is the certification's own (see executor-conformance --help): --report-dir, "
+        "--requirement, --skip-requirement, --pool-type, --language, --strict.",
+    )
+    parser.add_argument("--manager", required=True, metavar="URL", help="the manager's base URL")
+    token = parser.add_mutually_exclusive_group(required=True)
+    token.add_argument("--token", metavar="TOKEN", help="the manager's token (the operator's)")
+    token.add_argument("--token-file", metavar="FILE", help="a file holding the manager's token")
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args, rest = parser.parse_known_args(argv[:cut])
+    secret = args.token
+    if args.token_file:
+        try:
+            secret = Path(args.token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            parser.error(f"--token-file {args.token_file}: {exc.strerror or exc}")
+    if not secret:
+        parser.error("the manager's token is empty")
+    pool = ["--url", args.manager, "--header", f"Authorization: Bearer {secret}", "--profile", "pool"]
+    return run([*pool, *rest, *argv[cut:]])
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command; output cut short by its reader (``--list --json | head``) ends it quietly."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -213,6 +244,8 @@ def _main(argv: list[str]) -> int:
     if argv[:1] == ["compose"]:
         print("executor-conformance compose is now the deployment's own: executor-pool compose", file=sys.stderr)
         return Exit.USAGE
+    if argv[:1] == ["pool"]:
+        return pool_command(argv[1:])
     if not argv or argv[0] not in commands:
         return run(argv[1:] if argv[:1] == ["run"] else argv)
     parser = KitParser(prog="executor-conformance")

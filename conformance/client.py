@@ -454,6 +454,19 @@ class ExecutorClient:
         except ValueError:
             raise self.fail(f"the JSON value of `{expression}` on stdout", repr(text), self.last, requirement) from None
 
+    def printed(self, code: str, expected: str, timeout: float | None = None) -> Any:
+        """The JSON value ``code`` prints on its last line (its status must be ok)."""
+        return self.printed_in(self.run(code, timeout), expected)
+
+    def printed_in(self, body: dict[str, Any], expected: str) -> Any:
+        """The JSON value an execute response ``body`` printed on its last line (its status must be ok)."""
+        self.expect_status(body, "ok")
+        lines = output_text(body, type_="stream", name="stdout").strip().splitlines()
+        try:
+            return json.loads(lines[-1])
+        except (IndexError, ValueError):
+            raise self.fail(expected, output_text(body)[-500:], self.last) from None
+
     def expect_status(
         self,
         body: dict[str, Any],

@@ -27,6 +27,7 @@ from .targets import Capabilities, ProcessTarget, Target, UrlTarget
 from .timeouts import KitTimeouts
 
 __all__ = [
+    "HEADER_FLAGS",
     "REPORTS",
     "RUN_OPTIONS",
     "SELECTION",
@@ -129,6 +130,9 @@ TARGET_OPTIONS: list[Option] = [
             default=None, metavar="S", help="seconds for the executor to become ready (default 120)"),
 ]  # fmt: skip
 
+#: The header option's names (its values are tokens: the reports leave them out).
+HEADER_FLAGS = next(option.flags for option in TARGET_OPTIONS if option.kwargs["dest"] == "executor_header")
+
 
 #: The options of a certification (not of the benchmark): what to run, and the reports.
 RUN_OPTIONS: list[Option] = [
@@ -139,7 +143,11 @@ RUN_OPTIONS: list[Option] = [
             action="append", default=[], metavar="IDS", help="leave these requirements out (as above)"),
     _option(("--conformance-profile", "--profile"), SELECTION, dest="profile", default=Profile.FULL.value,
             choices=[p.value for p in Profile], metavar="PROFILE",
-            help="what the verdict is for: core (what a manager needs) or full (the whole contract; default)"),
+            help="what the verdict is for: core (what a manager needs), full (the whole executor contract; default) "
+            "or pool (a pool through its manager: executor-conformance pool)"),
+    _option(("--conformance-pool-type", "--pool-type"), SELECTION, dest="pool_type", default=None, metavar="TYPE",
+            help="(a pool) the executor type whose sessions are tried (default: the language's name, if the pool has "
+            "that type, else the type with the most executors)"),
     _option(("--conformance-skip-feature", "--skip-feature"), SELECTION, dest="skip_feature", action="append",
             default=[], choices=sorted(FEATURES), metavar="FEATURE",
             help=f"certify without an optional feature ({', '.join(sorted(FEATURES))})"),

@@ -42,6 +42,7 @@ from .certification import (
 )
 from .client import ExecutorClient
 from .languages import MissingSnippetError
+from .manager import Manager
 from .options import RUN_OPTIONS, OptionError, TargetSpec, add_target_options, spec_from
 from .render import check_writable, to_github_annotations, to_terminal
 from .results import SkipKind, TestRecord
@@ -89,6 +90,11 @@ def _header(config: pytest.Config) -> list[str]:
     except OptionError:
         return []  # said when the run starts
     subject = " ".join(spec.subject) if isinstance(spec.subject, tuple) else spec.subject or "the reference executor"
+    if config.getoption("profile") == catalogue.Profile.POOL:
+        return [
+            f"executor-conformance {__version__}, pool contract {catalogue.POOL_CONTRACT_VERSION}",
+            f"target: the pool whose manager is at {subject}",
+        ]
     rows = settings_report(spec.settings, spec.source)
     settings = ", ".join(
         f"{row['variable']}={env_value(row['value'])}"
@@ -139,6 +145,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         for rid in requirement_ids(item):
             cases.setdefault(rid, []).append(item.nodeid)
     selection = _select_requirements(config, items)
+    if config.getoption("profile") == catalogue.Profile.POOL and not config.getoption("executor_url"):
+        raise pytest.UsageError(
+            "a pool is certified through its manager: executor-conformance pool --manager URL --token TOKEN"
+        )
     report_dir = Path(config.getoption("report_dir"))
     try:
         check_writable(report_dir)
@@ -384,6 +394,43 @@ def executor(request: pytest.FixtureRequest, executor_target: Target) -> Executo
         client = run.client().bound_to(requirement_ids(request.node)[0])
     client.deferred = deferred(request.node)  # expect(later=True) keeps its violations for the plugin
     return client
+
+
+@pytest.fixture(scope="session")
+def pool_type(request: pytest.FixtureRequest) -> str:
+    """The executor type whose sessions a pool's certification tries (``--pool-type``, or chosen
+    from GET /status: the language's name if the pool has that type, else the one with the most)."""
+    run = _run_or_fail(request)
+    chosen: str | None = request.config.getoption("pool_type")
+    if chosen:
+        return chosen
+    operator = run.pool_operator().bound_to("POOL-4")
+    counts = Manager(operator, "").status().get("available_by_type")
+    if not isinstance(counts, dict) or not counts:
+        raise operator.fail(
+            'an "available_by_type" object in GET /status, naming the pool\'s types (or pass --pool-type)',
+            repr(counts),
+        )
+    return run.spec.language.name if run.spec.language.name in counts else max(counts, key=lambda t: counts[t])
+
+
+@pytest.fixture
+def manager(request: pytest.FixtureRequest, pool_type: str) -> Iterator[Manager]:
+    """A pool's manager, as its operator, for a test of the pool contract; whatever executor the
+    test was handed and did not give back is deallocated when it ends, and must be taken back."""
+    operator = _run_or_fail(request).pool_operator().bound_to(requirement_ids(request.node)[0])
+    operator.deferred = deferred(request.node)
+    pool = Manager(operator, pool_type)
+    try:
+        yield pool
+    finally:
+        kept = pool.give_back()
+        if kept:
+            raise operator.fail(
+                "every executor the kit was handed taken back by POST /deallocate/{id}",
+                f"not taken back: {', '.join(kept)}",
+                requirement="POOL-6",
+            )
 
 
 @pytest.fixture(scope="session")

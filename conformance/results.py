@@ -325,7 +325,7 @@ def build_report(
     }
     return Report(
         kit_version=__version__,
-        contract_version=catalogue.CONTRACT_VERSION,
+        contract_version=catalogue.contract_version(profile),
         target=target,
         configuration=configuration,
         features=features,

@@ -67,6 +67,14 @@ class KitTimeouts:
     #: servers (uvicorn's and the second executor's are 5 s), so that it seldom reuses one the
     #: server is closing.
     keepalive: float = 2.0
+    #: A pool: how long user code waits for each connection it tries (all at once; a dropped packet
+    #: never answers), and for an HTTP answer from its own executor.
+    reach: float = 2.0
+    #: A pool: how long the kit keeps sending calls on an allocation being deallocated (POOL-7),
+    #: after the next user was handed the executor.
+    handover_race: float = 1.0
+    #: A pool: a lease longer than this is not waited out (POOL-8 is then not run).
+    longest_lease: float = 30.0
     #: Benchmark: for the executor's CPU to go quiet (a background kernel start, say) before a measure.
     settle: float = 30.0
     #: Benchmark: the window over which "quiet" is judged (under 5% of one core).

@@ -12,6 +12,7 @@ command, which parses the flags and writes the files.
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,11 +113,15 @@ class Deployment:
     #: The types whose executors may open connections outside the pool (by default none may).
     outbound: frozenset[str] = frozenset()
     network_base: str = NETWORK_BASE
+    #: Seconds an allocation lasts without a call to its session (the manager's --lease; None: until /deallocate).
+    lease: float | None = None
 
     def __post_init__(self) -> None:
         unknown = self.outbound - {name for name, _ in self.types}
         if unknown:
             raise ComposeError(f"--allow-outbound names {', '.join(sorted(unknown))}, not a type of --types")
+        if self.lease is not None and not 0 < self.lease < math.inf:
+            raise ComposeError(f"--lease must be a positive number of seconds, not {self.lease:g}")
 
     @property
     def size(self) -> int:
@@ -129,6 +134,10 @@ class Deployment:
         """The limits from ``-e`` (MEM_LIMIT, CPUS, MEM_RESERVATION), with the original's defaults."""
         settings = {**DEFAULTS, **self.env}
         return {key: value for key, value in settings.items() if key in RESOURCE_KEYS}
+
+    def manager_options(self) -> list[str]:
+        """The manager's options that come from the deployment's own (``--lease``)."""
+        return [] if self.lease is None else ["--lease", f"{self.lease:g}"]
 
     def manager_environment(self) -> dict[str, str]:
         """The manager's variables: the bounds on a request its executors are given (``-e``)."""
@@ -241,7 +250,7 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
         # without its token.
         "command": f"python -m executor_pool.manager --config /config/{Path(deployment.config_file).name} "
         f"--host {DEFAULT_ROUTE} --port {MANAGER_PORT} --token-file /run/secrets/{TOKEN_SECRET} "
-        f"--executor-token-file /run/secrets/{EXECUTOR_TOKEN_SECRET}",
+        f"--executor-token-file /run/secrets/{EXECUTOR_TOKEN_SECRET} {' '.join(deployment.manager_options())}".rstrip(),
         "ports": [f"{deployment.host_ip}:{MANAGER_PORT}:{MANAGER_PORT}"],
         "networks": [FRONT_NETWORK, *(name for name in services)],
         # On every executor's network, it passes no packet from one to another, or out.

@@ -71,6 +71,14 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="kubernetes: a volume claim holding the workspace, instead of a ConfigMap",
     )
+    parser.add_argument(
+        "--lease",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds an allocation lasts without a call to its session; then the manager frees it "
+        "(default: until /deallocate)",
+    )
     parser.add_argument("--store", default=None, help="swarm, kubernetes: the managers' shared store (redis://...)")
     return parser
 
@@ -95,6 +103,7 @@ def main(argv: list[str]) -> int:
             config_file=config_path.name,
             outbound=frozenset(filter(None, (kind.strip() for kind in args.allow_outbound.split(",")))),
             network_base=args.network_base,
+            lease=args.lease,
         )
         if args.format == "kubernetes":
             documents = kubernetes_documents(deployment, workspace_claim=args.workspace_claim, store=args.store)

@@ -188,6 +188,7 @@ def _manager(deployment: Deployment, config: dict[str, dict[str, str]], store: s
     labels = MANAGER_LABELS
     name = Path(deployment.config_file).name
     args = ["--config", f"/config/{name}", "--host", "0.0.0.0", "--port", str(MANAGER_PORT)]
+    args += deployment.manager_options()
     if store:
         args += ["--store", store]
     # Required: a manager on 0.0.0.0 refuses to start without its token (the generator prints how

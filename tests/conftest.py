@@ -166,7 +166,9 @@ def run_kit(args: list[str], report_dir: Path, timeout: float = 900, env: dict[s
     """Run ``python -m conformance`` with ``args`` (and ``env`` added to the environment); return
     its exit code, output and results.json."""
     report_dir.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "conformance", "--report-dir", str(report_dir), *args]
+    subcommand = args[:1] if args[:1] == ["pool"] else []  # a command of its own goes first
+    rest = args[len(subcommand) :]
+    command = [sys.executable, "-m", "conformance", *subcommand, "--report-dir", str(report_dir), *rest]
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=timeout, cwd=report_dir.parent, check=False,
         env={**os.environ, **(env or {})},

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conformance import languages
+from conformance import catalogue, languages
 from tests.kit.broken import detection_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,16 +39,18 @@ def kit_help() -> str:
 
 
 #: The documents with generated sections.
-DOCUMENTS = ("README.md", "docs/language-packs.md")
+DOCUMENTS = ("README.md", "docs/language-packs.md", "docs/pool-contract.md")
 
 
 def generated() -> dict[str, str]:
-    """Each generated section's content: the gallery's table, the kit's help, the snippets."""
+    """Each generated section's content: the gallery's table, the kit's help, the snippets, the pool
+    contract's requirements."""
     workflow = (ROOT / "ci-templates" / "github-actions.yml").read_text(encoding="utf-8")
     return {
         "detection": detection_table(),
         "help": kit_help(),
         "snippets": languages.markdown_table(),
+        "pool-requirements": catalogue.markdown_table(catalogue.of_profile(catalogue.Profile.POOL)),
         "github-workflow": f"```yaml\n{workflow}```\n",
     }
 

@@ -256,6 +256,26 @@ SNIPPETS: dict[str, Snippet] = {
         "token",
     ),
     "session_environment": _s("prints the JSON object of the environment's values of `names` (null: unset)", "names"),
+    # -- the pool contract: what user code in a session of a pool sees and reaches ----------------
+    "network_view": _s(
+        'reads /proc alone and prints {"addresses": the session\'s own addresses, loopback aside, "listening": '
+        'the TCP ports listened on, "served": [[port, peer address], ...] of the connections to those ports from '
+        'other than loopback, "routes": [[interface, destination, gateway], ...], "default_route": whether a '
+        "route leads anywhere (IPv4 or IPv6)}",
+    ),
+    "connects_to": _s(
+        "tries a TCP connection to each [host, port] of `targets` at once, each for `seconds` s at most, and to a "
+        'listener of its own at its own address (the control); prints {"control": bool, "reached": [[host, port, '
+        "bool], ...]}",
+        "targets",
+        "seconds",
+    ),
+    "http_status": _s(
+        'POSTs {"code": ""} to `url` with no Authorization header, for `seconds` s at most; prints the HTTP status '
+        "(null: no answer)",
+        "url",
+        "seconds",
+    ),
 }
 
 #: What the language calls the errors some snippets raise, as the error items' ``ename``.

@@ -187,8 +187,11 @@ def sibling_starts(request: pytest.FixtureRequest) -> Iterator[dict[str, Future[
         for item in request.session.items
         if hasattr(item, "callspec") and "workspace" in item.callspec.params
     }
+    if not workspaces:  # none asked for (a pool's certification starts no executor at all)
+        yield {}
+        return
     target: Target = request.getfixturevalue("executor_target")
-    if not workspaces or not target.capabilities.workspace_mounted:
+    if not target.capabilities.workspace_mounted:
         yield {}
         return
     spec: TargetSpec = request.getfixturevalue("target_spec")

@@ -39,27 +39,12 @@ def _token(request: pytest.FixtureRequest) -> str:
     return hashlib.sha256(f"{request.node.nodeid}:{os.getpid()}".encode()).hexdigest()[:12]
 
 
-def _printed(executor: ExecutorClient, code: str, expected: str, timeout: float | None = None) -> Any:
-    """The JSON value ``code`` prints on its last line (its status must be ok)."""
-    return _json_printed(executor, executor.run(code, timeout), expected)
-
-
-def _json_printed(executor: ExecutorClient, body: dict[str, Any], expected: str) -> Any:
-    """The JSON value an execute response ``body`` printed on its last line (its status must be ok)."""
-    executor.expect_status(body, "ok")
-    lines = output_text(body, type_="stream", name="stdout").strip().splitlines()
-    try:
-        return json.loads(lines[-1])
-    except (IndexError, ValueError):
-        raise executor.fail(expected, output_text(body)[-500:], executor.last) from None
-
-
 def _printed_until_empty(executor: ExecutorClient, code: str, expected: str, timeout: float | None = None) -> Any:
     """What ``code`` prints, asked again until it prints an empty list or ``process_exit`` s have
     passed: a killed process, or one left to a reaper, may take a moment to go."""
     deadline = time.monotonic() + executor.timeouts.process_exit
     while True:
-        seen = _printed(executor, code, expected, timeout)
+        seen = executor.printed(code, expected, timeout)
         if not seen or time.monotonic() >= deadline:
             return seen
         time.sleep(executor.timeouts.poll_interval)
@@ -73,7 +58,7 @@ def _printed_with_room(
     body = executor.run(code, room if "timeout_override" in declared_features else None)
     if status_of(body) == "timeout":
         not_run(f"the code that {what} ran past the executor's timeout")
-    return _json_printed(executor, body, expected)
+    return executor.printed_in(body, expected)
 
 
 @dataclass
@@ -145,7 +130,7 @@ def test_no_process_of_a_session_survives_restart(
     executor.new_session()
     kinds = PLANTINGS[planting]
     planted = executor.code("start_detached", kinds=kinds, scope=capabilities.signal_scope or 0, life=LIFE)
-    seen = _printed(executor, planted, "the detached processes' PIDs")
+    seen = executor.printed(planted, "the detached processes' PIDs")
     if not isinstance(seen, dict):
         raise executor.fail("the detached processes' PIDs and the reachable processes", repr(seen), executor.last)
     if not seen["detached"]:
@@ -175,12 +160,12 @@ def test_files_written_by_a_session_are_gone_after_restart(
     """Files in the temp folders, HOME, the working directory and on sys.path do not survive /restart."""
     executor.new_session()
     marks = executor.code("file_marks", token=_token(request), persistent=list(persistent_folders))
-    written = _printed(executor, marks, "the files written")
+    written = executor.printed(marks, "the files written")
     if not written:
         not_applicable("user code could write no file outside the workspace and the persistent folders")
     plantings.paths = written
     executor.new_session()
-    left = _printed(executor, executor.code("files_left", paths=written), "the files still there")
+    left = executor.printed(executor.code("files_left", paths=written), "the files still there")
     executor.expect(
         left == [],
         f"none of the {len(written)} files written before the restart",
@@ -216,7 +201,7 @@ def test_a_deep_tree_and_many_files_are_gone_after_restart(
     executor.expect(exchange.status == 200, "HTTP 200 from /restart", exchange.response_line, exchange)
     executor.wait_ready()
     took = time.monotonic() - started
-    left = _printed(executor, executor.code("files_left", paths=written), "the folders still there")
+    left = executor.printed(executor.code("files_left", paths=written), "the folders still there")
     executor.expect(
         left == [] and took <= usual,
         f"/restart done within {usual:.0f} s, and neither folder left ({DEEP} levels deep; {WIDE} files)",
@@ -241,11 +226,11 @@ def test_code_planted_by_a_session_does_not_run_in_the_next(
             "folders (--allow-host-planting lets the kit plant them, and remove them after)"
         )
     token = _token(request)
-    planted = _printed(executor, executor.code("plant", token=token), "the files planted")
+    planted = executor.printed(executor.code("plant", token=token), "the files planted")
     plantings.paths = planted if isinstance(planted, list) else []
     executor.new_session()
-    ran = _printed(executor, executor.code("check_planted", token=token), "whether the planted code ran")
-    left = _printed(executor, executor.code("files_left", paths=planted), "the planted files still there")
+    ran = executor.printed(executor.code("check_planted", token=token), "whether the planted code ran")
+    left = executor.printed(executor.code("files_left", paths=planted), "the planted files still there")
     executor.expect(
         ran == {"session": False, "new_interpreter": False},
         "the planted code ran neither in the new session nor in an interpreter it starts",
@@ -279,12 +264,12 @@ def test_kernel_objects_of_a_session_are_gone_after_restart(
     """SysV shared memory, message queues and semaphores, and POSIX message queues, that a session
     made readable by anyone, are gone once /restart answered: they outlive their processes."""
     executor.new_session()
-    made = _printed(executor, executor.code("ipc_objects", token=_token(request)), "the kernel objects made")
+    made = executor.printed(executor.code("ipc_objects", token=_token(request)), "the kernel objects made")
     if not made:
         not_applicable("user code could make no SysV or POSIX IPC object here")
     plantings.ipc = made
     executor.new_session()
-    left = _printed(executor, executor.code("ipc_left", objects=made), "the kernel objects still there")
+    left = executor.printed(executor.code("ipc_left", objects=made), "the kernel objects still there")
     executor.expect(
         left == [],
         f"none of the {len(made)} kernel objects made before the restart ({', '.join(k for k, _ in made)})",
@@ -336,7 +321,7 @@ def test_a_call_waiting_when_restart_comes_never_runs_in_the_next_session(
 def test_only_the_variables_named_in_session_env_reach_user_code(executor: ExecutorClient) -> None:
     """With SESSION_ENV naming one variable, user code sees that one and not the server's others."""
     names = [name for name in SESSION_ENV_PROBE if name != "SESSION_ENV"]
-    seen = _printed(executor, executor.code("session_environment", names=names), "the environment's values")
+    seen = executor.printed(executor.code("session_environment", names=names), "the environment's values")
     expected = {"CONFORMANCE_PASSED_ON": SESSION_ENV_PROBE["CONFORMANCE_PASSED_ON"], "CONFORMANCE_SERVER_ONLY": None}
     executor.expect(seen == expected, json.dumps(expected), json.dumps(seen))
 
@@ -428,7 +413,7 @@ def test_signals_to_every_process_leave_the_next_session_sound(
     """
     usual = executor.new_session()
     kit_namespace = os.readlink("/proc/self/ns/pid") if os.path.exists("/proc/self/ns/pid") else None
-    children = _printed(executor, executor.code("start_children", life=LIFE), "the children started")
+    children = executor.printed(executor.code("start_children", life=LIFE), "the children started")
     plantings.processes = children if isinstance(children, list) else []
     _attack_and_judge(executor, capabilities, signal_name, usual, kit_namespace)
 
@@ -437,8 +422,7 @@ def _attack_and_judge(
     executor: ExecutorClient, capabilities: Capabilities, signal_name: str, usual: float, kit_namespace: str | None
 ) -> None:
     """Signal everything user code can reach, then judge the server and the next session (ISO-5)."""
-    outcome = _printed(
-        executor,
+    outcome = executor.printed(
         executor.code(
             "signal_everything",
             signal_name=signal_name,
@@ -535,6 +519,6 @@ def test_a_fork_bomb_neither_stops_the_server_nor_outlives_restart(
         f"none of the fork bomb's {bomb['made']} processes still running",
         f"{len(left)} still running, such as " + "; ".join(f"PID {pid} ({cmd})" for pid, _, cmd in left[:3]),
     )
-    started = _printed(executor, executor.code("start_children", life=LIFE), "the next session's children", room)
+    started = executor.printed(executor.code("start_children", life=LIFE), "the next session's children", room)
     plantings.processes = started if isinstance(started, list) else []
     executor.expect(len(started) == 2, "the next session starting processes of its own", repr(started))

@@ -78,7 +78,8 @@ def create_app(
         finally:
             await pool.close()
 
-    app = FastAPI(title="Executor manager", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # Its API is documented by the pool contract (conformance/pool-openapi.yaml), not served.
+    app = FastAPI(title="Executor manager", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

@@ -138,6 +138,7 @@ class Pool:
             "allocated_ids": allocated,
             "not_ready_ids": sorted(state["not_ready"], key=_id_order),
             "needs_restart_ids": sorted(state["dirty"], key=_id_order),
+            "lease_s": self.store.lease,
         }
 
     async def allocate(self, kind: str, *, with_token: bool) -> Allocation:

@@ -41,6 +41,9 @@ class Claim:
 class Store(Protocol):
     """The pool's allocation state. Every method is one atomic step."""
 
+    #: Seconds an allocation lasts without a call to its session (None: until /deallocate).
+    lease: float | None
+
     async def register(self, executors: Iterable[tuple[str, str]]) -> None:
         """Add executors (id, type) not known yet, as free; known ones keep their state."""
 

@@ -42,9 +42,13 @@ def _compose_command() -> list[str] | None:
 
 
 COMPOSE = None if PROBLEM else _compose_command()
-pytestmark = needs(
-    PROBLEM or (None if COMPOSE else "no compose command (docker compose or docker-compose)"), "Docker compose"
-)
+#: The compose pools' modules run on one worker, one after the other: the generator names the
+#: containers (executor-000, manager), so two pools never run on one engine at once.
+COMPOSE_POOLS = pytest.mark.xdist_group("compose-pools")
+pytestmark = [
+    needs(PROBLEM or (None if COMPOSE else "no compose command (docker compose or docker-compose)"), "Docker compose"),
+    COMPOSE_POOLS,
+]
 
 MANAGER = "http://localhost:5000"
 EXECUTORS = ("executor-000", "executor-001")

@@ -12,13 +12,16 @@ from conformance import catalogue
 from conformance.catalogue import Level
 from conformance.cli import with_table
 from tests.conftest import ROOT
+from tests.readme import section
 
 CONTRACT = (ROOT / "docs" / "contract.md").read_text(encoding="utf-8")
+POOL_CONTRACT = (ROOT / "docs" / "pool-contract.md").read_text(encoding="utf-8")
 TAGGED = re.compile(r"\*\*\[(MUST|SHOULD|MAY) ([A-Z]+-\d+)\]\*\*")
 
 
-def test_openapi_document_is_valid_openapi_3_1() -> None:
-    document = yaml.safe_load((ROOT / "openapi.yaml").read_text(encoding="utf-8"))
+@pytest.mark.parametrize("path", ["openapi.yaml", "conformance/pool-openapi.yaml"])
+def test_openapi_documents_are_valid_openapi_3_1(path: str) -> None:
+    document = yaml.safe_load((ROOT / path).read_text(encoding="utf-8"))
     assert document["openapi"].startswith("3.1")
     validate(document)
 
@@ -27,13 +30,29 @@ def test_kit_ships_the_same_openapi_document() -> None:
     assert (ROOT / "conformance" / "openapi.yaml").read_text() == (ROOT / "openapi.yaml").read_text()
 
 
-def test_every_requirement_is_stated_once_in_the_contract_with_its_level() -> None:
-    tagged = TAGGED.findall(CONTRACT)
+@pytest.mark.parametrize(
+    ("document", "profile"), [(CONTRACT, catalogue.Profile.FULL), (POOL_CONTRACT, catalogue.Profile.POOL)]
+)
+def test_every_requirement_is_stated_once_in_its_contract_with_its_level(
+    document: str, profile: catalogue.Profile
+) -> None:
+    """The executor contract states the executor's requirements, the pool contract the pool's."""
+    tagged = TAGGED.findall(document)
     ids = [rid for _, rid in tagged]
-    assert sorted(ids) == sorted(catalogue.REQUIREMENTS), "contract sentences and catalogue differ"
+    assert sorted(ids) == sorted(catalogue.of_profile(profile)), "contract sentences and catalogue differ"
     assert len(ids) == len(set(ids)), "a requirement is stated twice"
     for level, rid in tagged:
         assert catalogue.get(rid).level is Level(level), f"{rid} is {level} in the contract"
+    assert set(catalogue.of_profile(catalogue.Profile.FULL)) | set(catalogue.of_profile(catalogue.Profile.POOL)) == set(
+        catalogue.REQUIREMENTS
+    ), "a requirement belongs to neither contract"
+
+
+def test_the_pool_contracts_table_is_generated_from_the_catalogue() -> None:
+    assert section(POOL_CONTRACT, "pool-requirements") == catalogue.markdown_table(
+        catalogue.of_profile(catalogue.Profile.POOL)
+    ), "run: nox -s docs"
+    assert POOL_CONTRACT.startswith(f"# Pool contract, version {catalogue.POOL_CONTRACT_VERSION}\n")
 
 
 def test_contract_requirement_table_is_generated_from_the_catalogue() -> None:

@@ -13,13 +13,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from conformance.cli import main as kit_command
 from conformance.raw_http import flood_heads
+from executor_pool.manager.app import create_app
 from executor_pool.manager.listen import NoDefaultRoute, default_route_interface
+from executor_pool.manager.pool import Pool
 from tests.conftest import (
     EXAMPLE_EXECUTOR,
     EXAMPLES,
+    ROOT,
     RunningExecutor,
     reachable_by_every_user,
     run_kit,
@@ -65,7 +69,8 @@ def test_allocation_per_type_until_exhausted(pool: tuple[httpx.Client, list[Runn
     assert manager.post("/allocate", params={"container_type": "gpu"}).status_code == 404
     status = manager.get("/status").json()
     assert status == {"available": 1, "allocated": 2, "total": 3, "available_by_type": {"python": 0, "other": 1},
-                      "allocated_ids": ["0", "1"], "not_ready_ids": [], "needs_restart_ids": []}  # fmt: skip
+                      "allocated_ids": ["0", "1"], "not_ready_ids": [], "needs_restart_ids": [],
+                      "lease_s": None}  # fmt: skip
 
 
 def test_deallocation_restarts_the_executor_and_returns_it(pool: tuple[httpx.Client, list[RunningExecutor]]) -> None:
@@ -352,3 +357,13 @@ def test_the_default_route_is_read_as_the_kernel_gives_it() -> None:
     assert default_route_interface(routes) == "eth1"
     with pytest.raises(NoDefaultRoute):
         default_route_interface(header)
+
+
+def test_the_managers_routes_are_the_pool_contracts() -> None:
+    """Every path of pool-openapi.yaml is one of the manager's routes, and every route is in it."""
+    document = yaml.safe_load((ROOT / "conformance" / "pool-openapi.yaml").read_text(encoding="utf-8"))
+    app = create_app(Pool({}))
+    routes = {(method, route.path.replace("{path:path}", "{path}")) for route in app.routes
+              for method in getattr(route, "methods", ()) if method != "HEAD"}  # fmt: skip
+    documented = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+    assert documented <= routes and {r for r in routes if not r[1].startswith("/session/")} <= documented

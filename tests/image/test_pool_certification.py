@@ -1,0 +1,75 @@
+"""``executor-conformance pool``: the generated compose pool, certified through its manager.
+
+Three executors of two types (the reference image under both), a lease, authentication as
+generated; the kit allocates, reaches and hands over as the pool contract says
+(docs/pool-contract.md), and the pool is ``conformant``. Its manager is published on 127.0.0.2 and its
+networks come from another base than the README demo's (``test_compose_pool``), which runs on the
+same worker before or after it. Needs Docker and a compose command.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from executor_pool.compose import TOKEN_FILE
+from tests.conftest import STARTUP_TIMEOUT, run_kit, wait_for
+from tests.image.docker_env import IMAGE, PROBLEM, needs
+from tests.image.test_compose_pool import COMPOSE, COMPOSE_POOLS
+
+pytestmark = [needs(PROBLEM or (None if COMPOSE else "no compose command"), "Docker compose"), COMPOSE_POOLS]
+
+#: Where this pool's manager is published: not the README demo's 127.0.0.1.
+HOST = "127.0.0.2"
+MANAGER = f"http://{HOST}:5000"
+#: Seconds an allocation lasts unused: POOL-8 waits it out; every other test uses its sessions sooner.
+LEASE = 8
+
+
+@pytest.fixture(scope="module")
+def certified_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The generated pool, up and serving: its folder (the manager's token is in it)."""
+    here = tmp_path_factory.mktemp("certified-pool")
+    generate = [sys.executable, "-m", "executor_pool", "compose", "-n", "3", "-t", "python:2,analysis:1",
+                "--image", f"python={IMAGE}", "--image", f"analysis={IMAGE}", "--manager-image", IMAGE,
+                "--host-ip", HOST, "--network-base", "10.214.0.0/16", "--lease", str(LEASE),
+                "-e", "EXECUTION_TIMEOUT=5", "-o", str(here / "pool.yml")]  # fmt: skip
+    subprocess.run(generate, check=True, cwd=here, capture_output=True)
+    compose = [*COMPOSE, "-p", "certified-pool", "-f", "pool.yml"]
+    try:
+        subprocess.run([*compose, "up", "-d"], check=True, cwd=here, capture_output=True, timeout=300)
+        token = (here / TOKEN_FILE).read_text(encoding="utf-8").strip()
+
+        def all_free() -> bool:
+            try:
+                status = httpx.get(f"{MANAGER}/status", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+                return status.status_code == 200 and status.json()["available"] == 3
+            except (httpx.HTTPError, ValueError, KeyError):
+                return False
+
+        def logs() -> str:
+            return subprocess.run([*compose, "logs", "--tail", "20"], cwd=here, capture_output=True, text=True).stdout
+
+        wait_for(all_free, STARTUP_TIMEOUT * 2, "the pool's manager serving three free executors", logs)
+        yield here
+    finally:
+        subprocess.run([*compose, "down", "--timeout", "5"], cwd=here, capture_output=True, timeout=300)
+
+
+def test_the_generated_pool_is_conformant(certified_pool: Path) -> None:
+    run = run_kit(
+        ["pool", "--manager", MANAGER, "--token-file", str(certified_pool / TOKEN_FILE)],
+        certified_pool / "results",
+    )
+    assert run.results["verdict"] == "conformant" and run.returncode == 0, run.output[-5000:]
+    outcomes = run.outcomes()
+    assert set(outcomes) == {f"POOL-{n}" for n in range(1, 13)}, outcomes
+    assert all(outcome == "passed" for outcome in outcomes.values()), outcomes  # POOL-8 too: the pool has a lease
+    assert run.results["target"]["base_url"] == MANAGER
+    token = (certified_pool / TOKEN_FILE).read_text(encoding="utf-8").strip()
+    assert token not in (certified_pool / "results" / "results.json").read_text(encoding="utf-8")
