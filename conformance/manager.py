@@ -7,6 +7,7 @@ back when the test ends, whatever its outcome (``Manager.give_back``), and the t
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,9 +70,16 @@ class Manager:
         self.keep(exchange)
         return exchange
 
-    def allocate(self) -> Allocation:
-        """An executor of the pool's type (POOL-3's answer, checked)."""
-        self._answered(self.ask_allocation(), "Allocation", "POOL-3")
+    def allocate(self, *, when_free: bool = False) -> Allocation:
+        """An executor of the pool's type (POOL-3's answer, checked). ``when_free``: asked again
+        while none is free (503), for ``timeouts.ready`` s: one given back is handed out again only
+        once its restart has answered and it is ready."""
+        exchange = self.ask_allocation()
+        deadline = time.monotonic() + self.operator.timeouts.ready
+        while when_free and exchange.status == 503 and time.monotonic() < deadline:
+            time.sleep(self.operator.timeouts.poll_interval)
+            exchange = self.ask_allocation()
+        self._answered(exchange, "Allocation", "POOL-3")
         return self.allocations[-1]
 
     def _answered(self, exchange: Exchange, component: str, requirement: str) -> dict[str, Any]:

@@ -270,11 +270,13 @@ SNIPPETS: dict[str, Snippet] = {
         "targets",
         "seconds",
     ),
-    "http_status": _s(
-        'POSTs {"code": ""} to `url` with no Authorization header, for `seconds` s at most; prints the HTTP status '
-        "(null: no answer)",
-        "url",
-        "seconds",
+    "http_status_later": Snippet(
+        "binds the session variable `name` (code; `name_text`: the same name as a string) to 'pending', then "
+        'POSTs {"code": ""} to `url` with no Authorization header from a thread of its own (so that the call '
+        "can be answered once this code has returned), and binds `name` to the HTTP status, 'no answer' "
+        "(connected, and no answer in `seconds` s) or null (no connection)",
+        ("name", "name_text", "url", "seconds"),
+        ("name",),
     ),
 }
 

@@ -25,18 +25,13 @@ REFUSED = (401, 403, 404, 410)
 
 
 def _handed_back_again(manager: Manager, given: Allocation) -> Allocation:
-    """The next allocation, which must be ``given``'s executor (the only free one): a new token."""
-    again = manager.allocate()
+    """The next allocation, once ``given``'s executor (the only one given back) is free again."""
+    again = manager.allocate(when_free=True)
     if again.container_id != given.container_id:
         not_run(
             f"the manager handed out executor {again.container_id}, not {given.container_id}: more executors "
             f"of type {manager.type!r} are free than the kit can hold at once"
         )
-    manager.operator.expect(
-        again.token != given.token,
-        "a new token for the next allocation of the same executor",
-        "the same token again",
-    )
     return again
 
 
@@ -66,6 +61,9 @@ def test_once_deallocated_the_token_is_refused_and_the_next_session_is_new(manag
         stale,
     )
     again = _handed_back_again(manager, given)
+    manager.operator.expect(
+        again.token != given.token, "a new token for the next allocation of the same executor", "the same token again"
+    )
     _undefined(again.session, LAST_USERS_MARK, "the last user's variables")
     _undefined(again.session, LATE_CALLS_MARK, "a call on the last user's token")
 

@@ -9,13 +9,16 @@ same worker before or after it. Needs Docker and a compose command.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from executor_pool.compose import TOKEN_FILE
 from tests.conftest import STARTUP_TIMEOUT, run_kit, wait_for
@@ -27,27 +30,32 @@ pytestmark = [needs(PROBLEM or (None if COMPOSE else "no compose command"), "Doc
 #: Where this pool's manager is published: not the README demo's 127.0.0.1.
 HOST = "127.0.0.2"
 MANAGER = f"http://{HOST}:5000"
+#: Where the broken deployments' managers are published.
+BROKEN_HOST = "127.0.0.3"
 #: Seconds an allocation lasts unused: POOL-8 waits it out; every other test uses its sessions sooner.
 LEASE = 8
 
 
-@pytest.fixture(scope="module")
-def certified_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The generated pool, up and serving: its folder (the manager's token is in it)."""
-    here = tmp_path_factory.mktemp("certified-pool")
+def _generated(here: Path, host: str, network_base: str) -> list[str]:
+    """The pool generated into ``here`` (manager on ``host``); the compose command that runs it."""
     generate = [sys.executable, "-m", "executor_pool", "compose", "-n", "3", "-t", "python:2,analysis:1",
                 "--image", f"python={IMAGE}", "--image", f"analysis={IMAGE}", "--manager-image", IMAGE,
-                "--host-ip", HOST, "--network-base", "10.214.0.0/16", "--lease", str(LEASE),
+                "--host-ip", host, "--network-base", network_base, "--lease", str(LEASE),
                 "-e", "EXECUTION_TIMEOUT=5", "-o", str(here / "pool.yml")]  # fmt: skip
     subprocess.run(generate, check=True, cwd=here, capture_output=True)
-    compose = [*COMPOSE, "-p", "certified-pool", "-f", "pool.yml"]
+    return [*COMPOSE, "-p", here.name.lower(), "-f", "pool.yml"]
+
+
+@contextlib.contextmanager
+def _up(here: Path, compose: list[str], manager: str) -> Iterator[str]:
+    """The pool of ``here``, up and serving, and taken down after: the manager's token."""
     try:
         subprocess.run([*compose, "up", "-d"], check=True, cwd=here, capture_output=True, timeout=300)
         token = (here / TOKEN_FILE).read_text(encoding="utf-8").strip()
 
         def all_free() -> bool:
             try:
-                status = httpx.get(f"{MANAGER}/status", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+                status = httpx.get(f"{manager}/status", headers={"Authorization": f"Bearer {token}"}, timeout=5)
                 return status.status_code == 200 and status.json()["available"] == 3
             except (httpx.HTTPError, ValueError, KeyError):
                 return False
@@ -56,9 +64,17 @@ def certified_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             return subprocess.run([*compose, "logs", "--tail", "20"], cwd=here, capture_output=True, text=True).stdout
 
         wait_for(all_free, STARTUP_TIMEOUT * 2, "the pool's manager serving three free executors", logs)
-        yield here
+        yield token
     finally:
         subprocess.run([*compose, "down", "--timeout", "5"], cwd=here, capture_output=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def certified_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The generated pool, up and serving: its folder (the manager's token is in it)."""
+    here = tmp_path_factory.mktemp("certified-pool")
+    with _up(here, _generated(here, HOST, "10.214.0.0/16"), MANAGER):
+        yield here
 
 
 def test_the_generated_pool_is_conformant(certified_pool: Path) -> None:
@@ -73,3 +89,64 @@ def test_the_generated_pool_is_conformant(certified_pool: Path) -> None:
     assert run.results["target"]["base_url"] == MANAGER
     token = (certified_pool / TOKEN_FILE).read_text(encoding="utf-8").strip()
     assert token not in (certified_pool / "results" / "results.json").read_text(encoding="utf-8")
+
+
+def _one_network_for_all(document: dict[str, Any]) -> None:
+    """Every executor on the first executor's network: the pool is one flat network again."""
+    for name, service in document["services"].items():
+        if name.startswith("executor-"):
+            service["networks"] = ["executor-000"]
+
+
+def _manager_listens_everywhere(document: dict[str, Any]) -> None:
+    """The manager listens on every address, those on the executors' networks too."""
+    manager = document["services"]["manager"]
+    manager["command"] = manager["command"].replace("--host default-route", "--host 0.0.0.0")
+
+
+def _networks_not_internal(document: dict[str, Any]) -> None:
+    """The executors' networks lead out of the pool (Docker routes and masquerades them)."""
+    for name, network in document["networks"].items():
+        if name.startswith("executor-"):
+            network["internal"] = False
+
+
+def _executors_without_token(document: dict[str, Any]) -> None:
+    """The executors serve whoever calls them: their own user code too."""
+    for name, service in document["services"].items():
+        if name.startswith("executor-"):
+            service["command"] = ["sh", "-c", "exec python main.py"]
+
+
+#: Deployments with one fault each, as a pool written another way might have, and the requirement
+#: the kit must fail each on.
+BROKEN_DEPLOYMENTS = {
+    "one_network_for_all": (_one_network_for_all, "POOL-9"),
+    "manager_listens_everywhere": (_manager_listens_everywhere, "POOL-10"),
+    "networks_not_internal": (_networks_not_internal, "POOL-11"),
+    "executors_without_token": (_executors_without_token, "POOL-12"),
+}
+
+
+@pytest.mark.parametrize("fault", BROKEN_DEPLOYMENTS)
+def test_each_broken_deployment_fails_its_own_requirement(
+    certified_pool: Path, tmp_path_factory: pytest.TempPathFactory, fault: str
+) -> None:
+    """Beside the certified pool (which holds the generator's container names, left out here), on
+    127.0.0.3 and networks of a base of their own."""
+    break_it, expected = BROKEN_DEPLOYMENTS[fault]
+    here = tmp_path_factory.mktemp(f"broken-{fault.replace('_', '-')}")
+    compose = _generated(here, BROKEN_HOST, "10.215.0.0/16")
+    document = yaml.safe_load((here / "pool.yml").read_text(encoding="utf-8"))
+    for service in document["services"].values():
+        service.pop("container_name", None)
+    break_it(document)
+    (here / "pool.yml").write_text(yaml.safe_dump(document), encoding="utf-8")
+    manager = f"http://{BROKEN_HOST}:5000"
+    with _up(here, compose, manager):
+        run = run_kit(
+            ["pool", "--manager", manager, "--token-file", str(here / TOKEN_FILE), "--requirement", expected],
+            here / "results",
+        )
+    failed = sorted(rid for rid, outcome in run.outcomes().items() if outcome == "failed")
+    assert failed == [expected], f"expected {expected} failed, the kit failed {failed}:\n{run.output[-4000:]}"

@@ -33,7 +33,7 @@ SAMPLE_PARAMS = {
     "processes": [[1, "2", "c"]],
     "kinds": ["heartbeat"], "depth": 3, "files": 2, "token": "abc123", "persistent": ["/submission"],
     "paths": ["/tmp/a"], "signal_name": "SIGSTOP", "kit_namespace": "", "names": ["HOME"], "objects": [["shm", "1"]],
-    "session": 4242,
+    "session": 4242, "targets": [["127.0.0.1", 1]], "url": "http://127.0.0.1:1/execute", "name_text": "some_variable",
 }  # fmt: skip
 
 

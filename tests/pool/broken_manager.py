@@ -1,0 +1,89 @@
+"""The manager with one fault, for the kit's gallery of broken pools (``test_pool_gallery``).
+
+    python -m tests.pool.broken_manager FAULT [the manager's options]
+
+Each fault breaks one promise of the pool contract, as a manager written another way might, and
+names the requirement the kit must fail it on. The manager is the real one, patched in this
+process only before it starts.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from executor_pool.manager import __main__ as manager_command
+from executor_pool.manager import app, pool, store
+
+
+def _operator_calls_open() -> None:
+    """Every token, or none, is taken for the manager's (and for every allocation's)."""
+    app._same = lambda given, expected: True  # type: ignore[assignment]
+
+
+def _allocation_without_token() -> None:
+    """/allocate answers no token: the user cannot be told apart from the next."""
+    answer = pool.Allocation.answer
+
+    def without_token(self: pool.Allocation) -> dict[str, str]:
+        return {key: value for key, value in answer(self).items() if key != "token"}
+
+    pool.Allocation.answer = without_token  # type: ignore[method-assign]
+
+
+def _status_out_of_step() -> None:
+    """/status says nothing is allocated, whatever is."""
+    status = pool.Pool.status
+
+    async def never_allocated(self: pool.Pool) -> dict[str, Any]:
+        return {**(await status(self)), "allocated": 0, "allocated_ids": []}
+
+    pool.Pool.status = never_allocated  # type: ignore[method-assign]
+
+
+def _session_serves_any_token() -> None:
+    """A session serves any bearer token, another allocation's too (so does the operator's API)."""
+    app._same = lambda given, expected: bool(given) and expected is not None  # type: ignore[assignment]
+
+
+def _no_restart_on_deallocate() -> None:
+    """The executor is handed to the next user as the last one left it: no restart."""
+
+    async def restarted(self: pool.Pool, executor: pool.Executor) -> bool:
+        return True
+
+    pool.Pool._restarted = restarted  # type: ignore[method-assign]
+
+
+def _same_token_for_every_user() -> None:
+    """Every allocation gets the same token: the last user's calls reach the next user's session."""
+    pool.secrets.token_urlsafe = lambda nbytes=None: "the-same-token-for-every-user"  # type: ignore[assignment]
+
+
+def _lease_never_reclaimed() -> None:
+    """/status declares a lease, and no allocation ever ends by it."""
+
+    async def nothing_reclaimed(self: store.MemoryStore) -> list[str]:
+        return []
+
+    store.MemoryStore.reclaim = nothing_reclaimed  # type: ignore[method-assign]
+
+
+#: Each fault, and the requirement the kit must fail it on.
+FAULTS: dict[str, tuple[Callable[[], None], str]] = {
+    "operator_calls_open": (_operator_calls_open, "POOL-2"),
+    "allocation_without_token": (_allocation_without_token, "POOL-3"),
+    "status_out_of_step": (_status_out_of_step, "POOL-4"),
+    "session_serves_any_token": (_session_serves_any_token, "POOL-5"),
+    "no_restart_on_deallocate": (_no_restart_on_deallocate, "POOL-6"),
+    "same_token_for_every_user": (_same_token_for_every_user, "POOL-7"),
+    "lease_never_reclaimed": (_lease_never_reclaimed, "POOL-8"),
+}
+
+
+if __name__ == "__main__":
+    fault, *options = sys.argv[1:]
+    if fault != "none":
+        FAULTS[fault][0]()
+    sys.exit(manager_command.main(options))

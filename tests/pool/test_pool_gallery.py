@@ -1,0 +1,70 @@
+"""The kit's judgement of pools: ``executor-conformance pool`` against a manager with one fault
+each (``broken_manager.FAULTS``), and against the manager as it is.
+
+Three example executors (two of type python, one other) and, for each case, a manager over them on
+127.0.0.1: the real one, patched with its fault. The kit certifies the pool contract's API and
+hand-over; each fault must fail exactly its own requirement, and the manager as it is must pass
+them all. (The pool's isolation needs a deployment with networks: ``tests/image/test_pool_certification``.)
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLE_EXECUTOR, EXAMPLES, RunningExecutor, run_kit, start_executor, stop_executor
+from tests.pool.broken_manager import FAULTS
+
+#: A lease short enough for POOL-8 to be judged in seconds, long enough for every other test.
+LEASE = "4"
+#: The requirements a pool of processes on one host can be judged on.
+API_AND_HAND_OVER = "pool-api,pool-handover"
+
+
+@pytest.fixture(scope="module")
+def executors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, str]]]:
+    """The executors, as the manager's configuration names them (id -> url, type)."""
+    folder = tmp_path_factory.mktemp("gallery-executors")
+    env = {"WORKSPACE_FOLDER": str(EXAMPLES / "test_code"), "EXECUTION_TIMEOUT": "5"}
+    running: list[RunningExecutor] = []
+    try:
+        for i in range(3):
+            running.append(start_executor(EXAMPLE_EXECUTOR, env, folder / f"executor-{i}.log"))
+        types = ["python", "python", "other"]
+        yield {
+            str(i): {"url": e.base_url, "type": kind} for i, (e, kind) in enumerate(zip(running, types, strict=False))
+        }
+    finally:
+        for executor in running:
+            stop_executor(executor)
+
+
+@pytest.mark.parametrize("fault", ["none", *FAULTS])
+def test_the_kit_fails_each_broken_manager_on_its_own_requirement(
+    executors: dict[str, dict[str, str]], tmp_path: Path, fault: str
+) -> None:
+    (tmp_path / "container_config.json").write_text(json.dumps(executors))
+    token = secrets.token_urlsafe(16)
+    command = [sys.executable, "-m", "tests.pool.broken_manager", fault, "--config",
+               str(tmp_path / "container_config.json"), "--port", "{port}", "--lease", LEASE]  # fmt: skip
+    manager = start_executor(command, {"MANAGER_TOKEN": token}, tmp_path / "manager.log", ready_path="/health")
+    try:
+        expected = FAULTS[fault][1] if fault != "none" else None
+        run = run_kit(
+            ["pool", "--manager", manager.base_url, "--token", token, "--requirement", expected or API_AND_HAND_OVER],
+            tmp_path / "results",
+        )
+    finally:
+        stop_executor(manager)
+    failed = sorted(rid for rid, outcome in run.outcomes().items() if outcome == "failed")
+    if expected is None:
+        assert run.results["verdict"] == "conformant", run.output[-4000:]
+        assert set(run.outcomes().values()) == {"passed"}, run.outcomes()
+    else:
+        assert failed == [expected], f"expected {expected} failed, the kit failed {failed}:\n{run.output[-4000:]}"
+    assert token not in (tmp_path / "results" / "results.json").read_text(encoding="utf-8")
