@@ -26,7 +26,8 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def _headers(token: str | None) -> dict[str, str] | None:
-    return None if token is None else bearer(token)
+    """The headers that carry ``token``; none for no token (an allocation that answered none)."""
+    return bearer(token) if token else None
 
 
 @dataclass
@@ -59,10 +60,21 @@ class Manager:
         url = f"{self.operator.base_url}/session/{container_id}"
         return self._opened(self.operator.of_sibling(url, headers=_headers(token)))
 
-    def status(self) -> dict[str, Any]:
-        """GET /status, as the operator (POOL-4's to answer)."""
+    def status(self, *, whole: bool = False) -> dict[str, Any]:
+        """GET /status, as the operator (POOL-4's to answer): a JSON object with ``allocated_ids``,
+        or (``whole``) a Status of pool-openapi.yaml, every field (POOL-4's own test)."""
         exchange = self.operator.request("GET", "/status")
-        return self._answered(exchange, "Status", "POOL-4")
+        if whole:
+            return self._answered(exchange, "Status", "POOL-4")
+        body = exchange.json
+        self.operator.expect(
+            exchange.status == 200 and isinstance(body, dict) and isinstance(body.get("allocated_ids"), list),
+            'HTTP 200 and a JSON object with "allocated_ids" (a list) from GET /status',
+            exchange.response_line,
+            exchange,
+            "POOL-4",
+        )
+        return body  # type: ignore[no-any-return]
 
     def ask_allocation(self, pool_type: str | None = None) -> Exchange:
         """POST /allocate as the operator; what it answered, whatever it was."""
@@ -70,16 +82,28 @@ class Manager:
         self.keep(exchange)
         return exchange
 
-    def allocate(self, *, when_free: bool = False) -> Allocation:
-        """An executor of the pool's type (POOL-3's answer, checked). ``when_free``: asked again
-        while none is free (503), for ``timeouts.ready`` s: one given back is handed out again only
-        once its restart has answered and it is ready."""
+    def allocate(self, *, when_free: bool = False, whole: bool = False) -> Allocation:
+        """An executor of the pool's type (POOL-3's to answer): HTTP 200 with its ``container_id``,
+        or (``whole``) an Allocation of pool-openapi.yaml, its token too (POOL-3's own test; the
+        others go on without a token, as its user would). ``when_free``: asked again while none is
+        free (503), for ``timeouts.ready`` s: one given back is handed out again only once its
+        restart has answered and it is ready."""
         exchange = self.ask_allocation()
         deadline = time.monotonic() + self.operator.timeouts.ready
         while when_free and exchange.status == 503 and time.monotonic() < deadline:
             time.sleep(self.operator.timeouts.poll_interval)
             exchange = self.ask_allocation()
-        self._answered(exchange, "Allocation", "POOL-3")
+        if whole:
+            self._answered(exchange, "Allocation", "POOL-3")
+        else:
+            body = exchange.json
+            self.operator.expect(
+                exchange.status == 200 and isinstance(body, dict) and bool(body.get("container_id")),
+                'HTTP 200 and a JSON object with "container_id" from POST /allocate',
+                exchange.response_line,
+                exchange,
+                "POOL-3",
+            )
         return self.allocations[-1]
 
     def _answered(self, exchange: Exchange, component: str, requirement: str) -> dict[str, Any]:

@@ -404,14 +404,13 @@ def pool_type(request: pytest.FixtureRequest) -> str:
     chosen: str | None = request.config.getoption("pool_type")
     if chosen:
         return chosen
-    operator = run.pool_operator().bound_to("POOL-4")
-    counts = Manager(operator, "").status().get("available_by_type")
-    if not isinstance(counts, dict) or not counts:
-        raise operator.fail(
-            'an "available_by_type" object in GET /status, naming the pool\'s types (or pass --pool-type)',
-            repr(counts),
-        )
-    return run.spec.language.name if run.spec.language.name in counts else max(counts, key=lambda t: counts[t])
+    # Read, not judged: a /status that breaks the contract is POOL-4's to fail, not every test's.
+    counts = run.pool_operator().request("GET", "/status").json
+    counts = counts.get("available_by_type") if isinstance(counts, dict) else None
+    language = run.spec.language.name
+    if not isinstance(counts, dict) or not counts or language in counts:
+        return language
+    return str(max(counts, key=lambda kind: counts[kind] if isinstance(counts[kind], int) else 0))
 
 
 @pytest.fixture
