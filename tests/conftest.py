@@ -98,8 +98,14 @@ class RunningExecutor:
 
 
 def start_executor(
-    command: list[str], env: dict[str, str], log_path: Path, ready_path: str = "/ready"
+    command: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    ready_path: str = "/ready",
+    headers: dict[str, str] | None = None,
 ) -> RunningExecutor:
+    """``command`` on a free port of 127.0.0.1, once ``ready_path`` says ready; ``headers``: sent
+    with every request of its client (the readiness checks too)."""
     port = free_port()
     command = [part.replace("{port}", str(port)) for part in command]
     full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}
@@ -108,7 +114,7 @@ def start_executor(
             command, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT
         )
     base_url = f"http://127.0.0.1:{port}"
-    running = RunningExecutor(process, base_url, log_path, httpx.Client(base_url=base_url, timeout=60))
+    running = RunningExecutor(process, base_url, log_path, httpx.Client(base_url=base_url, timeout=60, headers=headers))
     try:
         running.wait_ready(ready_path)
     except BaseException:

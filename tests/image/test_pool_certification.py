@@ -14,7 +14,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +23,7 @@ from executor_pool.compose import TOKEN_FILE
 from tests.conftest import STARTUP_TIMEOUT, run_kit, wait_for
 from tests.image.docker_env import IMAGE, PROBLEM, needs
 from tests.image.test_compose_pool import COMPOSE, COMPOSE_POOLS
+from tests.pool.broken_deployments import BROKEN_DEPLOYMENTS
 
 pytestmark = [needs(PROBLEM or (None if COMPOSE else "no compose command"), "Docker compose"), COMPOSE_POOLS]
 
@@ -89,43 +89,6 @@ def test_the_generated_pool_is_conformant(certified_pool: Path) -> None:
     assert run.results["target"]["base_url"] == MANAGER
     token = (certified_pool / TOKEN_FILE).read_text(encoding="utf-8").strip()
     assert token not in (certified_pool / "results" / "results.json").read_text(encoding="utf-8")
-
-
-def _one_network_for_all(document: dict[str, Any]) -> None:
-    """Every executor on the first executor's network: the pool is one flat network again."""
-    for name, service in document["services"].items():
-        if name.startswith("executor-"):
-            service["networks"] = ["executor-000"]
-
-
-def _manager_listens_everywhere(document: dict[str, Any]) -> None:
-    """The manager listens on every address, those on the executors' networks too."""
-    manager = document["services"]["manager"]
-    manager["command"] = manager["command"].replace("--host default-route", "--host 0.0.0.0")
-
-
-def _networks_not_internal(document: dict[str, Any]) -> None:
-    """The executors' networks lead out of the pool (Docker routes and masquerades them)."""
-    for name, network in document["networks"].items():
-        if name.startswith("executor-"):
-            network["internal"] = False
-
-
-def _executors_without_token(document: dict[str, Any]) -> None:
-    """The executors serve whoever calls them: their own user code too."""
-    for name, service in document["services"].items():
-        if name.startswith("executor-"):
-            service["command"] = ["sh", "-c", "exec python main.py"]
-
-
-#: Deployments with one fault each, as a pool written another way might have, and the requirement
-#: the kit must fail each on.
-BROKEN_DEPLOYMENTS = {
-    "one_network_for_all": (_one_network_for_all, "POOL-9"),
-    "manager_listens_everywhere": (_manager_listens_everywhere, "POOL-10"),
-    "networks_not_internal": (_networks_not_internal, "POOL-11"),
-    "executors_without_token": (_executors_without_token, "POOL-12"),
-}
 
 
 @pytest.mark.parametrize("fault", BROKEN_DEPLOYMENTS)

@@ -10,11 +10,32 @@ process only before it starts.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 
 from executor_pool.manager import __main__ as manager_command
 from executor_pool.manager import app, pool, store
+
+
+def _health_needs_a_token() -> None:
+    """/health answers 401 without a token: an orchestrator's probe, or a client, cannot tell it serves."""
+    create_app = app.create_app
+
+    def guarded(*args: Any, **kwargs: Any) -> FastAPI:
+        application = create_app(*args, **kwargs)
+
+        @application.middleware("http")
+        async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            if request.url.path == "/health" and "authorization" not in request.headers:
+                return JSONResponse({"detail": "/health needs a token"}, status_code=401)
+            return await call_next(request)
+
+        return application
+
+    app.create_app = guarded  # type: ignore[assignment]
 
 
 def _operator_calls_open() -> None:
@@ -72,6 +93,7 @@ def _lease_never_reclaimed() -> None:
 
 #: Each fault, and the requirement the kit must fail it on.
 FAULTS: dict[str, tuple[Callable[[], None], str]] = {
+    "health_needs_a_token": (_health_needs_a_token, "POOL-1"),
     "operator_calls_open": (_operator_calls_open, "POOL-2"),
     "allocation_without_token": (_allocation_without_token, "POOL-3"),
     "status_out_of_step": (_status_out_of_step, "POOL-4"),

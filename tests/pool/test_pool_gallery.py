@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from conformance import catalogue
+from conformance.catalogue import Level
 from tests.conftest import EXAMPLE_EXECUTOR, EXAMPLES, RunningExecutor, run_kit, start_executor, stop_executor
+from tests.pool.broken_deployments import BROKEN_DEPLOYMENTS
 from tests.pool.broken_manager import FAULTS
 
 #: A lease short enough for POOL-8 to be judged in seconds, long enough for every other test.
@@ -52,7 +55,9 @@ def test_the_kit_fails_each_broken_manager_on_its_own_requirement(
     token = secrets.token_urlsafe(16)
     command = [sys.executable, "-m", "tests.pool.broken_manager", fault, "--config",
                str(tmp_path / "container_config.json"), "--port", "{port}", "--lease", LEASE]  # fmt: skip
-    manager = start_executor(command, {"MANAGER_TOKEN": token}, tmp_path / "manager.log", ready_path="/health")
+    manager = start_executor(  # asked with the token: one fault refuses /health without it
+        command, {"MANAGER_TOKEN": token}, tmp_path / "manager.log", "/health", {"Authorization": f"Bearer {token}"}
+    )
     try:
         expected = FAULTS[fault][1] if fault != "none" else None
         run = run_kit(
@@ -68,3 +73,10 @@ def test_the_kit_fails_each_broken_manager_on_its_own_requirement(
     else:
         assert failed == [expected], f"expected {expected} failed, the kit failed {failed}:\n{run.output[-4000:]}"
     assert token not in (tmp_path / "results" / "results.json").read_text(encoding="utf-8")
+
+
+def test_every_must_of_the_pool_contract_is_caught_by_some_broken_pool() -> None:
+    """The broken managers here and the broken deployments (tests/image/test_pool_certification)."""
+    caught = {rid for _, rid in FAULTS.values()} | {rid for _, rid in BROKEN_DEPLOYMENTS.values()}
+    musts = {rid for rid in catalogue.of_profile(catalogue.Profile.POOL) if catalogue.get(rid).level is Level.MUST}
+    assert musts - caught == set()
