@@ -454,7 +454,7 @@ _ALL: tuple[Requirement, ...] = (
         "POOL-8",
         "MUST",
         "pool-handover",
-        "an allocation whose lease ran out is refused as a deallocated one is",
+        "an allocation whose lease ran out ends as a deallocated one does: token refused, executor restarted",
     ),
     _r(
         "POOL-9",

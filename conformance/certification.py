@@ -487,12 +487,18 @@ def _without_secrets(args: Iterable[str]) -> list[str]:
     for arg in map(str, args):
         flag, equals, value = arg.partition("=")
         if after_header:
-            arg = f"{arg.partition(':')[0]}: <not shown>"
+            arg = _header_shown(arg)
         elif equals and flag in HEADER_FLAGS:
-            arg = f"{flag}={value.partition(':')[0]}: <not shown>"
+            arg = f"{flag}={_header_shown(value)}"
         after_header = not after_header and arg in HEADER_FLAGS
         shown.append(arg)
     return shown
+
+
+def _header_shown(header: str) -> str:
+    """A header as the reports show it: its name, never its value (nothing of one without a name)."""
+    name, colon, _ = header.partition(":")
+    return f"{name}: <not shown>" if colon else "<not shown>"
 
 
 def violation_in(error: BaseException) -> Violation | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from .client import ExecutorClient
 from .schema import POOL_API, schema_errors
@@ -57,7 +58,7 @@ class Manager:
 
     def session_at(self, container_id: str, token: str | None) -> ExecutorClient:
         """The session of executor ``container_id`` through the manager, reached with ``token`` (None: none)."""
-        url = f"{self.operator.base_url}/session/{container_id}"
+        url = f"{self.operator.base_url}/session/{quote(container_id, safe='')}"
         return self._opened(self.operator.of_sibling(url, headers=_headers(token)))
 
     def status(self, *, whole: bool = False) -> dict[str, Any]:
@@ -78,16 +79,17 @@ class Manager:
 
     def ask_allocation(self, pool_type: str | None = None) -> Exchange:
         """POST /allocate as the operator; what it answered, whatever it was."""
-        exchange = self.operator.request("POST", f"/allocate?container_type={pool_type or self.type}")
+        exchange = self.operator.request("POST", f"/allocate?container_type={quote(pool_type or self.type, safe='')}")
         self.keep(exchange)
         return exchange
 
-    def allocate(self, *, when_free: bool = False, whole: bool = False) -> Allocation:
+    def allocate(self, *, when_free: bool = True, whole: bool = False) -> Allocation:
         """An executor of the pool's type (POOL-3's to answer): HTTP 200 with its ``container_id``,
         or (``whole``) an Allocation of pool-openapi.yaml, its token too (POOL-3's own test; the
         others go on without a token, as its user would). ``when_free``: asked again while none is
-        free (503), for ``timeouts.ready`` s: one given back is handed out again only once its
-        restart has answered and it is ready."""
+        free (503), for ``timeouts.ready`` s: one given back (by the test before, say) is handed out
+        again only once its restart has answered and it is ready, which a manager may do after
+        /deallocate has answered."""
         exchange = self.ask_allocation()
         deadline = time.monotonic() + self.operator.timeouts.ready
         while when_free and exchange.status == 503 and time.monotonic() < deadline:
@@ -138,7 +140,7 @@ class Manager:
 
     def deallocate(self, allocation: Allocation, client: ExecutorClient | None = None) -> Exchange:
         """POST /deallocate/{id} (as the operator, or as ``client``)."""
-        exchange = (client or self.operator).request("POST", f"/deallocate/{allocation.container_id}")
+        exchange = (client or self.operator).request("POST", f"/deallocate/{quote(allocation.container_id, safe='')}")
         if exchange.status == 200:
             allocation.given_back = True
         return exchange
@@ -146,16 +148,15 @@ class Manager:
     def give_back(self) -> list[str]:
         """Deallocate what the kit still holds, and close its clients; the ids the manager would not
         take back."""
-        kept = []
-        for allocation in self.allocations:
-            if not allocation.given_back and self.deallocate(allocation).status != 200:
-                kept.append(allocation.container_id)
-        if kept:  # refused, as an allocation a lease already ended is: held no longer, it is back
-            allocated = self.status().get("allocated_ids", [])
-            kept = [container_id for container_id in kept if container_id in allocated]
-        for client in self._clients:
-            client.close()
-        return kept
+        try:
+            kept = [a.container_id for a in self.allocations if not a.given_back and self.deallocate(a).status != 200]
+            if kept:  # refused, as an allocation a lease already ended is: held no longer, it is back
+                allocated = self.status().get("allocated_ids", [])
+                kept = [container_id for container_id in kept if container_id in allocated]
+            return kept
+        finally:
+            for client in self._clients:
+                client.close()
 
     def _opened(self, client: ExecutorClient) -> ExecutorClient:
         self._clients.append(client)

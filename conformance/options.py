@@ -147,7 +147,7 @@ RUN_OPTIONS: list[Option] = [
             "or pool (a pool through its manager: executor-conformance pool)"),
     _option(("--conformance-pool-type", "--pool-type"), SELECTION, dest="pool_type", default=None, metavar="TYPE",
             help="(a pool) the executor type whose sessions are tried (default: the language's name, if the pool has "
-            "that type, else the type with the most executors)"),
+            "that type, or the pool's only type)"),
     _option(("--conformance-skip-feature", "--skip-feature"), SELECTION, dest="skip_feature", action="append",
             default=[], choices=sorted(FEATURES), metavar="FEATURE",
             help=f"certify without an optional feature ({', '.join(sorted(FEATURES))})"),

@@ -398,8 +398,8 @@ def executor(request: pytest.FixtureRequest, executor_target: Target) -> Executo
 
 @pytest.fixture(scope="session")
 def pool_type(request: pytest.FixtureRequest) -> str:
-    """The executor type whose sessions a pool's certification tries (``--pool-type``, or chosen
-    from GET /status: the language's name if the pool has that type, else the one with the most)."""
+    """The executor type whose sessions a pool's certification tries (``--pool-type``, or from GET
+    /status: the language's name if the pool has that type, or its only type)."""
     run = _run_or_fail(request)
     chosen: str | None = request.config.getoption("pool_type")
     if chosen:
@@ -410,7 +410,12 @@ def pool_type(request: pytest.FixtureRequest) -> str:
     language = run.spec.language.name
     if not isinstance(counts, dict) or not counts or language in counts:
         return language
-    return str(max(counts, key=lambda kind: counts[kind] if isinstance(counts[kind], int) else 0))
+    if len(counts) == 1:
+        return str(next(iter(counts)))
+    raise pytest.UsageError(
+        f"the pool's types are {', '.join(map(str, counts))}, none named {language!r} (the language's): "
+        "name the type to certify with --pool-type, and its language with --language"
+    )
 
 
 @pytest.fixture

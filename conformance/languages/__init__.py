@@ -274,7 +274,7 @@ SNIPPETS: dict[str, Snippet] = {
         "binds the session variable `name` (code; `name_text`: the same name as a string) to 'pending', then "
         'POSTs {"code": ""} to `url` with no Authorization header from a thread of its own (so that the call '
         "can be answered once this code has returned), and binds `name` to the HTTP status, 'no answer' "
-        "(connected, and no answer in `seconds` s) or null (no connection)",
+        "(connected, and no answer in `seconds` s) or null (no connection, or no HTTP answer)",
         ("name", "name_text", "url", "seconds"),
         ("name",),
     ),

@@ -31,17 +31,20 @@ def test_health_answers_without_a_token(manager: Manager) -> None:
 
 @pytest.mark.conformance_requirement("POOL-2")
 def test_the_operators_calls_need_the_managers_token(manager: Manager) -> None:
-    """Without the manager's token, or with another, /allocate, /status and /deallocate answer 401
-    with a JSON detail, and do nothing: the allocation held meanwhile still serves its user."""
+    """Without the manager's token, with another, or with an allocation's (a user's), /allocate,
+    /status and /deallocate of another's executor answer 401 with a JSON detail, and do nothing: the
+    allocations held meanwhile still serve their users."""
     held = manager.allocate()
+    other = manager.allocations[-1] if manager.ask_allocation().status == 200 else None
     before = manager.status()
-    for token, with_what in ((None, "without a token"), (secrets.token_hex(16), "with another token")):
+    tokens = ((None, "without a token"), (secrets.token_hex(16), "with another token"))
+    users = ((held.token, "with an allocation's token"),) if held.token else ()
+    for token, with_what in (*tokens, *users):
         stranger = manager.as_bearer_of(token)
-        for method, path in (
-            ("POST", f"/allocate?container_type={manager.type}"),
-            ("GET", "/status"),
-            ("POST", f"/deallocate/{held.container_id}"),
-        ):
+        # A user may end their own allocation, and no other's.
+        target = other if token == held.token else held
+        calls = [("POST", f"/allocate?container_type={manager.type}"), ("GET", "/status")]
+        for method, path in calls + ([("POST", f"/deallocate/{target.container_id}")] if target else []):
             exchange = stranger.request(method, path)
             if exchange.status == 200 and method == "POST" and path.startswith("/allocate"):
                 manager.keep(exchange)  # given back at the end, though it should never have been made
@@ -57,8 +60,9 @@ def test_the_operators_calls_need_the_managers_token(manager: Manager) -> None:
         "the same executors allocated after the refused calls as before them",
         f"before {before.get('allocated_ids')}, after {after.get('allocated_ids')}",
     )
-    body = held.session.run(held.session.code("trivial"))
-    manager.operator.expect(status_of(body) == "ok", "the allocation still serving its user", repr(body)[:300])
+    for allocation in (held, *([other] if other else [])):
+        body = allocation.session.run(allocation.session.code("trivial"))
+        manager.operator.expect(status_of(body) == "ok", "every allocation still serving its user", repr(body)[:300])
 
 
 @pytest.mark.conformance_requirement("POOL-3")
@@ -80,10 +84,11 @@ def test_an_allocation_answers_its_executor_type_and_token(manager: Manager) -> 
     )
     manager.allocate_every_free()  # ends with a 503, checked there
     held = manager.allocations
+    executors, tokens = len({a.container_id for a in held}), len({a.token for a in held})
     manager.operator.expect(
-        len({a.container_id for a in held}) == len(held) and len({a.token for a in held}) == len(held),
+        executors == len(held) and tokens == len(held),
         "every allocation its own executor and its own token",
-        repr([(a.container_id, a.token[:6] + "...") for a in held]),
+        f"{len(held)} allocations, {executors} executors, {tokens} tokens",
     )
 
 
@@ -122,12 +127,14 @@ def test_a_session_serves_its_allocations_token_alone(manager: Manager) -> None:
     session.expect(kept == "kept", "the session's variable kept between two calls", repr(kept))
     for token, with_what in ((None, "without a token"), (others_token, "with another allocation's token")):
         stranger = manager.session_at(held.container_id, token)
-        exchange = stranger.execute(stranger.code("define", name=REFUSED_MARK, value="ran"))
-        session.expect(
-            exchange.status == 401,
-            f"HTTP 401 for POST /session/{held.container_id}/execute {with_what}",
-            exchange.response_line,
-            exchange,
-        )
+        for exchange in (stranger.execute(stranger.code("define", name=REFUSED_MARK, value="ran")), stranger.restart()):
+            session.expect(
+                exchange.status == 401,
+                f"HTTP 401 for {exchange.method} /session/{held.container_id}{exchange.path} {with_what}",
+                exchange.response_line,
+                exchange,
+            )
     body = session.run(session.code("read_undefined", name=REFUSED_MARK))
     session.expect(status_of(body) == "error", "no refused call run: its variable undefined", repr(body)[:300])
+    kept = session.evaluate(session.code("variable_value", name="conformance_pool_state"))
+    session.expect(kept == "kept", "the session's variable kept: no refused restart done", repr(kept))

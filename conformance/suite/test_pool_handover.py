@@ -5,6 +5,7 @@ is handed it again: the same executor, a new session, a new token, nothing of th
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 
@@ -50,7 +51,7 @@ def _hold_every_free(manager: Manager) -> Allocation:
 @pytest.mark.conformance_requirement("POOL-6")
 def test_once_deallocated_the_token_is_refused_and_the_next_session_is_new(manager: Manager) -> None:
     given = _hold_every_free(manager)
-    given.session.run(given.session.code("define", name=LAST_USERS_MARK, value=given.token))
+    given.session.run(given.session.code("define", name=LAST_USERS_MARK, value=secrets.token_hex(8)))
     exchange = manager.deallocate(given)
     manager.operator.expect(exchange.status == 200, "HTTP 200 from POST /deallocate/{id}", exchange.response_line)
     stale = given.session.execute(given.session.code("define", name=LATE_CALLS_MARK, value="ran"))
@@ -107,14 +108,15 @@ def test_a_call_racing_the_deallocation_never_runs_in_the_next_session(manager: 
 @pytest.mark.conformance_requirement("POOL-8")
 def test_an_allocation_whose_lease_ran_out_is_refused(manager: Manager) -> None:
     """An allocation left unused past the lease the manager declares (GET /status ``lease_s``) is
-    freed, and its token refused as a deallocated one is."""
+    freed as a deallocated one is: its token refused, and the executor handed out again restarted."""
     lease = manager.status().get("lease_s")
     if lease is None:
         not_applicable("the manager declares no lease (GET /status `lease_s`): allocations last until /deallocate")
     longest = manager.operator.timeouts.longest_lease
     if not isinstance(lease, (int, float)) or lease > longest:
         not_run(f"a lease of {lease!r} s is longer than the kit waits ({longest:.0f} s)")
-    held = manager.allocate()
+    held = _hold_every_free(manager)  # every one left unused: each lease runs out
+    held.session.run(held.session.code("define", name=LAST_USERS_MARK, value=secrets.token_hex(8)))
     bound = lease + manager.operator.timeouts.timeout_slack
 
     def freed() -> Exchange | None:
@@ -122,6 +124,8 @@ def test_an_allocation_whose_lease_ran_out_is_refused(manager: Manager) -> None:
         return manager.operator.last if held.container_id not in allocated else None
 
     manager.operator.wait_until(freed, bound, f"executor {held.container_id} freed once its lease of {lease} s ran out")
+    for allocation in manager.allocations:
+        allocation.given_back = True  # the leases ended them
     stale = held.session.execute(held.session.code("trivial"))
     manager.operator.expect(
         stale.status in REFUSED,
@@ -129,4 +133,8 @@ def test_an_allocation_whose_lease_ran_out_is_refused(manager: Manager) -> None:
         stale.response_line,
         stale,
     )
-    held.given_back = True
+    # Handed out again, restarted: held again with the others, which are free too by now.
+    again = next((a for a in manager.allocate_every_free() if a.container_id == held.container_id), None)
+    if again is None:
+        not_run(f"executor {held.container_id} was not handed out again among the free ones")
+    _undefined(again.session, LAST_USERS_MARK, "the user whose lease ran out")

@@ -53,6 +53,8 @@ def test_the_pool_contracts_table_is_generated_from_the_catalogue() -> None:
         catalogue.of_profile(catalogue.Profile.POOL)
     ), "run: nox -s docs"
     assert POOL_CONTRACT.startswith(f"# Pool contract, version {catalogue.POOL_CONTRACT_VERSION}\n")
+    manager_api = yaml.safe_load((ROOT / "conformance" / "pool-openapi.yaml").read_text(encoding="utf-8"))
+    assert manager_api["info"]["version"] == catalogue.POOL_CONTRACT_VERSION
 
 
 def test_contract_requirement_table_is_generated_from_the_catalogue() -> None:
