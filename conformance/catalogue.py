@@ -591,7 +591,8 @@ class Selection:
         return cls(parts["--requirement"], parts["--skip-requirement"], Profile(profile))
 
     def __bool__(self) -> bool:
-        return bool(self.chosen or self.left_out or self.profile is not Profile.FULL)
+        """Whether it leaves any requirement out: always, as no profile holds both contracts."""
+        return bool(self.chosen or self.left_out) or len(of_profile(self.profile)) < len(REQUIREMENTS)
 
     def members(self) -> frozenset[str] | None:
         """The requirements a run of this selection judges: those ``--requirement`` names in the

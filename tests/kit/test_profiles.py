@@ -9,6 +9,8 @@ tests/kit/conftest.py.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -95,3 +97,19 @@ def test_the_profile_selects_the_tests_and_the_list(capsys: pytest.CaptureFixtur
     rows = json.loads(capsys.readouterr().out)
     assert {row["id"] for row in rows} == CORE_PROFILE
     assert all(row["profiles"] == ["core", "full"] for row in rows)
+
+
+@pytest.mark.parametrize("profile", ["full", "core", "pool"])
+def test_a_run_collects_the_tests_of_its_profile_alone(profile: str) -> None:
+    """An executor's certification runs none of the pool contract's tests (CI's certification of
+    the Node.js image ran all twelve against the executor, and printed them failed), and a pool's
+    none of the executor's."""
+    done = subprocess.run(
+        [sys.executable, "-m", "conformance", "--url", "http://127.0.0.1:9", "--profile", profile,
+         "--", "--collect-only"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    collected = [line.split(": ")[0] for line in done.stdout.splitlines() if line.startswith("test_")]  # FILE: N
+    pool_tests = [name for name in collected if name.startswith("test_pool_")]
+    assert collected, done.stdout[-2000:] + done.stderr[-2000:]
+    assert pool_tests == collected if profile == "pool" else pool_tests == [], collected
