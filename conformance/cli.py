@@ -212,7 +212,9 @@ def pool_command(argv: list[str]) -> int:
     )
     parser.add_argument("--manager", required=True, metavar="URL", help="the manager's base URL")
     token = parser.add_mutually_exclusive_group(required=True)
-    token.add_argument("--token", metavar="TOKEN", help="the manager's token (the operator's)")
+    token.add_argument(
+        "--token", metavar="TOKEN", help="the manager's token (the operator's); one that begins with - as --token=TOKEN"
+    )
     token.add_argument("--token-file", metavar="FILE", help="a file holding the manager's token")
     cut = argv.index("--") if "--" in argv else len(argv)
     args, rest = parser.parse_known_args(argv[:cut])

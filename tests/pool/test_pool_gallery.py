@@ -52,7 +52,7 @@ def test_the_kit_fails_each_broken_manager_on_its_own_requirement(
     executors: dict[str, dict[str, str]], tmp_path: Path, fault: str
 ) -> None:
     (tmp_path / "container_config.json").write_text(json.dumps(executors))
-    token = secrets.token_urlsafe(16)
+    token = "-" + secrets.token_urlsafe(16)  # as one in 64 of them begins: `--token=T` takes it, `--token T` not
     command = [sys.executable, "-m", "tests.pool.broken_manager", fault, "--config",
                str(tmp_path / "container_config.json"), "--port", "{port}", "--lease", LEASE]  # fmt: skip
     manager = start_executor(  # asked with the token: one fault refuses /health without it
@@ -61,7 +61,7 @@ def test_the_kit_fails_each_broken_manager_on_its_own_requirement(
     try:
         expected = FAULTS[fault][1] if fault != "none" else None
         run = run_kit(
-            ["pool", "--manager", manager.base_url, "--token", token, "--requirement", expected or API_AND_HAND_OVER],
+            ["pool", "--manager", manager.base_url, f"--token={token}", "--requirement", expected or API_AND_HAND_OVER],
             tmp_path / "results",
         )
     finally:
