@@ -44,6 +44,7 @@ __all__ = [
     "ProcessTarget",
     "ReadyObservation",
     "ResourceUsage",
+    "StartupTimeout",
     "Target",
     "TargetError",
     "UrlTarget",
@@ -64,7 +65,12 @@ class TargetError(RuntimeError):
     """The executor under test could not be started or reached; the message says why."""
 
 
-class NeverReadyError(TargetError):
+class StartupTimeout(TargetError):
+    """The executor neither exited nor became ready within its start-up wait: slow, or never
+    going to be ready; the machine's load may be to blame as much as the executor."""
+
+
+class NeverReadyError(StartupTimeout):
     """The executor answered HTTP, but /ready never said ready (a READY-1 violation)."""
 
     def __init__(self, message: str, last: ReadyObservation) -> None:
@@ -244,7 +250,7 @@ def _find_answering_port(
                     return port, url
             time.sleep(timeouts.poll_interval)
     tried = ", ".join(str(port) for port in ports())
-    raise TargetError(
+    raise StartupTimeout(
         f"nothing answered HTTP on port {tried} within {timeouts.startup:.0f} s "
         f"(the executor must listen on the port PORT names).\nLast log lines:\n{logs()}"
     )
@@ -455,7 +461,7 @@ def wait_until_ready(
     )
     if seen is not None:
         raise NeverReadyError(message, seen)
-    raise TargetError(message)
+    raise StartupTimeout(message)
 
 
 #: Under an address-space cap (RLIMIT_AS), glibc's malloc would reserve 64 MB of address space

@@ -7,15 +7,13 @@ c_broken (raises), d_after_broken (records when loading ended) and conformance_h
 
 from __future__ import annotations
 
-from concurrent.futures import Future
-
 import pytest
 
 from conformance.catalogue import Need
 from conformance.client import BUSY, ExecutorClient, output_text
-from conformance.targets import Capabilities, Target
+from conformance.targets import Capabilities
 
-from .conftest import started_sibling, watch_workspace_load
+from .conftest import Siblings, started_sibling, watch_workspace_load
 
 LOADING_MARKER = "conformance-loading-marker"
 
@@ -79,7 +77,7 @@ def test_failing_file_is_skipped_and_the_rest_load(executor: ExecutorClient) -> 
 def test_workspace_folder_variable_chooses_the_folder(
     executor: ExecutorClient,
     capabilities: Capabilities,
-    sibling_starts: dict[str, Future[Target | None]],
+    sibling_starts: Siblings | None,
     workspace: str,
 ) -> None:
     """WORKSPACE_FOLDER chooses the folder; a missing or an empty folder is fine.

@@ -8,17 +8,15 @@ executor started with no settings at all does.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
-
 import pytest
 
 from conformance.catalogue import Need
 from conformance.certification import not_run
 from conformance.client import ExecutorClient
 from conformance.settings import CONTRACT_DEFAULTS
-from conformance.targets import Capabilities, Target
+from conformance.targets import Capabilities
 
-from .conftest import judge_default_timeout, started_sibling
+from .conftest import Siblings, judge_default_timeout, started_sibling
 
 
 @pytest.mark.conformance_requirement("CONFIG-1")
@@ -45,7 +43,7 @@ def test_the_executor_listens_on_the_port_named_by_port(executor: ExecutorClient
 def test_unset_settings_take_the_contracts_defaults(
     executor: ExecutorClient,
     capabilities: Capabilities,
-    sibling_starts: dict[str, Future[Target | None]],
+    sibling_starts: Siblings | None,
     workspace: str,
 ) -> None:
     """Started with no settings and the workspace at /code: it answers on 8432, loads /code, cuts code at 3 s."""

@@ -217,8 +217,11 @@ def _per_request_timeout_ignored(self: BrokenSession, code: str, timeout: float 
 
 #: A stalled machine (issue #30, item 8): how late its one late answer of each kind comes.
 STALL_S, HEALTH_STALL_S = 7.0, 1.5
-#: A loaded machine: what every answer of it takes, longer than the kit's quiet path.
-LOADED_DELAY_S = 0.5
+#: A loaded machine: what every answer of it takes, longer than the kit's quiet path; and how
+#: long it takes to start an executor whose workspace folder is missing (one of CODE-5's second
+#: executors): longer than the short wait the kit gives those under ``LOADED_TIMEOUT_FACTOR``,
+#: shorter than the whole start-up wait.
+LOADED_DELAY_S, LOADED_SLOW_START_S, LOADED_TIMEOUT_FACTOR = 0.5, 40.0, 0.5
 _stalled: set[str] = set()  # which kinds of answer the machine has stalled once already
 
 
@@ -1148,6 +1151,8 @@ def main(argv: list[str]) -> None:
         return
     name = argv[0] if argv else os.environ["BROKEN_FAULT"]  # in an image: the variable
     fault = {**FAULTS, **VARIANTS, LOADED.name: LOADED}[name]
+    if fault is LOADED and not Path(os.environ.get("WORKSPACE_FOLDER", "/code")).exists():
+        time.sleep(LOADED_SLOW_START_S)  # the loaded machine starts a second executor slowly
     server.serve(fault.session(fault.settings()), fault.handler)
 
 
