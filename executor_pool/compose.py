@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from .manager.listen import DEFAULT_ROUTE
+from .manager.recycle import DOCKER_SOCKET
 
 __all__ = [
     "EXECUTOR_COMMAND",
@@ -112,14 +113,17 @@ class Deployment:
     config_file: str = "container_config.json"
     #: The types whose executors may open connections outside the pool (by default none may).
     outbound: frozenset[str] = frozenset()
+    #: The types whose executors are replaced between users, not restarted (the manager's ``recycle.py``).
+    recycle: frozenset[str] = frozenset()
     network_base: str = NETWORK_BASE
     #: Seconds an allocation lasts without a call to its session (the manager's --lease; None: until /deallocate).
     lease: float | None = None
 
     def __post_init__(self) -> None:
-        unknown = self.outbound - {name for name, _ in self.types}
-        if unknown:
-            raise ComposeError(f"--allow-outbound names {', '.join(sorted(unknown))}, not a type of --types")
+        for flag, named in (("--allow-outbound", self.outbound), ("--recycle", self.recycle)):
+            unknown = named - {name for name, _ in self.types}
+            if unknown:
+                raise ComposeError(f"{flag} names {', '.join(sorted(unknown))}, not a type of --types")
         if self.lease is not None and not 0 < self.lease < math.inf:
             raise ComposeError(f"--lease must be a positive number of seconds, not {self.lease:g}")
 
@@ -185,12 +189,15 @@ def parse_env(text: str) -> dict[str, str]:
     return env
 
 
-def container_config(deployment: Deployment) -> dict[str, dict[str, str]]:
-    """What the manager reads: container id -> its URL inside the compose network, and its type."""
-    return {
-        str(i): {"url": f"http://executor-{i:03d}:{EXECUTOR_PORT}", "type": kind}
-        for i, kind in enumerate(deployment.container_types())
-    }
+def container_config(deployment: Deployment) -> dict[str, dict[str, Any]]:
+    """What the manager reads: container id -> its URL inside the compose network, and its type;
+    for a recycled type, the container the manager replaces through the Engine API."""
+    config: dict[str, dict[str, Any]] = {}
+    for i, kind in enumerate(deployment.container_types()):
+        config[str(i)] = {"url": f"http://executor-{i:03d}:{EXECUTOR_PORT}", "type": kind}
+        if kind in deployment.recycle:
+            config[str(i)]["recycle"] = {"docker": f"executor-{i:03d}"}
+    return config
 
 
 def compose_document(deployment: Deployment) -> dict[str, Any]:
@@ -257,7 +264,12 @@ def compose_document(deployment: Deployment) -> dict[str, Any]:
         "sysctls": {"net.ipv4.ip_forward": "0"},
         "secrets": [TOKEN_SECRET, EXECUTOR_TOKEN_SECRET],
         **({"environment": manager_env} if manager_env else {}),
-        "volumes": [f"./{Path(deployment.config_file).name}:/config/{Path(deployment.config_file).name}:ro"],
+        "volumes": [
+            f"./{Path(deployment.config_file).name}:/config/{Path(deployment.config_file).name}:ro",
+            # Recycling: the Engine API, to replace its executors' containers (and so as root on the
+            # host: no user code can reach the manager, and it touches only the containers it names).
+            *([f"{DOCKER_SOCKET}:{DOCKER_SOCKET}"] if deployment.recycle else []),
+        ],
         "depends_on": [name for name in services],
         "restart": "unless-stopped",
         # The image's own health check asks the executor's port; the manager listens on its own.
@@ -318,6 +330,11 @@ def swarm_document(deployment: Deployment, *, store: str | None = None) -> dict[
     """
     if deployment.gpu_ids:
         raise ComposeError("--gpu-ids: a swarm schedules GPUs as generic resources; not generated for --format swarm")
+    if deployment.recycle:
+        raise ComposeError(
+            "--recycle: a swarm's tasks are not the manager's to replace (the swarm restarts them); "
+            "recycle with --format compose (the Engine API) or kubernetes (pods)"
+        )
     compose = compose_document(deployment)
     config_name = Path(deployment.config_file).name
     resources = deployment.resources()

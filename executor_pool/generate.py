@@ -62,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
         "what it publishes on its other addresses, is outside the pool",
     )
     parser.add_argument(
+        "--recycle",
+        default="",
+        metavar="TYPE,...",
+        help="types whose executors are replaced between users, not restarted: a new container (compose, "
+        "through the Engine API, whose socket the manager is given) or pod (kubernetes); default: none",
+    )
+    parser.add_argument(
         "--network-base",
         default=NETWORK_BASE,
         help=f"compose: addresses for the executors' networks, a /28 each (default {NETWORK_BASE})",
@@ -101,7 +108,8 @@ def main(argv: list[str]) -> int:
             manager_image=args.manager_image,
             host_ip=args.host_ip,
             config_file=config_path.name,
-            outbound=frozenset(filter(None, (kind.strip() for kind in args.allow_outbound.split(",")))),
+            outbound=_type_set(args.allow_outbound),
+            recycle=_type_set(args.recycle),
             network_base=args.network_base,
             lease=args.lease,
         )
@@ -132,6 +140,11 @@ def main(argv: list[str]) -> int:
     _say_token(token_path, token)
     print(f"the executors' token, in {executor_token_path} (mode 0600): for the manager alone, which sends it")
     return 0
+
+
+def _type_set(text: str) -> frozenset[str]:
+    """``TYPE,...`` as a set of type names."""
+    return frozenset(filter(None, (kind.strip() for kind in text.split(","))))
 
 
 def _new_token(path: Path) -> str | None:

@@ -37,7 +37,14 @@ from typing import Any
 
 from .compose import EXECUTOR_PORT, MANAGER_PORT, SUBMISSION_MOUNT, WORKSPACE_MOUNT, ComposeError, Deployment
 
-__all__ = ["EXECUTOR_CAPABILITIES", "EXECUTOR_LABELS", "MANAGER_LABELS", "kubernetes_documents", "pod_address"]
+__all__ = [
+    "EXECUTOR_CAPABILITIES",
+    "EXECUTOR_LABELS",
+    "MANAGER_LABELS",
+    "kubernetes_documents",
+    "pod_address",
+    "recycled_pods",
+]
 
 #: What the reference executor needs of root (see the module's docstring), and no more.
 EXECUTOR_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"]
@@ -67,11 +74,21 @@ def pod_address(kind: str, ordinal: int) -> str:
     return f"{_name(kind)}-{ordinal}.{_name(kind)}"
 
 
-def container_config(deployment: Deployment) -> dict[str, dict[str, str]]:
-    """What the manager reads: container id -> the executor pod's URL, and its type."""
-    config, ordinals = {}, dict.fromkeys((kind for kind, _ in deployment.types), 0)
+def recycled_pods(deployment: Deployment) -> list[str]:
+    """The names of the pods the manager replaces (those of the types of ``--recycle``)."""
+    return [f"{_name(kind)}-{ordinal}" for kind, count in deployment.types if kind in deployment.recycle
+            for ordinal in range(count)]  # fmt: skip
+
+
+def container_config(deployment: Deployment) -> dict[str, dict[str, Any]]:
+    """What the manager reads: container id -> the executor pod's URL, and its type; for a
+    recycled type, the pod the manager deletes (its StatefulSet makes it again)."""
+    config: dict[str, dict[str, Any]] = {}
+    ordinals = dict.fromkeys((kind for kind, _ in deployment.types), 0)
     for i, kind in enumerate(deployment.container_types()):
         config[str(i)] = {"url": f"http://{pod_address(kind, ordinals[kind])}:{EXECUTOR_PORT}", "type": kind}
+        if kind in deployment.recycle:
+            config[str(i)]["recycle"] = {"kubernetes": f"{_name(kind)}-{ordinals[kind]}"}
         ordinals[kind] += 1
     return config
 
@@ -183,8 +200,24 @@ def _executor_set(deployment: Deployment, kind: str, count: int, workspace_claim
     return [service, stateful_set]
 
 
-def _manager(deployment: Deployment, config: dict[str, dict[str, str]], store: str | None) -> list[dict[str, Any]]:
-    """The manager's configuration, Deployment and Service."""
+def _manager_account(deployment: Deployment) -> list[dict[str, Any]]:
+    """Recycling: the manager's service account, and a Role that lets it get and delete the pods it
+    recycles, by name, and nothing else."""
+    rbac = "rbac.authorization.k8s.io"
+    subject = {"kind": "ServiceAccount", "name": MANAGER}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": MANAGER, "labels": MANAGER_LABELS},
+         "automountServiceAccountToken": False},
+        {"apiVersion": f"{rbac}/v1", "kind": "Role", "metadata": {"name": MANAGER, "labels": MANAGER_LABELS},
+         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "delete"],
+                    "resourceNames": recycled_pods(deployment)}]},
+        {"apiVersion": f"{rbac}/v1", "kind": "RoleBinding", "metadata": {"name": MANAGER, "labels": MANAGER_LABELS},
+         "roleRef": {"apiGroup": rbac, "kind": "Role", "name": MANAGER}, "subjects": [subject]},
+    ]  # fmt: skip
+
+
+def _manager(deployment: Deployment, config: dict[str, dict[str, Any]], store: str | None) -> list[dict[str, Any]]:
+    """The manager's configuration, Deployment and Service (and, recycling, its account)."""
     labels = MANAGER_LABELS
     name = Path(deployment.config_file).name
     args = ["--config", f"/config/{name}", "--host", "0.0.0.0", "--port", str(MANAGER_PORT)]
@@ -214,7 +247,16 @@ def _manager(deployment: Deployment, config: dict[str, dict[str, str]], store: s
             "capabilities": {"drop": ["ALL"]},
         },
     }
+    pod: dict[str, Any] = {
+        "containers": [container],
+        "automountServiceAccountToken": False,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "volumes": [{"name": "config", "configMap": {"name": f"{MANAGER}-config"}}],
+    }
+    if deployment.recycle:  # the API server, as its own account: it deletes the pods it recycles
+        pod.update(serviceAccountName=MANAGER, automountServiceAccountToken=True)
     return [
+        *(_manager_account(deployment) if deployment.recycle else []),
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -229,15 +271,7 @@ def _manager(deployment: Deployment, config: dict[str, dict[str, str]], store: s
                 # Several managers need a shared store (--store redis://...); without one, exactly one.
                 "replicas": 2 if store else 1,
                 "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "containers": [container],
-                        "automountServiceAccountToken": False,
-                        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-                        "volumes": [{"name": "config", "configMap": {"name": f"{MANAGER}-config"}}],
-                    },
-                },
+                "template": {"metadata": {"labels": labels}, "spec": pod},
             },
         },
         {

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from .recycle import DockerEngine, KubernetesApi, RecycleError, Recycler, recycler_of
 from .store import MemoryStore, Store
 
 __all__ = [
@@ -39,6 +41,9 @@ CUT_CALLS_TIMEOUT = 5.0
 RESTART_TIMEOUT = 120.0
 #: How long an executor has to answer GET /ready before it is handed out.
 READY_CHECK_TIMEOUT = 2.0
+#: How long a recycled executor's replacement may take to become ready (a container's start, a pod's).
+RECYCLED_READY_TIMEOUT = 120.0
+RECYCLED_POLL_INTERVAL = 0.1
 
 
 @dataclass
@@ -46,6 +51,8 @@ class Executor:
     id: str
     url: str
     type: str
+    #: How it is replaced between users (``recycle.py``); None: it is restarted.
+    recycler: Recycler | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,11 @@ class Pool:
     was given back is dirty: it is restarted before it is handed out again, never as it was.
     The calls forwarded on each allocation are tracked (``calls``), so that its deallocation can
     cut them before the restart.
+
+    An executor with a ``recycler`` is replaced instead of restarted (``recycle.py``): its
+    deallocation ends the old container or pod, and a new one is made in the background; it
+    stays allocated until the new one is ready, then joins the free ones, the warm spares that
+    ``allocate`` hands out at once.
     """
 
     executors: dict[str, Executor]
@@ -96,6 +108,11 @@ class Pool:
     calls: dict[str, set[asyncio.Future[httpx.Response]]] = field(default_factory=dict)
     #: The executors whose deallocation is under way.
     handing_over: set[str] = field(default_factory=set)
+    #: What recycles executors: the Engine API, the API server (each opened on first use).
+    docker: DockerEngine = field(default_factory=DockerEngine)
+    kubernetes: KubernetesApi = field(default_factory=KubernetesApi)
+    #: The replacements under way, in the background of the deallocations that started them.
+    recycling: set[asyncio.Task[None]] = field(default_factory=set)
     _client: httpx.AsyncClient | None = None
 
     @property
@@ -116,8 +133,13 @@ class Pool:
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(PROXY_TIMEOUT, connect=CONNECT_TIMEOUT), headers=headers)
 
     async def close(self) -> None:
+        for task in self.recycling:
+            task.cancel()
+        await asyncio.gather(*self.recycling, return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
+        await self.docker.close()
+        await self.kubernetes.close()
         await self.store.close()
 
     def executor(self, container_id: str) -> Executor:
@@ -158,7 +180,7 @@ class Pool:
             if claim is None:
                 break
             executor = self.executors[claim.id]
-            healthy = not claim.dirty or await self._restarted(executor)
+            healthy = not claim.dirty or await self._cleared(executor)
             if healthy and await self._ready(executor):
                 allocation = Allocation(executor, secrets.token_urlsafe(32) if with_token else None)
                 await self.store.confirm(executor.id, allocation.token)
@@ -167,13 +189,16 @@ class Pool:
         raise NoneAvailable(f"no executor of type {kind!r} is ready ({free} free, none ready)")
 
     async def deallocate(self, container_id: str) -> bool:
-        """Hand the executor over: whether its restart cleared the user's state.
+        """Hand the executor over: whether its restart cleared the user's state (or, recycled,
+        whether its container or pod was ended).
 
         The hand-over is atomic: the token ends first (a call sent from now on is refused), the
         calls in flight on it are cut (their connections to the executor closed) and waited for,
         then the restart clears the user's state; the executor is handed out again only once
         restarted and ready (``allocate`` asks /ready). Before, the token lived on until the
-        restart had ended, and a call sent meanwhile ran in the next user's session.
+        restart had ended, and a call sent meanwhile ran in the next user's session. A recycled
+        executor's old container or pod is ended before the answer, and its replacement is
+        made in the background (``_recycled``).
         """
         executor = self.executor(container_id)
         self.handing_over.add(container_id)
@@ -184,12 +209,49 @@ class Pool:
                 call.cancel()
             if in_flight:
                 await asyncio.wait(in_flight, timeout=CUT_CALLS_TIMEOUT)
-            restarted = await self._restarted(executor)
+            if executor.recycler is not None:
+                retired = await self._retired(executor.recycler)
+                if retired:  # allocated until its replacement is ready
+                    task = asyncio.create_task(self._recycled(executor))
+                    self.recycling.add(task)
+                    task.add_done_callback(self.recycling.discard)
+                    return True
+                restarted = False
+            else:
+                restarted = await self._restarted(executor)
         finally:
             self.handing_over.discard(container_id)
-        # Freed; the pool never shrinks: a dirty one is restarted before it is handed out.
+        # Freed; the pool never shrinks: a dirty one is cleared before it is handed out.
         await self.store.give_back(container_id, dirty=not restarted)
         return restarted
+
+    async def _retired(self, recycler: Recycler) -> bool:
+        try:
+            await recycler.retire()
+        except RecycleError:
+            return False
+        return True
+
+    async def _recycled(self, executor: Executor) -> None:
+        """A deallocated executor replaced, then freed: dirty if its replacement failed (it is
+        tried again before the executor is handed out)."""
+        ready = await self._cleared(executor)
+        await self.store.give_back(executor.id, dirty=not ready)
+
+    async def _cleared(self, executor: Executor) -> bool:
+        """The last user's state gone: restarted, or replaced and ready (a recycled executor)."""
+        if executor.recycler is None:
+            return await self._restarted(executor)
+        try:
+            await executor.recycler.replace()
+        except RecycleError:
+            return False
+        deadline = time.monotonic() + RECYCLED_READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if await self._ready(executor):
+                return True
+            await asyncio.sleep(RECYCLED_POLL_INTERVAL)
+        return False
 
     async def _ready(self, executor: Executor) -> bool:
         try:
@@ -206,10 +268,14 @@ class Pool:
         return answer.status_code == 200
 
 
-def load_config(path: Path, store: Store | None = None) -> Pool:
-    """The pool described by container_config.json: {"0": {"url": ..., "type": ...}, ...}."""
+def load_config(path: Path, store: Store | None = None, docker_socket: str | None = None) -> Pool:
+    """The pool described by container_config.json: {"0": {"url": ..., "type": ...}, ...}; an
+    entry's ``"recycle"`` (``{"docker": CONTAINER}``, ``{"kubernetes": POD}``) recycles it.
+    ``docker_socket``: where the Engine API listens (default ``recycle.DOCKER_SOCKET``)."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    executors = {
-        str(i): Executor(str(i), str(entry["url"]).rstrip("/"), str(entry["type"])) for i, entry in data.items()
-    }
-    return Pool(executors, store or MemoryStore())
+    docker, kubernetes = DockerEngine(docker_socket) if docker_socket else DockerEngine(), KubernetesApi()
+    executors = {}
+    for i, entry in data.items():
+        recycler = recycler_of(entry.get("recycle"), docker, kubernetes)
+        executors[str(i)] = Executor(str(i), str(entry["url"]).rstrip("/"), str(entry["type"]), recycler)
+    return Pool(executors, store or MemoryStore(), docker=docker, kubernetes=kubernetes)

@@ -36,18 +36,19 @@ BROKEN_HOST = "127.0.0.3"
 LEASE = 8
 
 
-def _generated(here: Path, host: str, network_base: str) -> list[str]:
-    """The pool generated into ``here`` (manager on ``host``); the compose command that runs it."""
+def generated(here: Path, host: str, network_base: str, *more: str) -> list[str]:
+    """The pool generated into ``here`` (manager on ``host``; ``more``: the generator's other
+    flags); the compose command that runs it."""
     generate = [sys.executable, "-m", "executor_pool", "compose", "-n", "3", "-t", "python:2,analysis:1",
                 "--image", f"python={IMAGE}", "--image", f"analysis={IMAGE}", "--manager-image", IMAGE,
                 "--host-ip", host, "--network-base", network_base, "--lease", str(LEASE),
-                "-e", "EXECUTION_TIMEOUT=5", "-o", str(here / "pool.yml")]  # fmt: skip
+                "-e", "EXECUTION_TIMEOUT=5", "-o", str(here / "pool.yml"), *more]  # fmt: skip
     subprocess.run(generate, check=True, cwd=here, capture_output=True)
     return [*COMPOSE, "-p", here.name.lower(), "-f", "pool.yml"]
 
 
 @contextlib.contextmanager
-def _up(here: Path, compose: list[str], manager: str) -> Iterator[str]:
+def up(here: Path, compose: list[str], manager: str) -> Iterator[str]:
     """The pool of ``here``, up and serving, and taken down after: the manager's token."""
     try:
         subprocess.run([*compose, "up", "-d"], check=True, cwd=here, capture_output=True, timeout=300)
@@ -73,7 +74,7 @@ def _up(here: Path, compose: list[str], manager: str) -> Iterator[str]:
 def certified_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The generated pool, up and serving: its folder (the manager's token is in it)."""
     here = tmp_path_factory.mktemp("certified-pool")
-    with _up(here, _generated(here, HOST, "10.214.0.0/16"), MANAGER):
+    with up(here, generated(here, HOST, "10.214.0.0/16"), MANAGER):
         yield here
 
 
@@ -99,14 +100,14 @@ def test_each_broken_deployment_fails_its_own_requirement(
     127.0.0.3 and networks of a base of their own."""
     break_it, expected = BROKEN_DEPLOYMENTS[fault]
     here = tmp_path_factory.mktemp(f"broken-{fault.replace('_', '-')}")
-    compose = _generated(here, BROKEN_HOST, "10.215.0.0/16")
+    compose = generated(here, BROKEN_HOST, "10.215.0.0/16")
     document = yaml.safe_load((here / "pool.yml").read_text(encoding="utf-8"))
     for service in document["services"].values():
         service.pop("container_name", None)
     break_it(document)
     (here / "pool.yml").write_text(yaml.safe_dump(document), encoding="utf-8")
     manager = f"http://{BROKEN_HOST}:5000"
-    with _up(here, compose, manager):
+    with up(here, compose, manager):
         run = run_kit(
             ["pool", "--manager", manager, "--token-file", str(here / TOKEN_FILE), "--requirement", expected],
             here / "results",

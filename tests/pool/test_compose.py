@@ -100,6 +100,11 @@ def test_the_manager_serves_with_the_executors_bounds_on_a_request(tmp_path: Pat
         (["-n", "2", "-t", "python:2", "-g", "0,0"], "the ids repeat"),
         (["-n", "1", "-t", "python:1", "-e", "NOEQUALS"], "is not KEY=VALUE"),
         (["-n", "1", "-t", "python:1", "--allow-outbound", "node"], "--allow-outbound names node, not a type"),
+        (["-n", "1", "-t", "python:1", "--recycle", "node"], "--recycle names node, not a type"),
+        (
+            ["-n", "1", "-t", "python:1", "--recycle", "python", "--format", "swarm"],
+            "a swarm's tasks are not the manager's",
+        ),
         (["-n", "17", "-t", "python:17", "--network-base", "10.1.0.0/24"], "holds 16 executors' networks, not 17"),
         (["-n", "1", "-t", "python:1", "--network-base", "10.1.0.0/29"], "an IPv4 network of /28 or larger"),
     ],
@@ -174,3 +179,21 @@ def test_each_executor_is_alone_with_the_manager_on_an_internal_network(tmp_path
         assert networks["executor-002"] == ["executor-002"]
         assert compose["networks"]["executor-002"] == {"driver": "overlay", "internal": False}
         assert all(compose["networks"][name]["driver"] == "overlay" for name in executors)
+
+
+def test_a_recycled_type_names_its_containers_to_the_manager_which_alone_gets_the_engine(tmp_path: Path) -> None:
+    """``--recycle``: the manager replaces those executors' containers through the Engine API, so it
+    is given the Engine's socket, and its configuration names each container; no executor gets it."""
+    compose, config = generate(tmp_path, "-n", "3", "-t", "python:2,node:1", "--recycle", "python")
+    assert {i: entry.get("recycle") for i, entry in config.items()} == {
+        "0": {"docker": "executor-000"},
+        "1": {"docker": "executor-001"},
+        "2": None,  # restarted
+    }
+    socket = "/var/run/docker.sock:/var/run/docker.sock"
+    assert socket in compose["services"]["manager"]["volumes"]
+    assert not [name for name, service in compose["services"].items() if name != "manager" and
+                any("docker.sock" in volume for volume in service.get("volumes", []))]  # fmt: skip
+    assert compose["services"]["executor-000"]["container_name"] == "executor-000"
+    restarted, _ = generate(tmp_path, "-n", "3", "-t", "python:2,node:1")
+    assert not [volume for volume in restarted["services"]["manager"]["volumes"] if "docker.sock" in volume]

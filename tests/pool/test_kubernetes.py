@@ -37,7 +37,11 @@ FLAGS = ("-n", "3", "-t", "python:2,node_js:1", "-m", str(EXAMPLES / "my_utiliti
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_every_manifest_is_valid_kubernetes(tmp_path: Path, version: str) -> None:
-    for flags in (FLAGS, ("-n", "1", "-t", "python:1", "--workspace-claim", "code", "--store", "redis://r:6379/0")):
+    for flags in (
+        FLAGS,
+        ("-n", "1", "-t", "python:1", "--workspace-claim", "code", "--store", "redis://r:6379/0"),
+        (*FLAGS, "--recycle", "python"),
+    ):
         for document in generate(tmp_path, *flags):
             kubernetes.validate(document, version, strict=True)  # raises on any unknown or wrong field
 
@@ -149,3 +153,36 @@ def test_network_policies_cover_every_executor_pod(tmp_path: Path) -> None:
             assert egress == [], name
     # The manager's own pods are not the executors' (no policy meant for executors selects them).
     assert not any(_selects(policy, manager_pods) for policy in policies)
+
+
+def test_a_recycled_types_pods_are_the_only_ones_the_managers_role_may_delete(tmp_path: Path) -> None:
+    """Recycling (``--recycle``): the manager deletes a pod between users and its StatefulSet makes
+    it again. Its Role may get and delete the recycled pods, by name, and nothing else; only the
+    manager's pod mounts the account's token."""
+    documents = generate(tmp_path, *FLAGS, "--recycle", "python")
+    config = json.loads(by_kind(documents, "ConfigMap")["executor-manager-config"]["data"]["container_config.json"])
+    recycled = {entry["recycle"]["kubernetes"] for entry in config.values() if "recycle" in entry}
+    sets = by_kind(documents, "StatefulSet")
+    pods = {
+        f"{name}-{n}" for name, s in sets.items() if name == "executor-python" for n in range(s["spec"]["replicas"])
+    }
+    assert recycled == pods == {"executor-python-0", "executor-python-1"}
+    assert {entry["type"] for entry in config.values() if "recycle" not in entry} == {"node_js"}  # restarted
+    [role] = by_kind(documents, "Role").values()
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "delete"], "resourceNames": sorted(pods)}
+    ]
+    [binding] = by_kind(documents, "RoleBinding").values()
+    [account] = by_kind(documents, "ServiceAccount").values()
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"]}]
+    manager = by_kind(documents, "Deployment")["executor-manager"]["spec"]["template"]["spec"]
+    assert manager["serviceAccountName"] == account["metadata"]["name"] and manager["automountServiceAccountToken"]
+    for stateful_set in sets.values():  # user code never holds a token of the cluster's API
+        assert stateful_set["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    restarted = generate(tmp_path, *FLAGS)
+    assert not [d for d in restarted if d["kind"] in ("Role", "RoleBinding", "ServiceAccount")]
+    assert (
+        by_kind(restarted, "Deployment")["executor-manager"]["spec"]["template"]["spec"]["automountServiceAccountToken"]
+        is False
+    )

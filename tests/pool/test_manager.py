@@ -17,6 +17,7 @@ import yaml
 
 from conformance.cli import main as kit_command
 from conformance.raw_http import flood_heads
+from executor_pool.__main__ import main as pool_command
 from executor_pool.manager.app import create_app
 from executor_pool.manager.listen import NoDefaultRoute, default_route_interface
 from executor_pool.manager.pool import Pool
@@ -367,3 +368,24 @@ def test_the_managers_routes_are_the_pool_contracts() -> None:
               for method in getattr(route, "methods", ()) if method != "HEAD"}  # fmt: skip
     documented = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
     assert documented <= routes and {r for r in routes if not r[1].startswith("/session/")} <= documented
+
+
+def test_latency_measures_what_users_wait_for_one_after_another(
+    authenticated_pool: tuple[httpx.Client, list[RunningExecutor]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``executor-pool latency``: allocate, run, deallocate, cycle after cycle, through the real
+    manager with its token; the median and 99th percentile of each, in milliseconds."""
+    manager, _ = authenticated_pool
+    token_file = tmp_path / "manager-token"
+    token_file.write_text(MANAGER_TOKEN + "\n")
+    assert pool_command(["latency", "--manager", str(manager.base_url), "--token-file", str(token_file),
+                         "--cycles", "6", "--warm-up", "1"]) == 0  # fmt: skip
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["cycles"] == 6
+    for call in ("allocate", "deallocate"):
+        assert 0 < figures[f"{call}_p50_ms"] <= figures[f"{call}_p99_ms"], figures
+    assert manager.get("/status", headers=_bearer(MANAGER_TOKEN)).json()["available"] == 2  # each one given back
+    assert pool_command(["latency", "--manager", str(manager.base_url), "--cycles", "1"]) == 1  # no token: refused
+    assert "HTTP 401" in capsys.readouterr().err
