@@ -108,6 +108,15 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def pool_latency(session: nox.Session) -> None:
+    """What recycling costs a pool's users: allocate and deallocate p50/p99 of a generated compose
+    pool, restarting and then recycling (tests/image/pool_latency.py; Docker and the reference image)."""
+    _install(session)
+    _require_docker(session)
+    session.run("python", "-m", "tests.image.pool_latency")
+
+
+@nox.session(python=PYTHON)
 def stability(session: nox.Session) -> None:
     """Certify the same subject N times and check every requirement's outcome never changes.
 

@@ -2,11 +2,13 @@
 running pool.
 
 Users come one after another, as they do to a pool run for many: each cycle allocates an executor
-of ``--type``, runs trivial code in its session, and deallocates it. The time to an allocation is
-from the first ``POST /allocate`` until one answers 200, asked again while none is free (503): a
-pool whose executors are all being restarted or recycled makes its users wait, and that wait is
-counted. ``POST /deallocate`` is timed too (a restart, or the end of a container). Each time is one
-sample; the answer is the median and the 99th percentile of each, in milliseconds.
+of ``--type``, runs trivial code in its session, holds it ``--hold`` seconds (a user's session
+lasts a while, which lets the pool clear the executors given back meanwhile), and deallocates it.
+The time to an allocation is from the first ``POST /allocate`` until one answers 200, asked
+again while none is free (503): a pool whose executors are all being restarted or recycled makes
+its users wait, and that wait is counted. ``POST /deallocate`` is timed too (a restart, or the end
+of a container). Each time is one sample; the answer is the median and the 99th percentile of
+each, in milliseconds.
 
 Warm-up cycles (``--warm-up``) run first and are not counted. Every wait is bounded.
 """
@@ -64,8 +66,8 @@ def _allocated(client: httpx.Client, kind: str) -> tuple[dict[str, str], float]:
         time.sleep(RETRY_INTERVAL)
 
 
-def measure(manager: str, token: str | None, kind: str, cycles: int, warm_up: int = 3) -> Latency:
-    """``cycles`` users, one after another, on the pool behind ``manager``."""
+def measure(manager: str, token: str | None, kind: str, cycles: int, warm_up: int = 3, hold: float = 0.0) -> Latency:
+    """``cycles`` users, one after another, each holding its executor ``hold`` s, on the pool behind ``manager``."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     allocate: list[float] = []
     deallocate: list[float] = []
@@ -76,6 +78,7 @@ def measure(manager: str, token: str | None, kind: str, cycles: int, warm_up: in
             ran = client.post(f"/session/{allocation['container_id']}/execute", json={"code": "1"}, headers=session)
             if ran.status_code != 200:
                 raise RuntimeError(f"the session answered HTTP {ran.status_code}: {ran.text[:300]}")
+            time.sleep(hold)  # the user's session: what a real one does with it is not measured
             started = time.perf_counter()
             ended = client.post(f"/deallocate/{allocation['container_id']}", headers=session)
             if ended.status_code != 200:
@@ -93,12 +96,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--type", default="python", help="the executors' type (default python)")
     parser.add_argument("--cycles", type=int, default=50, help="users, one after another (default 50)")
     parser.add_argument("--warm-up", type=int, default=3, help="cycles run first, not counted (default 3)")
+    parser.add_argument("--hold", type=float, default=0.0, help="seconds each user holds its executor (default 0)")
     args = parser.parse_args(argv)
-    if args.cycles < 1 or args.warm_up < 0:
-        parser.error("--cycles must be at least 1, --warm-up at least 0")
+    if args.cycles < 1 or args.warm_up < 0 or not 0 <= args.hold <= FREE_TIMEOUT:
+        parser.error(f"--cycles must be at least 1, --warm-up at least 0, --hold from 0 to {FREE_TIMEOUT:g}")
     try:
         token = Path(args.token_file).read_text(encoding="utf-8").strip() if args.token_file else None
-        latency = measure(args.manager, token, args.type, args.cycles, args.warm_up)
+        latency = measure(args.manager, token, args.type, args.cycles, args.warm_up, args.hold)
     except (OSError, httpx.HTTPError, RuntimeError) as exc:
         print(f"executor-pool latency: {exc}", file=sys.stderr)
         return 1

@@ -200,7 +200,8 @@ class Siblings:
 
     def _again(self, workspace: str, path: float) -> Target:
         sibling = self.spec.sibling(workspace)  # the whole start-up wait
-        assert sibling is not None  # one was started the first time
+        if sibling is None:  # cannot be: one was started the first time
+            raise TargetError(f"a second executor ({workspace} workspace) cannot be started again")
         sibling.say = self.say
         (self.say or say_on_stderr)(
             f"A second executor ({workspace} workspace) was not ready within its short start-up wait, while the "

@@ -48,8 +48,8 @@ def generated(here: Path, host: str, network_base: str, *more: str) -> list[str]
 
 
 @contextlib.contextmanager
-def up(here: Path, compose: list[str], manager: str) -> Iterator[str]:
-    """The pool of ``here``, up and serving, and taken down after: the manager's token."""
+def up(here: Path, compose: list[str], manager: str, size: int = 3) -> Iterator[str]:
+    """The pool of ``here`` (``size`` executors), up and serving, and taken down after: the manager's token."""
     try:
         subprocess.run([*compose, "up", "-d"], check=True, cwd=here, capture_output=True, timeout=300)
         token = (here / TOKEN_FILE).read_text(encoding="utf-8").strip()
@@ -57,14 +57,14 @@ def up(here: Path, compose: list[str], manager: str) -> Iterator[str]:
         def all_free() -> bool:
             try:
                 status = httpx.get(f"{manager}/status", headers={"Authorization": f"Bearer {token}"}, timeout=5)
-                return status.status_code == 200 and status.json()["available"] == 3
+                return status.status_code == 200 and status.json()["available"] == size
             except (httpx.HTTPError, ValueError, KeyError):
                 return False
 
         def logs() -> str:
             return subprocess.run([*compose, "logs", "--tail", "20"], cwd=here, capture_output=True, text=True).stdout
 
-        wait_for(all_free, STARTUP_TIMEOUT * 2, "the pool's manager serving three free executors", logs)
+        wait_for(all_free, STARTUP_TIMEOUT * 2, f"the pool's manager serving {size} free executors", logs)
         yield token
     finally:
         subprocess.run([*compose, "down", "--timeout", "5"], cwd=here, capture_output=True, timeout=300)
