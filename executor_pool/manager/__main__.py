@@ -20,6 +20,7 @@ from executor_serving.settings import (
 )
 
 from .listen import DEFAULT_ROUTE, listen_addresses
+from .recycle import DOCKER_SOCKET
 from .store import DEFAULT_PREFIX
 
 __all__ = ["main"]
@@ -99,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds an allocation lasts without a call to its session; then it is freed, restarted "
         "before it is handed out again (default: until /deallocate)",
     )
+    parser.add_argument(
+        "--docker-socket",
+        default=DOCKER_SOCKET,
+        help=f"the Docker Engine API's Unix socket, for the executors the configuration recycles with Docker "
+        f"(default {DOCKER_SOCKET})",
+    )
     args = parser.parse_args(argv)
     absent = not_installed(MANAGER_MODULES + (("redis",) if args.store and args.store != "memory" else ()))
     if absent:
@@ -116,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     from .store import open_store
 
     try:
-        pool = load_config(Path(args.config), open_store(args.store, lease=args.lease, prefix=args.store_prefix))
+        store = open_store(args.store, lease=args.lease, prefix=args.store_prefix)
+        pool = load_config(Path(args.config), store, docker_socket=args.docker_socket)
     except (OSError, ValueError, KeyError) as exc:
         print(f"manager: cannot read {args.config} or use --store {args.store}: {exc}", file=sys.stderr)
         return 2

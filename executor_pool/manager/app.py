@@ -109,11 +109,15 @@ def create_app(
         if not (operator(request) or holder):
             return _unauthorised(f"/deallocate/{container_id} needs its allocation's token or the manager token")
         try:
-            restarted = await pool.deallocate(container_id)
+            cleared = await pool.deallocate(container_id)
         except UnknownExecutor as exc:
             return error(404, str(exc))
-        if not restarted:
-            return error(502, f"executor {container_id} did not restart; it is restarted before it is handed out again")
+        if not cleared:
+            return error(
+                502,
+                f"executor {container_id} did not restart (or, recycled, its container or pod did not end); "
+                "it is cleared before it is handed out again",
+            )
         return {"status": "deallocated", "container_id": container_id}
 
     @app.api_route(

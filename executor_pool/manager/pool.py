@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from .recycle import DockerEngine, KubernetesApi, RecycleError, Recycler, recycler_of
+from .recycle import DOCKER_SOCKET, DockerEngine, KubernetesApi, RecycleError, Recycler, recycler_of
 from .store import MemoryStore, Store
 
 __all__ = [
@@ -273,7 +273,7 @@ def load_config(path: Path, store: Store | None = None, docker_socket: str | Non
     entry's ``"recycle"`` (``{"docker": CONTAINER}``, ``{"kubernetes": POD}``) recycles it.
     ``docker_socket``: where the Engine API listens (default ``recycle.DOCKER_SOCKET``)."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    docker, kubernetes = DockerEngine(docker_socket) if docker_socket else DockerEngine(), KubernetesApi()
+    docker, kubernetes = DockerEngine(docker_socket or DOCKER_SOCKET), KubernetesApi()
     executors = {}
     for i, entry in data.items():
         recycler = recycler_of(entry.get("recycle"), docker, kubernetes)
