@@ -45,7 +45,7 @@ from .languages import MissingSnippetError
 from .manager import Manager
 from .options import RUN_OPTIONS, OptionError, TargetSpec, add_target_options, spec_from
 from .render import check_writable, to_github_annotations, to_terminal
-from .results import SkipKind, TestRecord
+from .results import Exit, SkipKind, TestRecord
 from .settings import env_value, settings_report
 from .targets import Capabilities, Target
 from .timeouts import KitTimeouts
@@ -412,10 +412,13 @@ def pool_type(request: pytest.FixtureRequest) -> str:
         return language
     if len(counts) == 1:
         return str(next(iter(counts)))
-    raise pytest.UsageError(
+    # The command line's to fix, found once the pool answered: the run ends as one whose executor
+    # declares another language does (an error, no requirement judged).
+    run.target_error = (
         f"the pool's types are {', '.join(map(str, counts))}, none named {language!r} (the language's): "
         "name the type to certify with --pool-type, and its language with --language"
     )
+    pytest.exit(f"executor-conformance: {run.target_error}", returncode=Exit.ERROR)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import pytest
 
 from conformance import catalogue
 from conformance.catalogue import Level
+from conformance.results import Exit
 from tests.conftest import EXAMPLE_EXECUTOR, EXAMPLES, RunningExecutor, run_kit, start_executor, stop_executor
 from tests.pool.broken_deployments import BROKEN_DEPLOYMENTS
 from tests.pool.broken_manager import FAULTS
@@ -80,3 +81,22 @@ def test_every_must_of_the_pool_contract_is_caught_by_some_broken_pool() -> None
     caught = {rid for _, rid in FAULTS.values()} | {rid for _, rid in BROKEN_DEPLOYMENTS.values()}
     musts = {rid for rid in catalogue.of_profile(catalogue.Profile.POOL) if catalogue.get(rid).level is Level.MUST}
     assert musts - caught == set()
+
+
+def test_a_pool_of_types_none_of_which_is_the_languages_ends_the_run_naming_pool_type(
+    executors: dict[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """Which type to certify is the command line's to say when the pool cannot: the run ends in
+    error, naming --pool-type, with no requirement judged (before, every test errored, and failed)."""
+    config = {i: {**entry, "type": f"kind-{entry['type']}"} for i, entry in executors.items()}
+    (tmp_path / "container_config.json").write_text(json.dumps(config))
+    command = [sys.executable, "-m", "executor_pool.manager", "--config", str(tmp_path / "container_config.json"),
+               "--port", "{port}"]  # fmt: skip
+    manager = start_executor(command, {}, tmp_path / "manager.log", "/health")
+    try:
+        run = run_kit(["pool", "--manager", manager.base_url, "--token", "unused"], tmp_path / "results")
+    finally:
+        stop_executor(manager)
+    assert run.returncode == Exit.ERROR and run.results["verdict"] == "error", run.output[-3000:]
+    assert "none named 'python'" in run.output and "--pool-type" in run.output
+    assert not [rid for rid, outcome in run.outcomes().items() if outcome in ("passed", "failed")], run.outcomes()
