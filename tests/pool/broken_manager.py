@@ -43,6 +43,31 @@ def _operator_calls_open() -> None:
     app._same = lambda given, expected: True  # type: ignore[assignment]
 
 
+def _allocation_token_opens_operator_calls() -> None:
+    """An allocation's token is taken for the manager's on /status, /allocate and /deallocate: a
+    user can see the pool, take every executor and end another user's session."""
+    create_app = app.create_app
+
+    def lenient(the_pool: pool.Pool, *args: Any, **kwargs: Any) -> FastAPI:
+        application = create_app(the_pool, *args, **kwargs)
+        manager_token = kwargs.get("token")
+
+        @application.middleware("http")
+        async def promote(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            given = app._bearer(request)
+            operator_call = request.url.path in ("/status", "/allocate") or request.url.path.startswith("/deallocate")
+            if manager_token and given and operator_call:
+                held = [await the_pool.store.holder(executor) for executor in the_pool.executors]
+                if given in held:  # the bearer of an allocation: served as the operator
+                    headers = [(k, v) for k, v in request.scope["headers"] if k != b"authorization"]
+                    request.scope["headers"] = [*headers, (b"authorization", f"Bearer {manager_token}".encode())]
+            return await call_next(request)
+
+        return application
+
+    app.create_app = lenient  # type: ignore[assignment]
+
+
 def _allocation_without_token() -> None:
     """/allocate answers no token: the user cannot be told apart from the next."""
     answer = pool.Allocation.answer
@@ -95,6 +120,7 @@ def _lease_never_reclaimed() -> None:
 FAULTS: dict[str, tuple[Callable[[], None], str]] = {
     "health_needs_a_token": (_health_needs_a_token, "POOL-1"),
     "operator_calls_open": (_operator_calls_open, "POOL-2"),
+    "allocation_token_opens_operator_calls": (_allocation_token_opens_operator_calls, "POOL-2"),
     "allocation_without_token": (_allocation_without_token, "POOL-3"),
     "status_out_of_step": (_status_out_of_step, "POOL-4"),
     "session_serves_any_token": (_session_serves_any_token, "POOL-5"),
