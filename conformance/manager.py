@@ -121,11 +121,20 @@ class Manager:
         return exchange.json  # type: ignore[no-any-return]
 
     def allocate_every_free(self) -> list[Allocation]:
-        """Every free executor of the type, until the manager answers that none is free (at most
-        ``MOST_ALLOCATIONS``)."""
+        """Every free executor of the type (at most ``MOST_ALLOCATIONS``): as many as /status says
+        are free, each asked for again while the manager answers 503, for ``timeouts.ready`` s (a
+        manager may clear an executor after /deallocate has answered, free but not yet ready), then
+        any more until it answers that none is free."""
+        free = self.status().get("available_by_type")
+        expected = free.get(self.type) if isinstance(free, dict) else None
+        expected = expected if isinstance(expected, int) else 0
         held: list[Allocation] = []
-        for _ in range(MOST_ALLOCATIONS):
+        deadline = time.monotonic() + self.operator.timeouts.ready
+        while len(held) < MOST_ALLOCATIONS:
             exchange = self.ask_allocation()
+            if exchange.status == 503 and len(held) < expected and time.monotonic() < deadline:
+                time.sleep(self.operator.timeouts.poll_interval)
+                continue
             if exchange.status != 200:
                 self.operator.expect(
                     exchange.status == 503,

@@ -51,11 +51,11 @@ def _served_ports(view: dict[str, Any]) -> set[int]:
 
 
 def _two(manager: Manager) -> tuple[Allocation, Allocation]:
-    first = manager.allocate()
-    second = manager.ask_allocation()
-    if second.status != 200:
-        not_run(f"the pool has one free executor of type {manager.type!r}: no other to try to reach")
-    return first, manager.allocations[-1]
+    """Two executors of the type (every free one is held: one being cleared is waited for)."""
+    held = manager.allocate_every_free()
+    if len(held) < 2:
+        not_run(f"the pool has {len(held)} free executor of type {manager.type!r}: no other to try to reach")
+    return held[0], held[1]
 
 
 @pytest.mark.conformance_requirement("POOL-9")

@@ -97,9 +97,9 @@ class Pool:
     cut them before the restart.
 
     An executor with a ``recycler`` is replaced instead of restarted (``recycle.py``): its
-    deallocation ends the old container or pod, and a new one is made in the background; it
-    stays allocated until the new one is ready, then joins the free ones, the warm spares that
-    ``allocate`` hands out at once.
+    deallocation ends the old container or pod, frees it as not ready, and makes a new one in the
+    background; ``allocate`` hands out the ready ones (the warm spares) and skips it until its
+    /ready says ready.
     """
 
     executors: dict[str, Executor]
@@ -211,7 +211,8 @@ class Pool:
                 await asyncio.wait(in_flight, timeout=CUT_CALLS_TIMEOUT)
             if executor.recycler is not None:
                 retired = await self._retired(executor.recycler)
-                if retired:  # allocated until its replacement is ready
+                if retired:  # free from now on, not ready until its replacement is
+                    await self.store.give_back(container_id, not_ready=True)
                     task = asyncio.create_task(self._recycled(executor))
                     self.recycling.add(task)
                     task.add_done_callback(self.recycling.discard)
@@ -233,10 +234,11 @@ class Pool:
         return True
 
     async def _recycled(self, executor: Executor) -> None:
-        """A deallocated executor replaced, then freed: dirty if its replacement failed (it is
-        tried again before the executor is handed out)."""
-        ready = await self._cleared(executor)
-        await self.store.give_back(executor.id, dirty=not ready)
+        """A deallocated executor's replacement, made while it is free and not ready (``allocate``
+        skips it until its /ready says ready); marked dirty if it failed, so that the next claim
+        replaces it again before handing it out."""
+        if not await self._cleared(executor):
+            await self.store.give_back(executor.id, dirty=True)
 
     async def _cleared(self, executor: Executor) -> bool:
         """The last user's state gone: restarted, or replaced and ready (a recycled executor)."""

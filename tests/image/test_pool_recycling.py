@@ -28,7 +28,24 @@ from tests.image.test_pool_certification import generated, up
 pytestmark = [needs(PROBLEM or (None if COMPOSE else "no compose command"), "Docker compose"), COMPOSE_POOLS]
 
 HOST = "127.0.0.4"
+#: Code that prints the command line of every process the session can see.
+LOOK = (
+    "import pathlib\nfor p in pathlib.Path('/proc').glob('[0-9]*/cmdline'):\n"
+    "    try: print(p.read_bytes().replace(b'\\0', b' ').decode())\n    except OSError: pass"
+)
 MANAGER = f"http://{HOST}:5000"
+
+
+def _allocated(client: httpx.Client, operator: dict[str, str]) -> dict[str, str]:
+    """The executor of type "analysis", once the manager hands it out (free is not yet ready)."""
+    answers: list[httpx.Response] = []
+
+    def handed_out() -> bool:
+        answers.append(client.post("/allocate", params={"container_type": "analysis"}, headers=operator))
+        return answers[-1].status_code == 200
+
+    wait_for(handed_out, STARTUP_TIMEOUT, "executor 2 handed out", lambda: answers[-1].text)
+    return dict(answers[-1].json())
 
 
 def _container_id(name: str) -> str:
@@ -53,7 +70,7 @@ def test_a_recycled_executor_is_a_new_container_and_its_users_processes_are_gone
     _, token = recycling_pool
     operator = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=MANAGER, timeout=30) as client:
-        allocation = client.post("/allocate", params={"container_type": "analysis"}, headers=operator).json()
+        allocation = _allocated(client, operator)
         session = {"Authorization": f"Bearer {allocation['token']}"}
         name = "executor-002"  # the one executor of its type
         assert allocation["container_id"] == "2"
@@ -62,24 +79,19 @@ def test_a_recycled_executor_is_a_new_container_and_its_users_processes_are_gone
         spy = "import subprocess; subprocess.Popen(['sleep', '120'], start_new_session=True); print('left')"
         ran = client.post("/session/2/execute", json={"code": spy}, headers=session).json()
         assert ran["status"] == "ok", ran
+        seen = client.post("/session/2/execute", json={"code": LOOK}, headers=session).json()
+        assert "sleep 120" in json.dumps(seen), seen  # the control: the session sees the spy while it lives
         assert client.post("/deallocate/2", headers=session).status_code == 200
         assert _container_id(name) != before  # the old one is retired (renamed aside, stopped) or gone
 
-        def free_again() -> bool:
-            status = client.get("/status", headers=operator).json()
-            return status["available_by_type"]["analysis"] == 1
-
-        wait_for(free_again, STARTUP_TIMEOUT, "executor 2 recycled and free again")
+        # Free at once, handed out again only once its new container is ready.
+        assert "2" not in client.get("/status", headers=operator).json()["allocated_ids"]
+        again = _allocated(client, operator)
         after = _container_id(name)
         assert after and after != before
         assert subprocess.run(["docker", "inspect", before], capture_output=True).returncode != 0  # removed
-        again = client.post("/allocate", params={"container_type": "analysis"}, headers=operator).json()
         session = {"Authorization": f"Bearer {again['token']}"}
-        look = (
-            "import pathlib\nfor p in pathlib.Path('/proc').glob('[0-9]*/cmdline'):\n"
-            "    try: print(p.read_bytes().replace(b'\\0', b' ').decode())\n    except OSError: pass"
-        )
-        seen = client.post("/session/2/execute", json={"code": look}, headers=session).json()
+        seen = client.post("/session/2/execute", json={"code": LOOK}, headers=session).json()
         assert seen["status"] == "ok" and "sleep 120" not in json.dumps(seen), seen
         assert client.post("/deallocate/2", headers=session).status_code == 200
 
