@@ -125,7 +125,7 @@ def test_giving_back_a_down_executor_keeps_the_pool_whole(pool: tuple[httpx.Clie
     assert manager.post("/allocate", params={"container_type": "other"}).json()["container_id"] == "2"
     stop_executor(executors[2])
     failed = manager.post("/deallocate/2")
-    assert failed.status_code == 502 and "restarted before it is handed out" in failed.json()["detail"]
+    assert failed.status_code == 502 and "cleared before it is handed out" in failed.json()["detail"]
     status = manager.get("/status").json()
     assert status["available_by_type"]["other"] == 1 and status["needs_restart_ids"] == ["2"]
     assert manager.post("/allocate", params={"container_type": "other"}).status_code == 503
