@@ -44,6 +44,10 @@ READY_CHECK_TIMEOUT = 2.0
 #: How long a recycled executor's replacement may take to become ready (a container's start, a pod's).
 RECYCLED_READY_TIMEOUT = 120.0
 RECYCLED_POLL_INTERVAL = 0.1
+#: How long a recycled executor is set aside (claimed by no manager) while it is replaced: the Engine
+#: or API server's calls and the wait for its /ready, and more. A manager that died meanwhile
+#: leaves it dirty, set aside again by the next claim once this is up.
+RECYCLE_ASIDE = 300.0
 
 
 @dataclass
@@ -97,9 +101,9 @@ class Pool:
     cut them before the restart.
 
     An executor with a ``recycler`` is replaced instead of restarted (``recycle.py``): its
-    deallocation ends the old container or pod, frees it as not ready, and makes a new one in the
-    background; ``allocate`` hands out the ready ones (the warm spares) and skips it until its
-    /ready says ready.
+    deallocation ends the old container or pod and frees it set aside (``Store.set_aside``: no
+    manager claims it) while a new one is made in the background; ``allocate`` hands out the ready
+    ones meanwhile (the warm spares).
     """
 
     executors: dict[str, Executor]
@@ -113,6 +117,7 @@ class Pool:
     kubernetes: KubernetesApi = field(default_factory=KubernetesApi)
     #: The replacements under way, in the background of the deallocations that started them.
     recycling: set[asyncio.Task[None]] = field(default_factory=set)
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _client: httpx.AsyncClient | None = None
 
     @property
@@ -168,6 +173,8 @@ class Pool:
 
         Each free executor is claimed (atomically: no other request or manager can take it too),
         restarted if it is dirty, asked /ready, then confirmed or given back to the end of its queue.
+        A dirty recycled executor is set aside and replaced in the background, never while a user
+        waits; the next free one is tried.
         """
         if kind not in self.types:
             raise UnknownType(f"no executors of type {kind!r}; types: {self.types}")
@@ -180,7 +187,10 @@ class Pool:
             if claim is None:
                 break
             executor = self.executors[claim.id]
-            healthy = not claim.dirty or await self._cleared(executor)
+            if claim.dirty and executor.recycler is not None:
+                await self._recycle_in_background(executor)  # never replaced while a user waits
+                continue
+            healthy = not claim.dirty or await self._restarted(executor)
             if healthy and await self._ready(executor):
                 allocation = Allocation(executor, secrets.token_urlsafe(32) if with_token else None)
                 await self.store.confirm(executor.id, allocation.token)
@@ -210,42 +220,59 @@ class Pool:
             if in_flight:
                 await asyncio.wait(in_flight, timeout=CUT_CALLS_TIMEOUT)
             if executor.recycler is not None:
-                retired = await self._retired(executor.recycler)
-                if retired:  # free from now on, not ready until its replacement is
-                    await self.store.give_back(container_id, not_ready=True)
-                    task = asyncio.create_task(self._recycled(executor))
-                    self.recycling.add(task)
-                    task.add_done_callback(self.recycling.discard)
-                    return True
-                restarted = False
-            else:
-                restarted = await self._restarted(executor)
+                # Its container or pod ended before the answer (or left dirty, never handed out
+                # as it is), and a new one made in the background.
+                retired = await self._retired(executor)
+                await self._recycle_in_background(executor)
+                return retired
+            restarted = await self._restarted(executor)
         finally:
             self.handing_over.discard(container_id)
         # Freed; the pool never shrinks: a dirty one is cleared before it is handed out.
         await self.store.give_back(container_id, dirty=not restarted)
         return restarted
 
-    async def _retired(self, recycler: Recycler) -> bool:
+    def _lock(self, executor: Executor) -> asyncio.Lock:
+        """One replacement step at a time on an executor, in this manager (the store's set-aside
+        keeps the other managers off it)."""
+        return self.locks.setdefault(executor.id, asyncio.Lock())
+
+    async def _retired(self, executor: Executor) -> bool:
+        """A recycled executor's container or pod ended (and every process in it); False if not."""
+        recycler = executor.recycler
         try:
-            await recycler.retire()
-        except RecycleError:
+            async with self._lock(executor):
+                if recycler is not None:
+                    await recycler.retire()
+        except Exception:  # left dirty: never handed out as it is
             return False
         return True
 
-    async def _recycled(self, executor: Executor) -> None:
-        """A deallocated executor's replacement, made while it is free and not ready (``allocate``
-        skips it until its /ready says ready); marked dirty if it failed, so that the next claim
-        replaces it again before handing it out."""
-        if not await self._cleared(executor):
-            await self.store.give_back(executor.id, dirty=True)
+    async def _recycle_in_background(self, executor: Executor) -> None:
+        """Free the executor set aside (dirty, not ready, claimed by no one: ``Store.set_aside``)
+        while its new container or pod is made in the background (``_recycled``)."""
+        await self.store.set_aside(executor.id, RECYCLE_ASIDE)
+        task = asyncio.create_task(self._recycled(executor))
+        self.recycling.add(task)
+        task.add_done_callback(self.recycling.discard)
 
-    async def _cleared(self, executor: Executor) -> bool:
-        """The last user's state gone: restarted, or replaced and ready (a recycled executor)."""
-        if executor.recycler is None:
-            return await self._restarted(executor)
+    async def _recycled(self, executor: Executor) -> None:
+        """A set-aside executor replaced: claimable again, clean once its new one's /ready says
+        ready, dirty if the replacement failed (the next claim sets it aside again). Cancelled (the
+        manager stopping), it stays set aside, dirty, until the store's time is up."""
         try:
-            await executor.recycler.replace()
+            ready = await self._replaced(executor)
+        except Exception:  # whatever failed, the executor is never handed out uncleared
+            ready = False
+        await self.store.cleared(executor.id, ok=ready)
+
+    async def _replaced(self, executor: Executor) -> bool:
+        """A recycled executor's new container or pod made, and its /ready true."""
+        recycler = executor.recycler
+        try:
+            async with self._lock(executor):
+                if recycler is not None:
+                    await recycler.replace()
         except RecycleError:
             return False
         deadline = time.monotonic() + RECYCLED_READY_TIMEOUT

@@ -24,6 +24,7 @@ import asyncio
 import os
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -102,33 +103,46 @@ class DockerEngine:
 
     async def inspect(self, name: str) -> dict[str, Any] | None:
         """The container's description (``GET /containers/{name}/json``); None if there is none."""
-        response = await self.call("GET", f"/containers/{quote(name)}/json", ok=(404,))
-        return None if response.status_code == 404 else dict(response.json())
+        response = await self.call("GET", f"/containers/{quote(name, safe='')}/json", ok=(404,))
+        if response.status_code == 404:
+            return None
+        try:
+            return dict(response.json())
+        except ValueError as exc:
+            raise RecycleError(f"Docker Engine API: GET /containers/{name}/json: not JSON: {exc}") from exc
 
 
 def _creation(old: dict[str, Any], name: str) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
     """What ``POST /containers/create`` needs to make ``old`` again, and the networks to connect
-    it to after (the API takes one at creation): each network's name and endpoint settings."""
+    it to after (the API takes one at creation, its ``NetworkMode``'s): each network's name and
+    endpoint settings (aliases, a fixed address)."""
     config = old["Config"]
     kept = ("Cmd", "Entrypoint", "Env", "Labels", "User", "WorkingDir", "ExposedPorts", "Healthcheck", "StopSignal",
-            "StopTimeout", "Tty", "OpenStdin", "Volumes")  # fmt: skip
+            "StopTimeout", "Tty", "OpenStdin", "Volumes", "Domainname")  # fmt: skip
     body = {key: config[key] for key in kept if config.get(key) is not None}
     body["Image"] = old["Image"]  # the very image the pool was started with, even if its tag moved on
     body["HostConfig"] = old["HostConfig"]
-    endpoints = []
+    endpoints: dict[str, dict[str, Any]] = {}
     for network, endpoint in (old.get("NetworkSettings", {}).get("Networks") or {}).items():
-        # Its old id is an alias too on some engines: the new container answers to the name alone.
+        # Its old id is an alias too on some engines: the new container answers to the others.
         aliases = [alias for alias in endpoint.get("Aliases") or [] if not old["Id"].startswith(alias)]
-        endpoints.append((network, {"Aliases": aliases or [name]}))
-    if endpoints:
-        first, settings = endpoints[0]
-        body["NetworkingConfig"] = {"EndpointsConfig": {first: settings}}
-    return body, endpoints[1:]
+        settings: dict[str, Any] = {"Aliases": aliases or [name]}
+        for key in ("IPAMConfig", "Links", "DriverOpts"):
+            if endpoint.get(key):
+                settings[key] = endpoint[key]
+        endpoints[network] = settings
+    first = old["HostConfig"].get("NetworkMode")
+    if first not in endpoints:
+        first = next(iter(sorted(endpoints)), None)
+    if first is not None:
+        body["NetworkingConfig"] = {"EndpointsConfig": {first: endpoints.pop(first)}}
+    return body, sorted(endpoints.items())
 
 
 @dataclass
 class DockerContainer:
-    """One executor's container, by its name, recycled through the Engine API."""
+    """One executor's container, by its name, recycled through the Engine API. Only a container of
+    exactly that name (or that name and ``RETIRED_SUFFIX``) is ever touched, by its id."""
 
     name: str
     engine: DockerEngine
@@ -137,33 +151,54 @@ class DockerContainer:
     def retired(self) -> str:
         return f"{self.name}{RETIRED_SUFFIX}"
 
-    async def retire(self) -> None:
-        current = await self.engine.inspect(self.name)
-        if current is None:
-            if await self.engine.inspect(self.retired) is None:
-                raise RecycleError(f"no container {self.name!r} (nor {self.retired!r}) to recycle")
-            return  # set aside already, by a retire that was cut short
-        if await self.engine.inspect(self.retired) is not None:  # left by a replace cut short
-            await self.engine.call("DELETE", f"/containers/{quote(self.retired)}", params={"force": "true"})
-        await self.engine.call("POST", f"/containers/{quote(self.name)}/rename", params={"name": self.retired})
+    async def _own(self, name: str) -> dict[str, Any] | None:
+        """The container named exactly ``name``: the engine also takes a name for an id's prefix."""
+        found = await self.engine.inspect(name)
+        return found if found is not None and found.get("Name") == f"/{name}" else None
+
+    async def _stop(self, container: dict[str, Any]) -> None:
         # Stopped by the API, a container is not started again by its restart policy.
-        await self.engine.call("POST", f"/containers/{quote(self.retired)}/stop", params={"t": "0"}, ok=(304,))
+        await self.engine.call("POST", f"/containers/{container['Id']}/stop", params={"t": "0"}, ok=(304,))
+
+    async def _remove(self, container: dict[str, Any]) -> None:
+        # With its anonymous volumes (an image's VOLUME): the next user gets new ones.
+        params = {"force": "true", "v": "true"}
+        await self.engine.call("DELETE", f"/containers/{container['Id']}", params=params, ok=(404,))
+
+    async def retire(self) -> None:
+        current, retired = await self._own(self.name), await self._own(self.retired)
+        if current is None:
+            if retired is None:
+                raise RecycleError(f"no container {self.name!r} (nor {self.retired!r}) to recycle")
+            await self._stop(retired)  # set aside by a retire cut short: stopped, whatever it did
+            return
+        if retired is not None:
+            if current.get("State", {}).get("Status") == "created":
+                # A replacement cut short before it started: the one set aside stays the template.
+                await self._remove(current)
+                await self._stop(retired)
+                return
+            await self._remove(retired)  # left by a replace cut short after the new one started
+        await self.engine.call("POST", f"/containers/{current['Id']}/rename", params={"name": self.retired})
+        await self._stop(current)
 
     async def replace(self) -> None:
-        if await self.engine.inspect(self.retired) is None:
+        if await self._own(self.retired) is None:
             await self.retire()  # still the last user's (a lease ran out, say): end it first
-        old = await self.engine.inspect(self.retired)
+        old = await self._own(self.retired)
         if old is None:
             raise RecycleError(f"no container {self.retired!r} to make {self.name!r} from")
-        # One under the name now is a replacement cut short (never handed out): made again, whole.
-        await self.engine.call("DELETE", f"/containers/{quote(self.name)}", params={"force": "true"}, ok=(404,))
+        await self._stop(old)
+        half_made = await self._own(self.name)  # a replacement cut short: never handed out
+        if half_made is not None:
+            await self._remove(half_made)
         body, more = _creation(old, self.name)
-        await self.engine.call("POST", "/containers/create", params={"name": self.name}, json=body)
+        made = (await self.engine.call("POST", "/containers/create", params={"name": self.name}, json=body)).json()
         for network, endpoint in more:
-            connect = {"Container": self.name, "EndpointConfig": endpoint}
-            await self.engine.call("POST", f"/networks/{quote(network)}/connect", json=connect)
-        await self.engine.call("POST", f"/containers/{quote(self.name)}/start")
-        await self.engine.call("DELETE", f"/containers/{quote(self.retired)}", params={"force": "true"}, ok=(404,))
+            connect = {"Container": made["Id"], "EndpointConfig": endpoint}
+            await self.engine.call("POST", f"/networks/{quote(network, safe='')}/connect", json=connect)
+        await self.engine.call("POST", f"/containers/{made['Id']}/start")
+        await self._remove(old)
 
 
 # -- Kubernetes ------------------------------------------------------------------------------------
@@ -171,8 +206,9 @@ class DockerContainer:
 
 @dataclass
 class KubernetesApi:
-    """The API server, as the manager's pod reaches it: its service account's token and CA, its
-    namespace, and the address Kubernetes gives every pod (``KUBERNETES_SERVICE_HOST``/``_PORT``)."""
+    """The API server, as the manager's pod reaches it: its service account's token (read again
+    for every call: the kubelet rotates it) and CA, its namespace, and the address Kubernetes gives
+    every pod (``KUBERNETES_SERVICE_HOST``/``_PORT``)."""
 
     account: Path = SERVICE_ACCOUNT
     _client: httpx.AsyncClient | None = None
@@ -183,17 +219,12 @@ class KubernetesApi:
         if self._client is None:
             try:
                 host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"]
-                token = (self.account / "token").read_text(encoding="utf-8").strip()
                 self.namespace = (self.account / "namespace").read_text(encoding="utf-8").strip()
-            except (KeyError, OSError) as exc:
+                verify = ssl.create_default_context(cafile=str(self.account / "ca.crt"))
+            except (KeyError, OSError, ssl.SSLError) as exc:
                 raise RecycleError(f"not in a Kubernetes pod with a service account: {exc}") from exc
             host = f"[{host}]" if ":" in host else host
-            self._client = httpx.AsyncClient(
-                base_url=f"https://{host}:{port}",
-                verify=ssl.create_default_context(cafile=str(self.account / "ca.crt")),
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=API_TIMEOUT,
-            )
+            self._client = httpx.AsyncClient(base_url=f"https://{host}:{port}", verify=verify, timeout=API_TIMEOUT)
         return self._client
 
     async def close(self) -> None:
@@ -203,16 +234,20 @@ class KubernetesApi:
     async def pod(self, name: str, method: str = "GET", **kwargs: Any) -> dict[str, Any] | None:
         """A call on the pod ``name`` of the manager's namespace; None if there is no such pod."""
         client = self.client
-        path = f"/api/v1/namespaces/{quote(self.namespace)}/pods/{quote(name)}"
+        path = f"/api/v1/namespaces/{quote(self.namespace, safe='')}/pods/{quote(name, safe='')}"
         try:
-            response = await client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
+            token = (self.account / "token").read_text(encoding="utf-8").strip()
+            response = await client.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+        except (OSError, httpx.HTTPError) as exc:
             raise RecycleError(f"Kubernetes API: {method} {path}: {exc!r}") from exc
         if response.status_code == 404:
             return None
         if not response.is_success:
             raise RecycleError(f"Kubernetes API: {method} {path}: HTTP {response.status_code} {response.text[:300]}")
-        return dict(response.json())
+        try:
+            return dict(response.json())
+        except ValueError as exc:
+            raise RecycleError(f"Kubernetes API: {method} {path}: not JSON: {exc}") from exc
 
 
 @dataclass
@@ -221,27 +256,36 @@ class KubernetesPod:
 
     name: str
     api: KubernetesApi
-    #: The uid of the pod that was deleted (a new pod has another).
+    #: The uid of the pod deleted last (a new pod has another).
     gone: str | None = None
 
+    async def _until(self, done: Callable[[dict[str, Any] | None], bool], what: str) -> None:
+        deadline = time.monotonic() + POD_REPLACED_TIMEOUT
+        while time.monotonic() < deadline:
+            if done(await self.api.pod(self.name)):
+                return
+            await asyncio.sleep(POLL_INTERVAL)
+        raise RecycleError(f"pod {self.name!r}: {what} within {POD_REPLACED_TIMEOUT:.0f} s")
+
+    def _old(self, pod: dict[str, Any] | None) -> bool:
+        return pod is not None and pod["metadata"]["uid"] == self.gone
+
     async def retire(self) -> None:
+        """The pod deleted, and waited for until it is gone: until then it may still answer at its
+        address (its Service publishes pods not ready), with the last user's session in it."""
         pod = await self.api.pod(self.name)
-        if pod is None or pod["metadata"]["uid"] == self.gone:
-            return
-        self.gone = pod["metadata"]["uid"]
-        # A second's grace: the node ends the containers, and the name is free for the new pod.
-        body = {"gracePeriodSeconds": 1, "preconditions": {"uid": self.gone}}
-        await self.api.pod(self.name, "DELETE", json=body)
+        if pod is not None and not self._old(pod):
+            uid = pod["metadata"]["uid"]
+            # A second's grace: the node ends the containers, and the name is free for the new pod.
+            await self.api.pod(self.name, "DELETE", json={"gracePeriodSeconds": 1, "preconditions": {"uid": uid}})
+            self.gone = uid
+        await self._until(lambda now: not self._old(now), "the deleted pod still there")
 
     async def replace(self) -> None:
         await self.retire()
-        deadline = time.monotonic() + POD_REPLACED_TIMEOUT
-        while time.monotonic() < deadline:
-            pod = await self.api.pod(self.name)
-            if pod is not None and pod["metadata"]["uid"] != self.gone and not pod["metadata"].get("deletionTimestamp"):
-                return  # the new pod; the manager asks its /ready before it hands it out
-            await asyncio.sleep(POLL_INTERVAL)
-        raise RecycleError(f"pod {self.name!r} was not made again within {POD_REPLACED_TIMEOUT:.0f} s")
+        await self._until(
+            lambda now: now is not None and not now["metadata"].get("deletionTimestamp"), "not made again"
+        )  # the new pod; the manager asks its /ready before it hands it out
 
 
 def recycler_of(entry: object, docker: DockerEngine, kubernetes: KubernetesApi) -> Recycler | None:

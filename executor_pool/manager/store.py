@@ -58,6 +58,16 @@ class Store(Protocol):
         """Free an allocated executor (to the end of its queue) and end its token; False if it was
         not allocated. ``dirty`` marks it for a restart first; ``not_ready``, as not ready when asked."""
 
+    async def set_aside(self, executor_id: str, seconds: float) -> None:
+        """Free an allocated executor as ``give_back`` does, dirty and not ready, and out of every
+        claim for ``seconds`` while it is cleared in the background (a recycled executor, whose new
+        container or pod is being made). A manager that dies meanwhile leaves it dirty: claimed
+        once the time is up, it is cleared again before it is handed out."""
+
+    async def cleared(self, executor_id: str, *, ok: bool) -> None:
+        """The background clearing of a set-aside executor ended: claimable again, clean and ready
+        if ``ok``, dirty if not."""
+
     async def revoke(self, executor_id: str) -> None:
         """End the token of the executor's allocation at once for its sessions; the executor stays
         allocated (not free) until it is given back: the hand-over to the next user starts here.
@@ -98,6 +108,8 @@ class MemoryStore:
     ending_tokens: dict[str, str] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     not_ready: set[str] = field(default_factory=set)
+    #: Executors set aside (free, claimed by no one) until then (monotonic seconds).
+    aside: dict[str, float] = field(default_factory=dict)
 
     def _until(self) -> float:
         return math.inf if self.lease is None else time.monotonic() + self.lease
@@ -109,12 +121,17 @@ class MemoryStore:
                 self.free.setdefault(kind, deque()).append(executor_id)
 
     async def claim(self, kind: str) -> Claim | None:
-        queue = self.free.get(kind)
-        if not queue:
-            return None
-        executor_id = queue.popleft()
-        self.leases[executor_id] = self._until()
-        return Claim(executor_id, executor_id in self.dirty)
+        queue = self.free.get(kind, deque())
+        now = time.monotonic()
+        for _ in range(len(queue)):
+            executor_id = queue.popleft()
+            if self.aside.get(executor_id, 0.0) > now:
+                queue.append(executor_id)  # being cleared: passed over, to the end of the queue
+                continue
+            self.aside.pop(executor_id, None)
+            self.leases[executor_id] = self._until()
+            return Claim(executor_id, executor_id in self.dirty)
+        return None
 
     async def confirm(self, executor_id: str, token: str | None) -> None:
         self.dirty.discard(executor_id)
@@ -133,6 +150,18 @@ class MemoryStore:
         self.ending_tokens.pop(executor_id, None)
         self.free[self.types[executor_id]].append(executor_id)
         return True
+
+    async def set_aside(self, executor_id: str, seconds: float) -> None:
+        self.aside[executor_id] = time.monotonic() + seconds
+        await self.give_back(executor_id, dirty=True, not_ready=True)
+
+    async def cleared(self, executor_id: str, *, ok: bool) -> None:
+        self.aside.pop(executor_id, None)
+        if ok:
+            self.dirty.discard(executor_id)
+            self.not_ready.discard(executor_id)
+        else:
+            self.dirty.add(executor_id)
 
     async def revoke(self, executor_id: str) -> None:
         if executor_id in self.tokens:
@@ -171,7 +200,8 @@ class MemoryStore:
 # -- Redis: each step one script (Redis runs a script atomically) --------------------------------
 # Keys, under the prefix P: P:types (hash id -> type), P:free:<type> (list), P:leases (sorted set
 # id -> end of lease, in Redis's seconds), P:tokens (hash id -> token), P:ending (hash id -> the token
-# of an allocation being handed over), P:dirty and P:not-ready (sets).
+# of an allocation being handed over), P:dirty and P:not-ready (sets), P:aside (sorted set id -> when
+# a free executor set aside to be cleared may be claimed again).
 
 _NOW = "local t = redis.call('TIME'); local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
 
@@ -186,13 +216,24 @@ end
 _CLAIM = (
     _NOW
     + """
-local id = redis.call('LPOP', KEYS[1])
-if not id then return false end
 local lease = tonumber(ARGV[1])
-redis.call('ZADD', KEYS[2], lease < 0 and 'inf' or now + lease, id)
-return {id, redis.call('SISMEMBER', KEYS[3], id)}
+for _ = 1, redis.call('LLEN', KEYS[1]) do
+  local id = redis.call('LPOP', KEYS[1])
+  if not id then return false end
+  local aside = redis.call('ZSCORE', KEYS[4], id)
+  if aside and tonumber(aside) > now then
+    redis.call('RPUSH', KEYS[1], id)
+  else
+    redis.call('ZREM', KEYS[4], id)
+    redis.call('ZADD', KEYS[2], lease < 0 and 'inf' or now + lease, id)
+    return {id, redis.call('SISMEMBER', KEYS[3], id)}
+  end
+end
+return false
 """
 )
+
+_ASIDE = _NOW + "redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])\n"
 
 _GIVE_BACK = """
 if ARGV[2] == '1' then redis.call('SADD', KEYS[3], ARGV[1]) end
@@ -250,6 +291,7 @@ class RedisStore:
         self._revoke = redis.register_script(_REVOKE)
         self._holder = redis.register_script(_HOLDER)
         self._reclaim = redis.register_script(_RECLAIM)
+        self._aside = redis.register_script(_ASIDE)
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}:{name}"
@@ -263,7 +305,7 @@ class RedisStore:
         await self._register(keys=[self._key("types"), self._key("free:")], args=pairs)
 
     async def claim(self, kind: str) -> Claim | None:
-        keys = [self._key(f"free:{kind}"), self._key("leases"), self._key("dirty")]
+        keys = [self._key(f"free:{kind}"), self._key("leases"), self._key("dirty"), self._key("aside")]
         claimed = await self._claim(keys=keys, args=[self._lease_arg])
         if not claimed:
             return None
@@ -290,6 +332,20 @@ class RedisStore:
         ]
         freed = await self._give_back(keys=keys, args=[executor_id, int(dirty), int(not_ready)])
         return bool(freed)
+
+    async def set_aside(self, executor_id: str, seconds: float) -> None:
+        await self._aside(keys=[self._key("aside")], args=[executor_id, seconds])  # before it is free
+        await self.give_back(executor_id, dirty=True, not_ready=True)
+
+    async def cleared(self, executor_id: str, *, ok: bool) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self._key("aside"), executor_id)
+            if ok:
+                pipe.srem(self._key("dirty"), executor_id)
+                pipe.srem(self._key("not-ready"), executor_id)
+            else:
+                pipe.sadd(self._key("dirty"), executor_id)
+            await pipe.execute()
 
     async def revoke(self, executor_id: str) -> None:
         await self._revoke(keys=[self._key("tokens"), self._key("ending")], args=[executor_id])

@@ -138,3 +138,17 @@ def test_a_container_that_is_not_there_is_an_error_that_names_it() -> None:
         _recycle(name, "retire")
     with pytest.raises(RecycleError, match=name):
         _recycle(name, "replace")
+
+
+def test_a_name_that_is_another_containers_id_prefix_touches_nothing(container: str) -> None:
+    """The engine takes a name for an id's prefix too: the recycler acts only on a container of
+    exactly its name (a hand-written configuration may name one ``cafe``)."""
+    before = _inspect(container)
+    assert before is not None
+    prefix = before["Id"][:12]
+    with pytest.raises(RecycleError, match=prefix):
+        _recycle(prefix, "retire")
+    with pytest.raises(RecycleError, match=prefix):
+        _recycle(prefix, "replace")
+    after = _inspect(container)
+    assert after is not None and after["Id"] == before["Id"] and after["State"]["Running"]

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from executor_pool.manager.store import RedisStore
+from executor_pool.manager.store import MemoryStore, RedisStore, Store, open_store
 from tests.conftest import (
     EXAMPLE_EXECUTOR,
     EXAMPLES,
@@ -216,3 +216,44 @@ def test_a_deallocate_sent_again_after_a_manager_died_in_the_middle_of_one_is_no
         assert manager.client.post(f"/deallocate/{allocation['container_id']}", headers=stranger).status_code == 401
     finally:
         stop_executor(manager)
+
+
+@pytest.mark.parametrize("where", ["memory", "redis"])
+def test_an_executor_set_aside_is_claimed_by_no_one_until_cleared_or_its_time_is_up(where: str, tmp_path: Path) -> None:
+    """A recycled executor is freed set aside while its new container is made: no claim takes it
+    (another manager's neither: the state is the store's), it is counted free, dirty and not ready;
+    cleared, it is claimable and clean; failed, claimable and dirty; a manager that died leaves it
+    set aside until the time is up, then dirty (the next claim sets it aside again)."""
+
+    async def scenario(store: Store) -> None:
+        try:
+            await store.register([("0", "python"), ("1", "python")])
+            first, second = await store.claim("python"), await store.claim("python")
+            assert first is not None and second is not None
+            await store.set_aside(first.id, 60)
+            await store.give_back(second.id)
+            claimed = await store.claim("python")
+            assert claimed is not None and claimed.id == second.id  # the set-aside one passed over
+            assert await store.claim("python") is None and await store.free_count("python") == 1
+            state = await store.status()
+            assert first.id in state["dirty"] and first.id in state["not_ready"] and first.id not in state["allocated"]
+            await store.cleared(first.id, ok=True)
+            again = await store.claim("python")
+            assert again is not None and again.id == first.id and not again.dirty
+            await store.set_aside(first.id, 60)
+            await store.cleared(first.id, ok=False)
+            failed = await store.claim("python")
+            assert failed is not None and failed.id == first.id and failed.dirty
+            await store.set_aside(first.id, 0.2)  # its manager dies: nothing clears it
+            assert await store.claim("python") is None
+            await asyncio.sleep(0.3)
+            late = await store.claim("python")
+            assert late is not None and late.id == first.id and late.dirty
+        finally:
+            await store.close()
+
+    if where == "memory":
+        asyncio.run(scenario(MemoryStore()))
+        return
+    with redis_server(tmp_path / "redis") as url:
+        asyncio.run(scenario(open_store(url, prefix=f"aside-{os.getpid()}")))
