@@ -7,6 +7,7 @@ back when the test ends, whatever its outcome (``Manager.give_back``), and the t
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -125,14 +126,22 @@ class Manager:
         are free, each asked for again while the manager answers 503, for ``timeouts.ready`` s (a
         manager may clear an executor after /deallocate has answered, free but not yet ready), then
         any more until it answers that none is free."""
-        free = self.status().get("available_by_type")
+        status = self.status()
+        free, lease = status.get("available_by_type"), status.get("lease_s")
         expected = free.get(self.type) if isinstance(free, dict) else None
         expected = expected if isinstance(expected, int) else 0
+        # Those held are used while the others are waited for, so that no lease of theirs runs out.
+        touch_every = lease / 3 if isinstance(lease, (int, float)) and lease > 0 else math.inf
         held: list[Allocation] = []
         deadline = time.monotonic() + self.operator.timeouts.ready
+        touched = time.monotonic()
         while len(held) < MOST_ALLOCATIONS:
             exchange = self.ask_allocation()
             if exchange.status == 503 and len(held) < expected and time.monotonic() < deadline:
+                if time.monotonic() - touched > touch_every:
+                    for allocation in held:
+                        allocation.session.request("GET", "/health")
+                    touched = time.monotonic()
                 time.sleep(self.operator.timeouts.poll_interval)
                 continue
             if exchange.status != 200:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from conformance.certification import not_run, requirement_ids
@@ -163,20 +165,60 @@ def deadline(capabilities: Capabilities, declared_features: frozenset[str]) -> D
 
 @dataclass
 class Siblings:
-    """Second executors (CODE-5's, CONFIG-2's) by workspace, started at the beginning of the run.
+    """Second executors (CODE-5's, CONFIG-2's) by workspace, started in the background as soon as
+    the run begins (``start``).
 
     Each has a short start-up wait (``KitTimeouts.sibling_startup``), so that one that never
-    becomes ready is judged in seconds. One that neither exited nor became ready by then, while
-    the kit's own path to the first executor was loaded (``pace``), may have met the machine's
-    delay, not its own: it is started again with the whole start-up wait the first executor had,
-    and judged on that. Every one started is stopped at the end of the run, if its test did not.
+    becomes ready is judged in seconds. One that neither exited nor became ready by then, while the
+    kit's own path to the first executor was slow at that moment (``GET /health`` on a new
+    connection past ``KitTimeouts.quiet_path``: a loaded machine), may have met the machine's delay,
+    not its own: it is started again with the whole start-up wait the first executor had, and
+    judged on that. Every one started is stopped at the end of the run, if its test did not.
     """
 
     spec: TargetSpec
-    starts: dict[str, Future[Target | None]]
+    #: The first executor's URL: the kit's path to it says whether the machine is loaded.
+    first: str
     #: Where the run's progress lines go (the first target's ``say``), past pytest's capture.
     say: Callable[[str], None] | None = None
-    again: list[Target] = field(default_factory=list)
+    starts: dict[str, Future[Target | None]] = field(default_factory=dict)
+    started: list[Target] = field(default_factory=list)
+
+    def start(self, pool: ThreadPoolExecutor, workspace: str, startup: float) -> None:
+        self.starts[workspace] = pool.submit(self._started, workspace, startup)
+
+    def _started(self, workspace: str, startup: float) -> Target | None:
+        sibling = self.spec.sibling(workspace, startup)
+        if sibling is None:
+            return None
+        self.started.append(sibling)
+        try:
+            sibling.start()
+        except StartupTimeout:
+            path = self._path_delay()
+            if path <= self.spec.timeouts.quiet_path:
+                raise
+            (self.say or say_on_stderr)(
+                f"A second executor ({workspace} workspace) was not ready within its short start-up wait, while "
+                f"the kit's GET /health to the first took {path:.2f} s (a loaded machine): it is started again, "
+                f"with the whole start-up wait ({self.spec.timeouts.startup:.0f} s)."
+            )
+            sibling = self.spec.sibling(workspace)  # the whole start-up wait
+            if sibling is None:  # cannot be: one was started the first time
+                raise
+            sibling.say = self.say
+            self.started.append(sibling)
+            sibling.start()
+        return sibling
+
+    def _path_delay(self) -> float:
+        """The round trip of GET /health to the first executor, on a new connection (none: infinite)."""
+        began = time.monotonic()
+        try:
+            httpx.get(f"{self.first}/health", timeout=self.spec.timeouts.request)
+        except httpx.HTTPError:
+            return math.inf
+        return time.monotonic() - began
 
     def get(self, executor: ExecutorClient, capabilities: Capabilities, workspace: str) -> Target | None:
         """The second executor with ``workspace``, once started; None if the kit cannot start one.
@@ -186,31 +228,11 @@ class Siblings:
         command listens there, the second cannot, and the fault is CONFIG-1's.
         """
         try:
-            try:
-                return self.starts[workspace].result()
-            except StartupTimeout:
-                path = executor.path_delay()
-                if path <= executor.timeouts.quiet_path:
-                    raise
-                return self._again(workspace, path)
+            return self.starts[workspace].result()
         except TargetError as exc:
             requirement = "CONFIG-1" if capabilities.answered_on != capabilities.settings.port else None
             expected = f"a second executor ({workspace} workspace) to become ready"
             raise executor.fail(expected, str(exc), requirement=requirement) from None
-
-    def _again(self, workspace: str, path: float) -> Target:
-        sibling = self.spec.sibling(workspace)  # the whole start-up wait
-        if sibling is None:  # cannot be: one was started the first time
-            raise TargetError(f"a second executor ({workspace} workspace) cannot be started again")
-        sibling.say = self.say
-        (self.say or say_on_stderr)(
-            f"A second executor ({workspace} workspace) was not ready within its short start-up wait, while the "
-            f"kit's no-op round trip to the first took {path:.2f} s (a loaded machine): it is started again, "
-            f"with the whole start-up wait ({self.spec.timeouts.startup:.0f} s)."
-        )
-        self.again.append(sibling)
-        sibling.start()
-        return sibling
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -239,23 +261,16 @@ def sibling_starts(request: pytest.FixtureRequest) -> Iterator[Siblings | None]:
         return
     spec: TargetSpec = request.getfixturevalue("target_spec")
     startup = spec.timeouts.sibling_startup(start_to_ready(target))  # as long as the first took, and more
-    siblings = {workspace: spec.sibling(workspace, startup) for workspace in sorted(workspaces)}
-
-    def start(sibling: Target | None) -> Target | None:
-        if sibling is not None:
-            sibling.start()
-        return sibling
-
-    with ThreadPoolExecutor(len(siblings), thread_name_prefix="sibling") as pool:
-        futures = {workspace: pool.submit(start, sibling) for workspace, sibling in siblings.items()}
-        started = Siblings(spec, futures, target.say)
+    siblings = Siblings(spec, target.base_url, target.say)
+    with ThreadPoolExecutor(len(workspaces), thread_name_prefix="sibling") as pool:
+        for workspace in sorted(workspaces):
+            siblings.start(pool, workspace, startup)
         try:
-            yield started
+            yield siblings
         finally:
-            wait(futures.values())
-            for sibling in [*siblings.values(), *started.again]:
-                if sibling is not None:
-                    sibling.stop()  # safe when already stopped
+            wait(siblings.starts.values())
+            for sibling in siblings.started:
+                sibling.stop()  # safe when already stopped
 
 
 def started_sibling(
