@@ -187,8 +187,9 @@ SNIPPETS: dict[str, Snippet] = {
     "fork_bomb": _s(
         "starts, in a new session, `count` processes as fast as it can, each living `life` s, trying again while "
         "the process table or a limit is full; waits until all run or a process of its own cannot start (the "
-        'table or a limit is full), `within` s at most; prints {"session": the session id, "made": how many '
-        'are running, "full": whether a process of its own could not start}',
+        "table or a limit is full: each probe started outside the session lives `life` s too, holding its "
+        'slot), `within` s at most; prints {"session": the session id, "made": how many are running, "full": '
+        'whether a process of its own could not start, "probes": how many probes it started}',
         "count",
         "life",
         "within",
