@@ -189,7 +189,8 @@ SNIPPETS: dict[str, Snippet] = {
         "the process table or a limit is full; waits until all run or a process of its own cannot start (the "
         "table or a limit is full: each probe started outside the session lives `life` s too, holding its "
         'slot), `within` s at most; prints {"session": the session id, "made": how many are running, "full": '
-        'whether a process of its own could not start, "probes": how many probes it started}',
+        'whether a process of its own could not start, "probes": [pid, start time, command] of each probe still '
+        "running}",
         "count",
         "life",
         "within",
