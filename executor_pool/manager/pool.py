@@ -11,13 +11,14 @@ import asyncio
 import json
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from .recycle import DOCKER_SOCKET, DockerEngine, KubernetesApi, RecycleError, Recycler, recycler_of
+from .recycle import DOCKER_SOCKET, DockerEngine, KubernetesApi, Recycler, recycler_of
 from .store import MemoryStore, Store
 
 __all__ = [
@@ -238,13 +239,17 @@ class Pool:
         return self.locks.setdefault(executor.id, asyncio.Lock())
 
     async def _retired(self, executor: Executor) -> bool:
-        """A recycled executor's container or pod ended (and every process in it); False if not."""
-        recycler = executor.recycler
+        """A recycled executor's container or pod ended (and every process in it); False if not
+        (left dirty: never handed out as it is)."""
+        return await self._recycler_step(executor, lambda recycler: recycler.retire())
+
+    async def _recycler_step(self, executor: Executor, step: Callable[[Recycler], Awaitable[None]]) -> bool:
+        """One step of the executor's recycler, under its lock; False if it failed, whatever failed."""
         try:
             async with self._lock(executor):
-                if recycler is not None:
-                    await recycler.retire()
-        except Exception:  # left dirty: never handed out as it is
+                if executor.recycler is not None:
+                    await step(executor.recycler)
+        except Exception:
             return False
         return True
 
@@ -268,12 +273,7 @@ class Pool:
 
     async def _replaced(self, executor: Executor) -> bool:
         """A recycled executor's new container or pod made, and its /ready true."""
-        recycler = executor.recycler
-        try:
-            async with self._lock(executor):
-                if recycler is not None:
-                    await recycler.replace()
-        except RecycleError:
+        if not await self._recycler_step(executor, lambda recycler: recycler.replace()):
             return False
         deadline = time.monotonic() + RECYCLED_READY_TIMEOUT
         while time.monotonic() < deadline:
