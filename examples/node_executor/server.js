@@ -408,6 +408,9 @@ class Session {
         const timer = setTimeout(() => resolve(false), START_TIMEOUT_MS);
         worker.once("message", (message) => {
           clearTimeout(timer);
+          // The worker's own process: under tini, the spawned process is tini, which would pass a
+          // signal on later, when the code may have ended and the next already begun (TIMEOUT-3).
+          this.workerPid = message && Number.isInteger(message.pid) ? message.pid : worker.pid;
           resolve(Boolean(message && message.ready));
         });
         worker.once("exit", () => {
@@ -536,7 +539,8 @@ class Session {
         // Past the deadline: interrupt; code that does not stop is ended with its worker.
         const interrupted = this.waitForAnswer(INTERRUPT_GRACE_MS);
         try {
-          worker.kill("SIGINT");
+          // The Node.js process itself, at once; not once its tini has ended (the id may be reused).
+          if (worker.exitCode === null && worker.signalCode === null) process.kill(this.workerPid, "SIGINT");
         } catch {
           // it died at the deadline
         }

@@ -178,4 +178,4 @@ process.on("disconnect", () => process.exit(0)); // the server is gone
 process.on("message", (message) => process.send(message && message.fence ? fence() : execute(message)));
 
 loadWorkspace();
-process.send({ ready: true });
+process.send({ ready: true, pid: process.pid }); // the server interrupts this process itself, not tini
