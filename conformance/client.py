@@ -18,7 +18,7 @@ import time
 import urllib.parse
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -29,6 +29,9 @@ from .pace import Timing
 from .settings import CONTRACT_DEFAULTS
 from .timeouts import KitTimeouts
 from .violations import Exchange, Inconclusive, Violation
+
+if TYPE_CHECKING:
+    from .targets import Target
 
 __all__ = [
     "BUSY",
@@ -127,34 +130,63 @@ class ExecutorClient:
         self.busy_answers = 0
         self.stalls = stalls or Stalls()
         #: Violations of other requirements than the test's own, kept until its own checks are
-        #: done (``expect(later=True)``): the test's list (``certification.deferred``), which the
+        #: done (``expect(later=True)``): the test's list (``outcomes.deferred``), which the
         #: plugin raises from once the test has passed.
         self.deferred: list[Violation] = []
         self.profile = profile
         self.language = language or languages.load(languages.DEFAULT)
 
+    @classmethod
+    def of_target(
+        cls,
+        target: Target,
+        timeouts: KitTimeouts,
+        *,
+        stalls: Stalls | None = None,
+        profile: Profile = Profile.FULL,
+        language: LanguagePack | None = None,
+        keep: int | None = None,
+    ) -> ExecutorClient:
+        """A client of a started target: its URL, the headers it needs, its EXECUTION_TIMEOUT."""
+        return cls(
+            target.base_url,
+            timeouts,
+            default_execution_timeout=target.capabilities.execution_timeout,
+            headers=target.headers,
+            keep=keep,
+            stalls=stalls,
+            profile=profile,
+            language=language,
+        )
+
+    def like(self, base_url: str | None = None, **changes: Any) -> ExecutorClient:
+        """A client made from this one: every setting of this one's (its URL, waits, requirement,
+        connection, headers, record of hangs, profile, language), less ``changes``. The one way the
+        kit makes a client from another."""
+        kept: dict[str, Any] = {
+            "requirement": self.requirement,
+            "http": self._http,
+            "default_execution_timeout": self.default_execution_timeout,
+            "headers": self._headers,
+            "keep": self.history.maxlen,
+            "stalls": self.stalls,
+            "profile": self.profile,
+            "language": self.language,
+        }
+        return ExecutorClient(base_url or self.base_url, self.timeouts, **{**kept, **changes})
+
     def bound_to(self, requirement: str) -> ExecutorClient:
         """The same connection, with failures reported against ``requirement``."""
-        client = ExecutorClient(
-            self.base_url,
-            self.timeouts,
-            requirement=requirement,
-            http=self._http,
-            default_execution_timeout=self.default_execution_timeout,
-            headers=self._headers,
-            stalls=self.stalls,
-            profile=self.profile,
-            language=self.language,
-        )
+        client = self.like(requirement=requirement)
         client.history, client.deferred = self.history, self.deferred
         return client
 
     def of_sibling(self, base_url: str, **settings: Any) -> ExecutorClient:
-        """A client of a second executor of the run (CODE-5's, CONFIG-2's), with a connection and a
-        record of hangs of its own, and this client's requirement, waits and profile (``settings``:
-        others to change)."""
-        kept = {"requirement": self.requirement, "profile": self.profile, "language": self.language}
-        return ExecutorClient(base_url, self.timeouts, **{**kept, **settings})
+        """A client of a second executor of the run (CODE-5's, CONFIG-2's), with a connection, a
+        record of hangs, headers and waits of its own, and this client's requirement, profile and
+        language (``settings``: others to change)."""
+        own = {"http": None, "stalls": None, "headers": None, "default_execution_timeout": None, "keep": None}
+        return self.like(base_url, **{**own, **settings})
 
     def close(self) -> None:
         self._http.close()

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import enum
-import shlex
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from . import languages
 from .catalogue import FEATURES, Profile
-from .image import PRODUCTION_CPUS, PRODUCTION_MEMORY, PRODUCTION_PIDS, ImageTarget
-from .languages import LanguagePack
 from .results import Exit
-from .settings import CONTRACT_DEFAULTS, KIT_SETTINGS, ExecutorSettings, SettingsSource
-from .targets import Capabilities, ProcessTarget, Target, UrlTarget
+from .settings import CONTRACT_DEFAULTS, KIT_SETTINGS, ExecutorSettings
+from .targets.image import PRODUCTION_CPUS, PRODUCTION_MEMORY, PRODUCTION_PIDS
+from .targets.spec import TargetSpec, kind_chosen
+from .targets.workspace import Workspace
 from .timeouts import KitTimeouts
 
 __all__ = [
@@ -39,8 +37,6 @@ __all__ = [
     "KitParser",
     "Option",
     "OptionError",
-    "TargetKind",
-    "TargetSpec",
     "add_target_options",
     "settings_from",
     "short_flag",
@@ -225,127 +221,11 @@ def headers_from(values: list[str]) -> dict[str, str]:
     return headers
 
 
-class TargetKind(enum.StrEnum):
-    IMAGE = "image"  # a local container image the kit starts
-    URL = "url"  # an executor already running: the kit neither starts nor stops it
-    PROCESS = "process"  # a local command (by default the reference executor) the kit starts
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    """The executor to certify or measure, parsed once from the options and shared by every front door.
-
-    Each default is written once: the executor's settings in ``settings.py``, the limits and the
-    kit's waits in ``TARGET_OPTIONS`` and ``timeouts.py``. A target is built from it with ``target()``.
-    """
-
-    kind: TargetKind
-    timeouts: KitTimeouts
-    settings: ExecutorSettings
-    #: The image, the URL or the command (split), by ``kind``; None for the reference executor.
-    subject: str | tuple[str, ...] | None
-    #: The code the scenarios send, and the sample workspace, in the session's language.
-    language: LanguagePack
-    #: One of ``targets.WORKSPACE_KINDS`` for a target the kit starts.
-    workspace: str = "kit"
-    env: tuple[tuple[str, str], ...] = ()
-    headers: tuple[tuple[str, str], ...] = ()
-    #: Container limits (an image) and the address-space cap of each process (a command).
-    memory: str | None = None
-    cpus: float | None = None
-    pids: int | None = None
-    process_memory_limit: int | None = None
-    #: For a URL, what the user declares the kit may do; a target the kit starts can do all three.
-    workspace_mounted: bool = False
-    destructive: bool = False
-    memory_limited: bool = False
-
-    @property
-    def started_by_kit(self) -> bool:
-        return self.kind is not TargetKind.URL
-
-    @property
-    def source(self) -> SettingsSource:
-        """Who chose the settings: the kit, for a target it starts; for a URL, taken on trust."""
-        return SettingsSource.KIT if self.started_by_kit else SettingsSource.TRUSTED
-
-    def with_workspace(self, workspace: str) -> TargetSpec:
-        """The same target with another workspace (a URL's is its own: unchanged)."""
-        return replace(self, workspace=workspace) if self.started_by_kit else self
-
-    def describe(self) -> dict[str, Any]:
-        """The target as the reports name it, before (or without) its start."""
-        key = {TargetKind.IMAGE: "image", TargetKind.URL: "base_url", TargetKind.PROCESS: "command"}[self.kind]
-        return {"kind": self.kind.value, key: self.subject}
-
-    def sibling(self, workspace: str, startup: float | None = None) -> Target | None:
-        """A second executor like this one with another workspace (``WORKSPACE_KINDS``), unstarted;
-        None where the kit cannot start one: a URL; a command with every setting unset ("defaults":
-        PORT cannot be left unset on a shared host) or "elsewhere" (a command's workspace is
-        already in a folder of the kit's choosing, which only WORKSPACE_FOLDER names).
-        ``startup``: how long it may take to become ready (default: the spec's start-up wait)."""
-        if not self.started_by_kit or (self.kind is TargetKind.PROCESS and workspace in ("defaults", "elsewhere")):
-            return None
-        spec = self.with_workspace(workspace)
-        if startup is not None:
-            spec = replace(spec, timeouts=replace(spec.timeouts, startup=startup))
-        return spec.target()
-
-    def target(self) -> Target:
-        """A new, unstarted target as this spec describes it.
-
-        Its capabilities start from what the spec knows: the settings, and whether the kit chose
-        them (a target it starts) or takes them on trust (a URL). A target the kit starts adds
-        the rest as it starts; a URL's are what the user declared.
-        """
-        env = dict(self.env)
-        capabilities = Capabilities(
-            workspace_mounted=self.workspace_mounted,
-            destructive=self.destructive,
-            memory_limited=self.memory_limited,
-            settings=self.settings,
-            settings_source=self.source,
-        )
-        if self.kind is TargetKind.IMAGE:
-            assert isinstance(self.subject, str)
-            return ImageTarget(
-                self.subject,
-                self.timeouts,
-                memory=self.memory,
-                cpus=self.cpus,
-                pids=self.pids,
-                settings=self.settings,
-                workspace=self.workspace,
-                workspace_source=self.language.workspace,
-                env=env,
-                capabilities=capabilities,
-            )
-        if self.kind is TargetKind.URL:
-            assert isinstance(self.subject, str)
-            return UrlTarget(self.subject, self.timeouts, capabilities, headers=dict(self.headers))
-        return ProcessTarget(
-            self.timeouts,
-            command=list(self.subject) if isinstance(self.subject, tuple) else None,
-            env=env,
-            workspace=self.workspace,
-            workspace_source=self.language.workspace,
-            settings=self.settings,
-            memory_limit_bytes=self.process_memory_limit,
-            capabilities=capabilities,
-        )
-
-
 def spec_from(option: Callable[[str], Any]) -> TargetSpec:
     """The target the options describe, parsed and checked once; OptionError says what is wrong."""
     headers = headers_from(option("executor_header"))
-    if option("executor_image"):
-        kind, subject = TargetKind.IMAGE, option("executor_image")
-    elif option("executor_url"):
-        kind, subject = TargetKind.URL, option("executor_url")
-    else:
-        command = option("executor_command")
-        kind, subject = TargetKind.PROCESS, tuple(shlex.split(command)) if command else None
-    if headers and kind is not TargetKind.URL:
+    kind = kind_chosen(option)
+    if headers and not kind.takes_headers:
         raise OptionError("--header goes with --url: the kit starts other targets itself")
     cpus = limit(option("cpus"))
     try:
@@ -353,11 +233,11 @@ def spec_from(option: Callable[[str], Any]) -> TargetSpec:
     except languages.PackError as exc:
         raise OptionError(f"--language {exc}") from None
     return TargetSpec(
-        kind=kind,
+        kind=kind.kind,
         timeouts=timeouts_from(option),
         settings=settings_from(option),
-        subject=subject,
-        workspace="missing" if option("no_workspace") else "kit",
+        subject=kind.parse(option(kind.option)),
+        workspace=Workspace.MISSING if option("no_workspace") else Workspace.KIT,
         env=tuple((key, value) for key, _, value in (p.partition("=") for p in option("executor_env")) if key and _),
         headers=tuple(headers.items()),
         memory=limit(option("memory")),
@@ -397,6 +277,4 @@ def short_flag(dest: str) -> str:
 def settings_from(option: Callable[[str], Any]) -> ExecutorSettings:
     """The executor's settings: the kit's choice for a target it starts, else the contract's defaults,
     with what the options say in either case (for a URL, what the user declares it runs with)."""
-    # For a URL, MAX_EXECUTION_TIMEOUT is unknown: INPUT-5 then checks only a timeout above any maximum.
-    base = replace(CONTRACT_DEFAULTS, max_execution_timeout=None) if option("executor_url") else KIT_SETTINGS
-    return base.with_values(**{name: option(dest) for name, dest in SETTING_OPTIONS.items()})
+    return kind_chosen(option).settings.with_values(**{name: option(dest) for name, dest in SETTING_OPTIONS.items()})

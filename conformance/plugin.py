@@ -25,36 +25,35 @@ import pytest
 
 from . import __version__, catalogue
 from .catalogue import Area, Level, Need
-from .certification import (
-    FEATURES_FROM_INFO,
+from .client import ExecutorClient
+from .languages import MissingSnippetError
+from .manager import Manager
+from .options import RUN_OPTIONS, OptionError, add_target_options, spec_from
+from .outcomes import (
     INCONCLUSIVE_ON,
     NEEDS_MARK,
     REQUIREMENT_MARK,
     SETUP_SECONDS,
     SKIP_KIND,
-    CiPage,
-    ConformanceRun,
     deferred,
     needs,
     not_run,
     requirement_ids,
     violation_in,
 )
-from .client import ExecutorClient
-from .languages import MissingSnippetError
-from .manager import Manager
-from .options import RUN_OPTIONS, OptionError, TargetSpec, add_target_options, spec_from
+from .recording import CiPage, Recorder
 from .render import check_writable, to_github_annotations, to_terminal
 from .results import Exit, SkipKind, TestRecord
+from .session import FEATURES_FROM_INFO, TargetSession
 from .settings import env_value, settings_report
-from .targets import Capabilities, Target
+from .targets import Capabilities, Target, TargetSpec
 from .timeouts import KitTimeouts
 from .violations import Inconclusive
 
 #: Below this verbosity (pytest.ini's -q and one more), the live lines leave out what passed.
 QUIET = -1
 #: Areas in the order the suite runs them: harmless first, destructive last.
-_RUN_KEY = pytest.StashKey[ConformanceRun]()
+_CERTIFICATION_KEY = pytest.StashKey["Certification"]()
 _CI_PAGE_KEY = pytest.StashKey[CiPage]()
 
 
@@ -154,9 +153,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         check_writable(report_dir)
     except OSError as exc:
         raise pytest.UsageError(f"--report-dir {report_dir} cannot be written: {exc.strerror or exc}") from None
-    run = ConformanceRun(config, cases=cases, selection=selection, ci_page=config.stash.get(_CI_PAGE_KEY, CiPage()))
-    config.stash[_RUN_KEY] = run
-    config.pluginmanager.register(run, "executor-conformance-run")  # for its pytest_keyboard_interrupt
+    recorder = Recorder(cases, selection, ci_page=config.stash.get(_CI_PAGE_KEY, CiPage()))
+    certification = config.stash[_CERTIFICATION_KEY] = Certification(config, recorder)
+    config.pluginmanager.register(certification, "executor-conformance-certification")
     _interrupt_on_sigterm(config)
 
 
@@ -204,39 +203,146 @@ def _select_requirements(config: pytest.Config, items: list[pytest.Item]) -> fro
     return selection.members()
 
 
-def _run(config: pytest.Config) -> ConformanceRun | None:
-    return config.stash.get(_RUN_KEY, None)
+class Certification:
+    """The plugin of one certification: registered when the suite is collected (``pytest_collection_
+    modifyitems``), so its hooks run only then. It holds the target (``TargetSession``) and the
+    outcomes (``Recorder``), and hands each what the other knows."""
 
+    def __init__(self, config: pytest.Config, recorder: Recorder) -> None:
+        self.config = config
+        self.session = TargetSession(config)
+        self.recorder = recorder
 
-# -- hooks ------------------------------------------------------------------------------------
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        """Before the fixtures: a test the target cannot run is skipped, saying why."""
+        if item.get_closest_marker(REQUIREMENT_MARK):
+            reason = self.session.skip_reason(item)
+            if reason is not None:
+                item.stash[SKIP_KIND] = reason[0]
+                pytest.skip(reason[1])
+        with _not_run_without_a_snippet():
+            return (yield)
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        later = deferred(item)
+        try:
+            with _not_run_without_a_snippet(), _skipped_when_inconclusive(item):
+                result = yield
+            if later:
+                violation = later[0]  # the test's own checks passed: the first other one it saw
+                violation.after_own_checks = True
+                raise violation
+            return result
+        finally:
+            later.clear()
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
-    """Before the fixtures: a test the target cannot run is skipped, saying why."""
-    run = _run(item.config)
-    if run is not None and item.get_closest_marker(REQUIREMENT_MARK):
-        reason = run.skip_reason(item)
-        if reason is not None:
-            item.stash[SKIP_KIND] = reason[0]
-            pytest.skip(reason[1])
-    with _not_run_without_a_snippet():
-        return (yield)
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        violation = violation_in(call.excinfo.value) if report.failed and call.excinfo is not None else None
+        if violation is not None:
+            report.longrepr = violation.message  # the evidence, not the kit's traceback
+        if not item.get_closest_marker(REQUIREMENT_MARK):
+            return report
+        if report.when == "setup" and report.passed:
+            item.stash[SETUP_SECONDS] = report.duration
+        elif report.when == "call" or not report.passed:
+            record = self.recorder.record(item, call, report, self.session.log_tail())
+            if report.when != "teardown":
+                self._live_line(item, record)
+        return report
 
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, str] | None:
+        """Suite tests print no dots: ``_live_line`` writes one line each."""
+        records = self.recorder.records
+        if report.nodeid not in records or report.when == "teardown":
+            return None
+        return records[report.nodeid].outcome, "", ""
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    later = deferred(item)
-    try:
-        with _not_run_without_a_snippet(), _skipped_when_inconclusive(item):
-            result = yield
-        if later:
-            violation = later[0]  # the test's own checks passed: the first other one it saw
-            violation.after_own_checks = True
-            raise violation
-        return result
-    finally:
-        later.clear()
+    def _live_line(self, item: pytest.Item, record: TestRecord) -> None:
+        """Progress: an area heading when the area changes, then the test's outcome."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        # The suite's pytest.ini is -q already: a -q of the user's (the kit's own, or pytest's after --)
+        # prints what did not pass, only.
+        if reporter is None or (record.outcome == "passed" and self.config.get_verbosity() < QUIET):
+            return
+        area = catalogue.get(record.requirements[0]).area
+        if area != self.recorder.current_area:
+            self.recorder.current_area = area
+            reporter.write_line(f"-- {area} --")
+        labels = ", ".join(catalogue.get(rid).label for rid in record.requirements)
+        other = record.failed_requirement if record.outcome == "failed" else None
+        if other is not None and other not in record.requirements:  # failed on another requirement
+            own = "its own checks passed" if record.own_passed else "its own not reached"
+            labels = f"{catalogue.get(other).label} (in a test of {labels}: {own})"
+        word = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}[record.outcome]
+        line = f"  {word:<4} {labels} {item.name} ({record.duration_s:.2f} s)"
+        if record.outcome == "skipped":
+            line += f": {record.reason}"
+        elif record.outcome == "failed":
+            line += f": {(record.reason or '').splitlines()[0]}"
+        # Colour only on a terminal, and none under NO_COLOR: pytest's terminal writer decides.
+        colour = {"passed": "green", "failed": "red", "skipped": "yellow"}[record.outcome]
+        reporter.write_line(line, **{colour: True})
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """Ctrl-C, and ``pytest.exit``, which comes here too.
+
+        The kit's own exit is said by the kit's summary, plainly: pytest's reporter, which has just
+        kept it to show as a crash (``! _pytest.outcomes.Exit: ... !``), is told to forget it."""
+        self.recorder.interrupted = excinfo.errisinstance(KeyboardInterrupt)
+        # pytest reports an exit with no code, or with its own code for an interruption, as a crash
+        # whatever its reporter holds: only the kit's coded exits are taken from it.
+        codes = (None, pytest.ExitCode.INTERRUPTED)
+        if excinfo.errisinstance(pytest.exit.Exception) and getattr(excinfo.value, "returncode", None) not in codes:
+            self.recorder.exit_message = str(excinfo.value)
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter._keyboardinterrupt_memo = None  # pytest < 9.2 (pinned): the memo it prints
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.config.option.collectonly:
+            return
+        target, recorder = self.session, self.recorder
+        if target.startup_record is not None:
+            recorder.records[target.startup_record.nodeid] = target.startup_record
+        configuration = {
+            "timeouts": target.timeouts.__dict__,
+            "settings": target.settings_table(),
+            "profile": target.profile.value,
+            "language": target.spec.language.describe(),
+        }
+        try:
+            session.exitstatus = recorder.finish(
+                self.config,
+                target=target.described(),
+                configuration=configuration,
+                features=target.features_report(),
+                error=target.target_error,
+                profile=target.profile,
+            )
+        finally:
+            target.close()
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if recorder.exit_message and reporter is not None:  # pytest shows no summary for some exit codes: said here
+            reporter.write_line(recorder.exit_message)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        recorder = self.recorder
+        if recorder.report is None:
+            return
+        terminalreporter.section("executor conformance")
+        if recorder.ci_page.annotations:  # workflow commands, read by GitHub Actions from the log
+            terminalreporter.write(recorder.ci_page.annotated(to_github_annotations(recorder.report)))
+        terminalreporter.write_line(to_terminal(recorder.report))
+        for kind, path in recorder.report_paths.items():
+            terminalreporter.write_line(f"{kind:>8}: {path}")
 
 
 @contextlib.contextmanager
@@ -260,104 +366,27 @@ def _not_run_without_a_snippet() -> Iterator[None]:
         not_run(str(exc))
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    violation = violation_in(call.excinfo.value) if report.failed and call.excinfo is not None else None
-    if violation is not None:
-        report.longrepr = violation.message  # the evidence, not the kit's traceback
-    run = _run(item.config)
-    if run is None or not item.get_closest_marker(REQUIREMENT_MARK):
-        return report
-    if report.when == "setup" and report.passed:
-        item.stash[SETUP_SECONDS] = report.duration
-    elif report.when == "call" or not report.passed:
-        run.record(item, call, report)
-        if report.when != "teardown":
-            _live_line(run, item, run.records[item.nodeid])
-    return report
-
-
-def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
-    """Suite tests print no dots: ``pytest_runtest_logreport`` writes one live line each."""
-    run = _run(config)
-    if run is None or report.nodeid not in run.records or report.when == "teardown":
-        return None
-    return run.records[report.nodeid].outcome, "", ""
-
-
-def _live_line(run: ConformanceRun, item: pytest.Item, record: TestRecord) -> None:
-    """Progress: an area heading when the area changes, then the test's outcome."""
-    reporter = item.config.pluginmanager.get_plugin("terminalreporter")
-    # The suite's pytest.ini is -q already: a -q of the user's (the kit's own, or pytest's after --)
-    # prints what did not pass, only.
-    if reporter is None or (record.outcome == "passed" and item.config.get_verbosity() < QUIET):
-        return
-    area = catalogue.get(record.requirements[0]).area
-    if area != run.current_area:
-        run.current_area = area
-        reporter.write_line(f"-- {area} --")
-    labels = ", ".join(catalogue.get(rid).label for rid in record.requirements)
-    other = record.failed_requirement if record.outcome == "failed" else None
-    if other is not None and other not in record.requirements:  # failed on another requirement
-        own = "its own checks passed" if record.own_passed else "its own not reached"
-        labels = f"{catalogue.get(other).label} (in a test of {labels}: {own})"
-    word = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}[record.outcome]
-    line = f"  {word:<4} {labels} {item.name} ({record.duration_s:.2f} s)"
-    if record.outcome == "skipped":
-        line += f": {record.reason}"
-    elif record.outcome == "failed":
-        line += f": {(record.reason or '').splitlines()[0]}"
-    # Colour only on a terminal, and none under NO_COLOR: pytest's terminal writer decides.
-    colour = {"passed": "green", "failed": "red", "skipped": "yellow"}[record.outcome]
-    reporter.write_line(line, **{colour: True})
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    run = _run(session.config)
-    if run is None or session.config.option.collectonly:
-        return
-    run.finish(session)
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if run.exit_message and reporter is not None:  # pytest shows no summary for some exit codes: said here
-        reporter.write_line(run.exit_message)
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    run = _run(config)
-    if run is None or run.report is None:
-        return
-    terminalreporter.section("executor conformance")
-    if run.ci_page.annotations:  # workflow commands, read by GitHub Actions from the log
-        terminalreporter.write(run.ci_page.annotated(to_github_annotations(run.report)))
-    terminalreporter.write_line(to_terminal(run.report))
-    for kind, path in run.report_paths.items():
-        terminalreporter.write_line(f"{kind:>8}: {path}")
-
-
 # -- fixtures ---------------------------------------------------------------------------------
 
 
-def _run_or_fail(request: pytest.FixtureRequest) -> ConformanceRun:
-    run = _run(request.config)
-    if run is None:
+def _session(request: pytest.FixtureRequest) -> TargetSession:
+    """The certification's target, for a fixture of the suite."""
+    certification = request.config.stash.get(_CERTIFICATION_KEY, None)
+    if certification is None:
         raise pytest.UsageError("the executor fixtures belong to tests marked with a requirement")
-    return run
+    return certification.session
 
 
 @pytest.fixture(scope="session")
 def executor_target(request: pytest.FixtureRequest) -> Target:
     """The executor under test (started on first use, stopped at the end of the run)."""
-    return _run_or_fail(request).ensure_target()
+    return _session(request).ensure_target()
 
 
 @pytest.fixture(scope="session")
 def target_spec(request: pytest.FixtureRequest) -> TargetSpec:
     """The executor under test as the options describe it (to start a second one like it)."""
-    return _run_or_fail(request).spec
+    return _session(request).spec
 
 
 @pytest.fixture(scope="session")
@@ -367,13 +396,13 @@ def capabilities(executor_target: Target) -> Capabilities:
 
 @pytest.fixture(scope="session")
 def kit_timeouts(request: pytest.FixtureRequest) -> KitTimeouts:
-    return _run_or_fail(request).timeouts
+    return _session(request).timeouts
 
 
 @pytest.fixture(scope="session")
 def session_client(request: pytest.FixtureRequest, executor_target: Target) -> ExecutorClient:
     """The run's client, bound to no requirement: for observations made before any test (bind it)."""
-    return _run_or_fail(request).client()
+    return _session(request).client()
 
 
 @pytest.fixture
@@ -384,14 +413,14 @@ def executor(request: pytest.FixtureRequest, executor_target: Target) -> Executo
     execute), a managed target is started afresh; an executor the kit did not start makes the
     test "not run" instead of blaming it.
     """
-    run = _run_or_fail(request)
-    client = run.client().bound_to(requirement_ids(request.node)[0])
+    session = _session(request)
+    client = session.client().bound_to(requirement_ids(request.node)[0])
     if not client.usable():
-        if not _run_or_fail(request).spec.started_by_kit:
+        if not session.spec.started_by_kit:
             request.node.stash[SKIP_KIND] = SkipKind.BROKEN_BY_EARLIER
             pytest.skip("the executor was not usable before this test began (an earlier test left it so)")
-        run.restart_target()
-        client = run.client().bound_to(requirement_ids(request.node)[0])
+        session.restart_target()
+        client = session.client().bound_to(requirement_ids(request.node)[0])
     client.deferred = deferred(request.node)  # expect(later=True) keeps its violations for the plugin
     return client
 
@@ -400,32 +429,32 @@ def executor(request: pytest.FixtureRequest, executor_target: Target) -> Executo
 def pool_type(request: pytest.FixtureRequest) -> str:
     """The executor type whose sessions a pool's certification tries (``--pool-type``, or from GET
     /status: the language's name if the pool has that type, or its only type)."""
-    run = _run_or_fail(request)
+    session = _session(request)
     chosen: str | None = request.config.getoption("pool_type")
     if chosen:
         return chosen
     # Read, not judged: a /status that breaks the contract is POOL-4's to fail, not every test's.
-    counts = run.pool_operator().request("GET", "/status").json
+    counts = session.pool_operator().request("GET", "/status").json
     counts = counts.get("available_by_type") if isinstance(counts, dict) else None
-    language = run.spec.language.name
+    language = session.spec.language.name
     if not isinstance(counts, dict) or not counts or language in counts:
         return language
     if len(counts) == 1:
         return str(next(iter(counts)))
     # The command line's to fix, found once the pool answered: the run ends as one whose executor
     # declares another language does (an error, no requirement judged).
-    run.target_error = (
+    session.target_error = (
         f"the pool's types are {', '.join(map(str, counts))}, none named {language!r} (the language's): "
         "name the type to certify with --pool-type, and its language with --language"
     )
-    pytest.exit(f"executor-conformance: {run.target_error}", returncode=Exit.ERROR)
+    pytest.exit(f"executor-conformance: {session.target_error}", returncode=Exit.ERROR)
 
 
 @pytest.fixture
 def manager(request: pytest.FixtureRequest, pool_type: str) -> Iterator[Manager]:
     """A pool's manager, as its operator, for a test of the pool contract; whatever executor the
     test was handed and did not give back is deallocated when it ends, and must be taken back."""
-    operator = _run_or_fail(request).pool_operator().bound_to(requirement_ids(request.node)[0])
+    operator = _session(request).pool_operator().bound_to(requirement_ids(request.node)[0])
     operator.deferred = deferred(request.node)
     pool = Manager(operator, pool_type)
     try:
@@ -443,16 +472,16 @@ def manager(request: pytest.FixtureRequest, pool_type: str) -> Iterator[Manager]
 @pytest.fixture(scope="session")
 def features_declared(request: pytest.FixtureRequest, executor_target: Target) -> bool:
     """True when the executor listed its features in GET /info (rather than their being assumed)."""
-    return _run_or_fail(request).feature_source == FEATURES_FROM_INFO
+    return _session(request).feature_source == FEATURES_FROM_INFO
 
 
 @pytest.fixture(scope="session")
 def persistent_folders(request: pytest.FixtureRequest, executor_target: Target) -> tuple[str, ...]:
     """Folders that keep user files across sessions on purpose: from /info and --persistent-folder."""
-    return tuple(_run_or_fail(request).persistent_folders)
+    return tuple(_session(request).persistent_folders)
 
 
 @pytest.fixture(scope="session")
 def declared_features(request: pytest.FixtureRequest, executor_target: Target) -> frozenset[str]:
     """The optional features in force: declared in /info (or assumed), less --skip-feature."""
-    return frozenset(_run_or_fail(request).features)
+    return frozenset(_session(request).features)

@@ -122,7 +122,7 @@ class TestRecord:
     failed_requirement: str | None = None
     evidence: dict[str, Any] | None = None
     #: Failed on ``failed_requirement`` only after every other check had passed: its other
-    #: requirements count it as passed (``certification.deferred``).
+    #: requirements count it as passed (``outcomes.deferred``).
     own_passed: bool = False
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..options import KitParser, OptionError, add_target_options, spec_from
-from ..targets import TargetError
+from ..targets import TargetError, Workspace
 from .measure import BenchError, BenchSettings
 from .report import to_markdown
 from .run import run_bench
@@ -28,8 +28,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-floor", action="store_true", help="do not measure the bare jupyter_client floor")
     parser.add_argument(
         "--bench-workspace",
-        choices=("empty", "kit"),
-        default="empty",
+        type=Workspace,
+        choices=(Workspace.EMPTY, Workspace.KIT),
+        default=defaults.workspace,
         help="what the executor loads at start: nothing (default: like the floor) or the kit's sample workspace",
     )
     parser.add_argument(

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..client import ExecutorClient
-from ..options import TargetSpec
-from ..targets import Target, start_to_ready
+from ..targets import Target, TargetSpec, Workspace, start_to_ready
 from ..timeouts import KitTimeouts
 from ..violations import Violation
 
@@ -51,8 +50,8 @@ class BenchSettings:
     output_bytes: int = MB
     #: Calls between the idle memory figure and the "after calls" one.
     memory_calls: int = 200
-    #: What the executor loads at start: "empty" (like the floor) or "kit" (the sample workspace).
-    workspace: str = "empty"
+    #: What the executor loads at start: nothing (like the floor) or the kit's sample workspace.
+    workspace: Workspace = Workspace.EMPTY
 
 
 @dataclass(frozen=True)
@@ -116,13 +115,7 @@ class Subject:
 
     def connect(self) -> ExecutorClient:
         """A client on a connection of its own."""
-        return ExecutorClient(
-            self.target.base_url,
-            self.timeouts,
-            headers=self.target.headers,
-            default_execution_timeout=self.target.capabilities.execution_timeout,
-            keep=1,
-        )
+        return ExecutorClient.of_target(self.target, self.timeouts, keep=1)
 
     @property
     def busy_answers(self) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..options import TargetSpec
+from ..targets import TargetSpec
 from .floor import measure_floor
 from .measure import (
     GOALS,

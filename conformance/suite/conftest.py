@@ -12,18 +12,19 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from conformance.certification import not_run, requirement_ids
 from conformance.client import ExecutorClient, answer_said, has_status, status_of
-from conformance.options import TargetSpec
+from conformance.outcomes import not_run, requirement_ids
 from conformance.pace import Timing
 from conformance.targets import (
     Capabilities,
     StartupTimeout,
     Target,
     TargetError,
-    say_on_stderr,
+    TargetSpec,
+    Workspace,
     start_to_ready,
 )
+from conformance.targets.readiness import say_on_stderr
 from conformance.violations import Exchange
 
 __all__ = [
@@ -181,13 +182,13 @@ class Siblings:
     first: str
     #: Where the run's progress lines go (the first target's ``say``), past pytest's capture.
     say: Callable[[str], None] | None = None
-    starts: dict[str, Future[Target | None]] = field(default_factory=dict)
+    starts: dict[Workspace, Future[Target | None]] = field(default_factory=dict)
     started: list[Target] = field(default_factory=list)
 
-    def start(self, pool: ThreadPoolExecutor, workspace: str, startup: float) -> None:
+    def start(self, pool: ThreadPoolExecutor, workspace: Workspace, startup: float) -> None:
         self.starts[workspace] = pool.submit(self._started, workspace, startup)
 
-    def _started(self, workspace: str, startup: float) -> Target | None:
+    def _started(self, workspace: Workspace, startup: float) -> Target | None:
         sibling = self.spec.sibling(workspace, startup)
         if sibling is None:
             return None
@@ -220,7 +221,7 @@ class Siblings:
             return math.inf
         return time.monotonic() - began
 
-    def get(self, executor: ExecutorClient, capabilities: Capabilities, workspace: str) -> Target | None:
+    def get(self, executor: ExecutorClient, capabilities: Capabilities, workspace: Workspace) -> Target | None:
         """The second executor with ``workspace``, once started; None if the kit cannot start one.
 
         One that never became ready fails the calling test's requirement, unless the first
@@ -240,7 +241,7 @@ def sibling_starts(request: pytest.FixtureRequest) -> Iterator[Siblings | None]:
     """The run's second executors (``Siblings``), started in the background as soon as the run
     begins; None where none is asked for or none can be started.
 
-    A test asks for one by its ``workspace`` parameter (``targets.WORKSPACE_KINDS``). A container
+    A test asks for one by its ``workspace`` parameter (``targets.Workspace``). A container
     at a quarter of a CPU takes seconds to start; started early, they are ready when the tests
     need them instead of each being waited for there. Each may take three times as long as the
     first executor took to become ready (at least 30 s: ``KitTimeouts.sibling_startup``), not the
@@ -248,7 +249,7 @@ def sibling_starts(request: pytest.FixtureRequest) -> Iterator[Siblings | None]:
     start that way (a URL; a local command with every setting unset) gives None for its workspace.
     """
     workspaces = {
-        item.callspec.params["workspace"]
+        Workspace(item.callspec.params["workspace"])
         for item in request.session.items
         if hasattr(item, "callspec") and "workspace" in item.callspec.params
     }
@@ -274,7 +275,7 @@ def sibling_starts(request: pytest.FixtureRequest) -> Iterator[Siblings | None]:
 
 
 def started_sibling(
-    executor: ExecutorClient, capabilities: Capabilities, siblings: Siblings | None, workspace: str
+    executor: ExecutorClient, capabilities: Capabilities, siblings: Siblings | None, workspace: Workspace
 ) -> Target | None:
     """The second executor with ``workspace`` (``Siblings.get``); None if the kit cannot start one."""
     return None if siblings is None else siblings.get(executor, capabilities, workspace)

@@ -11,7 +11,7 @@ import pytest
 
 from conformance.catalogue import Need
 from conformance.client import BUSY, ExecutorClient, output_text
-from conformance.targets import Capabilities
+from conformance.targets import Capabilities, Workspace
 
 from .conftest import Siblings, started_sibling, watch_workspace_load
 
@@ -73,12 +73,12 @@ def test_failing_file_is_skipped_and_the_rest_load(executor: ExecutorClient) -> 
 
 @pytest.mark.conformance_requirement("CODE-5")
 @pytest.mark.conformance_needs(Need.WORKSPACE)
-@pytest.mark.parametrize("workspace", ["missing", "empty", "elsewhere"])
+@pytest.mark.parametrize("workspace", [Workspace.MISSING, Workspace.EMPTY, Workspace.ELSEWHERE])
 def test_workspace_folder_variable_chooses_the_folder(
     executor: ExecutorClient,
     capabilities: Capabilities,
     sibling_starts: Siblings | None,
-    workspace: str,
+    workspace: Workspace,
 ) -> None:
     """WORKSPACE_FOLDER chooses the folder; a missing or an empty folder is fine.
 
@@ -95,7 +95,7 @@ def test_workspace_folder_variable_chooses_the_folder(
     try:
         other = executor.of_sibling(sibling.base_url)
         try:
-            if workspace == "elsewhere":
+            if workspace is Workspace.ELSEWHERE:
                 folder = sibling.capabilities.settings.workspace_folder
                 loaded, loaded_at = watch_workspace_load(other)
                 other.expect(  # loaded, but only after it said ready: the readiness came too early

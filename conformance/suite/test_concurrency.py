@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conformance.certification import not_applicable
 from conformance.client import BUSY, ExecutorClient, output_text
+from conformance.outcomes import not_applicable
 from conformance.targets import Capabilities
 from conformance.violations import Exchange
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 
 from conformance.catalogue import Need
-from conformance.certification import not_run
 from conformance.client import ExecutorClient
+from conformance.outcomes import not_run
 from conformance.settings import CONTRACT_DEFAULTS
-from conformance.targets import Capabilities
+from conformance.targets import Capabilities, Workspace
 
 from .conftest import Siblings, judge_default_timeout, started_sibling
 
@@ -39,12 +39,12 @@ def test_the_executor_listens_on_the_port_named_by_port(executor: ExecutorClient
 @pytest.mark.conformance_requirement("CONFIG-2")
 @pytest.mark.conformance_needs(Need.SETTINGS)
 @pytest.mark.conformance_needs(Need.WORKSPACE)
-@pytest.mark.parametrize("workspace", ["defaults"])
+@pytest.mark.parametrize("workspace", [Workspace.DEFAULTS])
 def test_unset_settings_take_the_contracts_defaults(
     executor: ExecutorClient,
     capabilities: Capabilities,
     sibling_starts: Siblings | None,
-    workspace: str,
+    workspace: Workspace,
 ) -> None:
     """Started with no settings and the workspace at /code: it answers on 8432, loads /code, cuts code at 3 s."""
     defaults = CONTRACT_DEFAULTS

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 
 from conformance.catalogue import Need
-from conformance.certification import not_applicable, not_run
 from conformance.client import ExecutorClient, has_status, output_text, raised, status_of
+from conformance.outcomes import not_applicable, not_run
 from conformance.settings import SESSION_ENV_PROBE
-from conformance.targets import Capabilities, ProcessTarget, Target, kill_until_gone
+from conformance.targets import Capabilities, Target, kill_until_gone
 
 #: Seconds a process or thread started by a scenario lives at most.
 LIFE = 60
@@ -91,7 +91,7 @@ def plantings(executor_target: Target) -> Iterator[Plantings]:
     that did not take is an error of the test, naming what is left."""
     planted = Plantings()
     yield planted
-    if isinstance(executor_target, ProcessTarget):
+    if executor_target.on_kit_host:
         left = planted.remove()
         if left:
             raise RuntimeError(f"the kit could not remove what this scenario planted: {', '.join(left[:5])}")
@@ -219,7 +219,7 @@ def test_code_planted_by_a_session_does_not_run_in_the_next(
     A local command whose user code runs as root would plant them in this host's own Python
     folders, where every Python on the host runs them: not done without --allow-host-planting."""
     executor.new_session()
-    as_root = isinstance(executor_target, ProcessTarget) and executor.evaluate(executor.code("user_id")) == 0
+    as_root = executor_target.on_kit_host and executor.evaluate(executor.code("user_id")) == 0
     if as_root and not request.config.getoption("allow_host_planting"):
         not_run(
             "user code runs as root on this host: its start-up files would go into the host's own Python "
@@ -381,7 +381,7 @@ def _reapers_outside(target: Target, reapers: list[int]) -> str:
     """The reapers, among ``reapers``, of a local executor's orphans that are not its own processes
     (the host's init, say); none for a container or a URL, whose reaper is the executor's."""
     executor_pid = target.capabilities.signal_scope
-    if not isinstance(target, ProcessTarget) or executor_pid is None:
+    if not target.on_kit_host or executor_pid is None:
         return ""
     outside = []
     for reaper in reapers:

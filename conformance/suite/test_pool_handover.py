@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from conformance.certification import not_applicable, not_run
 from conformance.client import ExecutorClient, status_of
 from conformance.manager import Allocation, Manager
+from conformance.outcomes import not_applicable, not_run
 from conformance.violations import Exchange
 
 #: Variables the last user binds, looked for in the next user's session.

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conformance.certification import not_run
 from conformance.client import ExecutorClient
 from conformance.deployment import docker_network_holding
 from conformance.manager import Allocation, Manager
+from conformance.outcomes import not_run
 from conformance.violations import Exchange
 
 #: Ports tried at the manager's address besides its own and the executors': the usual HTTP ones.

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from conformance.catalogue import Need
-from conformance.certification import not_applicable, not_run
 from conformance.client import ExecutorClient
+from conformance.outcomes import not_applicable, not_run
 from conformance.targets import ReadyObservation, Target
 
 from .conftest import StartUpLoading, observed_once

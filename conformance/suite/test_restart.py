@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conformance.catalogue import Need
-from conformance.certification import not_applicable
 from conformance.client import BUSY, ExecutorClient, has_status, raised, status_of
+from conformance.outcomes import not_applicable
 
 
 @pytest.mark.conformance_requirement("RESTART-1")

@@ -19,7 +19,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.errors import FailureGroup
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from conformance.certification import deferred, describe, not_applicable
+from conformance.outcomes import deferred, describe, not_applicable
 from conformance.schema import contract_document
 from conformance.targets import Target
 from conformance.violations import Exchange, Violation

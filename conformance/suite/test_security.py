@@ -9,10 +9,9 @@ from dataclasses import replace
 import pytest
 
 from conformance.catalogue import Need
-from conformance.certification import not_applicable
 from conformance.client import ExecutorClient
-from conformance.options import TargetSpec
-from conformance.targets import TargetError
+from conformance.outcomes import not_applicable
+from conformance.targets import TargetError, TargetSpec
 
 
 @pytest.mark.conformance_requirement("SEC-1")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.image import RUN_LABEL, ImageTarget
 from conformance.targets import TargetError
+from conformance.targets.image import RUN_LABEL, ImageTarget
 from conformance.timeouts import KitTimeouts
 from tests.conftest import interrupted_kit
 from tests.image.docker_env import EXAMPLE_IMAGE, PROBLEM, left_by_the_run, needs

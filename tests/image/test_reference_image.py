@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from conformance.cli import main as kit_command
-from conformance.image import ImageTarget
-from conformance.targets import start_to_ready
+from conformance.targets import Workspace, start_to_ready
+from conformance.targets.image import ImageTarget
 from conformance.timeouts import KitTimeouts
 from tests.conftest import (
     EXAMPLES,
@@ -123,7 +123,7 @@ def test_the_kit_refuses_a_missing_image_at_once(tmp_path: Path) -> None:
 
 def test_start_to_ready_counts_from_the_container_start_not_its_creation() -> None:
     """The bench's start figure for an image begins at Docker's StartedAt, after create and network."""
-    target = ImageTarget(IMAGE, KitTimeouts(), workspace="empty")
+    target = ImageTarget(IMAGE, KitTimeouts(), workspace=Workspace.EMPTY)
     before = time.time()
     target.start()
     try:

@@ -24,7 +24,8 @@ import pytest
 
 from conformance import catalogue
 from conformance.catalogue import Level
-from conformance.targets import ProcessTarget
+from conformance.targets import Workspace
+from conformance.targets.process import ProcessTarget
 from conformance.timeouts import KitTimeouts
 from examples.subprocess_executor import sandbox, server
 from tests.conftest import EXAMPLE_EXECUTOR, KitRun, free_port, wait_for
@@ -71,7 +72,7 @@ def test_a_threaded_executor_keeps_serving_under_the_kits_address_space_cap() ->
     connections, then new requests, are all answered.
     """
     target = ProcessTarget(
-        KitTimeouts(), command=EXAMPLE_EXECUTOR, workspace="missing", memory_limit_bytes=GALLERY_ADDRESS_SPACE
+        KitTimeouts(), command=EXAMPLE_EXECUTOR, workspace=Workspace.MISSING, memory_limit_bytes=GALLERY_ADDRESS_SPACE
     )
     target.start()
     host, port = target.base_url.removeprefix("http://").split(":")

@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conformance.targets import ProcessTarget
+from conformance.targets import Workspace
+from conformance.targets.process import ProcessTarget
 from conformance.timeouts import KitTimeouts
 from tests.conftest import run_kit
 from tests.kit.conftest import BROKEN, QUICK
@@ -47,7 +48,7 @@ def _alive(pid: int) -> bool:
 def test_a_stopped_process_in_a_session_of_its_own_goes_with_the_executor() -> None:
     # The executor whose restart leaves such processes: its process group is all that went before.
     target = ProcessTarget(KitTimeouts(), command=[sys.executable, str(BROKEN), "detached_processes_survive"],
-                           workspace="missing")  # fmt: skip
+                           workspace=Workspace.MISSING)  # fmt: skip
     target.start()
     pid = 0
     try:

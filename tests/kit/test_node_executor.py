@@ -16,7 +16,8 @@ import pytest
 
 from conformance import catalogue
 from conformance.catalogue import Level
-from conformance.targets import ProcessTarget
+from conformance.targets import Workspace
+from conformance.targets.process import ProcessTarget
 from conformance.timeouts import KitTimeouts
 from tests.conftest import KitRun
 from tests.image.docker_env import needs
@@ -74,7 +75,7 @@ def test_a_worker_user_id_held_by_another_server_is_never_claimed(tmp_path: Path
     )
     holder = subprocess.Popen(["node", "-e", hold], stdout=subprocess.PIPE, text=True)
     uids = {"WORKER_UIDS": f"{FIRST_WORKER_UID}-{FIRST_WORKER_UID + WORKER_UIDS - 1}"}
-    target = ProcessTarget(KitTimeouts(), command=["node", str(NODE_EXECUTOR)], workspace="missing", env=uids)
+    target = ProcessTarget(KitTimeouts(), command=["node", str(NODE_EXECUTOR)], workspace=Workspace.MISSING, env=uids)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         target.start()

@@ -15,24 +15,17 @@ import sys
 import tarfile
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from .settings import CONTRACT_DEFAULTS, KIT_SETTINGS, WORKSPACE_ELSEWHERE, ExecutorSettings
-from .targets import (
-    WORKSPACE_KINDS_WITH_CODE,
-    Capabilities,
-    ReadyObservation,
-    ResourceUsage,
-    TargetError,
-    ports_to_try,
-    prepare_workspace,
-    reach_started,
-)
-from .timeouts import KitTimeouts
+from ..settings import CONTRACT_DEFAULTS, KIT_SETTINGS, WORKSPACE_ELSEWHERE, ExecutorSettings
+from ..timeouts import KitTimeouts
+from .base import Beside, ResourceUsage, TargetError, TargetState
+from .readiness import ports_to_try, reach_started
+from .workspace import Workspace, prepare_workspace
 
 __all__ = ["PRODUCTION_CPUS", "PRODUCTION_MEMORY", "PRODUCTION_PIDS", "ImageTarget", "archive_of", "docker_available"]
 
@@ -91,9 +84,11 @@ def docker_available() -> str | None:
 
 
 @dataclass
-class ImageTarget:
+class ImageTarget(TargetState):
     """A container of ``image``, with the kit's workspace in a volume mounted read-only at its WORKSPACE_FOLDER."""
 
+    kind: ClassVar[str] = "image"
+    on_kit_host: ClassVar[bool] = False
     image: str
     timeouts: KitTimeouts
     memory: str | None = PRODUCTION_MEMORY
@@ -101,19 +96,12 @@ class ImageTarget:
     pids: int | None = PRODUCTION_PIDS
     #: The values the container is started with (``workspace`` "defaults": none at all).
     settings: ExecutorSettings = KIT_SETTINGS
-    #: One of ``targets.WORKSPACE_KINDS``; the sample workspace is mounted read-only.
-    workspace: str = "kit"
+    #: What it finds as its workspace; the sample workspace is mounted read-only.
+    workspace: Workspace = Workspace.KIT
     #: The sample workspace's files (the language pack's; None: the default pack's).
     workspace_source: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     command: str | None = None
-    kind: str = "image"
-    base_url: str = ""
-    capabilities: Capabilities = field(default_factory=Capabilities)
-    startup_observations: list[ReadyObservation] = field(default_factory=list)
-    launched_at: float | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    say: Callable[[str], None] | None = None
     image_id: str | None = None
     _container: Any = None
     #: The Docker volume holding the workspace, removed with the container.
@@ -158,7 +146,7 @@ class ImageTarget:
             container.ports[str(port)] = ("127.0.0.1", None)  # type: ignore[assignment]
         self._container = container
         try:
-            if self.workspace != "missing":
+            if self.workspace is not Workspace.MISSING:
                 container.with_volume_mapping(self._workspace_volume(), str(settings.workspace_folder), "ro,nocopy")
             try:
                 container.start()
@@ -167,21 +155,13 @@ class ImageTarget:
                     f"the container {self._state()} ({type(exc).__name__}).\nLast log lines:\n{self.logs()}"
                 ) from None
             self.launched_at = self._started_at()
-            self.capabilities.workspace_mounted = self.workspace in WORKSPACE_KINDS_WITH_CODE
-            self.capabilities.destructive = True
-            self.capabilities.memory_limited = self.memory is not None
-            self.capabilities.logs_readable = True
-            self.capabilities.settings = settings
-            self.capabilities.signal_scope = 1  # the container's own PID namespace
-            self.capabilities.answered_on, self.base_url = reach_started(
-                lambda: ports,
-                self._published,
-                self.timeouts,
-                self.startup_observations,
-                self._exited,
-                self.logs,
-                self.say,
+            self.capabilities.started_by_kit(
+                workspace_mounted=self.workspace.has_code,
+                memory_limited=self.memory is not None,
+                settings=settings,
+                signal_scope=1,  # the container's own PID namespace
             )
+            reach_started(self, self.timeouts, lambda: ports, self._published, self._exited)
         except BaseException:
             self.stop()
             raise
@@ -238,10 +218,10 @@ class ImageTarget:
 
     def _settings(self) -> tuple[ExecutorSettings, dict[str, str]]:
         """The settings in force in the container, and the environment that sets them."""
-        if self.workspace == "defaults":
+        if self.workspace is Workspace.DEFAULTS:
             return CONTRACT_DEFAULTS, {}
         settings = self.settings
-        if self.workspace == "elsewhere":
+        if self.workspace is Workspace.ELSEWHERE:
             settings = replace(settings, workspace_folder=WORKSPACE_ELSEWHERE)
         return settings, settings.environment()
 
@@ -349,3 +329,33 @@ class ImageTarget:
             "base_url": self.base_url,
             **asdict(self.capabilities),
         }
+
+    def run_beside(
+        self, script: Path, args: Sequence[str], timeout: float, env: Mapping[str, str] | None = None
+    ) -> Beside:
+        """Run ``script`` with the image's ``python3`` in a container of the image, under the same limits,
+        with no network; the script reaches it through the engine's API (``archive_of``)."""
+        import docker
+
+        client = docker.from_env()
+        at = f"/kit-{script.name}"
+        container = client.containers.create(
+            self.image,
+            ["python3", at, *args],
+            entrypoint=[],
+            environment={"HOME": "/tmp", **(env or {})},
+            network_disabled=True,
+            **self.docker_limits(),
+        )
+        try:
+            container.put_archive("/", archive_of(script, at.lstrip("/")))
+            container.start()
+            status = container.wait(timeout=timeout)
+            out = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
+            if status.get("StatusCode") == 0:
+                return Beside("container", out)
+            err = container.logs(stdout=False, stderr=True).decode("utf-8", "replace").strip().splitlines()
+            return Beside("container", None, err[-1] if err else f"exit code {status.get('StatusCode')}")
+        finally:
+            container.remove(force=True)
+            client.close()
