@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import nox
 
@@ -174,11 +175,20 @@ NODE_BASE = "executor-conformance/debian-node:trixie-tini"
 NODE_BASE_PACKAGES = "nodejs,tini,ca-certificates"
 
 
+def _project() -> dict[str, Any]:
+    """pyproject.toml's [project] table."""
+    return dict(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"])
+
+
 def _executor_requirements() -> list[str]:
     """The `reference` and `pool` extras of pyproject.toml: what the image installs besides the project."""
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    extras = data["project"]["optional-dependencies"]
+    extras = _project()["optional-dependencies"]
     return sorted({*extras["reference"], *extras["pool"]})
+
+
+def _version() -> str:
+    """The project's version: pyproject.toml is its one home (the image's label takes it from here)."""
+    return str(_project()["version"])
 
 
 def _docker_answers() -> bool:
@@ -248,7 +258,10 @@ def _build_reference_image(session: nox.Session, tag: str, requested_base: str |
         "--platform", f"manylinux2014_{machine}", "--platform", f"manylinux_2_28_{machine}",
         "--platform", f"manylinux_2_17_{machine}", "-r", str(requirements),
     )  # fmt: skip
-    session.run("docker", "build", "--build-arg", f"BASE={base}", "-t", tag, ".", external=True)
+    session.run(
+        "docker", "build", "--build-arg", f"BASE={base}", "--build-arg", f"VERSION={_version()}", "-t", tag, ".",
+        external=True,
+    )  # fmt: skip
     session.log(f"built {tag} on {base} (Python {python_version}); certify it: nox -s conformance -- --image {tag}")
 
 

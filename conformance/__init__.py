@@ -7,6 +7,9 @@ targets an executor can be provided by, and the report model. The pytest plugin
 
 from __future__ import annotations
 
-__version__ = "1.0.0"
+from importlib.metadata import version
+
+#: The distribution's version (pyproject.toml, its one home), as installed.
+__version__ = version("executor-conformance")
 
 __all__ = ["__version__"]

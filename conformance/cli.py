@@ -43,13 +43,7 @@ EPILOG = """other commands:
 pytest's own arguments go after --:  executor-conformance --image IMG -- -x --tb=long
 
 exit codes:
-  0    conformant (also conformant with warnings, unless --strict)
-  1    non-conformant (or conformant with warnings, under --strict)
-  2    incomplete: no MUST failed, but one was not run (or only in part, or inconclusive)
-  3    error: the run could not be made (no executor at the URL, no Docker, a missing image)
-  4    usage error, found before anything runs
-  130  interrupted (Ctrl-C or SIGTERM)
-"""
+""" + "".join(f"  {code.value:<4} {code.meaning}\n" for code in Exit)
 
 
 def run_parser() -> KitParser:

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from . import languages
 from .catalogue import FEATURES, Profile
 from .results import Exit
-from .settings import CONTRACT_DEFAULTS, KIT_SETTINGS, ExecutorSettings
+from .settings import CHOSEN, ExecutorSettings, Setting, env_value
 from .targets.image import PRODUCTION_CPUS, PRODUCTION_MEMORY, PRODUCTION_PIDS
 from .targets.spec import TargetSpec, kind_chosen
 from .targets.workspace import Workspace
@@ -30,7 +30,6 @@ __all__ = [
     "RUN_OPTIONS",
     "SELECTION",
     "SETTINGS",
-    "SETTING_OPTIONS",
     "TARGET",
     "TARGET_OPTIONS",
     "WAITS",
@@ -39,7 +38,6 @@ __all__ = [
     "OptionError",
     "add_target_options",
     "settings_from",
-    "short_flag",
     "spec_from",
     "timeouts_from",
 ]
@@ -74,6 +72,15 @@ def _option(flags: tuple[str, ...], group: str, **kwargs: Any) -> Option:
     return Option(flags, kwargs, group)
 
 
+def _setting_option(setting: Setting) -> Option:
+    """The option that gives a setting (its dest: the ExecutorSettings field), from its row."""
+    kit, default = env_value(setting.kit), env_value(setting.default)
+    return _option(
+        setting.flags, SETTINGS, dest=setting.field, type=setting.kind, default=None, metavar=setting.metavar,
+        help=f"{setting.variable} (the kit's choice: {kit}; a URL's: {default})",
+    )  # fmt: skip
+
+
 #: The options that choose and shape the executor under test: every front door has them.
 TARGET_OPTIONS: list[Option] = [
     _option(("--executor-image", "--image"), TARGET, dest="executor_image", metavar="IMAGE",
@@ -93,8 +100,6 @@ TARGET_OPTIONS: list[Option] = [
             action="store_true", help="(--url) the executor runs with the kit's workspace"),
     _option(("--executor-no-workspace", "--no-workspace"), TARGET, dest="no_workspace", action="store_true",
             help="(--image, local) do not mount the kit's workspace"),
-    _option(("--executor-workspace-folder", "--workspace-folder"), TARGET, dest="workspace_folder", default=None,
-            metavar="DIR", help=f"(--image) where the workspace is mounted (default {KIT_SETTINGS.workspace_folder})"),
     _option(("--executor-allow-destructive", "--allow-destructive"), TARGET, dest="allow_destructive",
             action="store_true", help="(--url) run crash and kill scenarios"),
     _option(("--executor-allow-host-planting", "--allow-host-planting"), TARGET, dest="allow_host_planting",
@@ -113,13 +118,7 @@ TARGET_OPTIONS: list[Option] = [
     _option(("--executor-persistent-folder", "--persistent-folder"), TARGET, dest="persistent_folder",
             action="append", default=[], metavar="DIR",
             help="a folder the operator keeps across sessions (ISO-2); also read from GET /info"),
-    _option(("--executor-execution-timeout", "--execution-timeout"), SETTINGS, dest="execution_timeout", type=float,
-            default=None, metavar="S", help=f"EXECUTION_TIMEOUT (the kit's choice: {KIT_SETTINGS.execution_timeout:g}; "
-            f"a URL's: {CONTRACT_DEFAULTS.execution_timeout:g})"),
-    _option(("--executor-max-output-bytes", "--max-output-bytes"), SETTINGS, dest="max_output_bytes", type=int,
-            default=None, metavar="N", help=f"MAX_OUTPUT_BYTES (the kit's choice: {KIT_SETTINGS.max_output_bytes})"),
-    _option(("--executor-max-request-bytes", "--max-request-bytes"), SETTINGS, dest="max_request_bytes", type=int,
-            default=None, metavar="N", help=f"MAX_REQUEST_BYTES (the kit's choice: {KIT_SETTINGS.max_request_bytes})"),
+    *(_setting_option(setting) for setting in CHOSEN.values() if setting.option),
     _option(("--conformance-timeout-factor", "--timeout-factor"), WAITS, dest="timeout_factor", type=float,
             default=1.0, metavar="F", help="multiply the kit's own waits (slow machines); the contract's never change"),
     _option(("--conformance-startup-timeout", "--startup-timeout"), WAITS, dest="startup_timeout", type=float,
@@ -259,22 +258,8 @@ def timeouts_from(option: Callable[[str], Any]) -> KitTimeouts:
     return timeouts
 
 
-#: The options that give an executor's settings, by ExecutorSettings field (option dest): for a
-#: URL, what the user says wins over what the executor declares in GET /info.
-SETTING_OPTIONS = {
-    "execution_timeout": "execution_timeout",
-    "max_output_bytes": "max_output_bytes",
-    "max_request_bytes": "max_request_bytes",
-    "workspace_folder": "workspace_folder",
-}
-
-
-def short_flag(dest: str) -> str:
-    """The console's name of the target option that sets ``dest`` (``--execution-timeout``)."""
-    return next(option.flags[-1] for option in TARGET_OPTIONS if option.kwargs.get("dest") == dest)
-
-
 def settings_from(option: Callable[[str], Any]) -> ExecutorSettings:
     """The executor's settings: the kit's choice for a target it starts, else the contract's defaults,
     with what the options say in either case (for a URL, what the user declares it runs with)."""
-    return kind_chosen(option).settings.with_values(**{name: option(dest) for name, dest in SETTING_OPTIONS.items()})
+    given = {name: option(name) for name, setting in CHOSEN.items() if setting.option}  # option dest: the field
+    return kind_chosen(option).settings.with_values(**given)

@@ -213,7 +213,9 @@ class Certification:
         self.session = TargetSession(config)
         self.recorder = recorder
 
-    @pytest.hookimpl(wrapper=True)
+    # Innermost (trylast): registered after pytest's own plugins, these would otherwise wrap them, and a
+    # skip before the yield would cut the set-up of theirs (the logging plugin's) that its teardown needs.
+    @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
         """Before the fixtures: a test the target cannot run is skipped, saying why."""
         if item.get_closest_marker(REQUIREMENT_MARK):
@@ -224,7 +226,7 @@ class Certification:
         with _not_run_without_a_snippet():
             return (yield)
 
-    @pytest.hookimpl(wrapper=True)
+    @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
         later = deferred(item)
         try:

@@ -95,14 +95,29 @@ class Verdict(Label):
 
 
 class Exit(enum.IntEnum):
-    """The kit's exit codes, one per verdict (and one for a usage error, found before anything runs)."""
+    """The kit's exit codes, one per verdict (and one for a usage error, found before anything runs);
+    ``meaning`` is what the help and the docs say of each."""
 
-    CONFORMANT = 0  # also conformant with warnings, unless --strict
-    NON_CONFORMANT = 1  # and conformant with warnings under --strict
+    CONFORMANT = 0
+    NON_CONFORMANT = 1
     INCOMPLETE = 2
-    ERROR = 3  # the run could not be made: no executor at the URL, no Docker, a fault of the kit
-    USAGE = 4  # the command line: an unknown option, a bad value, a report folder that cannot be written
+    ERROR = 3
+    USAGE = 4  # an unknown option, a bad value, a report folder that cannot be written
     INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it; SIGTERM too (the same interrupted run)
+
+    @property
+    def meaning(self) -> str:
+        return _EXIT_MEANINGS[self]
+
+
+_EXIT_MEANINGS = {
+    Exit.CONFORMANT: "conformant (also conformant with warnings, unless --strict)",
+    Exit.NON_CONFORMANT: "non-conformant (or conformant with warnings, under --strict)",
+    Exit.INCOMPLETE: "incomplete: no MUST failed, but one was not run (or only in part, or inconclusive)",
+    Exit.ERROR: "error: the run could not be made (no executor at the URL, no Docker, a missing image)",
+    Exit.USAGE: "usage error, found before anything runs",
+    Exit.INTERRUPTED: "interrupted (Ctrl-C or SIGTERM)",
+}
 
 
 @dataclass

@@ -17,10 +17,10 @@ import pytest
 from . import catalogue
 from .catalogue import FEATURES, Profile
 from .client import ExecutorClient, Stalls
-from .options import SETTING_OPTIONS, OptionError, short_flag, spec_from
+from .options import OptionError, spec_from
 from .outcomes import needs, requirement_ids
 from .results import Exit, SkipKind, TestRecord
-from .settings import DECLARABLE, declared_settings, env_value, settings_report
+from .settings import CHOSEN, DECLARABLE, declared_settings, env_value, settings_report
 from .targets import NeverReadyError, Target, TargetError, TargetSpec
 from .timeouts import KitTimeouts
 
@@ -217,7 +217,7 @@ class TargetSession:
         (INFO-1), where no option gave a value; without them, the contract's defaults are assumed,
         and the run says which options would give the real values."""
         values, unusable = declared_settings(declared)
-        given = {name for name, dest in SETTING_OPTIONS.items() if self.config.getoption(dest) is not None}
+        given = {name for name, setting in CHOSEN.items() if setting.option and self.config.getoption(name) is not None}
         used = {name: value for name, value in values.items() if name not in given}
         if unusable:
             self.say(
@@ -227,12 +227,14 @@ class TargetSession:
         if used:
             target.capabilities.settings = target.capabilities.settings.with_values(**used)
             self.declared_settings = frozenset(used)
-            shown = ", ".join(f"{variable}={env_value(values[name])}" for variable, (name, *_) in DECLARABLE.items()
-                              if name in used)  # fmt: skip
+            shown = ", ".join(
+                f"{setting.variable}={env_value(used[setting.field])}"
+                for setting in DECLARABLE.values()
+                if setting.field in used
+            )
             self.say(f"settings declared by the executor in GET /info, used by the kit: {shown}")
         elif not values and not unusable:
-            fields = {name for name, *_ in DECLARABLE.values()}
-            options = ", ".join(short_flag(dest) for name, dest in SETTING_OPTIONS.items() if name in fields)
+            options = ", ".join(setting.flags[1] for setting in DECLARABLE.values() if setting.option)
             self.say(
                 "the executor declares no settings in GET /info: the kit assumes the contract's defaults "
                 f"where no option says otherwise ({options})"

@@ -18,6 +18,7 @@ from .catalogue import Label
 from .violations import cut
 
 __all__ = [
+    "CHOSEN",
     "CONTRACT_DEFAULTS",
     "DECLARABLE",
     "KIT_SETTINGS",
@@ -70,15 +71,7 @@ class ExecutorSettings:
 
     def environment(self) -> dict[str, str]:
         """The variables to start an executor with; an unset setting is left out."""
-        values = {
-            "PORT": self.port,
-            "WORKSPACE_FOLDER": self.workspace_folder,
-            "EXECUTION_TIMEOUT": self.execution_timeout,
-            "MAX_OUTPUT_BYTES": self.max_output_bytes,
-            "MAX_REQUEST_BYTES": self.max_request_bytes,
-            "MAX_EXECUTION_TIMEOUT": self.max_execution_timeout,
-            "SESSION_ENV": self.session_env,
-        }
+        values = {setting.variable: getattr(self, name) for name, setting in CHOSEN.items()}
         env = {name: env_value(value) for name, value in values.items() if value is not None}
         if self.session_env is not None:
             env.update(SESSION_ENV_PROBE)
@@ -89,123 +82,112 @@ class ExecutorSettings:
         return replace(self, **{key: value for key, value in changes.items() if value is not None})
 
 
-#: The contract's defaults: what an executor started without a setting uses (CONFIG-2).
-CONTRACT_DEFAULTS = ExecutorSettings(
-    port=8432,
-    workspace_folder="/code",
-    execution_timeout=3.0,
-    max_output_bytes=1024 * 1024,
-    max_request_bytes=1024 * 1024,
-    max_execution_timeout=3600.0,
-    session_env=None,
-)
-
-#: What the kit starts executors with: each value apart from the default, on the side where the
-#: check tells them apart. PORT is a free port on 127.0.0.1 for a local command; WORKSPACE_FOLDER
-#: keeps the default's path for the main container (so that an executor reading a fixed folder
-#: fails CODE-5 alone), and CODE-5 starts a second container with the workspace elsewhere.
-KIT_SETTINGS = ExecutorSettings(
-    port=9432,
-    workspace_folder=CONTRACT_DEFAULTS.workspace_folder,
-    execution_timeout=2.0,  # TIMEOUT-7: 1.3 x 2 s = 2.6 s ends `timeout` here, `ok` under 3 s
-    max_output_bytes=256 * 1024,  # OUTPUT-2: 512 KiB printed is cut here, not under 1 MiB
-    max_request_bytes=2 * 1024 * 1024,  # INPUT-2: a 1.5 MiB body is accepted here, 413 under 1 MiB
-    max_execution_timeout=120.0,  # INPUT-5: a timeout of 121 s gets 422 here, not under 3600 s
-    session_env="CONFORMANCE_PASSED_ON",  # ISO-6: one of two variables reaches user code
-)
-
 #: Where the kit mounts its workspace in CODE-5's second container: not the default's folder.
 WORKSPACE_ELSEWHERE = "/srv/conformance-workspace"
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One row of the contract's configuration table, and how the kit checks it."""
+    """One row of the contract's configuration table: its default, the kit's value, how the kit
+    checks it. The environment, the defaults, the options and the report's table are made of these
+    rows (``SETTINGS``): a new setting is a row here (and a field of ``ExecutorSettings``)."""
 
     variable: str
-    field: str | None  # the ExecutorSettings field; None for settings the kit does not choose
+    #: The ExecutorSettings field; None for a setting the kit does not choose.
+    field: str | None
+    #: The contract's default (CONFIG-2), and the kit's value: apart from the default, on the side
+    #: where the check can see the difference.
+    default: Any
+    kit: Any
     checked_by: tuple[str, ...]
+    #: How the kit checks it (the report and the contract say it).
     how: str
+    #: The type of its value (a whole number: written and declared as one).
+    kind: type = str
+    #: A target option gives it (``--executor-<variable>``): for a URL, what the user declares.
+    option: bool = False
+    #: How the option's help names its value.
+    metavar: str = "VALUE"
+    #: An executor may declare it in GET /info's ``settings`` (contract 1.6), up to this bound: the
+    #: kit's waits and the sizes it sends and reads follow it, so a hostile or careless declaration
+    #: (EXECUTION_TIMEOUT=1e9) would hang the kit or take its memory: above it a value is refused and
+    #: said, and the option gives it instead. None: not declarable.
+    declarable_up_to: float | None = None
+
+    @property
+    def flags(self) -> tuple[str, str]:
+        """The option's canonical and short names: ``--executor-max-output-bytes``, ``--max-output-bytes``."""
+        short = "--" + self.variable.lower().replace("_", "-")
+        return f"--executor-{short[2:]}", short
 
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
-        "PORT",
-        "port",
-        ("CONFIG-1", "CONFIG-2"),
+        "PORT", "port", 8432, 9432, ("CONFIG-1", "CONFIG-2"),
         "the kit sets a port other than 8432 and talks to the executor only there; an executor that "
         "answers on 8432 instead fails CONFIG-1 (and is certified there for the rest). A container "
         "started with no settings must answer on 8432 (CONFIG-2).",
+        kind=int,
     ),
     Setting(
-        "WORKSPACE_FOLDER",
-        "workspace_folder",
-        ("CODE-5", "CONFIG-2"),
+        # The main container keeps the default's path (an executor reading a fixed folder fails
+        # CODE-5 alone); CODE-5 starts a second container with the workspace elsewhere.
+        "WORKSPACE_FOLDER", "workspace_folder", "/code", "/code", ("CODE-5", "CONFIG-2"),
         f"a second container gets the workspace at {WORKSPACE_ELSEWHERE} and the variable naming it, "
         "with nothing at /code: its files must load (CODE-5). A container started with no settings "
         "and the workspace at /code must load it (CONFIG-2).",
+        option=True, metavar="DIR",
     ),
     Setting(
-        "EXECUTION_TIMEOUT",
-        "execution_timeout",
-        ("TIMEOUT-7", "CONFIG-2"),
+        "EXECUTION_TIMEOUT", "execution_timeout", 3.0, 2.0, ("TIMEOUT-7", "CONFIG-2"),
         "the kit sets 2 s: code sleeping 1.3x that (2.6 s, under the default of 3 s) must end "
         "`timeout`, code sleeping 0.5x must end `ok`. A container started with no settings must "
         "cut code at 3 s by the same two checks (CONFIG-2).",
+        kind=float, option=True, metavar="S", declarable_up_to=600,
     ),
     Setting(
-        "MAX_OUTPUT_BYTES",
-        "max_output_bytes",
-        ("OUTPUT-2",),
+        "MAX_OUTPUT_BYTES", "max_output_bytes", 1024 * 1024, 256 * 1024, ("OUTPUT-2",),
         "the kit sets 256 KiB: 512 KiB printed must come back cut to about 256 KiB, `truncated: "
         "true`; 128 KiB printed must come back whole.",
+        kind=int, option=True, metavar="N", declarable_up_to=64 * 1024 * 1024,
     ),
     Setting(
-        "MAX_REQUEST_BYTES",
-        "max_request_bytes",
-        ("INPUT-2",),
+        "MAX_REQUEST_BYTES", "max_request_bytes", 1024 * 1024, 2 * 1024 * 1024, ("INPUT-2",),
         "the kit sets 2 MiB: a 1.5 MiB body (over the default) must be accepted, a body over 2 MiB get 413.",
+        kind=int, option=True, metavar="N", declarable_up_to=64 * 1024 * 1024,
     ),
     Setting(
-        "MAX_EXECUTION_TIMEOUT",
-        "max_execution_timeout",
-        ("INPUT-5",),
+        "MAX_EXECUTION_TIMEOUT", "max_execution_timeout", 3600.0, 120.0, ("INPUT-5",),
         "the kit sets 120 s: a `timeout` of 121 s must get 422, one of 120 s be accepted.",
+        kind=float, declarable_up_to=3600,
     ),
     Setting(
-        "SESSION_ENV",
-        "session_env",
-        ("ISO-6",),
+        "SESSION_ENV", "session_env", None, "CONFORMANCE_PASSED_ON", ("ISO-6",),
         "the kit sets two variables and names one: only that one may reach user code.",
     ),
     Setting(
-        "SUBMISSION_DIR",
-        None,
-        ("ISO-2",),
+        "SUBMISSION_DIR", None, None, None, ("ISO-2",),
         "not set by the kit (it cannot know which folder an image may write to): with "
         "`--executor-env SUBMISSION_DIR=...` and `--persistent-folder`, ISO-2 spares that folder.",
     ),
     Setting(
-        "PYTHONUNBUFFERED, PYTHONDONTWRITEBYTECODE",
-        None,
-        (),
+        "PYTHONUNBUFFERED, PYTHONDONTWRITEBYTECODE", None, None, None, (),
         "Python's own variables, passed to the session: not checked.",
     ),
-)
+)  # fmt: skip
 
+#: The rows of the settings the kit chooses (ExecutorSettings' fields), by field.
+CHOSEN = {setting.field: setting for setting in SETTINGS if setting.field is not None}
 
-#: What an executor may declare in GET /info's ``settings`` (contract 1.6): the variable, the
-#: ExecutorSettings field it gives, whether it is a whole number, and the most the kit takes from
-#: an executor's word. The kit's waits and the sizes it sends and reads follow these values, so a
-#: hostile or careless declaration (EXECUTION_TIMEOUT=1e9, MAX_REQUEST_BYTES=10**12) would hang
-#: the kit or take its memory: above its bound a value is refused and said, and an option
-#: (``--execution-timeout``, ...) gives it instead.
-DECLARABLE = {
-    "EXECUTION_TIMEOUT": ("execution_timeout", False, 600),
-    "MAX_EXECUTION_TIMEOUT": ("max_execution_timeout", False, 3600),
-    "MAX_OUTPUT_BYTES": ("max_output_bytes", True, 64 * 1024 * 1024),
-    "MAX_REQUEST_BYTES": ("max_request_bytes", True, 64 * 1024 * 1024),
-}
+#: The contract's defaults: what an executor started without a setting uses (CONFIG-2).
+CONTRACT_DEFAULTS = ExecutorSettings(**{name: setting.default for name, setting in CHOSEN.items()})
+
+#: What the kit starts executors with: each value apart from the default, on the side where the
+#: check tells them apart. PORT is a free port on 127.0.0.1 for a local command.
+KIT_SETTINGS = ExecutorSettings(**{name: setting.kit for name, setting in CHOSEN.items()})
+
+#: What an executor may declare in GET /info's ``settings``, by variable.
+DECLARABLE = {setting.variable: setting for setting in CHOSEN.values() if setting.declarable_up_to is not None}
 
 
 def declared_settings(declared: Any) -> tuple[dict[str, float | int], list[str]]:
@@ -219,12 +201,13 @@ def declared_settings(declared: Any) -> tuple[dict[str, float | int], list[str]]
     values: dict[str, float | int] = {}
     unusable = []
     for variable, value in declared.items():
-        if variable not in DECLARABLE:
+        setting = DECLARABLE.get(variable)
+        if setting is None or setting.field is None or setting.declarable_up_to is None:
             continue  # a setting of its own, not the contract's
-        field, whole, most = DECLARABLE[variable]
+        most, whole = setting.declarable_up_to, setting.kind is int
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if number and 0 < value <= most and (not whole or value == int(value)):
-            values[field] = int(value) if whole else float(value)
+            values[setting.field] = setting.kind(value)
             continue
         past = f" (the kit takes at most {most})" if number and value > most else ""
         unusable.append(f"{variable}={cut(repr(value), 40)}{past}")
@@ -242,8 +225,7 @@ def settings_report(
             value = default = None
             how = SettingsSource.NOT_SET.value
         else:
-            value = getattr(settings, setting.field)
-            default = getattr(CONTRACT_DEFAULTS, setting.field)
+            value, default = getattr(settings, setting.field), setting.default
             how = (SettingsSource.DECLARED if setting.field in declared else source).value
         rows.append(
             {

@@ -4,5 +4,3 @@
 ``executor-pool manager --config container_config.json`` (``python -m executor_pool.manager``)
 hands its executors out and proxies their sessions. Neither imports the kit.
 """
-
-__version__ = "1.0.0"

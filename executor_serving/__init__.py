@@ -9,3 +9,10 @@
 
 Neither server's code lives here, and this package imports neither (nor the kit).
 """
+
+from importlib.metadata import version
+
+#: The distribution's version (pyproject.toml, its one home), as installed: the servers'.
+__version__ = version("executor-conformance")
+
+__all__ = ["__version__"]

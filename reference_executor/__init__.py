@@ -5,6 +5,6 @@ policy) -> ``kernel`` (one jupyter_client kernel) -> ``kernel_process`` (a kerne
 launch, without jupyter_client) / ``outputs`` / ``workspace_loader``.
 """
 
-__version__ = "1.0.0"
+from executor_serving import __version__
 
 __all__ = ["__version__"]

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from conformance import catalogue, languages
@@ -27,6 +28,11 @@ def _pattern(name: str) -> re.Pattern[str]:
 def section(text: str, name: str) -> str | None:
     found = _pattern(name).search(text)
     return found.group(2) if found else None
+
+
+def _replaced_by(content: str) -> Callable[[re.Match[str]], str]:
+    """What a section's match becomes: its start and end lines around ``content``, taken literally."""
+    return lambda found: found.group(1) + content + found.group(3)
 
 
 def kit_help() -> str:
@@ -59,5 +65,5 @@ def write_generated(document: Path) -> None:
     """Rewrite the generated sections ``document`` has."""
     text = document.read_text(encoding="utf-8")
     for name, content in generated().items():
-        text = _pattern(name).sub(lambda m, c=content: m.group(1) + c + m.group(3), text)
+        text = _pattern(name).sub(_replaced_by(content), text)
     document.write_text(text, encoding="utf-8")

@@ -25,7 +25,7 @@ def _module_name(path: Path) -> str:
 
 def _imports() -> list[tuple[str, str, str]]:
     """(importing module, imported module, name) for every ``from X import name`` between project modules."""
-    found = []
+    found: list[tuple[str, str, str]] = []
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
             here = _module_name(path)

@@ -8,6 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+from conformance import __version__
 from tests.conftest import ROOT
 
 
@@ -26,9 +27,9 @@ def test_the_wheel_carries_the_kit_the_contract_and_the_licence_and_no_stray_pac
     assert {name.split("/")[0] for name in names if not name.split("/")[0].endswith((".dist-info", ".data"))} == {
         "conformance", "reference_executor", "executor_pool", "executor_serving",
     }  # fmt: skip
-    data = "executor_conformance-1.0.0.data/data/share/executor-conformance"
+    data = f"executor_conformance-{__version__}.data/data/share/executor-conformance"
     expected = {
-        f"{data}/contract.md", f"{data}/openapi.yaml", "executor_conformance-1.0.0.dist-info/licenses/LICENSE",
+        f"{data}/contract.md", f"{data}/openapi.yaml", f"executor_conformance-{__version__}.dist-info/licenses/LICENSE",
         "conformance/schemas/results-1.schema.json", "conformance/schemas/results-2.schema.json",
         "conformance/schemas/results-3.schema.json",
         "conformance/schemas/bench-1.schema.json",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..options import KitParser, OptionError, add_target_options, spec_from
+from ..results import Exit
 from ..targets import TargetError, Workspace
 from .measure import BenchError, BenchSettings
 from .report import to_markdown
@@ -57,7 +58,7 @@ def main(argv: list[str]) -> int:
         parser.error(str(exc))
     except (TargetError, BenchError) as exc:
         print(f"executor-conformance bench: {exc}", file=sys.stderr)
-        return 3
+        return Exit.ERROR
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(bench, indent=2) + "\n", encoding="utf-8")

@@ -4,5 +4,3 @@ It reads ``container_config.json`` (container id -> URL and type), hands executo
 restarts them on deallocation, and forwards ``/session/{id}/...`` to the executor unchanged, so
 that the kit's verdict through the manager equals its verdict on the executor itself.
 """
-
-__version__ = "1.0.0"

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from reference_executor import file_sweep
 from reference_executor.file_sweep import SweepMovedError, remove_owned, remove_tree
 
 #: Enough for any walk here.
@@ -46,7 +45,7 @@ def test_a_folder_moved_up_while_it_is_emptied_does_not_lead_the_walk_out_of_its
     neighbour.parent.mkdir()
     neighbour.write_text("secret")
     real_unlink = os.unlink
-    moved = []
+    moved: list[bool] = []
 
     def unlink_then_move(path: str, *, dir_fd: int | None = None) -> None:
         real_unlink(path, dir_fd=dir_fd)
@@ -54,7 +53,7 @@ def test_a_folder_moved_up_while_it_is_emptied_does_not_lead_the_walk_out_of_its
             moved.append(True)
             os.rename(big, kernel / "home" / "big")
 
-    monkeypatch.setattr(file_sweep.os, "unlink", unlink_then_move)
+    monkeypatch.setattr(os, "unlink", unlink_then_move)  # the os module file_sweep calls
     with pytest.raises(SweepMovedError):
         remove_tree(str(kernel), time.monotonic() + DEADLINE_S)
     assert neighbour.read_text() == "secret"

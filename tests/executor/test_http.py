@@ -15,6 +15,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ from conformance.raw_http import send_raw
 from tests.conftest import EXAMPLES, RunningExecutor, free_port, start_executor, stop_executor, wait_for
 
 
-def stdout_of(body: dict) -> str:
+def stdout_of(body: dict[str, Any]) -> str:
     return "".join(item["text"] for item in body["outputs"] if item.get("name") == "stdout")
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from reference_executor.config import Timeouts
 from reference_executor.isolation import claim_kernel_users
-from reference_executor.kernel import KernelSession, RunOutcome
+from reference_executor.kernel import KernelSession, RunOutcome, RunResult
 from reference_executor.kernel_process import prepare, prestart
 from tests.conftest import EXAMPLES
 
@@ -48,7 +48,7 @@ async def test_a_prestarted_kernel_that_is_never_adopted_is_killed_at_shutdown(t
     assert prestarted.process.poll() is not None and not prestarted.folder.path.exists()
 
 
-async def run(session: KernelSession, code: str, timeout: float = 10.0):
+async def run(session: KernelSession, code: str, timeout: float = 10.0) -> RunResult:
     return await session.run(code, deadline=time.monotonic() + timeout)
 
 

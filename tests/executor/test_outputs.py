@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -95,7 +96,7 @@ def carried(collector: OutputCollector) -> int:
     return len(json.dumps(collector.items()).encode())
 
 
-FORGED = {
+FORGED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "display metadata": [("display_data", {"data": {"text/plain": "m"}, "metadata": {"k": "x" * 4 * CAP}})],
     "a result's text/plain, which `text` repeats": [
         ("execute_result", {"data": {"text/plain": "x" * (CAP * 3 // 4)}, "metadata": {}, "execution_count": 1})

@@ -29,6 +29,7 @@ def _measured(here: Path, *flags: str) -> dict[str, float]:
                     "--image", f"python={IMAGE}", "--manager-image", IMAGE, "--host-ip", HOST,
                     "--network-base", "10.217.0.0/16", "-o", str(here / "pool.yml"), *flags],
                    check=True, cwd=here, capture_output=True)  # fmt: skip
+    assert COMPOSE is not None  # else pool_latency cannot run (no compose command)
     with up(here, [*COMPOSE, "-p", here.name.lower(), "-f", "pool.yml"], MANAGER, size=4):
         latency = [sys.executable, "-m", "executor_pool", "latency", "--manager", MANAGER,
                    "--token-file", str(here / TOKEN_FILE), "--cycles", str(CYCLES), "--warm-up", str(WARM_UP),

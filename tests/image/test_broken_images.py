@@ -22,7 +22,7 @@ these tests skip, saying so, unless REQUIRE_DOCKER_TESTS=1 (as in CI), where the
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -84,7 +84,7 @@ def test_each_broken_executor_by_image_is_caught_with_its_own_id(image_runs: dic
     assert baseline.results["verdict"] in ("conformant", "conformant_with_warnings"), baseline.output[-3000:]
     assert baseline.results["target"]["memory"] == "256m" and baseline.results["target"]["cpus"] == 0.25
     assert baseline.outcomes()["CONFIG-2"] == "passed"  # its defaults are the contract's, with no ENV of its own
-    caught = run.failed() - baseline.failed()
+    caught: Set[str] = run.failed() - baseline.failed()
     assert caught == BY_IMAGE[name].expected_by_image, (
         f"{name}: expected {sorted(BY_IMAGE[name].expected_by_image or ())}, kit failed {sorted(caught)}\n"
         f"{run.output[-3000:]}"

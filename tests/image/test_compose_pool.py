@@ -112,6 +112,7 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
     The workspace holds the README's my_utilities and the kit's sample files, so that the kit
     can certify the same executors the README's examples ran on.
     """
+    assert COMPOSE is not None  # else the module's tests are skipped (pytestmark)
     here = tmp_path_factory.mktemp("pool")
     shutil.copytree(EXAMPLES / "my_utilities", here / "my_utilities")
     _bash(f"{sys.executable} -m conformance workspace my_utilities", here)
@@ -143,12 +144,14 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
 
 
 def _logs(here: Path) -> str:
+    assert COMPOSE is not None  # else the module's tests are skipped (pytestmark)
     done = subprocess.run([*COMPOSE, "-f", "utilities-demo.yml", "logs", "--tail", "30"], cwd=here, capture_output=True)
     return done.stdout.decode("utf-8", "replace")[-4000:]
 
 
 def _problems(here: Path) -> str:
     """The WARNING and ERROR lines of every container's log (the kit has no logs of a URL target)."""
+    assert COMPOSE is not None  # else the module's tests are skipped (pytestmark)
     done = subprocess.run([*COMPOSE, "-f", "utilities-demo.yml", "logs"], cwd=here, capture_output=True)
     lines = done.stdout.decode("utf-8", "replace").splitlines()
     return "\n".join(line for line in lines if " ERROR " in line or " WARNING " in line)[-6000:]

@@ -44,6 +44,7 @@ def generated(here: Path, host: str, network_base: str, *more: str) -> list[str]
                 "--host-ip", host, "--network-base", network_base, "--lease", str(LEASE),
                 "-e", "EXECUTION_TIMEOUT=5", "-o", str(here / "pool.yml"), *more]  # fmt: skip
     subprocess.run(generate, check=True, cwd=here, capture_output=True)
+    assert COMPOSE is not None  # else the module's tests are skipped (pytestmark)
     return [*COMPOSE, "-p", here.name.lower(), "-f", "pool.yml"]
 
 

@@ -44,7 +44,7 @@ class BrokenSession(server.Session):
         return [sys.executable, __file__, "--worker", self.fault, self.settings.workspace]
 
 
-def _session(fault: str, base: type[BrokenSession] = BrokenSession, **methods: Any) -> type[BrokenSession]:
+def _session(fault: str, base: type[BrokenSession] = BrokenSession, /, **methods: Any) -> type[BrokenSession]:
     return type(f"Session_{fault}", (base,), {"fault": fault, **methods})
 
 
@@ -173,7 +173,7 @@ def _head_read_whole(self: server.Handler) -> None:
     self._deadline = threading.Timer(server.REQUEST_READ_TIMEOUT, self._too_slow)
     self._deadline.start()
     stream = self.rfile
-    self.rfile = _WholeLines(stream)  # type: ignore[assignment]
+    self.rfile = _WholeLines(stream)
     try:
         server.BaseHTTPRequestHandler.handle_one_request(self)
     finally:
@@ -438,7 +438,7 @@ class _NoProcessSweepSession(BrokenSession):
     def __init__(self, settings: server.Settings) -> None:
         super().__init__(settings)
         if self.sandbox is not None:
-            self.sandbox.kill_all = lambda: None  # type: ignore[method-assign]
+            self.sandbox.kill_all = lambda: None
 
 
 class _NoFileSweepSession(BrokenSession):
@@ -449,7 +449,7 @@ class _NoFileSweepSession(BrokenSession):
     def __init__(self, settings: server.Settings) -> None:
         super().__init__(settings)
         if self.sandbox is not None:
-            self.sandbox._remove_files = lambda folder, trees, depth=0: None  # type: ignore[method-assign]
+            self.sandbox._remove_files = lambda folder, trees, depth=0: None
 
 
 class _ReadyEarlyAtStartUpSession(BrokenSession):
@@ -497,7 +497,7 @@ class _TermOnlySweepSession(BrokenSession):
         super().__init__(settings)
         if self.sandbox is not None:
             sandbox = self.sandbox
-            sandbox.kill_all = lambda: _term_all(sandbox)  # type: ignore[method-assign]
+            sandbox.kill_all = lambda: _term_all(sandbox)
 
 
 class _WaitingSweepSession(BrokenSession):
@@ -517,7 +517,7 @@ class _WaitingSweepSession(BrokenSession):
                     time.sleep(0.05)
                 kill_all()
 
-            sandbox.kill_all = term_then_kill  # type: ignore[method-assign]
+            sandbox.kill_all = term_then_kill
 
 
 def _processes_of(uid: int, *, dead: bool) -> set[int]:
@@ -542,7 +542,7 @@ class _ReapsWhatItKillsSession(BrokenSession):
         super().__init__(settings)
         if self.sandbox is not None:
             sandbox, kill_all = self.sandbox, self.sandbox.kill_all
-            sandbox._living = lambda: sorted(_processes_of(sandbox.uid, dead=False))  # type: ignore[method-assign]
+            sandbox._living = lambda: sorted(_processes_of(sandbox.uid, dead=False))
 
             def kill_and_reap_the_killed() -> None:
                 killed = _processes_of(sandbox.uid, dead=False)
@@ -557,7 +557,7 @@ class _ReapsWhatItKillsSession(BrokenSession):
                             killed.discard(pid)
                     time.sleep(0.01)
 
-            sandbox.kill_all = kill_and_reap_the_killed  # type: ignore[method-assign]
+            sandbox.kill_all = kill_and_reap_the_killed
 
 
 class _NoProcessLimitSession(BrokenSession):
@@ -610,7 +610,7 @@ class _NoIpcSweepSession(BrokenSession):
     def __init__(self, settings: server.Settings) -> None:
         super().__init__(settings)
         if self.sandbox is not None:
-            self.sandbox._remove_ipc = lambda: None  # type: ignore[method-assign]
+            self.sandbox._remove_ipc = lambda: None
 
 
 class _WritesToTheServerLog(worker.Worker):
@@ -719,8 +719,8 @@ class _ServerAsTheWorkerUserSession(BrokenSession):
             with contextlib.suppress(OSError):
                 os.kill(-1, signal.SIGKILL)  # every process of the id but the server
 
-        sandbox.spawn_options = spawn_options  # type: ignore[method-assign]
-        sandbox.kill_all = kill_all  # type: ignore[method-assign]
+        sandbox.spawn_options = spawn_options
+        sandbox.kill_all = kill_all
 
 
 # -- worker-side faults --------------------------------------------------------------------------
@@ -752,7 +752,7 @@ class _ForgetsState(worker.Worker):
 
     def load_workspace(self) -> None:
         super().load_workspace()
-        self._loaded = dict(self.namespace)
+        self._loaded: dict[str, Any] = dict(self.namespace)
 
     def run(self, code: str, max_output: int) -> dict[str, Any]:
         self.namespace = dict(self._loaded)

@@ -38,7 +38,7 @@ ENDINGS = {"timeout": "TimeoutError: execution timed out", "crashed": "KernelDie
 def original_item(item: dict[str, Any]) -> dict[str, Any]:
     """An output item as the original README gives it: its type and its text (a stream's name too)."""
     kind = ITEM_TYPES.get(str(item.get("type")), str(item.get("type")))
-    shaped = {"type": kind, "text": str(item.get("text", ""))}
+    shaped: dict[str, Any] = {"type": kind, "text": str(item.get("text", ""))}
     if kind == "stream":
         shaped["name"] = item.get("name")
     return shaped

@@ -11,6 +11,7 @@ idle memory (not a time).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,11 +27,11 @@ from tests.conftest import (
 
 
 @pytest.fixture(scope="module")
-def reference_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+def reference_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
     return run_bench([], tmp_path_factory.mktemp("bench-reference"))
 
 
-def test_every_figure_is_measured_with_median_min_and_max(reference_bench: tuple[dict, str]) -> None:
+def test_every_figure_is_measured_with_median_min_and_max(reference_bench: tuple[dict[str, Any], str]) -> None:
     bench, _ = reference_bench
     figures = bench["figures"]
     for name in ("start_to_ready_s", "restart_to_ready_s", "output_1mb_s", "throughput_1_client"):
@@ -42,7 +43,7 @@ def test_every_figure_is_measured_with_median_min_and_max(reference_bench: tuple
     assert bench["machine"]["cpus"] and bench["versions"]["executor-conformance"]
 
 
-def test_the_floor_runs_in_the_same_run_and_figures_become_ratios(reference_bench: tuple[dict, str]) -> None:
+def test_the_floor_runs_in_the_same_run_and_figures_become_ratios(reference_bench: tuple[dict[str, Any], str]) -> None:
     bench, table = reference_bench
     floor = bench["floor"]
     assert floor["where"] == "host" and floor["round_trip_ms"]["p50"]["median"] > 0
@@ -53,7 +54,7 @@ def test_the_floor_runs_in_the_same_run_and_figures_become_ratios(reference_benc
     assert "| /execute 1+1 p50 (ms) |" in table and "x |" in table
 
 
-def test_the_stable_goals_hold_with_room_to_spare(reference_bench: tuple[dict, str]) -> None:
+def test_the_stable_goals_hold_with_room_to_spare(reference_bench: tuple[dict[str, Any], str]) -> None:
     assert_stable_goals_hold(reference_bench[0])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from typing import Any
 
 import jsonschema
 import pytest
@@ -12,13 +13,14 @@ from hypothesis.errors import FlakyFailure
 
 from conformance import catalogue
 from conformance.catalogue import Level
-from conformance.certification import not_applicable, not_run, skip_kind_of, violation_in
 from conformance.client import answer_said
+from conformance.outcomes import not_applicable, not_run, skip_kind_of, violation_in
 from conformance.render import to_json, to_junit, to_markdown, to_terminal
 from conformance.results import (
     REPORT_VERSION,
     Exit,
     Outcome,
+    Report,
     SkipKind,
     TestRecord,
     Verdict,
@@ -31,7 +33,7 @@ from conformance.results import (
 from conformance.violations import Violation
 
 
-def _report(*records: TestRecord, error: str | None = None, interrupted: bool = False):
+def _report(*records: TestRecord, error: str | None = None, interrupted: bool = False) -> Report:
     passing = [TestRecord(f"t::{rid}", [rid], "passed") for rid in catalogue.REQUIREMENTS]
     named = {rid for r in records for rid in r.requirements}
     base = [r for r in passing if r.requirements[0] not in named]
@@ -156,7 +158,7 @@ def test_a_requirement_some_of_whose_tests_did_not_run_is_partial_never_passed()
     """Deselected or unable to run beside a pass: partial, a gap like not run (a MUST leaves the run incomplete)."""
     cases = {"INPUT-3": ["t::a", "t::b"]}
     records = [TestRecord(f"t::{rid}", [rid], "passed") for rid in catalogue.REQUIREMENTS if rid != "INPUT-3"]
-    common = {"target": {"kind": "url"}, "configuration": {}, "features": {}, "strict": False,
+    common: dict[str, Any] = {"target": {"kind": "url"}, "configuration": {}, "features": {}, "strict": False,
               "started_at": "2026-01-01T00:00:00+00:00", "duration_s": 1.0, "cases": cases}  # fmt: skip
     one_ran = build_report([*records, TestRecord("t::a", ["INPUT-3"], "passed")], **common)
     assert {r.id: r.outcome for r in one_ran.requirements}["INPUT-3"] is Outcome.PARTIAL

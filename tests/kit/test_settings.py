@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,12 @@ from conformance.options import TARGET_OPTIONS, settings_from
 from conformance.render import to_markdown, to_terminal
 from conformance.results import build_report
 from conformance.settings import (
+    CHOSEN,
     CONTRACT_DEFAULTS,
     KIT_SETTINGS,
+    SESSION_ENV_PROBE,
     SETTINGS,
+    ExecutorSettings,
     SettingsSource,
     declared_settings,
     settings_report,
@@ -73,7 +77,7 @@ def test_the_contract_documents_every_setting_and_how_the_kit_checks_it() -> Non
             assert re.search(rf"`{first}`[^\n]*{rid}", section), f"{first}: the contract says {rid} checks it"
 
 
-def _options(**given: object):
+def _options(**given: object) -> Callable[[str], object]:
     defaults = {option.kwargs["dest"]: option.kwargs.get("default") for option in TARGET_OPTIONS}
     values = {**defaults, **given}
     return lambda name: values[name]
@@ -157,3 +161,19 @@ def test_declared_settings_that_are_not_positive_numbers_or_past_the_kits_bounds
         [],
     )
     assert declared_settings([1, 2])[1] == ["`settings` is list, not an object"]
+
+
+def test_the_settings_table_is_the_one_home_of_every_setting_the_kit_chooses() -> None:
+    """Issue #31: the defaults, the kit's values, the environment and the options are made of the
+    table's rows; a field of ExecutorSettings without a row (or a row naming no field) is caught."""
+    fields = {field.name for field in dataclasses.fields(ExecutorSettings)}
+    assert set(CHOSEN) == fields
+    for name, setting in CHOSEN.items():
+        assert getattr(DEFAULT, name) == setting.default and getattr(KIT, name) == setting.kit
+    assert set(KIT.environment()) - set(SESSION_ENV_PROBE) == {setting.variable for setting in CHOSEN.values()}
+    options = {option.kwargs["dest"]: option for option in TARGET_OPTIONS}
+    for name, setting in CHOSEN.items():
+        assert (name in options) is setting.option, f"{setting.variable}: an option exactly when its row says"
+        if setting.option:
+            assert options[name].flags == setting.flags and options[name].kwargs["type"] is setting.kind
+            assert setting.variable in options[name].kwargs["help"]

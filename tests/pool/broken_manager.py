@@ -9,6 +9,7 @@ process only before it starts.
 
 from __future__ import annotations
 
+import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -35,12 +36,12 @@ def _health_needs_a_token() -> None:
 
         return application
 
-    app.create_app = guarded  # type: ignore[assignment]
+    app.create_app = guarded
 
 
 def _operator_calls_open() -> None:
     """Every token, or none, is taken for the manager's (and for every allocation's)."""
-    app._same = lambda given, expected: True  # type: ignore[assignment]
+    app._same = lambda given, expected: True
 
 
 def _allocation_token_opens_operator_calls() -> None:
@@ -90,7 +91,7 @@ def _status_out_of_step() -> None:
 
 def _session_serves_any_token() -> None:
     """A session serves any bearer token, another allocation's too (so does the operator's API)."""
-    app._same = lambda given, expected: bool(given) and expected is not None  # type: ignore[assignment]
+    app._same = lambda given, expected: bool(given) and expected is not None
 
 
 def _no_restart_on_deallocate() -> None:
@@ -104,7 +105,7 @@ def _no_restart_on_deallocate() -> None:
 
 def _same_token_for_every_user() -> None:
     """Every allocation gets the same token: the last user's calls reach the next user's session."""
-    pool.secrets.token_urlsafe = lambda nbytes=None: "the-same-token-for-every-user"  # type: ignore[assignment]
+    secrets.token_urlsafe = lambda nbytes=None: "the-same-token-for-every-user"  # the module the pool calls
 
 
 def _lease_never_reclaimed() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -14,7 +15,7 @@ from reference_executor.config import Settings
 from tests.conftest import EXAMPLES
 
 
-def generate(tmp_path: Path, *flags: str) -> tuple[dict, dict]:
+def generate(tmp_path: Path, *flags: str) -> tuple[dict[str, Any], dict[str, Any]]:
     assert main(["compose", "-o", str(tmp_path / "with-code.yml"), *flags]) == 0
     compose = yaml.safe_load((tmp_path / "with-code.yml").read_text())
     config = json.loads((tmp_path / "container_config.json").read_text())
@@ -142,7 +143,7 @@ def test_the_generator_makes_the_managers_token_once_private_and_keeps_it(
     assert token_file.read_text().strip() == token and token not in capsys.readouterr().out  # kept, not shown again
 
 
-def _networks_of(compose: dict) -> dict[str, list[str]]:
+def _networks_of(compose: dict[str, Any]) -> dict[str, list[str]]:
     return {name: service["networks"] for name, service in compose["services"].items()}
 
 

@@ -114,7 +114,8 @@ def test_a_workspace_too_large_for_a_config_map_is_refused(tmp_path: Path, capsy
 def _selects(policy: dict[str, Any], labels: dict[str, str]) -> bool:
     selector = policy["spec"]["podSelector"]
     assert set(selector) == {"matchLabels"}, selector  # no expressions to read wrongly here
-    return selector["matchLabels"].items() <= labels.items()
+    wanted: dict[str, str] = selector["matchLabels"]
+    return wanted.items() <= labels.items()
 
 
 def test_network_policies_cover_every_executor_pod(tmp_path: Path) -> None:

@@ -162,7 +162,7 @@ def pool(tmp_path: Path) -> Iterator[tuple[list[RunningExecutor], str]]:
 def _nothing_allocated(manager: RunningExecutor) -> None:
     def free() -> bool:
         status = manager.client.get("/status", headers=OPERATOR).json()
-        return status["allocated"] == 0 and status["available"] == EXECUTORS
+        return bool(status["allocated"] == 0 and status["available"] == EXECUTORS)  # JSON: untyped
 
     wait_for(free, LEASE_S + CALL_TIMEOUT_S, "every executor to be free after the phase")
 

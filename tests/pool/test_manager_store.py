@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -78,7 +79,7 @@ def _run(manager: RunningExecutor, allocation: dict[str, str], code: str) -> htt
     return manager.client.post(f"/session/{allocation['container_id']}/execute", json={"code": code}, headers=headers)
 
 
-def _status(manager: RunningExecutor) -> dict[str, object]:
+def _status(manager: RunningExecutor) -> dict[str, Any]:  # the JSON body: untyped
     return dict(manager.client.get("/status", headers=OPERATOR).json())
 
 

@@ -29,7 +29,8 @@ def _size_read(limit: int, body: Any) -> int | None:
     async def post() -> int | None:
         app = Starlette(routes=[Route("/", echo_size, methods=["POST"])])
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://serving") as client:
-            return (await client.post("/", content=body)).json()["size"]
+            size: int | None = (await client.post("/", content=body)).json()["size"]  # JSON: untyped
+            return size
 
     return asyncio.run(post())
 
