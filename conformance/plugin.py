@@ -47,6 +47,7 @@ from .results import Exit, SkipKind, TestRecord
 from .session import FEATURES_FROM_INFO, TargetSession
 from .settings import env_value, settings_report
 from .targets import Capabilities, Target, TargetSpec
+from .targets.spec import KINDS, kind_chosen
 from .timeouts import KitTimeouts
 from .violations import Inconclusive
 
@@ -81,7 +82,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def _header(config: pytest.Config) -> list[str]:
     """The kit and contract versions, the target, the settings; none for a user's own pytest run."""
     suite = Path(__file__).with_name("suite")
-    target_given = any(config.getoption(name) for name in ("executor_image", "executor_url", "executor_command"))
+    target_given = any(config.getoption(kind.option) for kind in KINDS.values())
     if config.rootpath != suite and not target_given:
         return []  # a user's own pytest run, not a certification
     try:
@@ -144,7 +145,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         for rid in requirement_ids(item):
             cases.setdefault(rid, []).append(item.nodeid)
     selection = _select_requirements(config, items)
-    if config.getoption("profile") == catalogue.Profile.POOL and not config.getoption("executor_url"):
+    if config.getoption("profile") == catalogue.Profile.POOL and kind_chosen(config.getoption).started_by_kit:
         raise pytest.UsageError(
             "a pool is certified through its manager: executor-conformance pool --manager URL --token TOKEN"
         )
