@@ -186,11 +186,6 @@ def _executor_requirements() -> list[str]:
     return sorted({*extras["reference"], *extras["pool"]})
 
 
-def _version() -> str:
-    """The project's version: pyproject.toml is its one home (the image's label takes it from here)."""
-    return str(_project()["version"])
-
-
 def _docker_answers() -> bool:
     if shutil.which("docker") is None:
         return False
@@ -258,10 +253,7 @@ def _build_reference_image(session: nox.Session, tag: str, requested_base: str |
         "--platform", f"manylinux2014_{machine}", "--platform", f"manylinux_2_28_{machine}",
         "--platform", f"manylinux_2_17_{machine}", "-r", str(requirements),
     )  # fmt: skip
-    session.run(
-        "docker", "build", "--build-arg", f"BASE={base}", "--build-arg", f"VERSION={_version()}", "-t", tag, ".",
-        external=True,
-    )  # fmt: skip
+    session.run("docker", "build", "--build-arg", f"BASE={base}", "-t", tag, ".", external=True)
     session.log(f"built {tag} on {base} (Python {python_version}); certify it: nox -s conformance -- --image {tag}")
 
 

@@ -7,9 +7,12 @@ targets an executor can be provided by, and the report model. The pytest plugin
 
 from __future__ import annotations
 
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 
 #: The distribution's version (pyproject.toml, its one home), as installed.
-__version__ = version("executor-conformance")
+try:
+    __version__ = version("executor-conformance")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = ["__version__"]

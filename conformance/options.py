@@ -20,7 +20,7 @@ from .catalogue import FEATURES, Profile
 from .results import Exit
 from .settings import CHOSEN, ExecutorSettings, Setting, env_value
 from .targets.image import PRODUCTION_CPUS, PRODUCTION_MEMORY, PRODUCTION_PIDS
-from .targets.spec import TargetSpec, kind_chosen
+from .targets.spec import Kind, KindError, TargetSpec, kind_chosen
 from .targets.workspace import Workspace
 from .timeouts import KitTimeouts
 
@@ -37,6 +37,7 @@ __all__ = [
     "Option",
     "OptionError",
     "add_target_options",
+    "kind_from",
     "settings_from",
     "spec_from",
     "timeouts_from",
@@ -220,10 +221,18 @@ def headers_from(values: list[str]) -> dict[str, str]:
     return headers
 
 
+def kind_from(option: Callable[[str], Any]) -> Kind:
+    """The kind of target the options name (``targets.spec.KINDS``); OptionError if they name several."""
+    try:
+        return kind_chosen(option)
+    except KindError as exc:
+        raise OptionError(str(exc)) from None
+
+
 def spec_from(option: Callable[[str], Any]) -> TargetSpec:
     """The target the options describe, parsed and checked once; OptionError says what is wrong."""
     headers = headers_from(option("executor_header"))
-    kind = kind_chosen(option)
+    kind = kind_from(option)
     if headers and not kind.takes_headers:
         raise OptionError("--header goes with --url: the kit starts other targets itself")
     cpus = limit(option("cpus"))
@@ -262,4 +271,4 @@ def settings_from(option: Callable[[str], Any]) -> ExecutorSettings:
     """The executor's settings: the kit's choice for a target it starts, else the contract's defaults,
     with what the options say in either case (for a URL, what the user declares it runs with)."""
     given = {name: option(name) for name, setting in CHOSEN.items() if setting.option}  # option dest: the field
-    return kind_chosen(option).settings.with_values(**given)
+    return kind_from(option).settings.with_values(**given)

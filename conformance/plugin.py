@@ -28,7 +28,7 @@ from .catalogue import Area, Level, Need
 from .client import ExecutorClient
 from .languages import MissingSnippetError
 from .manager import Manager
-from .options import RUN_OPTIONS, OptionError, add_target_options, spec_from
+from .options import RUN_OPTIONS, OptionError, add_target_options, kind_from, spec_from
 from .outcomes import (
     INCONCLUSIVE_ON,
     NEEDS_MARK,
@@ -47,7 +47,7 @@ from .results import Exit, SkipKind, TestRecord
 from .session import FEATURES_FROM_INFO, TargetSession
 from .settings import env_value, settings_report
 from .targets import Capabilities, Target, TargetSpec
-from .targets.spec import KINDS, kind_chosen
+from .targets.spec import KINDS
 from .timeouts import KitTimeouts
 from .violations import Inconclusive
 
@@ -145,7 +145,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         for rid in requirement_ids(item):
             cases.setdefault(rid, []).append(item.nodeid)
     selection = _select_requirements(config, items)
-    if config.getoption("profile") == catalogue.Profile.POOL and kind_chosen(config.getoption).started_by_kit:
+    try:
+        kind = kind_from(config.getoption)
+    except OptionError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if config.getoption("profile") == catalogue.Profile.POOL and kind.started_by_kit:
         raise pytest.UsageError(
             "a pool is certified through its manager: executor-conformance pool --manager URL --token TOKEN"
         )
@@ -254,7 +258,7 @@ class Certification:
         if report.when == "setup" and report.passed:
             item.stash[SETUP_SECONDS] = report.duration
         elif report.when == "call" or not report.passed:
-            record = self.recorder.record(item, call, report, self.session.log_tail())
+            record = self.recorder.record(item, call, report, self.session.log_tail)
             if report.when != "teardown":
                 self._live_line(item, record)
         return report

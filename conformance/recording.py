@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,9 +87,14 @@ class Recorder:
     report_paths: dict[str, Path] = field(default_factory=dict)
 
     def record(
-        self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport, log_tail: str | None
+        self,
+        item: pytest.Item,
+        call: pytest.CallInfo[None],
+        report: pytest.TestReport,
+        log_tail: Callable[[], str | None],
     ) -> TestRecord:
-        """Fold one phase's report into the test's record; ``log_tail``: the executor's log, for a failure."""
+        """Fold one phase's report into the test's record; ``log_tail``: the executor's last log
+        lines (None: none to read), read only for a failure."""
         ids = requirement_ids(item)
         record = self.records.setdefault(item.nodeid, TestRecord(item.nodeid, ids, "passed"))
         setup = item.stash.get(SETUP_SECONDS, 0.0) if report.when == "call" else 0.0
@@ -119,8 +124,9 @@ class Recorder:
                 text = describe(call.excinfo.value) if call.excinfo else str(report.longrepr)
                 record.reason = f"{where}: {cut(text, 3000)}"
                 record.evidence = {}
-            if log_tail is not None:
-                record.evidence["log_tail"] = log_tail
+            tail = log_tail()
+            if tail is not None:
+                record.evidence["log_tail"] = tail
         return record
 
     def finish(

@@ -10,9 +10,12 @@
 Neither server's code lives here, and this package imports neither (nor the kit).
 """
 
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 
 #: The distribution's version (pyproject.toml, its one home), as installed: the servers'.
-__version__ = version("executor-conformance")
+try:
+    __version__ = version("executor-conformance")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = ["__version__"]

@@ -226,8 +226,17 @@ class ImageTarget(TargetState):
         return settings, settings.environment()
 
     def _published(self, port: int) -> str:
-        """The base URL, on 127.0.0.1, where the container's ``port`` is published."""
-        return f"http://{self._container.get_container_host_ip()}:{self._container.get_exposed_port(port)}"
+        """The base URL, on 127.0.0.1, where the container's ``port`` is published.
+
+        testcontainers asks a container that is not running to run first, and gives up with its own
+        TimeoutError: a container that died since the last look is said as what it is."""
+        try:
+            return f"http://{self._container.get_container_host_ip()}:{self._container.get_exposed_port(port)}"
+        except Exception:
+            problem = self._exited()
+            if problem is None:
+                raise
+            raise TargetError(f"the executor {problem} before it answered.\nLast log lines:\n{self.logs()}") from None
 
     def docker_limits(self) -> dict[str, Any]:
         """The memory, CPU and process limits as docker-py takes them (for this container, or another

@@ -24,7 +24,7 @@ from .process import ProcessTarget
 from .url import UrlTarget
 from .workspace import Workspace
 
-__all__ = ["KINDS", "Kind", "TargetKind", "TargetSpec", "kind_chosen"]
+__all__ = ["KINDS", "Kind", "KindError", "TargetKind", "TargetSpec", "kind_chosen"]
 
 
 class TargetKind(enum.StrEnum):
@@ -119,9 +119,17 @@ KINDS: dict[TargetKind, Kind] = {
 }  # fmt: skip
 
 
+class KindError(ValueError):
+    """The options name more than one kind of target."""
+
+
 def kind_chosen(option: Callable[[str], Any]) -> Kind:
-    """The kind the options name: the first whose option is given, else the default (the last)."""
-    return next((kind for kind in KINDS.values() if option(kind.option)), list(KINDS.values())[-1])
+    """The kind the options name, else the default (the last); KindError when they name several."""
+    given = [kind for kind in KINDS.values() if option(kind.option)]
+    if len(given) > 1:
+        names = " and ".join(f"--{kind.option.removeprefix('executor_')}" for kind in given)
+        raise KindError(f"{names} name two executors: certify one at a time")
+    return given[0] if given else list(KINDS.values())[-1]
 
 
 @dataclass(frozen=True)

@@ -333,3 +333,15 @@ def test_user_code_running_as_root_is_said_at_the_start(tmp_path: Path) -> None:
         return
     assert run.output.index(said) < run.output.index("PASS [MUST HEALTH-1]"), run.output[-3000:]
     assert run.results["verdict"] == "conformant_with_warnings"  # SEC-1 is a SHOULD
+
+
+def test_two_targets_named_at_once_are_a_usage_error_not_one_silently_chosen(tmp_path: Path) -> None:
+    """Reading #31's registry: with --image and --url both given, the image was certified with the
+    URL's settings (the contract's defaults, taken on trust) instead of the kit's."""
+    both = ["--image", "never-started", "--url", "http://127.0.0.1:9"]
+    done = kit(*both, "--report-dir", str(tmp_path / "results"))
+    assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "--image and --url name two executors" in done.stdout + done.stderr
+    bench = kit("bench", *both, "--report-dir", str(tmp_path / "bench"))
+    assert bench.returncode == 4 and "--image and --url name two executors" in bench.stderr, bench.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "bench").exists()
