@@ -77,7 +77,7 @@ def _setting_option(setting: Setting) -> Option:
     """The option that gives a setting (its dest: the ExecutorSettings field), from its row."""
     kit, default = env_value(setting.kit), env_value(setting.default)
     return _option(
-        setting.flags, SETTINGS, dest=setting.field, type=setting.kind, default=None, metavar=setting.metavar,
+        setting.flags, SETTINGS, dest=setting.field, type=setting.value_type, default=None, metavar=setting.metavar,
         help=f"{setting.variable} (the kit's choice: {kit}; a URL's: {default})",
     )  # fmt: skip
 

@@ -103,7 +103,7 @@ class Setting:
     #: How the kit checks it (the report and the contract say it).
     how: str
     #: The type of its value (a whole number: written and declared as one).
-    kind: type = str
+    value_type: type = str
     #: A target option gives it (``--executor-<variable>``): for a URL, what the user declares.
     option: bool = False
     #: How the option's help names its value.
@@ -127,7 +127,7 @@ SETTINGS: tuple[Setting, ...] = (
         "the kit sets a port other than 8432 and talks to the executor only there; an executor that "
         "answers on 8432 instead fails CONFIG-1 (and is certified there for the rest). A container "
         "started with no settings must answer on 8432 (CONFIG-2).",
-        kind=int,
+        value_type=int,
     ),
     Setting(
         # The main container keeps the default's path (an executor reading a fixed folder fails
@@ -143,23 +143,23 @@ SETTINGS: tuple[Setting, ...] = (
         "the kit sets 2 s: code sleeping 1.3x that (2.6 s, under the default of 3 s) must end "
         "`timeout`, code sleeping 0.5x must end `ok`. A container started with no settings must "
         "cut code at 3 s by the same two checks (CONFIG-2).",
-        kind=float, option=True, metavar="S", declarable_up_to=600,
+        value_type=float, option=True, metavar="S", declarable_up_to=600,
     ),
     Setting(
         "MAX_OUTPUT_BYTES", "max_output_bytes", 1024 * 1024, 256 * 1024, ("OUTPUT-2",),
         "the kit sets 256 KiB: 512 KiB printed must come back cut to about 256 KiB, `truncated: "
         "true`; 128 KiB printed must come back whole.",
-        kind=int, option=True, metavar="N", declarable_up_to=64 * 1024 * 1024,
+        value_type=int, option=True, metavar="N", declarable_up_to=64 * 1024 * 1024,
     ),
     Setting(
         "MAX_REQUEST_BYTES", "max_request_bytes", 1024 * 1024, 2 * 1024 * 1024, ("INPUT-2",),
         "the kit sets 2 MiB: a 1.5 MiB body (over the default) must be accepted, a body over 2 MiB get 413.",
-        kind=int, option=True, metavar="N", declarable_up_to=64 * 1024 * 1024,
+        value_type=int, option=True, metavar="N", declarable_up_to=64 * 1024 * 1024,
     ),
     Setting(
         "MAX_EXECUTION_TIMEOUT", "max_execution_timeout", 3600.0, 120.0, ("INPUT-5",),
         "the kit sets 120 s: a `timeout` of 121 s must get 422, one of 120 s be accepted.",
-        kind=float, declarable_up_to=3600,
+        value_type=float, declarable_up_to=3600,
     ),
     Setting(
         "SESSION_ENV", "session_env", None, "CONFORMANCE_PASSED_ON", ("ISO-6",),
@@ -204,10 +204,10 @@ def declared_settings(declared: Any) -> tuple[dict[str, float | int], list[str]]
         setting = DECLARABLE.get(variable)
         if setting is None or setting.field is None or setting.declarable_up_to is None:
             continue  # a setting of its own, not the contract's
-        most, whole = setting.declarable_up_to, setting.kind is int
+        most, whole = setting.declarable_up_to, setting.value_type is int
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if number and 0 < value <= most and (not whole or value == int(value)):
-            values[setting.field] = setting.kind(value)
+            values[setting.field] = setting.value_type(value)
             continue
         past = f" (the kit takes at most {most})" if number and value > most else ""
         unusable.append(f"{variable}={cut(repr(value), 40)}{past}")

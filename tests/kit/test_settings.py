@@ -175,5 +175,5 @@ def test_the_settings_table_is_the_one_home_of_every_setting_the_kit_chooses() -
     for name, setting in CHOSEN.items():
         assert (name in options) is setting.option, f"{setting.variable}: an option exactly when its row says"
         if setting.option:
-            assert options[name].flags == setting.flags and options[name].kwargs["type"] is setting.kind
+            assert options[name].flags == setting.flags and options[name].kwargs["type"] is setting.value_type
             assert setting.variable in options[name].kwargs["help"]
