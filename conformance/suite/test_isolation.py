@@ -280,6 +280,8 @@ def test_kernel_objects_of_a_session_are_gone_after_restart(
 
 #: ISO-7: seconds the first call holds the session, so that the second waits behind it when /restart comes.
 HOLD = 2.0
+#: ISO-7: how many times the scenario is tried while the call meant to wait runs first instead.
+WAITING_CALL_ATTEMPTS = 3
 
 
 @pytest.mark.conformance_requirement("ISO-7")
@@ -289,8 +291,23 @@ def test_a_call_waiting_when_restart_comes_never_runs_in_the_next_session(
     """A call that waits for its turn behind a running one when /restart comes (or that comes
     while the restart is under way) is refused or dies with the old session: what it would have
     done is not in the next session."""
+    for attempt in range(1, WAITING_CALL_ATTEMPTS + 1):
+        ran_first = _a_call_waits_when_restart_comes(request, executor, declared_features, attempt)
+        if not ran_first:
+            return
+
+
+def _a_call_waits_when_restart_comes(
+    request: pytest.FixtureRequest, executor: ExecutorClient, declared_features: frozenset[str], attempt: int
+) -> bool:
+    """One try of ISO-7's scenario; True when the call meant to wait ran first, in the old session.
+
+    Sent on connections of their own, the two calls may reach a threaded server's code in either
+    order: under load the second can take the session before the first. It then ran before the
+    restart, which is allowed, and the scenario did not happen (a gallery run missed a violation so):
+    tried again, up to ``WAITING_CALL_ATTEMPTS`` times."""
     executor.new_session()
-    marker = f"conformance_stale_{_token(request)}"
+    marker = f"conformance_stale_{_token(request)}_{attempt}"
     budget = HOLD + executor.timeouts.timeout_slack + executor.timeouts.request
     hold: dict[str, Any] = {"code": executor.code("sleep_then_value", seconds=HOLD)}
     if "timeout_override" in declared_features:  # still running when /restart comes, whatever the default
@@ -314,6 +331,7 @@ def test_a_call_waiting_when_restart_comes_never_runs_in_the_next_session(
         f"(the running one {held.response_line})",
         late,
     )
+    return late.status == 200 and isinstance(late.json, dict) and has_status(late.json, "ok")
 
 
 @pytest.mark.conformance_requirement("ISO-6")

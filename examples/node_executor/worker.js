@@ -16,6 +16,15 @@ const { createRequire } = require("module");
 
 const workspace = process.argv[2] || "/code";
 
+// CRASH-3: under memory pressure the OOM killer takes this worker (user code), never the server,
+// which shares its container and memory limit. Raising one's own score needs no privilege; first,
+// before the workspace loads. Where /proc is not Linux's, nothing to do.
+try {
+  fs.writeFileSync("/proc/self/oom_score_adj", "1000");
+} catch {
+  // not Linux, or /proc read-only: the limit still holds, the choice is the kernel's
+}
+
 // -- output, captured per execution ---------------------------------------------------------------
 
 let capture = null; // {outputs, bytes, max, truncated} while an execution runs

@@ -86,3 +86,20 @@ def test_a_worker_user_id_held_by_another_server_is_never_claimed(tmp_path: Path
         target.stop()
         holder.kill()
         holder.wait(timeout=10)
+
+
+def test_the_worker_not_the_server_is_what_the_oom_killer_takes() -> None:
+    """CRASH-3 failed on the Node.js image in CI, certified beside two others: a memory bomb in a
+    256 MiB container had the kernel's OOM killer end the server (the connection dropped in 0.7 s),
+    whose score was the worker's. The worker raises its own score to the most (as the reference's
+    kernels do), so that under any pressure the OOM killer takes user code, never the server."""
+    target = ProcessTarget(KitTimeouts(), command=["node", str(NODE_EXECUTOR)], workspace=Workspace.MISSING)
+    try:
+        target.start()
+        code = "require('fs').readFileSync('/proc/self/oom_score_adj', 'utf8').trim()"
+        answer = httpx.post(f"{target.base_url}/execute", json={"code": code}, timeout=10).json()
+        assert answer["status"] == "ok" and answer["outputs"][0]["text"].strip("'\"\n") == "1000", answer
+        server = Path(f"/proc/{target.capabilities.signal_scope}/oom_score_adj").read_text().strip()
+        assert server != "1000"
+    finally:
+        target.stop()
