@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
 
 import nox
 
@@ -175,14 +174,10 @@ NODE_BASE = "executor-conformance/debian-node:trixie-tini"
 NODE_BASE_PACKAGES = "nodejs,tini,ca-certificates"
 
 
-def _project() -> dict[str, Any]:
-    """pyproject.toml's [project] table."""
-    return dict(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"])
-
-
 def _executor_requirements() -> list[str]:
     """The `reference` and `pool` extras of pyproject.toml: what the image installs besides the project."""
-    extras = _project()["optional-dependencies"]
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    extras = data["project"]["optional-dependencies"]
     return sorted({*extras["reference"], *extras["pool"]})
 
 
